@@ -1,0 +1,234 @@
+//! RabbitMQ names and topology, and the two operations both sides need: publishing
+//! with a confirm that also catches `mandatory` returns, and dead-lettering a delivery
+//! with the reason in a header.
+//!
+//! Topology (all durable):
+//! - exchange `autotest.jobs` (direct) → queue `autotest.drone.<name>` per drone,
+//!   routing key = drone name, dead-lettering to `autotest.dead-letter`;
+//! - exchange `autotest.status` (direct) → queue `autotest.status`, routing key `status`;
+//! - exchange `autotest.dead-letter` (fanout) → queue `autotest.dead-letter`.
+
+use crate::names::DroneName;
+use lapin::{
+    options::{
+        BasicAckOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+        QueueBindOptions, QueueDeclareOptions,
+    },
+    types::{AMQPValue, FieldTable, LongString},
+    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
+};
+
+pub const JOBS_EXCHANGE: &str = "autotest.jobs";
+pub const STATUS_EXCHANGE: &str = "autotest.status";
+pub const STATUS_QUEUE: &str = "autotest.status";
+pub const STATUS_ROUTING_KEY: &str = "status";
+pub const DEAD_LETTER_EXCHANGE: &str = "autotest.dead-letter";
+pub const DEAD_LETTER_QUEUE: &str = "autotest.dead-letter";
+/// Header carrying why a message was dead-lettered.
+pub const REASON_HEADER: &str = "x-autotest-reason";
+
+/// The queue a drone consumes its jobs from.
+pub fn drone_queue(drone: &DroneName) -> String {
+    format!("autotest.drone.{drone}")
+}
+
+/// Why talking to the broker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("broker error: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker refused the message (negative confirm)")]
+    Nacked,
+    #[error("no queue is bound for routing key {routing_key:?} on {exchange:?}: message returned ({reply})")]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+        reply: String,
+    },
+}
+
+/// Opens a connection named so it reads well in the management UI.
+pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, BrokerError> {
+    let props = ConnectionProperties::default().with_connection_name(connection_name.into());
+    Ok(Connection::connect(url, props).await?)
+}
+
+fn durable() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
+fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions::durable()
+}
+
+/// Declares the shared exchanges and queues (idempotent).
+pub async fn declare_common(channel: &Channel) -> Result<(), BrokerError> {
+    let none = FieldTable::default;
+    channel
+        .exchange_declare(
+            DEAD_LETTER_EXCHANGE.into(),
+            ExchangeKind::Fanout,
+            durable(),
+            none(),
+        )
+        .await?;
+    channel
+        .queue_declare(DEAD_LETTER_QUEUE.into(), durable_queue(), none())
+        .await?;
+    channel
+        .queue_bind(
+            DEAD_LETTER_QUEUE.into(),
+            DEAD_LETTER_EXCHANGE.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            none(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            JOBS_EXCHANGE.into(),
+            ExchangeKind::Direct,
+            durable(),
+            none(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            STATUS_EXCHANGE.into(),
+            ExchangeKind::Direct,
+            durable(),
+            none(),
+        )
+        .await?;
+    channel
+        .queue_declare(STATUS_QUEUE.into(), durable_queue(), dead_letter_args())
+        .await?;
+    channel
+        .queue_bind(
+            STATUS_QUEUE.into(),
+            STATUS_EXCHANGE.into(),
+            STATUS_ROUTING_KEY.into(),
+            QueueBindOptions::default(),
+            none(),
+        )
+        .await?;
+    Ok(())
+}
+
+fn dead_letter_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
+    );
+    args
+}
+
+/// Declares a drone's job queue and binds it (idempotent).
+pub async fn declare_drone_queue(channel: &Channel, drone: &DroneName) -> Result<(), BrokerError> {
+    let queue = drone_queue(drone);
+    channel
+        .queue_declare(queue.as_str().into(), durable_queue(), dead_letter_args())
+        .await?;
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            JOBS_EXCHANGE.into(),
+            drone.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Puts a channel in confirm mode.
+pub async fn confirm_channel(connection: &Connection) -> Result<Channel, BrokerError> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// Persistent JSON message properties.
+pub fn json_properties(message_id: &str, kind: &str, app_id: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(message_id.into())
+        .with_type(kind.into())
+        .with_app_id(app_id.into())
+}
+
+/// Publishes persistently with `mandatory`, waits for the confirm, and treats both a
+/// nack and a returned (unroutable) message as failures.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+) -> Result<(), BrokerError> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            payload,
+            properties,
+        )
+        .await?
+        .await?;
+    if !confirm.is_ack() {
+        return Err(BrokerError::Nacked);
+    }
+    if let Some(returned) = confirm.take_message() {
+        return Err(BrokerError::Unroutable {
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            reply: format!("{} {}", returned.reply_code, returned.reply_text),
+        });
+    }
+    Ok(())
+}
+
+/// Moves a delivery to the dead-letter queue with `reason` in a header, then acks it.
+/// The original is acked only once the dead-letter copy is confirmed, so nothing is lost.
+pub async fn dead_letter(
+    channel: &Channel,
+    delivery: &lapin::message::Delivery,
+    source_queue: &str,
+    reason: &str,
+) -> Result<(), BrokerError> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        REASON_HEADER.into(),
+        AMQPValue::LongString(LongString::from(reason)),
+    );
+    headers.insert(
+        "x-autotest-source-queue".into(),
+        AMQPValue::LongString(LongString::from(source_queue)),
+    );
+    let properties = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    publish_confirmed(
+        channel,
+        DEAD_LETTER_EXCHANGE,
+        "",
+        &delivery.data,
+        properties,
+    )
+    .await?;
+    delivery.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! The wire format: versioned JSON messages between the scheduler and the drone
+//! workers. Only this module knows how they are encoded; both sides decode through
+//! [`decode`], which refuses oversized, unparseable and unknown-version messages with a
+//! reason fit for the dead-letter queue's header.
+
+use crate::names::{DroneName, HostName, Owner};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// The schema version this build writes and reads. A message with another version is
+/// dead-lettered, never guessed at.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Messages larger than this are refused (control files are a few KiB).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Scheduler → drone: run Autoserv for one host-queue entry (one attempt of it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunJob {
+    pub schema: u32,
+    pub entry_id: i64,
+    pub job_id: i64,
+    /// Fencing token: increases on every dispatch of the entry.
+    pub attempt: i32,
+    pub drone: DroneName,
+    pub hosts: Vec<HostName>,
+    pub owner: Owner,
+    /// Free text: reaches Autoserv as one argument, never a shell or a path.
+    pub job_name: String,
+    /// The entry's directory under `<job_id>-<owner>/`: the host's name.
+    pub execution_subdir: HostName,
+    pub control_file: String,
+    pub sender_version: String,
+}
+
+impl RunJob {
+    /// `<job_id>-<owner>/<execution_subdir>`, Autotest's results path of the entry.
+    pub fn results_subdir(&self) -> String {
+        format!("{}-{}/{}", self.job_id, self.owner, self.execution_subdir)
+    }
+
+    /// The id used as AMQP `message_id` and in logs: `entry-<id>.<attempt>`.
+    pub fn delivery_id(&self) -> String {
+        format!("entry-{}.{}", self.entry_id, self.attempt)
+    }
+}
+
+/// Drone → scheduler: what happened to an entry's attempt, or a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusReport {
+    pub schema: u32,
+    pub drone: DroneName,
+    pub event: StatusEvent,
+    /// Drone clock, UTC microseconds; informative only.
+    pub sent_at: i64,
+    pub sender_version: String,
+}
+
+/// One step of an entry's life on a drone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StatusEvent {
+    /// Autoserv has been started.
+    Running {
+        entry_id: i64,
+        attempt: i32,
+        pid: u32,
+    },
+    /// Autoserv exited; its results are being pushed to the results host.
+    Gathering {
+        entry_id: i64,
+        attempt: i32,
+        exit_code: i32,
+    },
+    /// The results are on the results host: the attempt is over.
+    Finished {
+        entry_id: i64,
+        attempt: i32,
+        /// Autoserv's exit status; 128 + N when killed by signal N.
+        exit_code: i32,
+    },
+    /// The worker could not run the attempt at all (bad results path, spawn failure).
+    Refused {
+        entry_id: i64,
+        attempt: i32,
+        reason: String,
+    },
+    /// The worker is alive; `running` lists the attempts it holds.
+    Heartbeat { running: Vec<(i64, i32)> },
+}
+
+/// Why a message could not be read: goes into the dead-letter header `x-autotest-reason`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("message is {0} bytes, more than the {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("message is not JSON: {0}")]
+    NotJson(String),
+    #[error("message has no numeric \"schema\" field")]
+    NoSchema,
+    #[error("message has schema version {found}, this build reads version {SCHEMA_VERSION} (sender version {sender})")]
+    UnknownVersion { found: u64, sender: String },
+    #[error("message does not match schema {SCHEMA_VERSION}: {0}")]
+    Invalid(String),
+}
+
+/// Encodes a message (infallible for our types).
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    serde_json::to_vec(message).expect("protocol types always serialize")
+}
+
+/// Decodes a message, checking its size and schema version first.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge(bytes.len()));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let schema = value
+        .get("schema")
+        .and_then(|s| s.as_u64())
+        .ok_or(DecodeError::NoSchema)?;
+    if schema != u64::from(SCHEMA_VERSION) {
+        let sender = value
+            .get("sender_version")
+            .and_then(|s| s.as_str())
+            .unwrap_or("unknown")
+            .to_string();
+        return Err(DecodeError::UnknownVersion {
+            found: schema,
+            sender,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| DecodeError::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_job() -> RunJob {
+        RunJob {
+            schema: SCHEMA_VERSION,
+            entry_id: 7,
+            job_id: 3,
+            attempt: 1,
+            drone: DroneName::new("drone1").unwrap(),
+            hosts: vec![HostName::new("host1").unwrap()],
+            owner: Owner::new("alice").unwrap(),
+            job_name: "a \"name\" $(rm -rf /)".into(),
+            execution_subdir: HostName::new("host1").unwrap(),
+            control_file: "job.run()".into(),
+            sender_version: crate::VERSION.into(),
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let job = run_job();
+        assert_eq!(decode::<RunJob>(&encode(&job)).unwrap(), job);
+        assert_eq!(job.results_subdir(), "3-alice/host1");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        assert!(matches!(
+            decode::<RunJob>(b"{nope"),
+            Err(DecodeError::NotJson(_))
+        ));
+        assert_eq!(decode::<RunJob>(b"{}"), Err(DecodeError::NoSchema));
+        let mut v = serde_json::to_value(run_job()).unwrap();
+        v["schema"] = 99.into();
+        assert!(matches!(
+            decode::<RunJob>(&serde_json::to_vec(&v).unwrap()),
+            Err(DecodeError::UnknownVersion { found: 99, .. })
+        ));
+        let mut v = serde_json::to_value(run_job()).unwrap();
+        v.as_object_mut().unwrap().remove("hosts");
+        assert!(matches!(
+            decode::<RunJob>(&serde_json::to_vec(&v).unwrap()),
+            Err(DecodeError::Invalid(_))
+        ));
+        let mut v = serde_json::to_value(run_job()).unwrap();
+        v["execution_subdir"] = "../../etc".into();
+        assert!(matches!(
+            decode::<RunJob>(&serde_json::to_vec(&v).unwrap()),
+            Err(DecodeError::Invalid(_))
+        ));
+        let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        assert!(matches!(
+            decode::<RunJob>(&big),
+            Err(DecodeError::TooLarge(_))
+        ));
+    }
+}
