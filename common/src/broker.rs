@@ -232,3 +232,58 @@ pub async fn dead_letter(
     delivery.ack(BasicAckOptions::default()).await?;
     Ok(())
 }
+
+/// A publishing connection of its own (so consumer flow control never stalls it), in
+/// confirm mode, opened on first use and reopened after a failure.
+pub struct Publisher {
+    url: String,
+    connection_name: String,
+    link: tokio::sync::Mutex<Option<(Connection, Channel)>>,
+}
+
+impl Publisher {
+    pub fn new(url: &str, connection_name: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            connection_name: connection_name.to_string(),
+            link: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn channel(&self) -> Result<Channel, BrokerError> {
+        let mut link = self.link.lock().await;
+        if let Some((connection, channel)) = link.as_ref() {
+            if connection.status().connected() && channel.status().connected() {
+                return Ok(channel.clone());
+            }
+        }
+        let connection = connect(&self.url, &self.connection_name).await?;
+        let channel = confirm_channel(&connection).await?;
+        *link = Some((connection, channel.clone()));
+        Ok(channel)
+    }
+
+    /// Publishes once with confirm and `mandatory`; after a failure the next call
+    /// reconnects.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), BrokerError> {
+        let channel = self.channel().await?;
+        let result = publish_confirmed(&channel, exchange, routing_key, payload, properties).await;
+        if matches!(result, Err(BrokerError::Amqp(_))) {
+            self.reset().await;
+        }
+        result
+    }
+
+    /// Drops the connection (it is reopened on the next publish).
+    pub async fn reset(&self) {
+        if let Some((connection, _)) = self.link.lock().await.take() {
+            let _ = connection.close(200, "closing".into()).await;
+        }
+    }
+}

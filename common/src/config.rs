@@ -95,6 +95,8 @@ pub struct DroneConfig {
     pub push_retry_max_sec: u64,
     /// Extra options for `ssh` when pushing to a remote results host.
     pub ssh_options: Vec<String>,
+    /// Seconds between two heartbeats.
+    pub heartbeat_sec: u64,
 }
 
 /// `[AUTOSERV]`.
@@ -496,6 +498,7 @@ impl Config {
             ssh_options: raw.parsed(drone, "ssh_options", Vec::new(), |v| {
                 shlex::split(v).ok_or_else(|| "unbalanced quotes".to_string())
             })?,
+            heartbeat_sec: raw.parsed(drone, "heartbeat_sec", 10, |v| positive(v).map(u64::from))?,
         };
 
         let command = raw.parsed(

@@ -1,1 +1,348 @@
+//! The drone worker: consumes its drone's job queue, runs Autoserv for each attempt,
+//! pushes the results directory to the results host, and reports each step.
+//!
+//! Ownership (see ARCHITECTURE.md): a delivery is acked as soon as the attempt is in
+//! the local journal, never held while the job runs; from then on the journal and the
+//! status reports carry the job. A duplicate delivery of an attempt already journaled is
+//! acked and ignored, so Autoserv never starts twice for one attempt.
+#![forbid(unsafe_code)]
 
+pub mod journal;
+pub mod pusher;
+pub mod reporter;
+pub mod runner;
+
+use common::broker;
+use common::config::Config;
+use common::names::DroneName;
+use common::protocol::{self, RunJob, StatusEvent};
+use common::shutdown::Shutdown;
+use futures_util::StreamExt;
+use journal::{Journal, Stage};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{message::Delivery, Channel};
+use pusher::{PushTarget, Pusher};
+use reporter::Reporter;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tracing::Instrument;
+
+/// Why the worker cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("drone {name:?} is not in [SCHEDULER] drones of {file} (known drones: {known}); add it there or pass --name")]
+    UnknownDrone {
+        name: String,
+        file: String,
+        known: String,
+    },
+    #[error("cannot open the journal in {path}: {source}")]
+    Journal {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// One drone's worker.
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: DroneName,
+    config: Config,
+    queue: String,
+    capacity: usize,
+    journal: Journal,
+    reporter: Reporter,
+    slots: Semaphore,
+    /// Attempts held by this process: (entry id, attempt).
+    held: Mutex<BTreeSet<(i64, i32)>>,
+    idle: Notify,
+}
+
+impl Worker {
+    /// Checks that `name` is a configured drone and opens the journal.
+    pub fn new(config: Config, name: DroneName) -> Result<Self, StartError> {
+        if !config.scheduler.drones.contains(&name) {
+            return Err(StartError::UnknownDrone {
+                name: name.to_string(),
+                file: config.path.display().to_string(),
+                known: config
+                    .scheduler
+                    .drones
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let journal_dir = config.drone.results_dir.join(".journal").join(name.as_str());
+        let journal = Journal::open(&journal_dir).map_err(|source| StartError::Journal {
+            path: journal_dir.display().to_string(),
+            source,
+        })?;
+        let capacity = config
+            .drone
+            .max_processes
+            .unwrap_or_else(|| config.scheduler.capacity_of(&name)) as usize;
+        let reporter = Reporter::new(config.broker.url.expose(), name.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                queue: broker::drone_queue(&name),
+                name,
+                capacity,
+                journal,
+                reporter,
+                slots: Semaphore::new(capacity),
+                held: Mutex::new(BTreeSet::new()),
+                idle: Notify::new(),
+                config,
+            }),
+        })
+    }
+
+    /// Runs until `shutdown`, then stops consuming and waits for the attempts it holds.
+    pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let inner = self.inner;
+        let span = tracing::info_span!("worker", drone.name = %inner.name);
+        async move {
+            let pusher = Pusher::start(PushTarget {
+                drone_results: inner.config.drone.results_dir.clone(),
+                results_host: inner.config.scheduler.results_host.clone(),
+                results_dir: inner.config.scheduler.results_dir.clone(),
+                ssh_options: inner.config.drone.ssh_options.clone(),
+                retry_max: Duration::from_secs(inner.config.drone.push_retry_max_sec),
+            });
+            inner.recover(&pusher).await;
+            let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(shutdown.clone()));
+            tracing::info!(capacity = inner.capacity, queue = %inner.queue, "drone worker started");
+            let mut backoff = Duration::from_millis(200);
+            while !shutdown.is_triggered() {
+                match inner.consume(&pusher, &mut shutdown).await {
+                    Ok(()) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, retry_in = ?backoff, "lost the broker, reconnecting");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.wait() => break,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+            let holding = inner.held.lock().expect("held lock").len();
+            if holding > 0 {
+                tracing::info!(entries = holding, "stopped consuming; waiting for running entries to finish");
+            }
+            loop {
+                let idle = inner.idle.notified();
+                if inner.held.lock().expect("held lock").is_empty() {
+                    break;
+                }
+                idle.await;
+            }
+            heartbeat.abort();
+            inner.reporter.close().await;
+            tracing::info!("drone worker stopped");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl Inner {
+    /// Connects, declares, consumes until shutdown (Ok) or a broker failure (Err).
+    async fn consume(self: &Arc<Self>, pusher: &Pusher, shutdown: &mut Shutdown) -> anyhow::Result<()> {
+        let url = self.config.broker.url.expose();
+        let connection = broker::connect(url, &format!("drone-worker@{}", self.name)).await?;
+        let channel = broker::confirm_channel(&connection).await?;
+        broker::declare_common(&channel).await?;
+        broker::declare_drone_queue(&channel, &self.name).await?;
+        let prefetch = (self.capacity * 2).clamp(1, 1000) as u16;
+        channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        let mut consumer = channel
+            .basic_consume(
+                self.queue.as_str().into(),
+                format!("drone-worker@{}", self.name).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %self.queue, "consuming");
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => {
+                    let _ = connection.close(200, "drone worker shutting down".into()).await;
+                    return Ok(());
+                }
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => self.on_delivery(&channel, delivery, pusher).await,
+                    Some(Err(error)) => return Err(error.into()),
+                    None => anyhow::bail!("the broker cancelled the consumer"),
+                },
+            }
+        }
+    }
+
+    async fn on_delivery(self: &Arc<Self>, channel: &Channel, delivery: Delivery, pusher: &Pusher) {
+        let job = match protocol::decode::<RunJob>(&delivery.data) {
+            Ok(job) if job.drone == self.name => job,
+            Ok(job) => {
+                let reason = format!("addressed to drone {}, not {}", job.drone, self.name);
+                return self.reject(channel, &delivery, &reason).await;
+            }
+            Err(error) => return self.reject(channel, &delivery, &error.to_string()).await,
+        };
+        let key = (job.entry_id, job.attempt);
+        let duplicate = self.held.lock().expect("held lock").contains(&key)
+            || self.journal.get(job.entry_id, job.attempt).is_some();
+        if duplicate {
+            tracing::info!(entry.id = job.entry_id, attempt = job.attempt, "duplicate delivery ignored");
+            ack(&delivery).await;
+            return;
+        }
+        if let Err(error) = self.put(&job, Stage::Accepted, true).await {
+            tracing::error!(%error, entry.id = job.entry_id, "cannot journal the job; handing it back");
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return;
+        }
+        self.held.lock().expect("held lock").insert(key);
+        ack(&delivery).await;
+        let span = tracing::info_span!("entry", entry.id = job.entry_id, job.id = job.job_id, attempt = job.attempt);
+        tokio::spawn(self.clone().drive(job, Stage::Accepted, pusher.clone()).instrument(span));
+    }
+
+    async fn reject(&self, channel: &Channel, delivery: &Delivery, reason: &str) {
+        tracing::warn!(reason, "unreadable message moved to the dead-letter queue");
+        if let Err(error) = broker::dead_letter(channel, delivery, &self.queue, reason).await {
+            tracing::error!(%error, "could not dead-letter the message; it stays on the queue");
+        }
+    }
+
+    async fn put(&self, job: &RunJob, stage: Stage, durable: bool) -> std::io::Result<()> {
+        let journal = self.journal.clone();
+        let job = job.clone();
+        tokio::task::spawn_blocking(move || journal.put(&job, stage, durable))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    async fn record(&self, job: &RunJob, stage: Stage) {
+        if let Err(error) = self.put(job, stage, false).await {
+            tracing::error!(%error, "cannot update the journal");
+        }
+    }
+
+    /// Takes an attempt from `stage` to Finished.
+    async fn drive(self: Arc<Self>, job: RunJob, stage: Stage, pusher: Pusher) {
+        let (entry_id, attempt) = (job.entry_id, job.attempt);
+        let dir = runner::entry_dir(&self.config.drone.results_dir, &job);
+        let exit_code = match stage {
+            Stage::Accepted => {
+                let _slot = self.slots.acquire().await.expect("semaphore is never closed");
+                let started = match runner::start(&dir, &job, &self.config.autoserv.command) {
+                    Ok(started) => started,
+                    Err(error) => {
+                        tracing::error!(%error, "Autoserv could not be started");
+                        let reason = error.to_string();
+                        self.record(&job, Stage::Refused { reason: reason.clone() }).await;
+                        self.reporter
+                            .send(StatusEvent::Refused { entry_id, attempt, reason })
+                            .await;
+                        return self.release(entry_id, attempt);
+                    }
+                };
+                let pid = started.pid;
+                self.record(&job, Stage::Running { pid }).await;
+                tracing::info!(pid, "Autoserv started");
+                self.reporter
+                    .send(StatusEvent::Running { entry_id, attempt, pid })
+                    .await;
+                runner::wait(started.child).await
+            }
+            Stage::Running { pid } => {
+                tracing::warn!(pid, "Autoserv was running when the worker stopped; its exit status is unknown");
+                -1
+            }
+            Stage::Exited { exit_code } | Stage::Pushed { exit_code } => exit_code,
+            Stage::Done { .. } | Stage::Refused { .. } => return self.release(entry_id, attempt),
+        };
+        if !matches!(stage, Stage::Pushed { .. }) {
+            tracing::info!(exit_code, "Autoserv exited; pushing results");
+            self.record(&job, Stage::Exited { exit_code }).await;
+            self.reporter
+                .send(StatusEvent::Gathering { entry_id, attempt, exit_code })
+                .await;
+            pusher.push(job.results_subdir()).await;
+            self.record(&job, Stage::Pushed { exit_code }).await;
+        }
+        self.reporter
+            .send(StatusEvent::Finished { entry_id, attempt, exit_code })
+            .await;
+        self.record(&job, Stage::Done { exit_code }).await;
+        tracing::info!(exit_code, "entry finished");
+        self.release(entry_id, attempt);
+    }
+
+    fn release(&self, entry_id: i64, attempt: i32) {
+        let mut held = self.held.lock().expect("held lock");
+        held.remove(&(entry_id, attempt));
+        if held.is_empty() {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Picks up the attempts a previous run of this worker left unfinished.
+    async fn recover(self: &Arc<Self>, pusher: &Pusher) {
+        let records = match self.journal.all() {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the journal");
+                return;
+            }
+        };
+        for record in records {
+            if matches!(record.stage, Stage::Done { .. } | Stage::Refused { .. }) {
+                continue;
+            }
+            let job = record.job;
+            tracing::info!(entry.id = job.entry_id, attempt = job.attempt, stage = ?record.stage, "resuming an attempt from the journal");
+            self.held.lock().expect("held lock").insert((job.entry_id, job.attempt));
+            let span = tracing::info_span!("entry", entry.id = job.entry_id, job.id = job.job_id, attempt = job.attempt);
+            tokio::spawn(self.clone().drive(job, record.stage, pusher.clone()).instrument(span));
+        }
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>, mut shutdown: Shutdown) {
+        let every = Duration::from_secs(self.config.drone.heartbeat_sec);
+        loop {
+            let running: Vec<(i64, i32)> = self.held.lock().expect("held lock").iter().copied().collect();
+            if let Err(error) = self.reporter.try_send(&StatusEvent::Heartbeat { running }).await {
+                tracing::debug!(%error, "heartbeat not sent");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+}
+
+async fn ack(delivery: &Delivery) {
+    match delivery.ack(BasicAckOptions::default()).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("ack not sent (channel gone); the broker will redeliver and the duplicate will be ignored"),
+        Err(error) => tracing::warn!(%error, "ack failed; the broker will redeliver and the duplicate will be ignored"),
+    }
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Run the whole test suite: build, tests against SQLite and MariaDB (with a
+# live RabbitMQ), rustfmt, clippy, and the short chaos run if present.
+#
+# usage: deploy/test.sh [--quick] [-- CARGO_TEST_ARGS...]
+#   --quick    skip cargo fmt / cargo clippy
+#   --         everything after it goes to `cargo test` (e.g. a test-name
+#              filter; use `-- -- --nocapture` for the test binaries)
+#
+# Needs: cargo (rustup), rsync, ssh, rabbitmq-server, mariadb-server, curl.
+# Run as root on Debian and missing packages are installed and services
+# started; otherwise it says exactly what to install/start.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=deploy/lib.sh
+. "$here/lib.sh"
+
+usage() {
+    sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+}
+
+quick=0
+test_args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        -h | --help) usage; exit 0 ;;
+        --) shift; test_args=("$@"); break ;;
+        *) usage; die "unknown argument: $1 (cargo test arguments go after --)" ;;
+    esac
+    shift
+done
+
+root=$(cd "$here/.." && pwd)
+cd "$root"
+say "repository: $root"
+
+ensure_rust
+ensure_rsync
+ensure_rabbitmq
+ensure_mariadb
+if [ "$quick" -eq 0 ]; then
+    ensure_cargo_component fmt rustfmt
+    ensure_cargo_component clippy clippy
+fi
+
+results=()
+failed=0
+
+# step NAME CMD...: run a step, record ok/FAILED, keep going.
+step() {
+    local name=$1
+    shift
+    say "---- $name: $*"
+    local start=$SECONDS
+    if "$@"; then
+        results+=("$name: ok ($((SECONDS - start))s)")
+    else
+        local rc=$?
+        results+=("$name: FAILED (exit $rc)")
+        failed=$((failed + 1))
+        say "---- $name FAILED (exit $rc)"
+    fi
+}
+
+summary() {
+    say "================ summary ================"
+    local r
+    for r in "${results[@]}"; do
+        say "  $r"
+    done
+    if [ "$failed" -eq 0 ]; then
+        say "ALL PASSED (${#results[@]} steps)"
+    else
+        say "FAILED: $failed of ${#results[@]} steps"
+    fi
+}
+
+step "build" cargo build --workspace --bins
+if [ "$failed" -ne 0 ]; then
+    summary
+    exit 1
+fi
+
+say "================ tests against SQLite (AUTOTEST_TEST_DB=sqlite) ================"
+step "test (sqlite)" env AUTOTEST_TEST_DB=sqlite cargo test --workspace "${test_args[@]}"
+
+say "================ tests against MariaDB (AUTOTEST_TEST_DB=mysql, $AUTOTEST_TEST_MYSQL_URL) ================"
+step "test (mysql)" env AUTOTEST_TEST_DB=mysql AUTOTEST_TEST_MYSQL_URL="$AUTOTEST_TEST_MYSQL_URL" \
+    cargo test --workspace "${test_args[@]}"
+
+if [ "$quick" -eq 0 ]; then
+    step "fmt" cargo fmt --all -- --check
+    step "clippy" cargo clippy --workspace --all-targets -- -D warnings
+else
+    say "--quick: skipping cargo fmt and cargo clippy"
+fi
+
+if [ -x "$root/deploy/chaos.sh" ]; then
+    step "chaos (short)" "$root/deploy/chaos.sh" --short
+else
+    say "deploy/chaos.sh not present (or not executable); skipping chaos test"
+fi
+
+summary
+[ "$failed" -eq 0 ]

@@ -1,0 +1,64 @@
+//! Status reports to the scheduler: published persistently with a confirm on a
+//! connection of their own, retried with backoff (reconnecting) until the broker has
+//! them. A report is never dropped because the broker was away for a while.
+
+use common::broker::{self, BrokerError, Publisher};
+use common::names::DroneName;
+use common::protocol::{self, StatusEvent, StatusReport, SCHEMA_VERSION};
+use std::time::Duration;
+
+/// Publishes status reports for one drone.
+pub struct Reporter {
+    drone: DroneName,
+    publisher: Publisher,
+}
+
+impl Reporter {
+    pub fn new(url: &str, drone: DroneName) -> Self {
+        let publisher = Publisher::new(url, &format!("drone-worker@{drone} (status)"));
+        Self { drone, publisher }
+    }
+
+    /// Publishes once; the error is returned, not retried.
+    pub async fn try_send(&self, event: &StatusEvent) -> Result<(), BrokerError> {
+        let report = StatusReport {
+            schema: SCHEMA_VERSION,
+            drone: self.drone.clone(),
+            event: event.clone(),
+            sent_at: common::time::now_micros(),
+            sender_version: common::VERSION.to_string(),
+        };
+        let properties = broker::json_properties(
+            &format!("status-{}-{}", self.drone, report.sent_at),
+            "autotest.status",
+            "drone-worker",
+        );
+        self.publisher
+            .publish(
+                broker::STATUS_EXCHANGE,
+                broker::STATUS_ROUTING_KEY,
+                &protocol::encode(&report),
+                properties,
+            )
+            .await
+    }
+
+    /// Publishes, retrying with backoff until the broker confirms.
+    pub async fn send(&self, event: StatusEvent) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.try_send(&event).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?backoff, "status report not confirmed, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        self.publisher.reset().await;
+    }
+}
