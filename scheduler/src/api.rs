@@ -1,0 +1,161 @@
+//! The HTTP API's request and response bodies, shared by the server and `atest`.
+//! These are also the documents `atest … --json` prints (see the README).
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/hosts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateHost {
+    pub name: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// A host under test.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostView {
+    pub name: String,
+    pub labels: Vec<String>,
+    /// Ready, Running (Autotest's host states).
+    pub status: String,
+    pub locked: bool,
+    pub lock_reason: Option<String>,
+}
+
+/// `POST /api/jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateJob {
+    pub name: String,
+    /// The control file's contents.
+    pub control_file: String,
+    pub hosts: Vec<String>,
+    pub owner: String,
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// `POST /api/jobs` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobCreated {
+    pub id: i64,
+}
+
+/// One line of `GET /api/jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSummary {
+    pub id: i64,
+    pub name: String,
+    pub owner: String,
+    pub priority: i32,
+    /// Sums up the entries: see [`job_status`].
+    pub status: String,
+    pub created_on: String,
+}
+
+/// `GET /api/jobs/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: i64,
+    pub name: String,
+    pub owner: String,
+    pub priority: i32,
+    pub status: String,
+    pub created_on: String,
+    pub entries: Vec<EntryView>,
+}
+
+/// One host-queue entry of a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryView {
+    pub id: i64,
+    pub host: String,
+    /// Queued, Starting, Running, Gathering, Completed, Failed.
+    pub status: String,
+    pub drone: Option<String>,
+    /// How many times the entry has been dispatched (the fencing token).
+    pub attempt: i32,
+    pub exit_code: Option<i32>,
+    /// Where the results are on the results host (`[host:]path`), once they are there.
+    pub results_path: Option<String>,
+    pub failure_reason: Option<String>,
+    pub created_on: String,
+    pub started_on: Option<String>,
+    pub finished_on: Option<String>,
+}
+
+/// One line of `GET /api/drones`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DroneView {
+    pub name: String,
+    pub enabled: bool,
+    /// Entries Starting or Running on the drone now.
+    pub running: i64,
+    pub capacity: i32,
+    pub last_heartbeat: Option<String>,
+}
+
+/// Every error answer: `{"error": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// Entry states.
+pub mod status {
+    pub const QUEUED: &str = "Queued";
+    pub const STARTING: &str = "Starting";
+    pub const RUNNING: &str = "Running";
+    pub const GATHERING: &str = "Gathering";
+    pub const COMPLETED: &str = "Completed";
+    pub const FAILED: &str = "Failed";
+    pub const ABORTED: &str = "Aborted";
+    /// States in which an entry occupies a drone slot.
+    pub const ON_DRONE: [&str; 2] = [STARTING, RUNNING];
+    /// States in which an entry is held by a drone (its host is busy).
+    pub const ACTIVE: [&str; 3] = [STARTING, RUNNING, GATHERING];
+    pub const FINAL: [&str; 3] = [COMPLETED, FAILED, ABORTED];
+}
+
+/// A job's status from its entries' statuses: Queued while every entry is queued;
+/// once all are final, Aborted if any was aborted, else Failed if any failed, else
+/// Completed; Running in between.
+pub fn job_status<'a>(entries: impl IntoIterator<Item = &'a str>) -> &'static str {
+    let mut all_queued = true;
+    let mut all_final = true;
+    let (mut aborted, mut failed, mut any) = (false, false, false);
+    for s in entries {
+        any = true;
+        all_queued &= s == status::QUEUED;
+        all_final &= status::FINAL.contains(&s);
+        aborted |= s == status::ABORTED;
+        failed |= s == status::FAILED;
+    }
+    if !any || all_queued {
+        status::QUEUED
+    } else if all_final {
+        if aborted {
+            status::ABORTED
+        } else if failed {
+            status::FAILED
+        } else {
+            status::COMPLETED
+        }
+    } else {
+        status::RUNNING
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_status_sums_up_entries() {
+        assert_eq!(job_status(["Queued", "Queued"]), "Queued");
+        assert_eq!(job_status(["Queued", "Completed"]), "Running");
+        assert_eq!(job_status(["Gathering"]), "Running");
+        assert_eq!(job_status(["Completed", "Completed"]), "Completed");
+        assert_eq!(job_status(["Completed", "Failed"]), "Failed");
+        assert_eq!(job_status(["Aborted", "Failed"]), "Aborted");
+    }
+}

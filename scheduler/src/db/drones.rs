@@ -1,0 +1,99 @@
+//! Drones as the scheduler keeps them: enabled flag, capacity, last heartbeat.
+
+use super::schema::{drones, host_queue_entries as hqe};
+use super::{Db, DbError};
+use crate::api::{status, DroneView};
+use crate::{with_conn, write_txn};
+use common::config::SchedulerConfig;
+use common::time::format_micros;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use std::collections::BTreeMap;
+
+/// Records the configured drones: new ones are added, and the config's capacity and
+/// `<drone>_disabled` apply to all at start.
+pub async fn sync_from_config(db: &Db, config: &SchedulerConfig) -> Result<(), DbError> {
+    let wanted: Vec<(String, bool, i32)> = config
+        .drones
+        .iter()
+        .map(|d| {
+            let capacity = i32::try_from(config.capacity_of(d)).unwrap_or(i32::MAX);
+            (d.to_string(), !config.drone_disabled.contains(d), capacity)
+        })
+        .collect();
+    write_txn!(db, |conn, _last_id| {
+        for (name, enabled, capacity) in &wanted {
+            let updated = diesel::update(drones::table.filter(drones::name.eq(name)))
+                .set((drones::enabled.eq(enabled), drones::capacity.eq(capacity)))
+                .execute(conn)
+                .await?;
+            if updated == 0 {
+                diesel::insert_into(drones::table)
+                    .values((drones::name.eq(name), drones::enabled.eq(enabled), drones::capacity.eq(capacity)))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A drone as the dispatcher sees it.
+#[derive(Debug, Clone)]
+pub struct DroneLoad {
+    pub name: String,
+    pub enabled: bool,
+    pub capacity: i64,
+    pub running: i64,
+}
+
+/// The configured drones with their current load.
+pub async fn loads(db: &Db, configured: &[String]) -> Result<Vec<DroneLoad>, DbError> {
+    let (rows, counts): (Vec<(String, bool, i32)>, Vec<(Option<String>, i64)>) = with_conn!(db, |conn| {
+        let rows = drones::table
+            .filter(drones::name.eq_any(configured))
+            .order(drones::name.asc())
+            .select((drones::name, drones::enabled, drones::capacity))
+            .load(conn)
+            .await?;
+        let counts = hqe::table
+            .filter(hqe::status.eq_any(status::ON_DRONE))
+            .group_by(hqe::drone)
+            .select((hqe::drone, diesel::dsl::count_star()))
+            .load(conn)
+            .await?;
+        (rows, counts)
+    });
+    let counts: BTreeMap<String, i64> = counts.into_iter().filter_map(|(d, n)| Some((d?, n))).collect();
+    Ok(rows
+        .into_iter()
+        .map(|(name, enabled, capacity)| DroneLoad {
+            running: counts.get(&name).copied().unwrap_or(0),
+            name,
+            enabled,
+            capacity: i64::from(capacity),
+        })
+        .collect())
+}
+
+/// `GET /api/drones`.
+pub async fn list(db: &Db, configured: &[String]) -> Result<Vec<DroneView>, DbError> {
+    let loads = loads(db, configured).await?;
+    let beats: Vec<(String, Option<i64>)> = with_conn!(db, |conn| {
+        drones::table
+            .select((drones::name, drones::last_heartbeat))
+            .load(conn)
+            .await?
+    });
+    let beats: BTreeMap<String, Option<i64>> = beats.into_iter().collect();
+    Ok(loads
+        .into_iter()
+        .map(|d| DroneView {
+            last_heartbeat: beats.get(&d.name).copied().flatten().map(format_micros),
+            name: d.name,
+            enabled: d.enabled,
+            running: d.running,
+            capacity: i32::try_from(d.capacity).unwrap_or(i32::MAX),
+        })
+        .collect())
+}

@@ -1,0 +1,175 @@
+//! Jobs and their host-queue entries, as users create and read them.
+
+use super::schema::{host_queue_entries as hqe, hosts, jobs};
+use super::{Db, DbError};
+use crate::api::{self, status, EntryView, JobSummary, JobView};
+use crate::{with_conn, write_txn};
+use common::config::ResultsHost;
+use common::names::{HostName, Owner};
+use common::time::format_micros;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use diesel_async::RunQueryDsl;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A job ready to be stored: every field already validated.
+pub struct NewJob {
+    pub name: String,
+    pub owner: Owner,
+    pub priority: i32,
+    pub control_file: String,
+    pub hosts: Vec<HostName>,
+}
+
+/// Stores the job and one Queued entry per host, or nothing if a host is unknown.
+pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
+    let now = common::time::now_micros();
+    let names: Vec<String> = job.hosts.iter().map(|h| h.as_str().to_string()).collect();
+    write_txn!(db, |conn, last_id| {
+        let found: Vec<(i64, String)> = hosts::table
+            .filter(hosts::hostname.eq_any(&names))
+            .select((hosts::id, hosts::hostname))
+            .load(conn)
+            .await?;
+        let ids: BTreeMap<String, i64> = found.into_iter().map(|(id, n)| (n, id)).collect();
+        let unknown: Vec<&str> = names.iter().filter(|n| !ids.contains_key(*n)).map(String::as_str).collect();
+        if !unknown.is_empty() {
+            return Err(DbError::NotFound(format!("unknown host: {}", unknown.join(", "))));
+        }
+        diesel::insert_into(jobs::table)
+            .values((
+                jobs::name.eq(&job.name),
+                jobs::owner.eq(job.owner.as_str()),
+                jobs::priority.eq(job.priority),
+                jobs::control_file.eq(&job.control_file),
+                jobs::created_on.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        let job_id: i64 = diesel::select(sql::<BigInt>(last_id)).get_result(conn).await?;
+        for name in &names {
+            diesel::insert_into(hqe::table)
+                .values((
+                    hqe::job_id.eq(job_id),
+                    hqe::host_id.eq(ids[name]),
+                    hqe::status.eq(status::QUEUED),
+                    hqe::priority.eq(job.priority),
+                    hqe::execution_subdir.eq(name.as_str()),
+                    hqe::attempt.eq(0),
+                    hqe::created_on.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        Ok(job_id)
+    })
+}
+
+/// Every job, newest first, with its summed-up status.
+pub async fn list(db: &Db) -> Result<Vec<JobSummary>, DbError> {
+    type Row = (i64, String, String, i32, i64);
+    let (rows, states): (Vec<Row>, Vec<(i64, String)>) = with_conn!(db, |conn| {
+        let rows = jobs::table
+            .order(jobs::id.desc())
+            .select((jobs::id, jobs::name, jobs::owner, jobs::priority, jobs::created_on))
+            .load::<Row>(conn)
+            .await?;
+        let states = hqe::table
+            .select((hqe::job_id, hqe::status))
+            .load::<(i64, String)>(conn)
+            .await?;
+        (rows, states)
+    });
+    let mut by_job: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (job_id, s) in states {
+        by_job.entry(job_id).or_default().push(s);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, owner, priority, created_on)| {
+            let entries = by_job.get(&id).map(Vec::as_slice).unwrap_or_default();
+            JobSummary {
+                id,
+                name,
+                owner,
+                priority,
+                status: api::job_status(entries.iter().map(String::as_str)).to_string(),
+                created_on: format_micros(created_on),
+            }
+        })
+        .collect())
+}
+
+/// Where the results of an entry are on the results host, as shown to users.
+pub fn results_path(results_host: &ResultsHost, results_dir: &Path, job_id: i64, owner: &str, subdir: &str) -> String {
+    let path = results_dir.join(format!("{job_id}-{owner}")).join(subdir);
+    match results_host {
+        ResultsHost::Local => path.display().to_string(),
+        ResultsHost::Remote(host) => format!("{host}:{}", path.display()),
+    }
+}
+
+/// One job with its entries.
+pub async fn show(db: &Db, id: i64, results_host: &ResultsHost, results_dir: &Path) -> Result<JobView, DbError> {
+    type JobRow = (i64, String, String, i32, i64);
+    type EntryRow = (i64, String, String, Option<String>, i32, Option<i32>, Option<String>, String, i64, Option<i64>, Option<i64>);
+    let (job, entries): (Option<JobRow>, Vec<EntryRow>) = with_conn!(db, |conn| {
+        let job = jobs::table
+            .filter(jobs::id.eq(id))
+            .select((jobs::id, jobs::name, jobs::owner, jobs::priority, jobs::created_on))
+            .first::<JobRow>(conn)
+            .await
+            .optional()?;
+        let entries = hqe::table
+            .inner_join(hosts::table)
+            .filter(hqe::job_id.eq(id))
+            .order(hqe::id.asc())
+            .select((
+                hqe::id,
+                hosts::hostname,
+                hqe::status,
+                hqe::drone,
+                hqe::attempt,
+                hqe::exit_code,
+                hqe::failure_reason,
+                hqe::execution_subdir,
+                hqe::created_on,
+                hqe::started_on,
+                hqe::finished_on,
+            ))
+            .load::<EntryRow>(conn)
+            .await?;
+        (job, entries)
+    });
+    let (id, name, owner, priority, created_on) = job.ok_or_else(|| DbError::NotFound(format!("no job {id}")))?;
+    let entries: Vec<EntryView> = entries
+        .into_iter()
+        .map(|(entry_id, host, s, drone, attempt, exit_code, failure_reason, subdir, created, started, finished)| {
+            let pushed = s == status::COMPLETED || (s == status::FAILED && exit_code.is_some());
+            EntryView {
+                id: entry_id,
+                host,
+                results_path: pushed.then(|| results_path(results_host, results_dir, id, &owner, &subdir)),
+                status: s,
+                drone,
+                attempt,
+                exit_code,
+                failure_reason,
+                created_on: format_micros(created),
+                started_on: started.map(format_micros),
+                finished_on: finished.map(format_micros),
+            }
+        })
+        .collect();
+    Ok(JobView {
+        status: api::job_status(entries.iter().map(|e| e.status.as_str())).to_string(),
+        id,
+        name,
+        owner,
+        priority,
+        created_on: format_micros(created_on),
+        entries,
+    })
+}

@@ -1,0 +1,198 @@
+//! The scheduler's database: one query layer for SQLite (bundled, the default) and
+//! MySQL/MariaDB (pure-Rust client). Each query is written once inside [`with_conn!`] or
+//! [`write_txn!`], which expand it for each backend; the per-backend pieces are the
+//! transaction kind (SQLite's `BEGIN IMMEDIATE`, so read-then-write never deadlocks)
+//! and the last-insert-id function.
+
+pub mod drones;
+pub mod entries;
+pub mod hosts;
+pub mod jobs;
+pub mod schema;
+
+use common::config::DatabaseConfig;
+use diesel::SqliteConnection;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+type SqlitePool = bb8::Pool<AsyncDieselConnectionManager<SqliteConn>>;
+type MysqlPool = bb8::Pool<AsyncDieselConnectionManager<AsyncMysqlConnection>>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+
+/// Every SQLite connection: WAL (readers never block the writer), a busy timeout
+/// instead of immediate SQLITE_BUSY, and full fsync on commit (a recorded state change
+/// survives a power cut).
+const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+
+/// A database failure, in the caller's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("no database connection available: {0}")]
+    Pool(String),
+    #[error("cannot open the database: {0}")]
+    Connect(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DbError {
+    pub fn pool(error: impl std::fmt::Display) -> Self {
+        Self::Pool(error.to_string())
+    }
+}
+
+/// The pool, for whichever backend the config names.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Mysql(MysqlPool),
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of either backend.
+#[macro_export]
+macro_rules! with_conn {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
+                let $conn = &mut *guard;
+                $body
+            }
+            $crate::db::Db::Mysql(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
+                let $conn = &mut *guard;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` (returning `Result<_, DbError>`) in a write transaction; `$last_id` is
+/// the SQL expression giving the id of the last inserted row.
+#[macro_export]
+macro_rules! write_txn {
+    ($db:expr, |$conn:ident, $last_id:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
+                #[allow(unused_variables)]
+                let $last_id = "last_insert_rowid()";
+                guard
+                    .immediate_transaction(async |$conn| -> Result<_, $crate::db::DbError> { $body })
+                    .await
+            }
+            $crate::db::Db::Mysql(pool) => {
+                let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
+                #[allow(unused_variables)]
+                let $last_id = "LAST_INSERT_ID()";
+                diesel_async::AsyncConnection::transaction(&mut *guard, async |$conn| -> Result<_, $crate::db::DbError> { $body })
+                    .await
+            }
+        }
+    };
+}
+
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The MySQL URL for a config (contains the password: never log it).
+pub fn mysql_url(config: &DatabaseConfig) -> Option<String> {
+    match config {
+        DatabaseConfig::Mysql {
+            host,
+            port,
+            user,
+            password,
+            database,
+        } => Some(format!(
+            "mysql://{}:{}@{host}:{port}/{database}",
+            percent_encode(user),
+            percent_encode(password.expose())
+        )),
+        DatabaseConfig::Sqlite { .. } => None,
+    }
+}
+
+impl Db {
+    /// Applies migrations, then opens the pool.
+    pub async fn open(config: &DatabaseConfig) -> Result<Self, DbError> {
+        match config {
+            DatabaseConfig::Sqlite { path } => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| DbError::Connect(format!("{}: {e}", parent.display())))?;
+                }
+                let url = path.to_string_lossy().to_string();
+                let migrate_url = url.clone();
+                tokio::task::spawn_blocking(move || -> Result<(), DbError> {
+                    use diesel::connection::SimpleConnection;
+                    use diesel::Connection;
+                    let mut conn = SqliteConnection::establish(&migrate_url)
+                        .map_err(|e| DbError::Connect(format!("{migrate_url}: {e}")))?;
+                    conn.batch_execute(SQLITE_SETUP)?;
+                    conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                        .map_err(|e| DbError::Migration(e.to_string()))?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| DbError::Migration(e.to_string()))??;
+                let mut manager_config = ManagerConfig::<SqliteConn>::default();
+                manager_config.custom_setup = Box::new(|url| {
+                    Box::pin(async move {
+                        let mut conn = SqliteConn::establish(url).await?;
+                        conn.batch_execute(SQLITE_SETUP)
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    })
+                });
+                let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config);
+                let pool = bb8::Pool::builder()
+                    .max_size(4)
+                    .build(manager)
+                    .await
+                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                Ok(Db::Sqlite(pool))
+            }
+            DatabaseConfig::Mysql { host, port, database, .. } => {
+                let url = mysql_url(config).expect("mysql config");
+                let where_ = format!("mysql {host}:{port}/{database}");
+                let conn = AsyncMysqlConnection::establish(&url)
+                    .await
+                    .map_err(|e| DbError::Connect(format!("{where_}: {e}")))?;
+                let mut harness = AsyncMigrationHarness::new(conn);
+                tokio::task::block_in_place(|| harness.run_pending_migrations(MYSQL_MIGRATIONS).map(|_| ()))
+                    .map_err(|e| DbError::Migration(e.to_string()))?;
+                let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(url);
+                let pool = bb8::Pool::builder()
+                    .max_size(8)
+                    .build(manager)
+                    .await
+                    .map_err(|e| DbError::Connect(format!("{where_}: {e}")))?;
+                Ok(Db::Mysql(pool))
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Diesel's view of the tables (the same on SQLite and MySQL; see `migrations/`).
+
+diesel::table! {
+    hosts (id) {
+        id -> BigInt,
+        hostname -> Text,
+        status -> Text,
+        locked -> Bool,
+        lock_reason -> Nullable<Text>,
+        created_on -> BigInt,
+    }
+}
+
+diesel::table! {
+    labels (id) {
+        id -> BigInt,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    host_labels (host_id, label_id) {
+        host_id -> BigInt,
+        label_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> BigInt,
+        name -> Text,
+        owner -> Text,
+        priority -> Integer,
+        control_file -> Text,
+        created_on -> BigInt,
+    }
+}
+
+diesel::table! {
+    host_queue_entries (id) {
+        id -> BigInt,
+        job_id -> BigInt,
+        host_id -> BigInt,
+        status -> Text,
+        priority -> Integer,
+        execution_subdir -> Text,
+        drone -> Nullable<Text>,
+        attempt -> Integer,
+        exit_code -> Nullable<Integer>,
+        failure_reason -> Nullable<Text>,
+        created_on -> BigInt,
+        started_on -> Nullable<BigInt>,
+        finished_on -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    drones (name) {
+        name -> Text,
+        enabled -> Bool,
+        capacity -> Integer,
+        last_heartbeat -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(host_labels -> hosts (host_id));
+diesel::joinable!(host_labels -> labels (label_id));
+diesel::joinable!(host_queue_entries -> jobs (job_id));
+diesel::joinable!(host_queue_entries -> hosts (host_id));
+
+diesel::allow_tables_to_appear_in_same_query!(hosts, labels, host_labels, jobs, host_queue_entries, drones);
