@@ -498,7 +498,8 @@ impl Config {
             ssh_options: raw.parsed(drone, "ssh_options", Vec::new(), |v| {
                 shlex::split(v).ok_or_else(|| "unbalanced quotes".to_string())
             })?,
-            heartbeat_sec: raw.parsed(drone, "heartbeat_sec", 10, |v| positive(v).map(u64::from))?,
+            heartbeat_sec: raw
+                .parsed(drone, "heartbeat_sec", 10, |v| positive(v).map(u64::from))?,
         };
 
         let command = raw.parsed(

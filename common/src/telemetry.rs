@@ -9,6 +9,7 @@ pub fn init() {
         .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,amq_protocol=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("AUTOTEST_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();

@@ -14,15 +14,25 @@ use std::path::{Path, PathBuf};
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Stage {
     Accepted,
-    Running { pid: u32 },
-    Exited { exit_code: i32 },
+    Running {
+        pid: u32,
+    },
+    Exited {
+        exit_code: i32,
+    },
     /// The results are on the results host; the Finished report may not be confirmed yet.
-    Pushed { exit_code: i32 },
+    Pushed {
+        exit_code: i32,
+    },
     /// The scheduler has confirmed the Finished report. Kept as a tombstone so a late
     /// duplicate delivery of the same attempt is recognised.
-    Done { exit_code: i32 },
+    Done {
+        exit_code: i32,
+    },
     /// The attempt could not run at all.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
 }
 
 /// One attempt held by this worker.

@@ -80,7 +80,11 @@ impl Worker {
                     .join(", "),
             });
         }
-        let journal_dir = config.drone.results_dir.join(".journal").join(name.as_str());
+        let journal_dir = config
+            .drone
+            .results_dir
+            .join(".journal")
+            .join(name.as_str());
         let journal = Journal::open(&journal_dir).map_err(|source| StartError::Journal {
             path: journal_dir.display().to_string(),
             source,
@@ -157,14 +161,20 @@ impl Worker {
 
 impl Inner {
     /// Connects, declares, consumes until shutdown (Ok) or a broker failure (Err).
-    async fn consume(self: &Arc<Self>, pusher: &Pusher, shutdown: &mut Shutdown) -> anyhow::Result<()> {
+    async fn consume(
+        self: &Arc<Self>,
+        pusher: &Pusher,
+        shutdown: &mut Shutdown,
+    ) -> anyhow::Result<()> {
         let url = self.config.broker.url.expose();
         let connection = broker::connect(url, &format!("drone-worker@{}", self.name)).await?;
         let channel = broker::confirm_channel(&connection).await?;
         broker::declare_common(&channel).await?;
         broker::declare_drone_queue(&channel, &self.name).await?;
         let prefetch = (self.capacity * 2).clamp(1, 1000) as u16;
-        channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
         let mut consumer = channel
             .basic_consume(
                 self.queue.as_str().into(),
@@ -202,7 +212,11 @@ impl Inner {
         let duplicate = self.held.lock().expect("held lock").contains(&key)
             || self.journal.get(job.entry_id, job.attempt).is_some();
         if duplicate {
-            tracing::info!(entry.id = job.entry_id, attempt = job.attempt, "duplicate delivery ignored");
+            tracing::info!(
+                entry.id = job.entry_id,
+                attempt = job.attempt,
+                "duplicate delivery ignored"
+            );
             ack(&delivery).await;
             return;
         }
@@ -219,8 +233,17 @@ impl Inner {
         }
         self.held.lock().expect("held lock").insert(key);
         ack(&delivery).await;
-        let span = tracing::info_span!("entry", entry.id = job.entry_id, job.id = job.job_id, attempt = job.attempt);
-        tokio::spawn(self.clone().drive(job, Stage::Accepted, pusher.clone()).instrument(span));
+        let span = tracing::info_span!(
+            "entry",
+            entry.id = job.entry_id,
+            job.id = job.job_id,
+            attempt = job.attempt
+        );
+        tokio::spawn(
+            self.clone()
+                .drive(job, Stage::Accepted, pusher.clone())
+                .instrument(span),
+        );
     }
 
     async fn reject(&self, channel: &Channel, delivery: &Delivery, reason: &str) {
@@ -250,15 +273,29 @@ impl Inner {
         let dir = runner::entry_dir(&self.config.drone.results_dir, &job);
         let exit_code = match stage {
             Stage::Accepted => {
-                let _slot = self.slots.acquire().await.expect("semaphore is never closed");
+                let _slot = self
+                    .slots
+                    .acquire()
+                    .await
+                    .expect("semaphore is never closed");
                 let started = match runner::start(&dir, &job, &self.config.autoserv.command) {
                     Ok(started) => started,
                     Err(error) => {
                         tracing::error!(%error, "Autoserv could not be started");
                         let reason = error.to_string();
-                        self.record(&job, Stage::Refused { reason: reason.clone() }).await;
+                        self.record(
+                            &job,
+                            Stage::Refused {
+                                reason: reason.clone(),
+                            },
+                        )
+                        .await;
                         self.reporter
-                            .send(StatusEvent::Refused { entry_id, attempt, reason })
+                            .send(StatusEvent::Refused {
+                                entry_id,
+                                attempt,
+                                reason,
+                            })
                             .await;
                         return self.release(entry_id, attempt);
                     }
@@ -267,12 +304,19 @@ impl Inner {
                 self.record(&job, Stage::Running { pid }).await;
                 tracing::info!(pid, "Autoserv started");
                 self.reporter
-                    .send(StatusEvent::Running { entry_id, attempt, pid })
+                    .send(StatusEvent::Running {
+                        entry_id,
+                        attempt,
+                        pid,
+                    })
                     .await;
                 runner::wait(started.child).await
             }
             Stage::Running { pid } => {
-                tracing::warn!(pid, "Autoserv was running when the worker stopped; its exit status is unknown");
+                tracing::warn!(
+                    pid,
+                    "Autoserv was running when the worker stopped; its exit status is unknown"
+                );
                 -1
             }
             Stage::Exited { exit_code } | Stage::Pushed { exit_code } => exit_code,
@@ -282,13 +326,21 @@ impl Inner {
             tracing::info!(exit_code, "Autoserv exited; pushing results");
             self.record(&job, Stage::Exited { exit_code }).await;
             self.reporter
-                .send(StatusEvent::Gathering { entry_id, attempt, exit_code })
+                .send(StatusEvent::Gathering {
+                    entry_id,
+                    attempt,
+                    exit_code,
+                })
                 .await;
             pusher.push(job.results_subdir()).await;
             self.record(&job, Stage::Pushed { exit_code }).await;
         }
         self.reporter
-            .send(StatusEvent::Finished { entry_id, attempt, exit_code })
+            .send(StatusEvent::Finished {
+                entry_id,
+                attempt,
+                exit_code,
+            })
             .await;
         self.record(&job, Stage::Done { exit_code }).await;
         tracing::info!(exit_code, "entry finished");
@@ -318,17 +370,39 @@ impl Inner {
             }
             let job = record.job;
             tracing::info!(entry.id = job.entry_id, attempt = job.attempt, stage = ?record.stage, "resuming an attempt from the journal");
-            self.held.lock().expect("held lock").insert((job.entry_id, job.attempt));
-            let span = tracing::info_span!("entry", entry.id = job.entry_id, job.id = job.job_id, attempt = job.attempt);
-            tokio::spawn(self.clone().drive(job, record.stage, pusher.clone()).instrument(span));
+            self.held
+                .lock()
+                .expect("held lock")
+                .insert((job.entry_id, job.attempt));
+            let span = tracing::info_span!(
+                "entry",
+                entry.id = job.entry_id,
+                job.id = job.job_id,
+                attempt = job.attempt
+            );
+            tokio::spawn(
+                self.clone()
+                    .drive(job, record.stage, pusher.clone())
+                    .instrument(span),
+            );
         }
     }
 
     async fn heartbeat_loop(self: Arc<Self>, mut shutdown: Shutdown) {
         let every = Duration::from_secs(self.config.drone.heartbeat_sec);
         loop {
-            let running: Vec<(i64, i32)> = self.held.lock().expect("held lock").iter().copied().collect();
-            if let Err(error) = self.reporter.try_send(&StatusEvent::Heartbeat { running }).await {
+            let running: Vec<(i64, i32)> = self
+                .held
+                .lock()
+                .expect("held lock")
+                .iter()
+                .copied()
+                .collect();
+            if let Err(error) = self
+                .reporter
+                .try_send(&StatusEvent::Heartbeat { running })
+                .await
+            {
                 tracing::debug!(%error, "heartbeat not sent");
             }
             tokio::select! {

@@ -19,7 +19,17 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     common::telemetry::init();
     let args = Args::parse();
     let config = Config::load(&args.config)?;
@@ -37,5 +47,10 @@ async fn main() -> anyhow::Result<()> {
 
 fn hostname() -> anyhow::Result<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
-    Ok(name.trim().split('.').next().unwrap_or_default().to_string())
+    Ok(name
+        .trim()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string())
 }

@@ -51,8 +51,7 @@ impl Pusher {
 
 impl PushTarget {
     fn is_noop(&self) -> bool {
-        self.results_host == ResultsHost::Local
-            && same_dir(&self.drone_results, &self.results_dir)
+        self.results_host == ResultsHost::Local && same_dir(&self.drone_results, &self.results_dir)
     }
 
     fn destination(&self) -> String {

@@ -3,4 +3,107 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod client;
 pub mod db;
+pub mod dispatch;
+pub mod http;
+pub mod status;
+
+use anyhow::Context;
+use common::config::Config;
+use common::shutdown::Shutdown;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A scheduler whose database is migrated and whose HTTP port is bound.
+pub struct Scheduler {
+    config: Arc<Config>,
+    db: db::Db,
+    listener: tokio::net::TcpListener,
+}
+
+impl Scheduler {
+    /// Applies migrations, records the configured drones, binds `[SCHEDULER] http_listen`.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let db = db::Db::open(&config.database)
+            .await
+            .context("opening the database")?;
+        db::drones::sync_from_config(&db, &config.scheduler)
+            .await
+            .context("recording the configured drones")?;
+        let listener = tokio::net::TcpListener::bind(config.scheduler.http_listen)
+            .await
+            .with_context(|| format!("binding {}", config.scheduler.http_listen))?;
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            listener,
+        })
+    }
+
+    /// Where the HTTP API listens (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    /// The database pool (for tests and tools).
+    pub fn db(&self) -> &db::Db {
+        &self.db
+    }
+
+    /// Serves, dispatches and consumes status until `shutdown`.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let host = hostname();
+        let wake = Arc::new(Notify::new());
+        // Declare the topology before dispatching, so the first publish is routable.
+        let connection = common::broker::connect(
+            self.config.broker.url.expose(),
+            &format!("autotest-scheduler@{host} (setup)"),
+        )
+        .await
+        .context("connecting to the broker")?;
+        let channel = connection.create_channel().await?;
+        status::declare_topology(&channel, &self.config)
+            .await
+            .context("declaring the broker topology")?;
+        let _ = connection.close(200, "topology declared".into()).await;
+
+        let dispatcher = dispatch::Dispatcher::new(
+            self.db.clone(),
+            self.config.clone(),
+            wake.clone(),
+            &format!("autotest-scheduler@{host} (dispatch)"),
+        );
+        let dispatch_task = tokio::spawn(dispatcher.run(shutdown.clone()));
+        let status_task = tokio::spawn(status::run(
+            self.db.clone(),
+            self.config.clone(),
+            wake.clone(),
+            format!("autotest-scheduler@{host}"),
+            shutdown.clone(),
+        ));
+        let state = http::AppState {
+            db: self.db.clone(),
+            config: self.config.clone(),
+            wake,
+        };
+        tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
+        let mut http_shutdown = shutdown.clone();
+        axum::serve(self.listener, http::router(state))
+            .with_graceful_shutdown(async move { http_shutdown.wait().await })
+            .await
+            .context("serving HTTP")?;
+        let _ = dispatch_task.await;
+        let _ = status_task.await;
+        tracing::info!("scheduler stopped");
+        Ok(())
+    }
+}
+
+/// This machine's name, for connection names in the management UI.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}

@@ -1,1 +1,301 @@
-fn main() {}
+//! `atest`: the command-line client of the scheduler's HTTP API.
+
+use clap::{Parser, Subcommand};
+use scheduler::api::{CreateHost, CreateJob};
+use scheduler::client::Client;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "Submit and follow Autotest jobs")]
+struct Args {
+    /// The scheduler's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "ATEST_SERVER",
+        default_value = "http://127.0.0.1:13467"
+    )]
+    server: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Hosts under test.
+    Host {
+        #[command(subcommand)]
+        action: HostAction,
+    },
+    /// Jobs.
+    Job {
+        #[command(subcommand)]
+        action: JobAction,
+    },
+    /// Drones.
+    Drone {
+        #[command(subcommand)]
+        action: DroneAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum HostAction {
+    /// Add a host.
+    Create {
+        name: String,
+        /// A label for the host (repeat for several); created if new.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// List hosts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobAction {
+    /// Submit a job; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        control_file: PathBuf,
+        /// Comma-separated host names: one entry per host.
+        #[arg(long, value_delimiter = ',', required = true)]
+        hosts: Vec<String>,
+        /// Default: $USER, else the current user's name.
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i32,
+    },
+    /// List jobs.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a job and its entries.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DroneAction {
+    /// List drones with their load.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("atest: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json(value: &impl Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("API types serialize")
+    );
+}
+
+fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let out: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", out.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row);
+    }
+}
+
+fn opt<T: ToString>(value: &Option<T>) -> String {
+    value.as_ref().map_or_else(|| "-".to_string(), T::to_string)
+}
+
+/// $USER, $LOGNAME, or the name of this process's uid in /etc/passwd.
+fn current_user() -> Option<String> {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(name) = std::env::var(var) {
+            if !name.is_empty() {
+                return Some(name);
+            }
+        }
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
+    })
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let client = Client::new(&args.server);
+    let e = |e: scheduler::client::ClientError| e.to_string();
+    match args.command {
+        Command::Host {
+            action: HostAction::Create { name, labels },
+        } => {
+            let host = client
+                .create_host(&CreateHost { name, labels })
+                .map_err(e)?;
+            println!("{}", host.name);
+        }
+        Command::Host {
+            action: HostAction::List { json },
+        } => {
+            let hosts = client.hosts().map_err(e)?;
+            if json {
+                print_json(&hosts);
+            } else {
+                table(
+                    &["HOST", "STATUS", "LOCKED", "LABELS"],
+                    hosts
+                        .into_iter()
+                        .map(|h| vec![h.name, h.status, h.locked.to_string(), h.labels.join(",")])
+                        .collect(),
+                );
+            }
+        }
+        Command::Job {
+            action:
+                JobAction::Create {
+                    name,
+                    control_file,
+                    hosts,
+                    owner,
+                    priority,
+                },
+        } => {
+            let owner = owner
+                .or_else(current_user)
+                .ok_or("cannot tell who you are; pass --owner")?;
+            let control = std::fs::read_to_string(&control_file).map_err(|err| {
+                format!("cannot read control file {}: {err}", control_file.display())
+            })?;
+            let id = client
+                .create_job(&CreateJob {
+                    name,
+                    control_file: control,
+                    hosts,
+                    owner,
+                    priority,
+                })
+                .map_err(e)?;
+            println!("{id}");
+        }
+        Command::Job {
+            action: JobAction::List { json },
+        } => {
+            let jobs = client.jobs().map_err(e)?;
+            if json {
+                print_json(&jobs);
+            } else {
+                table(
+                    &["ID", "NAME", "OWNER", "PRIORITY", "STATUS", "CREATED"],
+                    jobs.into_iter()
+                        .map(|j| {
+                            vec![
+                                j.id.to_string(),
+                                j.name,
+                                j.owner,
+                                j.priority.to_string(),
+                                j.status,
+                                j.created_on,
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Command::Job {
+            action: JobAction::Show { id, json },
+        } => {
+            let job = client.job(id).map_err(e)?;
+            if json {
+                print_json(&job);
+            } else {
+                println!(
+                    "Job {}: {} (owner {}, priority {}) {}",
+                    job.id, job.name, job.owner, job.priority, job.status
+                );
+                table(
+                    &["HOST", "STATUS", "DRONE", "EXIT", "RESULTS"],
+                    job.entries
+                        .iter()
+                        .map(|en| {
+                            vec![
+                                en.host.clone(),
+                                en.status.clone(),
+                                opt(&en.drone),
+                                opt(&en.exit_code),
+                                en.results_path
+                                    .clone()
+                                    .or_else(|| en.failure_reason.clone())
+                                    .unwrap_or_else(|| "-".into()),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Command::Drone {
+            action: DroneAction::List { json },
+        } => {
+            let drones = client.drones().map_err(e)?;
+            if json {
+                print_json(&drones);
+            } else {
+                table(
+                    &["DRONE", "ENABLED", "RUNNING", "CAPACITY", "LAST HEARTBEAT"],
+                    drones
+                        .into_iter()
+                        .map(|d| {
+                            vec![
+                                d.name,
+                                d.enabled.to_string(),
+                                d.running.to_string(),
+                                d.capacity.to_string(),
+                                opt(&d.last_heartbeat),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -53,7 +53,18 @@ pub async fn candidates(db: &Db, limit: i64) -> Result<Vec<Candidate>, DbError> 
 
 /// Entries left in Starting (dispatched, maybe never published), with their drone.
 pub async fn starting(db: &Db) -> Result<Vec<(Candidate, String)>, DbError> {
-    let rows: Vec<(i64, i64, i32, String, i64, String, String, String, String, Option<String>)> = with_conn!(db, |conn| {
+    let rows: Vec<(
+        i64,
+        i64,
+        i32,
+        String,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+    )> = with_conn!(db, |conn| {
         hqe::table
             .inner_join(hosts::table)
             .inner_join(jobs::table)
@@ -96,7 +107,10 @@ pub async fn starting(db: &Db) -> Result<Vec<(Candidate, String)>, DbError> {
 
 /// Records the assignments (entry → Starting on drone, attempt + 1, host → Running)
 /// in one transaction; returns those that took, with their new attempt number.
-pub async fn assign(db: &Db, assignments: Vec<(Candidate, String)>) -> Result<Vec<(Candidate, String)>, DbError> {
+pub async fn assign(
+    db: &Db,
+    assignments: Vec<(Candidate, String)>,
+) -> Result<Vec<(Candidate, String)>, DbError> {
     write_txn!(db, |conn, _last_id| {
         let mut taken = Vec::with_capacity(assignments.len());
         for (mut candidate, drone) in assignments {
@@ -148,7 +162,10 @@ pub async fn unassign(db: &Db, entry_id: i64, attempt: i32, host_id: i64) -> Res
                 .filter(hqe::attempt.eq(attempt))
                 .filter(hqe::status.eq(status::STARTING)),
         )
-        .set((hqe::status.eq(status::QUEUED), hqe::drone.eq(None::<String>)))
+        .set((
+            hqe::status.eq(status::QUEUED),
+            hqe::drone.eq(None::<String>),
+        ))
         .execute(conn)
         .await?;
         if n > 0 {
@@ -165,7 +182,9 @@ pub async fn unassign(db: &Db, entry_id: i64, attempt: i32, host_id: i64) -> Res
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     /// The entry changed; `slot_freed` when a drone slot or a host became free.
-    Changed { slot_freed: bool },
+    Changed {
+        slot_freed: bool,
+    },
     /// From an older attempt, another drone, or out of order: ignored.
     Stale,
     Heartbeat,
@@ -184,33 +203,70 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
                     .filter(hqe::drone.eq(drone.clone()))
             };
             let (changed, slot_freed, finished_entry) = match event {
-                StatusEvent::Running { entry_id, attempt, .. } => {
-                    let n = diesel::update(target(*entry_id, *attempt).filter(hqe::status.eq(status::STARTING)))
-                        .set((hqe::status.eq(status::RUNNING), hqe::started_on.eq(now)))
-                        .execute(conn)
-                        .await?;
+                StatusEvent::Running {
+                    entry_id, attempt, ..
+                } => {
+                    let n = diesel::update(
+                        target(*entry_id, *attempt).filter(hqe::status.eq(status::STARTING)),
+                    )
+                    .set((hqe::status.eq(status::RUNNING), hqe::started_on.eq(now)))
+                    .execute(conn)
+                    .await?;
                     (n, false, None)
                 }
-                StatusEvent::Gathering { entry_id, attempt, exit_code } => {
-                    let n = diesel::update(target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ON_DRONE)))
-                        .set((hqe::status.eq(status::GATHERING), hqe::exit_code.eq(exit_code)))
-                        .execute(conn)
-                        .await?;
+                StatusEvent::Gathering {
+                    entry_id,
+                    attempt,
+                    exit_code,
+                } => {
+                    let n = diesel::update(
+                        target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ON_DRONE)),
+                    )
+                    .set((
+                        hqe::status.eq(status::GATHERING),
+                        hqe::exit_code.eq(exit_code),
+                    ))
+                    .execute(conn)
+                    .await?;
                     (n, true, None)
                 }
-                StatusEvent::Finished { entry_id, attempt, exit_code } => {
-                    let final_status = if *exit_code == 0 { status::COMPLETED } else { status::FAILED };
-                    let n = diesel::update(target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ACTIVE)))
-                        .set((hqe::status.eq(final_status), hqe::exit_code.eq(exit_code), hqe::finished_on.eq(now)))
-                        .execute(conn)
-                        .await?;
+                StatusEvent::Finished {
+                    entry_id,
+                    attempt,
+                    exit_code,
+                } => {
+                    let final_status = if *exit_code == 0 {
+                        status::COMPLETED
+                    } else {
+                        status::FAILED
+                    };
+                    let n = diesel::update(
+                        target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ACTIVE)),
+                    )
+                    .set((
+                        hqe::status.eq(final_status),
+                        hqe::exit_code.eq(exit_code),
+                        hqe::finished_on.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
                     (n, true, Some(*entry_id))
                 }
-                StatusEvent::Refused { entry_id, attempt, reason } => {
-                    let n = diesel::update(target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ACTIVE)))
-                        .set((hqe::status.eq(status::FAILED), hqe::failure_reason.eq(reason), hqe::finished_on.eq(now)))
-                        .execute(conn)
-                        .await?;
+                StatusEvent::Refused {
+                    entry_id,
+                    attempt,
+                    reason,
+                } => {
+                    let n = diesel::update(
+                        target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ACTIVE)),
+                    )
+                    .set((
+                        hqe::status.eq(status::FAILED),
+                        hqe::failure_reason.eq(reason),
+                        hqe::finished_on.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
                     (n, true, Some(*entry_id))
                 }
                 StatusEvent::Heartbeat { .. } => {
@@ -227,7 +283,11 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
                 continue;
             }
             if let Some(entry_id) = finished_entry {
-                let host_id: i64 = hqe::table.filter(hqe::id.eq(entry_id)).select(hqe::host_id).first(conn).await?;
+                let host_id: i64 = hqe::table
+                    .filter(hqe::id.eq(entry_id))
+                    .select(hqe::host_id)
+                    .first(conn)
+                    .await?;
                 diesel::update(hosts::table.filter(hosts::id.eq(host_id)))
                     .set(hosts::status.eq("Ready"))
                     .execute(conn)
@@ -240,7 +300,10 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
 }
 
 /// The entry's current (attempt, status, drone), for logging a stale report.
-pub async fn current(db: &Db, entry_id: i64) -> Result<Option<(i32, String, Option<String>)>, DbError> {
+pub async fn current(
+    db: &Db,
+    entry_id: i64,
+) -> Result<Option<(i32, String, Option<String>)>, DbError> {
     Ok(with_conn!(db, |conn| {
         hqe::table
             .filter(hqe::id.eq(entry_id))

@@ -12,10 +12,17 @@ use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
 
 /// Creates a host with its labels (creating labels that do not exist yet).
-pub async fn create(db: &Db, name: &HostName, labels_wanted: &[LabelName]) -> Result<HostView, DbError> {
+pub async fn create(
+    db: &Db,
+    name: &HostName,
+    labels_wanted: &[LabelName],
+) -> Result<HostView, DbError> {
     let now = common::time::now_micros();
     let host_name = name.as_str().to_string();
-    let wanted: Vec<String> = labels_wanted.iter().map(|l| l.as_str().to_string()).collect();
+    let wanted: Vec<String> = labels_wanted
+        .iter()
+        .map(|l| l.as_str().to_string())
+        .collect();
     write_txn!(db, |conn, last_id| {
         let exists: i64 = hosts::table
             .filter(hosts::hostname.eq(&host_name))
@@ -23,13 +30,22 @@ pub async fn create(db: &Db, name: &HostName, labels_wanted: &[LabelName]) -> Re
             .get_result(conn)
             .await?;
         if exists > 0 {
-            return Err(DbError::Conflict(format!("host {host_name} already exists")));
+            return Err(DbError::Conflict(format!(
+                "host {host_name} already exists"
+            )));
         }
         diesel::insert_into(hosts::table)
-            .values((hosts::hostname.eq(&host_name), hosts::status.eq("Ready"), hosts::locked.eq(false), hosts::created_on.eq(now)))
+            .values((
+                hosts::hostname.eq(&host_name),
+                hosts::status.eq("Ready"),
+                hosts::locked.eq(false),
+                hosts::created_on.eq(now),
+            ))
             .execute(conn)
             .await?;
-        let host_id: i64 = diesel::select(sql::<BigInt>(last_id)).get_result(conn).await?;
+        let host_id: i64 = diesel::select(sql::<BigInt>(last_id))
+            .get_result(conn)
+            .await?;
         for label in &wanted {
             let found: Option<i64> = labels::table
                 .filter(labels::name.eq(label))
@@ -44,11 +60,16 @@ pub async fn create(db: &Db, name: &HostName, labels_wanted: &[LabelName]) -> Re
                         .values(labels::name.eq(label))
                         .execute(conn)
                         .await?;
-                    diesel::select(sql::<BigInt>(last_id)).get_result(conn).await?
+                    diesel::select(sql::<BigInt>(last_id))
+                        .get_result(conn)
+                        .await?
                 }
             };
             diesel::insert_into(host_labels::table)
-                .values((host_labels::host_id.eq(host_id), host_labels::label_id.eq(label_id)))
+                .values((
+                    host_labels::host_id.eq(host_id),
+                    host_labels::label_id.eq(label_id),
+                ))
                 .execute(conn)
                 .await?;
         }
@@ -72,7 +93,13 @@ pub async fn list(db: &Db) -> Result<Vec<HostView>, DbError> {
     let (rows, pairs): (Vec<Row>, Vec<(i64, String)>) = with_conn!(db, |conn| {
         let rows = hosts::table
             .order(hosts::hostname.asc())
-            .select((hosts::id, hosts::hostname, hosts::status, hosts::locked, hosts::lock_reason))
+            .select((
+                hosts::id,
+                hosts::hostname,
+                hosts::status,
+                hosts::locked,
+                hosts::lock_reason,
+            ))
             .load::<Row>(conn)
             .await?;
         let pairs = host_labels::table

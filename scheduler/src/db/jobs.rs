@@ -34,9 +34,16 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
             .load(conn)
             .await?;
         let ids: BTreeMap<String, i64> = found.into_iter().map(|(id, n)| (n, id)).collect();
-        let unknown: Vec<&str> = names.iter().filter(|n| !ids.contains_key(*n)).map(String::as_str).collect();
+        let unknown: Vec<&str> = names
+            .iter()
+            .filter(|n| !ids.contains_key(*n))
+            .map(String::as_str)
+            .collect();
         if !unknown.is_empty() {
-            return Err(DbError::NotFound(format!("unknown host: {}", unknown.join(", "))));
+            return Err(DbError::NotFound(format!(
+                "unknown host: {}",
+                unknown.join(", ")
+            )));
         }
         diesel::insert_into(jobs::table)
             .values((
@@ -48,7 +55,9 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
             ))
             .execute(conn)
             .await?;
-        let job_id: i64 = diesel::select(sql::<BigInt>(last_id)).get_result(conn).await?;
+        let job_id: i64 = diesel::select(sql::<BigInt>(last_id))
+            .get_result(conn)
+            .await?;
         for name in &names {
             diesel::insert_into(hqe::table)
                 .values((
@@ -73,7 +82,13 @@ pub async fn list(db: &Db) -> Result<Vec<JobSummary>, DbError> {
     let (rows, states): (Vec<Row>, Vec<(i64, String)>) = with_conn!(db, |conn| {
         let rows = jobs::table
             .order(jobs::id.desc())
-            .select((jobs::id, jobs::name, jobs::owner, jobs::priority, jobs::created_on))
+            .select((
+                jobs::id,
+                jobs::name,
+                jobs::owner,
+                jobs::priority,
+                jobs::created_on,
+            ))
             .load::<Row>(conn)
             .await?;
         let states = hqe::table
@@ -103,7 +118,13 @@ pub async fn list(db: &Db) -> Result<Vec<JobSummary>, DbError> {
 }
 
 /// Where the results of an entry are on the results host, as shown to users.
-pub fn results_path(results_host: &ResultsHost, results_dir: &Path, job_id: i64, owner: &str, subdir: &str) -> String {
+pub fn results_path(
+    results_host: &ResultsHost,
+    results_dir: &Path,
+    job_id: i64,
+    owner: &str,
+    subdir: &str,
+) -> String {
     let path = results_dir.join(format!("{job_id}-{owner}")).join(subdir);
     match results_host {
         ResultsHost::Local => path.display().to_string(),
@@ -112,13 +133,36 @@ pub fn results_path(results_host: &ResultsHost, results_dir: &Path, job_id: i64,
 }
 
 /// One job with its entries.
-pub async fn show(db: &Db, id: i64, results_host: &ResultsHost, results_dir: &Path) -> Result<JobView, DbError> {
+pub async fn show(
+    db: &Db,
+    id: i64,
+    results_host: &ResultsHost,
+    results_dir: &Path,
+) -> Result<JobView, DbError> {
     type JobRow = (i64, String, String, i32, i64);
-    type EntryRow = (i64, String, String, Option<String>, i32, Option<i32>, Option<String>, String, i64, Option<i64>, Option<i64>);
+    type EntryRow = (
+        i64,
+        String,
+        String,
+        Option<String>,
+        i32,
+        Option<i32>,
+        Option<String>,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    );
     let (job, entries): (Option<JobRow>, Vec<EntryRow>) = with_conn!(db, |conn| {
         let job = jobs::table
             .filter(jobs::id.eq(id))
-            .select((jobs::id, jobs::name, jobs::owner, jobs::priority, jobs::created_on))
+            .select((
+                jobs::id,
+                jobs::name,
+                jobs::owner,
+                jobs::priority,
+                jobs::created_on,
+            ))
             .first::<JobRow>(conn)
             .await
             .optional()?;
@@ -143,25 +187,41 @@ pub async fn show(db: &Db, id: i64, results_host: &ResultsHost, results_dir: &Pa
             .await?;
         (job, entries)
     });
-    let (id, name, owner, priority, created_on) = job.ok_or_else(|| DbError::NotFound(format!("no job {id}")))?;
+    let (id, name, owner, priority, created_on) =
+        job.ok_or_else(|| DbError::NotFound(format!("no job {id}")))?;
     let entries: Vec<EntryView> = entries
         .into_iter()
-        .map(|(entry_id, host, s, drone, attempt, exit_code, failure_reason, subdir, created, started, finished)| {
-            let pushed = s == status::COMPLETED || (s == status::FAILED && exit_code.is_some());
-            EntryView {
-                id: entry_id,
+        .map(
+            |(
+                entry_id,
                 host,
-                results_path: pushed.then(|| results_path(results_host, results_dir, id, &owner, &subdir)),
-                status: s,
+                s,
                 drone,
                 attempt,
                 exit_code,
                 failure_reason,
-                created_on: format_micros(created),
-                started_on: started.map(format_micros),
-                finished_on: finished.map(format_micros),
-            }
-        })
+                subdir,
+                created,
+                started,
+                finished,
+            )| {
+                let pushed = s == status::COMPLETED || (s == status::FAILED && exit_code.is_some());
+                EntryView {
+                    id: entry_id,
+                    host,
+                    results_path: pushed
+                        .then(|| results_path(results_host, results_dir, id, &owner, &subdir)),
+                    status: s,
+                    drone,
+                    attempt,
+                    exit_code,
+                    failure_reason,
+                    created_on: format_micros(created),
+                    started_on: started.map(format_micros),
+                    finished_on: finished.map(format_micros),
+                }
+            },
+        )
         .collect();
     Ok(JobView {
         status: api::job_status(entries.iter().map(|e| e.status.as_str())).to_string(),

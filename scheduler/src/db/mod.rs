@@ -14,7 +14,9 @@ use common::config::DatabaseConfig;
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, SimpleAsyncConnection};
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, SimpleAsyncConnection,
+};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -91,15 +93,20 @@ macro_rules! write_txn {
                 #[allow(unused_variables)]
                 let $last_id = "last_insert_rowid()";
                 guard
-                    .immediate_transaction(async |$conn| -> Result<_, $crate::db::DbError> { $body })
+                    .immediate_transaction(async |$conn| -> Result<_, $crate::db::DbError> {
+                        $body
+                    })
                     .await
             }
             $crate::db::Db::Mysql(pool) => {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
                 #[allow(unused_variables)]
                 let $last_id = "LAST_INSERT_ID()";
-                diesel_async::AsyncConnection::transaction(&mut *guard, async |$conn| -> Result<_, $crate::db::DbError> { $body })
-                    .await
+                diesel_async::AsyncConnection::transaction(
+                    &mut *guard,
+                    async |$conn| -> Result<_, $crate::db::DbError> { $body },
+                )
+                .await
             }
         }
     };
@@ -176,15 +183,22 @@ impl Db {
                     .map_err(|e| DbError::Connect(e.to_string()))?;
                 Ok(Db::Sqlite(pool))
             }
-            DatabaseConfig::Mysql { host, port, database, .. } => {
+            DatabaseConfig::Mysql {
+                host,
+                port,
+                database,
+                ..
+            } => {
                 let url = mysql_url(config).expect("mysql config");
                 let where_ = format!("mysql {host}:{port}/{database}");
                 let conn = AsyncMysqlConnection::establish(&url)
                     .await
                     .map_err(|e| DbError::Connect(format!("{where_}: {e}")))?;
                 let mut harness = AsyncMigrationHarness::new(conn);
-                tokio::task::block_in_place(|| harness.run_pending_migrations(MYSQL_MIGRATIONS).map(|_| ()))
-                    .map_err(|e| DbError::Migration(e.to_string()))?;
+                tokio::task::block_in_place(|| {
+                    harness.run_pending_migrations(MYSQL_MIGRATIONS).map(|_| ())
+                })
+                .map_err(|e| DbError::Migration(e.to_string()))?;
                 let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(url);
                 let pool = bb8::Pool::builder()
                     .max_size(8)

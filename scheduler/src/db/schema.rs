@@ -68,4 +68,11 @@ diesel::joinable!(host_labels -> labels (label_id));
 diesel::joinable!(host_queue_entries -> jobs (job_id));
 diesel::joinable!(host_queue_entries -> hosts (host_id));
 
-diesel::allow_tables_to_appear_in_same_query!(hosts, labels, host_labels, jobs, host_queue_entries, drones);
+diesel::allow_tables_to_appear_in_same_query!(
+    hosts,
+    labels,
+    host_labels,
+    jobs,
+    host_queue_entries,
+    drones
+);

@@ -1,0 +1,96 @@
+//! A blocking client of the HTTP API: what `atest` (and tests) call.
+
+use crate::api::{
+    CreateHost, CreateJob, DroneView, ErrorBody, HostView, JobCreated, JobSummary, JobView,
+};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// A failed call, worded for a one-line message on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the scheduler at {server}: {reason}")]
+    Unreachable { server: String, reason: String },
+    /// The scheduler's own error message.
+    #[error("{0}")]
+    Refused(String),
+    #[error("unexpected answer from the scheduler: {0}")]
+    Protocol(String),
+}
+
+/// The API client.
+pub struct Client {
+    server: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(server: &str) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build();
+        Self {
+            server: server.trim_end_matches('/').to_string(),
+            agent: ureq::Agent::new_with_config(config),
+        }
+    }
+
+    fn finish<T: DeserializeOwned>(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
+        let mut response = result.map_err(|e| ClientError::Unreachable {
+            server: self.server.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if status.is_success() {
+            serde_json::from_str(&text).map_err(|e| ClientError::Protocol(format!("{e}: {text}")))
+        } else {
+            match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(body) => Err(ClientError::Refused(body.error)),
+                Err(_) => Err(ClientError::Protocol(format!("HTTP {status}: {text}"))),
+            }
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.finish(self.agent.get(format!("{}{path}", self.server)).call())
+    }
+
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: impl serde::Serialize,
+    ) -> Result<T, ClientError> {
+        self.finish(
+            self.agent
+                .post(format!("{}{path}", self.server))
+                .send_json(body),
+        )
+    }
+
+    pub fn create_host(&self, body: &CreateHost) -> Result<HostView, ClientError> {
+        self.post("/api/hosts", body)
+    }
+    pub fn hosts(&self) -> Result<Vec<HostView>, ClientError> {
+        self.get("/api/hosts")
+    }
+    pub fn create_job(&self, body: &CreateJob) -> Result<i64, ClientError> {
+        self.post::<JobCreated>("/api/jobs", body).map(|c| c.id)
+    }
+    pub fn jobs(&self) -> Result<Vec<JobSummary>, ClientError> {
+        self.get("/api/jobs")
+    }
+    pub fn job(&self, id: i64) -> Result<JobView, ClientError> {
+        self.get(&format!("/api/jobs/{id}"))
+    }
+    pub fn drones(&self) -> Result<Vec<DroneView>, ClientError> {
+        self.get("/api/drones")
+    }
+}

@@ -1,0 +1,236 @@
+//! The dispatcher: woken by events (a new job, a finished entry, a freed slot), never
+//! by a timer. One cycle records a batch of assignments in one transaction, then
+//! publishes their job messages with confirms; a dispatch that cannot be published is
+//! put back in the queue.
+
+use crate::db::entries::{self, Candidate};
+use crate::db::{drones, Db, DbError};
+use common::broker::{self, BrokerError, Publisher};
+use common::config::Config;
+use common::names::{DroneName, HostName, Owner};
+use common::protocol::{self, RunJob, SCHEMA_VERSION};
+use common::shutdown::Shutdown;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// What a cycle found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing more can start now: wait for the next event.
+    Idle,
+    /// More may start at once: run another cycle.
+    More,
+}
+
+/// Why a cycle failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{failed} of {total} dispatches could not be published: {first}")]
+    Publish {
+        failed: usize,
+        total: usize,
+        first: BrokerError,
+    },
+}
+
+/// Dispatches queued entries to drones.
+pub struct Dispatcher {
+    db: Db,
+    config: Arc<Config>,
+    publisher: Publisher,
+    wake: Arc<Notify>,
+    drone_names: Vec<String>,
+}
+
+impl Dispatcher {
+    pub fn new(db: Db, config: Arc<Config>, wake: Arc<Notify>, connection_name: &str) -> Self {
+        let publisher = Publisher::new(config.broker.url.expose(), connection_name);
+        let drone_names = config
+            .scheduler
+            .drones
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        Self {
+            db,
+            config,
+            publisher,
+            wake,
+            drone_names,
+        }
+    }
+
+    /// Runs cycles whenever woken, until shutdown.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        self.republish_starting().await;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let woken = self.wake.notified();
+            match self.cycle().await {
+                Ok(Progress::More) => continue,
+                Ok(Progress::Idle) => backoff = Duration::from_millis(100),
+                Err(error) => {
+                    tracing::error!(%error, retry_in = ?backoff, "dispatch cycle failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.wait() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+
+    /// Entries left in Starting by a previous run may never have been published:
+    /// publish them again with the same attempt (a worker that has it ignores the copy).
+    async fn republish_starting(&self) {
+        match entries::starting(&self.db).await {
+            Ok(list) if !list.is_empty() => {
+                tracing::info!(
+                    entries = list.len(),
+                    "republishing entries left in Starting"
+                );
+                for (candidate, drone) in list {
+                    if let Err(error) = self.publish(&candidate, &drone).await {
+                        tracing::warn!(%error, entry.id = candidate.entry_id, "republish failed; putting the entry back in the queue");
+                        let _ = entries::unassign(
+                            &self.db,
+                            candidate.entry_id,
+                            candidate.attempt,
+                            candidate.host_id,
+                        )
+                        .await;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "cannot read entries left in Starting"),
+        }
+    }
+
+    /// One dispatch cycle.
+    pub async fn cycle(&self) -> Result<Progress, DispatchError> {
+        let loads = drones::loads(&self.db, &self.drone_names).await?;
+        let mut slots: Vec<(String, i64, i64)> = loads
+            .into_iter()
+            .filter(|d| d.enabled && d.running < d.capacity)
+            .map(|d| (d.name, d.running, d.capacity))
+            .collect();
+        let total_free: i64 = slots.iter().map(|(_, r, c)| c - r).sum();
+        if total_free == 0 {
+            return Ok(Progress::Idle);
+        }
+        let limit = total_free.min(i64::from(self.config.scheduler.max_jobs_started_per_cycle));
+        let fetch = limit * 4 + 16;
+        let candidates = entries::candidates(&self.db, fetch).await?;
+        let fetched = candidates.len() as i64;
+        let mut hosts_taken = HashSet::new();
+        let mut picks = Vec::new();
+        for candidate in candidates {
+            if picks.len() as i64 == limit {
+                break;
+            }
+            if !hosts_taken.insert(candidate.host_id) {
+                continue; // one entry per host at a time
+            }
+            // Least-loaded drone: lowest share of its capacity in use.
+            let Some(slot) = slots
+                .iter_mut()
+                .filter(|(_, running, capacity)| running < capacity)
+                .min_by(|a, b| (a.1 * b.2).cmp(&(b.1 * a.2)).then(a.0.cmp(&b.0)))
+            else {
+                break;
+            };
+            slot.1 += 1;
+            picks.push((candidate, slot.0.clone()));
+        }
+        if picks.is_empty() {
+            return Ok(Progress::Idle);
+        }
+        let picked = picks.len() as i64;
+        let taken = entries::assign(&self.db, picks).await?;
+        let results = futures_util::future::join_all(
+            taken
+                .iter()
+                .map(|(candidate, drone)| self.publish(candidate, drone)),
+        )
+        .await;
+        let total = taken.len();
+        let mut failures = Vec::new();
+        for ((candidate, _), result) in taken.iter().zip(results) {
+            if let Err(error) = result {
+                entries::unassign(
+                    &self.db,
+                    candidate.entry_id,
+                    candidate.attempt,
+                    candidate.host_id,
+                )
+                .await?;
+                failures.push(error);
+            }
+        }
+        let failed = failures.len();
+        if let Some(first) = failures.into_iter().next() {
+            return Err(DispatchError::Publish {
+                failed,
+                total,
+                first,
+            });
+        }
+        tracing::debug!(dispatched = total, "dispatch cycle");
+        let more = (picked == limit && limit < total_free) || fetched == fetch;
+        Ok(if more { Progress::More } else { Progress::Idle })
+    }
+
+    async fn publish(&self, candidate: &Candidate, drone: &str) -> Result<(), BrokerError> {
+        let message = match build_message(candidate, drone) {
+            Ok(message) => message,
+            Err(error) => {
+                // Names were validated on the way in; this means the database was edited.
+                tracing::error!(%error, entry.id = candidate.entry_id, "entry has an invalid name in the database");
+                return Err(BrokerError::Unroutable {
+                    exchange: broker::JOBS_EXCHANGE.into(),
+                    routing_key: drone.into(),
+                    reply: error.to_string(),
+                });
+            }
+        };
+        let properties =
+            broker::json_properties(&message.delivery_id(), "autotest.run", "autotest-scheduler");
+        self.publisher
+            .publish(
+                broker::JOBS_EXCHANGE,
+                drone,
+                &protocol::encode(&message),
+                properties,
+            )
+            .await?;
+        tracing::info!(entry.id = candidate.entry_id, job.id = candidate.job_id, attempt = candidate.attempt, drone.name = drone, host = %candidate.hostname, "dispatched");
+        Ok(())
+    }
+}
+
+fn build_message(candidate: &Candidate, drone: &str) -> Result<RunJob, common::names::InvalidName> {
+    Ok(RunJob {
+        schema: SCHEMA_VERSION,
+        entry_id: candidate.entry_id,
+        job_id: candidate.job_id,
+        attempt: candidate.attempt,
+        drone: DroneName::new(drone)?,
+        hosts: vec![HostName::new(candidate.hostname.clone())?],
+        owner: Owner::new(candidate.owner.clone())?,
+        job_name: candidate.job_name.clone(),
+        execution_subdir: HostName::new(candidate.execution_subdir.clone())?,
+        control_file: candidate.control_file.clone(),
+        sender_version: common::VERSION.to_string(),
+    })
+}

@@ -1,0 +1,172 @@
+//! The HTTP API (`/api/...`), used by `atest` and by scripts. JSON in and out; every
+//! error is `{"error": "..."}` with a 4xx or 5xx status. Names are validated here, where
+//! they enter the system.
+
+use crate::api::{CreateHost, CreateJob, ErrorBody, JobCreated};
+use crate::db::{self, Db, DbError};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use common::config::Config;
+use common::names::{HostName, LabelName, Owner};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Largest control file accepted.
+pub const MAX_CONTROL_FILE_BYTES: usize = 1024 * 1024;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub wake: Arc<Notify>,
+}
+
+/// An error answer.
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        let code = match &error {
+            DbError::NotFound(_) => StatusCode::NOT_FOUND,
+            DbError::Conflict(_) => StatusCode::CONFLICT,
+            DbError::Invalid(_) => StatusCode::BAD_REQUEST,
+            _ => {
+                tracing::error!(%error, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        Self(code, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// The router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/hosts", get(list_hosts).post(create_host))
+        .route("/api/jobs", get(list_jobs).post(create_job))
+        .route("/api/jobs/{id}", get(show_job))
+        .route("/api/drones", get(list_drones))
+        .with_state(state)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "version": common::VERSION }))
+}
+
+async fn list_hosts(State(state): State<AppState>) -> ApiResult<Vec<crate::api::HostView>> {
+    Ok(Json(db::hosts::list(&state.db).await?))
+}
+
+async fn create_host(
+    State(state): State<AppState>,
+    Json(body): Json<CreateHost>,
+) -> Result<Response, ApiError> {
+    let name = HostName::new(body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let labels = body
+        .labels
+        .into_iter()
+        .map(LabelName::new)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let host = db::hosts::create(&state.db, &name, &labels).await?;
+    state.wake.notify_one();
+    Ok((StatusCode::CREATED, Json(host)).into_response())
+}
+
+async fn list_jobs(State(state): State<AppState>) -> ApiResult<Vec<crate::api::JobSummary>> {
+    Ok(Json(db::jobs::list(&state.db).await?))
+}
+
+async fn create_job(
+    State(state): State<AppState>,
+    Json(body): Json<CreateJob>,
+) -> Result<Response, ApiError> {
+    if body.name.trim().is_empty() {
+        return Err(ApiError::bad_request("the job name is empty"));
+    }
+    if body.name.len() > 1024 || body.name.contains('\0') {
+        return Err(ApiError::bad_request(
+            "the job name is longer than 1024 bytes or contains NUL",
+        ));
+    }
+    if body.control_file.len() > MAX_CONTROL_FILE_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "the control file is larger than {MAX_CONTROL_FILE_BYTES} bytes"
+        )));
+    }
+    let owner = Owner::new(body.owner).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if body.hosts.is_empty() {
+        return Err(ApiError::bad_request("no hosts given"));
+    }
+    let mut hosts = Vec::with_capacity(body.hosts.len());
+    for host in body.hosts {
+        let host = HostName::new(host).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if hosts.contains(&host) {
+            return Err(ApiError::bad_request(format!(
+                "host {host} is listed twice"
+            )));
+        }
+        hosts.push(host);
+    }
+    let job = db::jobs::NewJob {
+        name: body.name,
+        owner,
+        priority: body.priority,
+        control_file: body.control_file,
+        hosts,
+    };
+    let id = db::jobs::create(&state.db, job)
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound(message) => ApiError::bad_request(message),
+            other => other.into(),
+        })?;
+    state.wake.notify_one();
+    Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
+}
+
+async fn show_job(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<crate::api::JobView> {
+    let scheduler = &state.config.scheduler;
+    Ok(Json(
+        db::jobs::show(
+            &state.db,
+            id,
+            &scheduler.results_host,
+            &scheduler.results_dir,
+        )
+        .await?,
+    ))
+}
+
+async fn list_drones(State(state): State<AppState>) -> ApiResult<Vec<crate::api::DroneView>> {
+    let names: Vec<String> = state
+        .config
+        .scheduler
+        .drones
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    Ok(Json(db::drones::list(&state.db, &names).await?))
+}

@@ -1,0 +1,184 @@
+//! The status consumer: reads what drones report from `autotest.status`, applies a
+//! batch of reports in one transaction, then acks them. Unreadable reports go to the
+//! dead-letter queue with the reason; reports from an older attempt are logged as stale
+//! and change nothing.
+
+use crate::db::entries::{self, Applied};
+use crate::db::Db;
+use common::broker;
+use common::config::Config;
+use common::protocol::{self, StatusReport};
+use common::shutdown::Shutdown;
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Most reports applied in one transaction.
+const BATCH: usize = 500;
+
+/// Consumes status reports until shutdown, reconnecting after broker failures.
+pub async fn run(
+    db: Db,
+    config: Arc<Config>,
+    wake: Arc<Notify>,
+    connection_name: String,
+    mut shutdown: Shutdown,
+) {
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_triggered() {
+        match consume(&db, &config, &wake, &connection_name, &mut shutdown).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, retry_in = ?backoff, "status consumer lost the broker, reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.wait() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Declares the whole topology (so jobs are routable before any worker starts).
+pub async fn declare_topology(
+    channel: &lapin::Channel,
+    config: &Config,
+) -> Result<(), broker::BrokerError> {
+    broker::declare_common(channel).await?;
+    for drone in &config.scheduler.drones {
+        broker::declare_drone_queue(channel, drone).await?;
+    }
+    Ok(())
+}
+
+async fn consume(
+    db: &Db,
+    config: &Config,
+    wake: &Notify,
+    connection_name: &str,
+    shutdown: &mut Shutdown,
+) -> anyhow::Result<()> {
+    let connection = broker::connect(config.broker.url.expose(), connection_name).await?;
+    let channel = broker::confirm_channel(&connection).await?;
+    declare_topology(&channel, config).await?;
+    channel
+        .basic_qos(BATCH as u16 * 2, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            broker::STATUS_QUEUE.into(),
+            connection_name.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = broker::STATUS_QUEUE, "consuming status reports");
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.wait() => {
+                let _ = connection.close(200, "scheduler shutting down".into()).await;
+                return Ok(());
+            }
+            next = consumer.next() => next,
+        };
+        let mut batch = vec![next_delivery(first)?];
+        while batch.len() < BATCH {
+            match consumer.next().now_or_never() {
+                Some(next) => batch.push(next_delivery(next)?),
+                None => break,
+            }
+        }
+        let mut reports = Vec::with_capacity(batch.len());
+        let mut readable: Vec<Delivery> = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            match protocol::decode::<StatusReport>(&delivery.data) {
+                Ok(report) => {
+                    reports.push((report.drone.to_string(), report.event));
+                    readable.push(delivery);
+                }
+                Err(error) => {
+                    let reason = error.to_string();
+                    tracing::warn!(
+                        reason,
+                        "unreadable status report moved to the dead-letter queue"
+                    );
+                    broker::dead_letter(&channel, &delivery, broker::STATUS_QUEUE, &reason).await?;
+                }
+            }
+        }
+        if reports.is_empty() {
+            continue;
+        }
+        match entries::apply(db, &reports).await {
+            Ok(outcomes) => {
+                let mut wake_dispatcher = false;
+                for ((drone, event), outcome) in reports.iter().zip(&outcomes) {
+                    match outcome {
+                        Applied::Changed { slot_freed } => wake_dispatcher |= slot_freed,
+                        Applied::Stale => log_stale(db, drone, event).await,
+                        Applied::Heartbeat => {}
+                    }
+                }
+                if wake_dispatcher {
+                    wake.notify_one();
+                }
+                for delivery in readable {
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, reports = readable.len(), "cannot record status reports; handing them back");
+                for delivery in readable {
+                    delivery
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await?;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn next_delivery(next: Option<Result<Delivery, lapin::Error>>) -> anyhow::Result<Delivery> {
+    match next {
+        Some(Ok(delivery)) => Ok(delivery),
+        Some(Err(error)) => Err(error.into()),
+        None => anyhow::bail!("the broker cancelled the status consumer"),
+    }
+}
+
+async fn log_stale(db: &Db, drone: &str, event: &protocol::StatusEvent) {
+    use protocol::StatusEvent::*;
+    let (entry_id, attempt) = match event {
+        Running {
+            entry_id, attempt, ..
+        }
+        | Gathering {
+            entry_id, attempt, ..
+        }
+        | Finished {
+            entry_id, attempt, ..
+        }
+        | Refused {
+            entry_id, attempt, ..
+        } => (*entry_id, *attempt),
+        Heartbeat { .. } => return,
+    };
+    let current = entries::current(db, entry_id).await.ok().flatten();
+    tracing::warn!(
+        entry.id = entry_id,
+        attempt,
+        drone.name = drone,
+        current = ?current,
+        report = ?event,
+        "stale status report ignored"
+    );
+}
