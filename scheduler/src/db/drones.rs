@@ -53,22 +53,22 @@ pub struct DroneLoad {
 
 /// The configured drones with their current load.
 pub async fn loads(db: &Db, configured: &[String]) -> Result<Vec<DroneLoad>, DbError> {
-    let (rows, counts): (Vec<(String, bool, i32)>, Vec<(Option<String>, i64)>) =
-        with_conn!(db, |conn| {
-            let rows = drones::table
-                .filter(drones::name.eq_any(configured))
-                .order(drones::name.asc())
-                .select((drones::name, drones::enabled, drones::capacity))
-                .load(conn)
-                .await?;
-            let counts = hqe::table
-                .filter(hqe::status.eq_any(status::ON_DRONE))
-                .group_by(hqe::drone)
-                .select((hqe::drone, diesel::dsl::count_star()))
-                .load(conn)
-                .await?;
-            (rows, counts)
-        });
+    type Rows = (Vec<(String, bool, i32)>, Vec<(Option<String>, i64)>);
+    let (rows, counts): Rows = with_conn!(db, |conn| {
+        let rows = drones::table
+            .filter(drones::name.eq_any(configured))
+            .order(drones::name.asc())
+            .select((drones::name, drones::enabled, drones::capacity))
+            .load(conn)
+            .await?;
+        let counts = hqe::table
+            .filter(hqe::status.eq_any(status::ON_DRONE))
+            .group_by(hqe::drone)
+            .select((hqe::drone, diesel::dsl::count_star()))
+            .load(conn)
+            .await?;
+        (rows, counts)
+    });
     let counts: BTreeMap<String, i64> = counts
         .into_iter()
         .filter_map(|(d, n)| Some((d?, n)))

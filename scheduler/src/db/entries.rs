@@ -53,7 +53,7 @@ pub async fn candidates(db: &Db, limit: i64) -> Result<Vec<Candidate>, DbError> 
 
 /// Entries left in Starting (dispatched, maybe never published), with their drone.
 pub async fn starting(db: &Db) -> Result<Vec<(Candidate, String)>, DbError> {
-    let rows: Vec<(
+    type Row = (
         i64,
         i64,
         i32,
@@ -64,7 +64,8 @@ pub async fn starting(db: &Db) -> Result<Vec<(Candidate, String)>, DbError> {
         String,
         String,
         Option<String>,
-    )> = with_conn!(db, |conn| {
+    );
+    let rows: Vec<Row> = with_conn!(db, |conn| {
         hqe::table
             .inner_join(hosts::table)
             .inner_join(jobs::table)

@@ -1,0 +1,546 @@
+//! A test world: its own vhost, database and directories, the real scheduler and real
+//! drone workers running against them, and a teardown that checks the broker was left
+//! clean.
+
+use crate::broker as mq;
+use common::config::Config;
+use common::names::DroneName;
+use common::shutdown::{Shutdown, ShutdownTrigger};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, SimpleAsyncConnection};
+use scheduler::api::{CreateHost, CreateJob, JobView};
+use scheduler::client::Client;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// Which database the suite runs against.
+#[derive(Clone, Debug)]
+enum TestDb {
+    Sqlite,
+    Mysql { server_url: String, name: String },
+}
+
+fn mysql_server_url() -> String {
+    std::env::var("AUTOTEST_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://autotest_test:autotest_test@127.0.0.1:3306".into())
+}
+
+/// user, password, host, port from `mysql://user:password@host:port`.
+fn mysql_parts(url: &str) -> (String, String, String, String) {
+    let rest = url.trim_start_matches("mysql://");
+    let (creds, addr) = rest.split_once('@').expect("user:password@host:port");
+    let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
+    let addr = addr.trim_end_matches('/');
+    let (host, port) = addr.split_once(':').unwrap_or((addr, "3306"));
+    (user.into(), password.into(), host.into(), port.into())
+}
+
+async fn mysql_exec(server_url: &str, sql: &str) {
+    let mut conn = AsyncMysqlConnection::establish(server_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("MySQL at {server_url} unreachable ({e}); deploy/test.sh sets it up")
+        });
+    conn.batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Builds a world.
+pub struct WorldBuilder {
+    drones: Vec<(String, u32)>,
+    worker_max_processes: Option<u32>,
+    extra: Vec<(String, String, String)>,
+    start_workers: bool,
+}
+
+impl Default for WorldBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WorldBuilder {
+    pub fn new() -> Self {
+        Self {
+            drones: Vec::new(),
+            worker_max_processes: None,
+            extra: Vec::new(),
+            start_workers: true,
+        }
+    }
+
+    /// A drone with its capacity in `[SCHEDULER]`.
+    pub fn drone(mut self, name: &str, capacity: u32) -> Self {
+        self.drones.push((name.into(), capacity));
+        self
+    }
+
+    /// `[DRONE] max_processes`: the workers' own limit.
+    pub fn worker_max_processes(mut self, n: u32) -> Self {
+        self.worker_max_processes = Some(n);
+        self
+    }
+
+    /// Any other config line.
+    pub fn config(mut self, section: &str, key: &str, value: &str) -> Self {
+        self.extra.push((section.into(), key.into(), value.into()));
+        self
+    }
+
+    /// Do not start the workers (the test starts them itself).
+    pub fn without_workers(mut self) -> Self {
+        self.start_workers = false;
+        self
+    }
+
+    /// Creates the vhost, database and directories; starts the scheduler and workers.
+    pub async fn start(self) -> World {
+        common::telemetry::init_for_test();
+        let id = crate::unique("autotest_test");
+        let dir = std::env::temp_dir().join(&id);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let vhost = id.replace('_', "-");
+        let amqp_url = mq::create_vhost(&vhost);
+        let db = match std::env::var("AUTOTEST_TEST_DB").as_deref() {
+            Ok("mysql") => {
+                let server_url = mysql_server_url();
+                mysql_exec(&server_url, &format!("CREATE DATABASE {id}")).await;
+                TestDb::Mysql {
+                    server_url,
+                    name: id.clone(),
+                }
+            }
+            _ => TestDb::Sqlite,
+        };
+        let mut sections: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+        let mut put = |s: &'static str, k: &str, v: String| {
+            sections.entry(s).or_default().push((k.into(), v))
+        };
+        match &db {
+            TestDb::Sqlite => put(
+                "AUTOTEST_WEB",
+                "database",
+                dir.join("autotest.db").display().to_string(),
+            ),
+            TestDb::Mysql { server_url, name } => {
+                let (user, password, host, port) = mysql_parts(server_url);
+                put("AUTOTEST_WEB", "db_type", "mysql".into());
+                put("AUTOTEST_WEB", "database", name.clone());
+                put("AUTOTEST_WEB", "host", host);
+                put("AUTOTEST_WEB", "port", port);
+                put("AUTOTEST_WEB", "user", user);
+                put("AUTOTEST_WEB", "password", password);
+            }
+        }
+        let names: Vec<&str> = self.drones.iter().map(|(n, _)| n.as_str()).collect();
+        put("SCHEDULER", "drones", names.join(", "));
+        for (name, capacity) in &self.drones {
+            put(
+                "SCHEDULER",
+                &format!("{name}_max_processes"),
+                capacity.to_string(),
+            );
+        }
+        put("SCHEDULER", "results_host", "localhost".into());
+        put(
+            "SCHEDULER",
+            "results_dir",
+            dir.join("results").display().to_string(),
+        );
+        put("SCHEDULER", "http_listen", "127.0.0.1:0".into());
+        put(
+            "DRONE",
+            "results_dir",
+            dir.join("drone-results").display().to_string(),
+        );
+        put("DRONE", "heartbeat_sec", "1".into());
+        if let Some(n) = self.worker_max_processes {
+            put("DRONE", "max_processes", n.to_string());
+        }
+        let autoserv = crate::repo_root().join("deploy/demo-autoserv.sh");
+        put(
+            "AUTOSERV",
+            "command",
+            format!("{} -p -r {{results_dir}} -m {{hosts}} -u {{owner}} -l {{job_name}} {{control_file}}", autoserv.display()),
+        );
+        put("BROKER", "url", amqp_url.clone());
+        let mut text = String::new();
+        for (section, pairs) in &sections {
+            text.push_str(&format!("[{section}]\n"));
+            for (k, v) in pairs {
+                text.push_str(&format!("{k}: {v}\n"));
+            }
+            for (s, k, v) in &self.extra {
+                if s == section {
+                    text.push_str(&format!("{k}: {v}\n"));
+                }
+            }
+        }
+        for (s, k, v) in &self.extra {
+            if !sections.contains_key(s.as_str()) {
+                text.push_str(&format!("[{s}]\n{k}: {v}\n"));
+            }
+        }
+        let config_path = dir.join("global_config.ini");
+        std::fs::write(&config_path, &text).expect("write config");
+        let config = Config::from_parts(&config_path, &text, std::iter::empty())
+            .expect("test config is valid");
+
+        let mut world = World {
+            dir,
+            vhost,
+            amqp_url,
+            config_path,
+            config: config.clone(),
+            db,
+            server: String::new(),
+            scheduler: None,
+            workers: BTreeMap::new(),
+            torn_down: false,
+        };
+        world.start_scheduler().await;
+        if self.start_workers {
+            for (name, _) in &self.drones {
+                world.start_worker(name).await;
+            }
+        }
+        world
+    }
+}
+
+struct Running {
+    trigger: ShutdownTrigger,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// A running test world.
+pub struct World {
+    pub dir: PathBuf,
+    pub vhost: String,
+    pub amqp_url: String,
+    pub config_path: PathBuf,
+    pub config: Config,
+    db: TestDb,
+    server: String,
+    scheduler: Option<Running>,
+    workers: BTreeMap<String, Running>,
+    torn_down: bool,
+}
+
+impl World {
+    pub fn builder() -> WorldBuilder {
+        WorldBuilder::new()
+    }
+
+    /// The scheduler's URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Where results land on the (local) results host.
+    pub fn results_dir(&self) -> PathBuf {
+        self.config.scheduler.results_dir.clone()
+    }
+
+    /// The config a worker named `name` runs with: its own results directory.
+    pub fn worker_config(&self, name: &str) -> Config {
+        let mut config = self.config.clone();
+        config.drone.results_dir = self.dir.join(format!("drone-{name}"));
+        config
+    }
+
+    pub async fn start_scheduler(&mut self) {
+        let scheduler = scheduler::Scheduler::start(self.config.clone())
+            .await
+            .expect("scheduler starts");
+        self.server = format!("http://{}", scheduler.local_addr());
+        let (trigger, shutdown) = Shutdown::new();
+        let task = tokio::spawn(scheduler.run(shutdown));
+        self.scheduler = Some(Running { trigger, task });
+    }
+
+    pub async fn start_worker(&mut self, name: &str) {
+        let worker = drone_worker::Worker::new(
+            self.worker_config(name),
+            DroneName::new(name).expect("valid drone name"),
+        )
+        .expect("worker starts");
+        let (trigger, shutdown) = Shutdown::new();
+        let task = tokio::spawn(worker.run(shutdown));
+        self.workers.insert(name.into(), Running { trigger, task });
+    }
+
+    /// Stops a worker cleanly (it finishes what it holds).
+    pub async fn stop_worker(&mut self, name: &str) {
+        if let Some(running) = self.workers.remove(name) {
+            running.trigger.trigger();
+            running
+                .task
+                .await
+                .expect("worker task")
+                .expect("worker stops cleanly");
+        }
+    }
+
+    /// Calls the API from a blocking thread.
+    pub async fn api<T: Send + 'static>(&self, f: impl FnOnce(&Client) -> T + Send + 'static) -> T {
+        let server = self.server.clone();
+        tokio::task::spawn_blocking(move || f(&Client::new(&server)))
+            .await
+            .expect("API call")
+    }
+
+    /// Runs the real `atest` binary against this world's scheduler.
+    pub async fn atest(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(crate::binary("atest"))
+            .args(["--server", &self.server])
+            .args(args)
+            .env("USER", "tester")
+            .current_dir(&self.dir)
+            .output()
+            .await
+            .expect("run atest")
+    }
+
+    pub async fn create_hosts(&self, names: &[&str]) {
+        for name in names {
+            let body = CreateHost {
+                name: name.to_string(),
+                labels: vec![],
+            };
+            self.api(move |c| c.create_host(&body))
+                .await
+                .expect("host created");
+        }
+    }
+
+    /// Submits a job whose control file is a shell script (run by deploy/demo-autoserv.sh).
+    pub async fn submit(&self, name: &str, control: &str, hosts: &[&str]) -> i64 {
+        self.submit_with_priority(name, control, hosts, 0).await
+    }
+
+    pub async fn submit_with_priority(
+        &self,
+        name: &str,
+        control: &str,
+        hosts: &[&str],
+        priority: i32,
+    ) -> i64 {
+        let body = CreateJob {
+            name: name.into(),
+            control_file: control.into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            owner: "tester".into(),
+            priority,
+        };
+        self.api(move |c| c.create_job(&body))
+            .await
+            .expect("job created")
+    }
+
+    pub async fn job(&self, id: i64) -> JobView {
+        self.api(move |c| c.job(id)).await.expect("job shown")
+    }
+
+    /// Waits until every job is Completed, Failed or Aborted; panics after `timeout`
+    /// with the jobs' states.
+    pub async fn wait_for_jobs(&self, ids: &[i64], timeout: Duration) -> Vec<JobView> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ids = ids.to_vec();
+            let jobs: Vec<JobView> = self
+                .api(move |c| {
+                    ids.iter()
+                        .map(|id| c.job(*id).expect("job shown"))
+                        .collect()
+                })
+                .await;
+            if jobs
+                .iter()
+                .all(|j| scheduler::api::status::FINAL.contains(&j.status.as_str()))
+            {
+                return jobs;
+            }
+            if Instant::now() > deadline {
+                let states: Vec<_> = jobs.iter().map(|j| (j.id, j.status.clone())).collect();
+                panic!("jobs did not finish within {timeout:?}: {states:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Publishes raw bytes to an exchange of this world's vhost (for poison messages).
+    pub async fn publish_raw(&self, exchange: &str, routing_key: &str, payload: &[u8]) {
+        let connection = common::broker::connect(&self.amqp_url, "test")
+            .await
+            .expect("connect");
+        let channel = common::broker::confirm_channel(&connection)
+            .await
+            .expect("channel");
+        common::broker::publish_confirmed(
+            &channel,
+            exchange,
+            routing_key,
+            payload,
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("published");
+        let _ = connection.close(200, "done".into()).await;
+    }
+
+    /// Takes every message off a queue: (payload, headers as strings).
+    pub async fn drain_queue(&self, queue: &str) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
+        use lapin::options::{BasicAckOptions, BasicGetOptions};
+        let connection = common::broker::connect(&self.amqp_url, "test")
+            .await
+            .expect("connect");
+        let channel = connection.create_channel().await.expect("channel");
+        let mut out = Vec::new();
+        while let Some(message) = channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("basic_get")
+        {
+            let mut headers = BTreeMap::new();
+            if let Some(table) = message.delivery.properties.headers() {
+                for (k, v) in table.inner() {
+                    let text = match v {
+                        lapin::types::AMQPValue::LongString(s) => s.to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    headers.insert(k.to_string(), text);
+                }
+            }
+            message
+                .delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .expect("ack");
+            out.push((message.delivery.data.clone(), headers));
+        }
+        let _ = connection.close(200, "done".into()).await;
+        out
+    }
+
+    /// Messages waiting in a queue (ready ones; unacked ones return when their consumer
+    /// goes away).
+    pub async fn queue_depth(&self, queue: &str) -> u32 {
+        use lapin::options::QueueDeclareOptions;
+        let connection = common::broker::connect(&self.amqp_url, "test")
+            .await
+            .expect("connect");
+        let channel = connection.create_channel().await.expect("channel");
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .expect("queue exists");
+        let _ = connection.close(200, "done".into()).await;
+        declared.message_count()
+    }
+
+    /// Stops everything, checks that no job or status message was left on the broker,
+    /// and removes the vhost, database and directories.
+    pub async fn stop(mut self) {
+        let names: Vec<String> = self.workers.keys().cloned().collect();
+        for name in names {
+            self.stop_worker(&name).await;
+        }
+        if let Some(running) = self.scheduler.take() {
+            running.trigger.trigger();
+            running
+                .task
+                .await
+                .expect("scheduler task")
+                .expect("scheduler stops cleanly");
+        }
+        for queue in self
+            .config
+            .scheduler
+            .drones
+            .iter()
+            .map(common::broker::drone_queue)
+        {
+            assert_eq!(
+                self.queue_depth(&queue).await,
+                0,
+                "job messages left on {queue} at teardown"
+            );
+        }
+        // A heartbeat may arrive as the scheduler stops; any other report left is a bug.
+        for (body, _) in self.drain_queue(common::broker::STATUS_QUEUE).await {
+            let report: common::protocol::StatusReport =
+                common::protocol::decode(&body).expect("status reports are readable");
+            assert!(
+                matches!(
+                    report.event,
+                    common::protocol::StatusEvent::Heartbeat { .. }
+                ),
+                "status report left unprocessed at teardown: {report:?}"
+            );
+        }
+        self.teardown().await;
+    }
+
+    async fn teardown(&mut self) {
+        if self.torn_down {
+            return;
+        }
+        self.torn_down = true;
+        mq::delete_vhost(&self.vhost);
+        if let TestDb::Mysql { server_url, name } = &self.db {
+            mysql_exec(server_url, &format!("DROP DATABASE IF EXISTS {name}")).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.join(relative)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if self.torn_down {
+            return;
+        }
+        // A failed test: stop what runs and remove what was made, without an executor.
+        if let Some(running) = self.scheduler.take() {
+            running.trigger.trigger();
+            running.task.abort();
+        }
+        for (_, running) in std::mem::take(&mut self.workers) {
+            running.trigger.trigger();
+            running.task.abort();
+        }
+        mq::delete_vhost(&self.vhost);
+        if let TestDb::Mysql { server_url, name } = self.db.clone() {
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(mysql_exec(
+                    &server_url,
+                    &format!("DROP DATABASE IF EXISTS {name}"),
+                ));
+            })
+            .join();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads a file the test expects to exist.
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
