@@ -79,6 +79,15 @@ enum JobAction {
         #[arg(long)]
         json: bool,
     },
+    /// Wait until the jobs have finished, printing progress to stderr; exits non-zero
+    /// if one of them did not complete.
+    Wait {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        /// Give up after this many seconds (default: wait forever).
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
     /// Show a job and its entries.
     Show {
         id: i64,
@@ -162,6 +171,58 @@ fn current_user() -> Option<String> {
     })
 }
 
+/// Polls the jobs once a second until all are final.
+fn wait(client: &Client, ids: &[i64], timeout: Option<u64>) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let mut last = String::new();
+    loop {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        let mut done = 0;
+        let mut failed = Vec::new();
+        for id in ids {
+            let job = client.job(*id).map_err(|e| e.to_string())?;
+            let finished = scheduler::api::status::FINAL.contains(&job.status.as_str());
+            if finished {
+                done += 1;
+                if job.status != scheduler::api::status::COMPLETED {
+                    failed.push(format!("{} ({})", job.id, job.status));
+                }
+            }
+            for entry in job.entries {
+                *counts.entry(entry.status).or_default() += 1;
+            }
+        }
+        let line = format!(
+            "{done}/{} jobs finished; entries: {}",
+            ids.len(),
+            counts
+                .iter()
+                .map(|(s, n)| format!("{n} {s}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        if done == ids.len() {
+            return if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not completed: {}", failed.join(", ")))
+            };
+        }
+        if timeout.is_some_and(|t| start.elapsed().as_secs() >= t) {
+            return Err(format!(
+                "timed out after {}s with {done}/{} jobs finished",
+                start.elapsed().as_secs(),
+                ids.len()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
     let client = Client::new(&args.server);
     let e = |e: scheduler::client::ClientError| e.to_string();
@@ -241,6 +302,9 @@ fn run(args: Args) -> Result<(), String> {
                 );
             }
         }
+        Command::Job {
+            action: JobAction::Wait { ids, timeout },
+        } => wait(&client, &ids, timeout)?,
         Command::Job {
             action: JobAction::Show { id, json },
         } => {
