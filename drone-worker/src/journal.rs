@@ -89,6 +89,12 @@ impl Journal {
         Ok(())
     }
 
+    /// Makes the attempt's current record durable (fsync of the file and directory).
+    pub fn sync(&self, entry_id: i64, attempt: i32) -> std::io::Result<()> {
+        std::fs::File::open(self.path(entry_id, attempt))?.sync_all()?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+
     /// Every record, oldest first; unreadable files are reported, not fatal.
     pub fn all(&self) -> std::io::Result<Vec<Record>> {
         let mut out = Vec::new();

@@ -220,7 +220,10 @@ impl Inner {
             ack(&delivery).await;
             return;
         }
-        if let Err(error) = self.put(&job, Stage::Accepted, true).await {
+        // Journal first (no fsync yet), start at once, and ack only once the journal
+        // is on disk: a crash before the ack means a redelivery, which the journal
+        // recognises; a power cut before it also took Autoserv down with it.
+        if let Err(error) = self.put(&job, Stage::Accepted, false).await {
             tracing::error!(%error, entry.id = job.entry_id, "cannot journal the job; handing it back");
             let _ = delivery
                 .nack(BasicNackOptions {
@@ -232,18 +235,26 @@ impl Inner {
             return;
         }
         self.held.lock().expect("held lock").insert(key);
-        ack(&delivery).await;
         let span = tracing::info_span!(
             "entry",
             entry.id = job.entry_id,
             job.id = job.job_id,
             attempt = job.attempt
         );
+        let (entry_id, attempt) = key;
         tokio::spawn(
             self.clone()
                 .drive(job, Stage::Accepted, pusher.clone())
                 .instrument(span),
         );
+        let journal = self.journal.clone();
+        tokio::spawn(async move {
+            let synced = tokio::task::spawn_blocking(move || journal.sync(entry_id, attempt)).await;
+            if let Ok(Err(error)) = synced {
+                tracing::error!(%error, entry.id = entry_id, "cannot fsync the journal; acking anyway (the job is running)");
+            }
+            ack(&delivery).await;
+        });
     }
 
     async fn reject(&self, channel: &Channel, delivery: &Delivery, reason: &str) {
@@ -301,15 +312,16 @@ impl Inner {
                     }
                 };
                 let pid = started.pid;
-                self.record(&job, Stage::Running { pid }).await;
                 tracing::info!(pid, "Autoserv started");
-                self.reporter
-                    .send(StatusEvent::Running {
+                // The journal and the report are independent: do both at once.
+                tokio::join!(
+                    self.record(&job, Stage::Running { pid }),
+                    self.reporter.send(StatusEvent::Running {
                         entry_id,
                         attempt,
                         pid,
                     })
-                    .await;
+                );
                 runner::wait(started.child).await
             }
             Stage::Running { pid } => {

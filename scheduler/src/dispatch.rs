@@ -4,7 +4,7 @@
 //! put back in the queue.
 
 use crate::db::entries::{self, Candidate};
-use crate::db::{drones, Db, DbError};
+use crate::db::{Db, DbError};
 use common::broker::{self, BrokerError, Publisher};
 use common::config::Config;
 use common::names::{DroneName, HostName, Owner};
@@ -119,7 +119,12 @@ impl Dispatcher {
 
     /// One dispatch cycle.
     pub async fn cycle(&self) -> Result<Progress, DispatchError> {
-        let loads = drones::loads(&self.db, &self.drone_names).await?;
+        let began = std::time::Instant::now();
+        let max_start = i64::from(self.config.scheduler.max_jobs_started_per_cycle);
+        let (loads, candidates) = entries::dispatch_view(&self.db, &self.drone_names, |free| {
+            (free.min(max_start) * 4 + 16) * i64::from(free > 0)
+        })
+        .await?;
         let mut slots: Vec<(String, i64, i64)> = loads
             .into_iter()
             .filter(|d| d.enabled && d.running < d.capacity)
@@ -129,9 +134,8 @@ impl Dispatcher {
         if total_free == 0 {
             return Ok(Progress::Idle);
         }
-        let limit = total_free.min(i64::from(self.config.scheduler.max_jobs_started_per_cycle));
+        let limit = total_free.min(max_start);
         let fetch = limit * 4 + 16;
-        let candidates = entries::candidates(&self.db, fetch).await?;
         let fetched = candidates.len() as i64;
         let mut hosts_taken = HashSet::new();
         let mut picks = Vec::new();
@@ -157,7 +161,9 @@ impl Dispatcher {
             return Ok(Progress::Idle);
         }
         let picked = picks.len() as i64;
+        let planned = began.elapsed();
         let taken = entries::assign(&self.db, picks).await?;
+        let recorded = began.elapsed();
         let results = futures_util::future::join_all(
             taken
                 .iter()
@@ -186,7 +192,13 @@ impl Dispatcher {
                 first,
             });
         }
-        tracing::debug!(dispatched = total, "dispatch cycle");
+        tracing::debug!(
+            dispatched = total,
+            planned_us = planned.as_micros() as u64,
+            recorded_us = recorded.as_micros() as u64,
+            published_us = began.elapsed().as_micros() as u64,
+            "dispatch cycle"
+        );
         let more = (picked == limit && limit < total_free) || fetched == fetch;
         Ok(if more { Progress::More } else { Progress::Idle })
     }

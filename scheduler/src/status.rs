@@ -114,8 +114,14 @@ async fn consume(
         if reports.is_empty() {
             continue;
         }
+        let began = std::time::Instant::now();
         match entries::apply(db, &reports).await {
             Ok(outcomes) => {
+                tracing::debug!(
+                    reports = reports.len(),
+                    applied_us = began.elapsed().as_micros() as u64,
+                    "status reports recorded"
+                );
                 let mut wake_dispatcher = false;
                 for ((drone, event), outcome) in reports.iter().zip(&outcomes) {
                     match outcome {
@@ -127,8 +133,10 @@ async fn consume(
                 if wake_dispatcher {
                     wake.notify_one();
                 }
-                for delivery in readable {
-                    delivery.ack(BasicAckOptions::default()).await?;
+                // One ack for the whole batch: every earlier delivery on this channel
+                // has been acked or dead-lettered already.
+                if let Some(last) = readable.last() {
+                    last.ack(BasicAckOptions { multiple: true }).await?;
                 }
             }
             Err(error) => {

@@ -26,10 +26,13 @@ pub fn repo_root() -> PathBuf {
 /// A binary built by `cargo build --workspace --bins` (deploy/test.sh does it first).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
+    let here = exe.parent().expect("executable directory");
+    // Test binaries live in target/<profile>/deps, tools in target/<profile>.
+    let dir = if here.ends_with("deps") {
+        here.parent().expect("target/<profile>")
+    } else {
+        here
+    };
     let path = dir.join(name);
     assert!(
         path.exists(),

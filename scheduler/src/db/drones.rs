@@ -1,8 +1,8 @@
 //! Drones as the scheduler keeps them: enabled flag, capacity, last heartbeat.
 
-use super::schema::{drones, host_queue_entries as hqe};
+use super::schema::drones;
 use super::{Db, DbError};
-use crate::api::{status, DroneView};
+use crate::api::DroneView;
 use crate::{with_conn, write_txn};
 use common::config::SchedulerConfig;
 use common::time::format_micros;
@@ -53,35 +53,9 @@ pub struct DroneLoad {
 
 /// The configured drones with their current load.
 pub async fn loads(db: &Db, configured: &[String]) -> Result<Vec<DroneLoad>, DbError> {
-    type Rows = (Vec<(String, bool, i32)>, Vec<(Option<String>, i64)>);
-    let (rows, counts): Rows = with_conn!(db, |conn| {
-        let rows = drones::table
-            .filter(drones::name.eq_any(configured))
-            .order(drones::name.asc())
-            .select((drones::name, drones::enabled, drones::capacity))
-            .load(conn)
-            .await?;
-        let counts = hqe::table
-            .filter(hqe::status.eq_any(status::ON_DRONE))
-            .group_by(hqe::drone)
-            .select((hqe::drone, diesel::dsl::count_star()))
-            .load(conn)
-            .await?;
-        (rows, counts)
-    });
-    let counts: BTreeMap<String, i64> = counts
-        .into_iter()
-        .filter_map(|(d, n)| Some((d?, n)))
-        .collect();
-    Ok(rows
-        .into_iter()
-        .map(|(name, enabled, capacity)| DroneLoad {
-            running: counts.get(&name).copied().unwrap_or(0),
-            name,
-            enabled,
-            capacity: i64::from(capacity),
-        })
-        .collect())
+    Ok(super::entries::dispatch_view(db, configured, |_| 0)
+        .await?
+        .0)
 }
 
 /// `GET /api/drones`.

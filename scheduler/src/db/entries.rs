@@ -2,6 +2,7 @@
 //! change is a conditional update on (id, attempt, expected status), so a decision
 //! taken on a stale view, or a report from an older attempt, changes nothing.
 
+use super::drones::DroneLoad;
 use super::schema::{drones, host_queue_entries as hqe, hosts, jobs};
 use super::{Db, DbError};
 use crate::api::status;
@@ -9,6 +10,7 @@ use crate::{with_conn, write_txn};
 use common::protocol::StatusEvent;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use std::collections::BTreeMap;
 
 /// A queued entry whose host is ready: what a dispatch needs to build the message.
 #[derive(Debug, Clone, Queryable)]
@@ -24,31 +26,85 @@ pub struct Candidate {
     pub control_file: String,
 }
 
-/// Queued entries on ready, unlocked hosts, best first: priority, then job age.
-pub async fn candidates(db: &Db, limit: i64) -> Result<Vec<Candidate>, DbError> {
-    Ok(with_conn!(db, |conn| {
-        hqe::table
-            .inner_join(hosts::table)
-            .inner_join(jobs::table)
-            .filter(hqe::status.eq(status::QUEUED))
-            .filter(hosts::status.eq("Ready"))
-            .filter(hosts::locked.eq(false))
-            .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
-            .limit(limit)
-            .select((
-                hqe::id,
-                hqe::job_id,
-                hqe::attempt,
-                hqe::execution_subdir,
-                hosts::id,
-                hosts::hostname,
-                jobs::name,
-                jobs::owner,
-                jobs::control_file,
-            ))
-            .load::<Candidate>(conn)
-            .await?
-    }))
+/// What a dispatch cycle decides on, read on one connection: the configured drones
+/// with their load, then up to `fetch(free slots)` queued entries on ready, unlocked
+/// hosts, best first (priority, then job age).
+pub async fn dispatch_view(
+    db: &Db,
+    configured: &[String],
+    fetch: impl FnOnce(i64) -> i64,
+) -> Result<(Vec<DroneLoad>, Vec<Candidate>), DbError> {
+    type Rows = (
+        Vec<(String, bool, i32)>,
+        Vec<(Option<String>, i64)>,
+        Vec<Candidate>,
+    );
+    let (rows, counts, candidates): Rows = with_conn!(db, |conn| {
+        let rows: Vec<(String, bool, i32)> = drones::table
+            .filter(drones::name.eq_any(configured))
+            .order(drones::name.asc())
+            .select((drones::name, drones::enabled, drones::capacity))
+            .load(conn)
+            .await?;
+        let counts: Vec<(Option<String>, i64)> = hqe::table
+            .filter(hqe::status.eq_any(status::ON_DRONE))
+            .group_by(hqe::drone)
+            .select((hqe::drone, diesel::dsl::count_star()))
+            .load(conn)
+            .await?;
+        let by_drone: BTreeMap<&str, i64> = counts
+            .iter()
+            .filter_map(|(d, n)| Some((d.as_deref()?, *n)))
+            .collect();
+        let free: i64 = rows
+            .iter()
+            .filter(|(_, enabled, _)| *enabled)
+            .map(|(name, _, capacity)| {
+                (i64::from(*capacity) - by_drone.get(name.as_str()).copied().unwrap_or(0)).max(0)
+            })
+            .sum();
+        let limit = fetch(free);
+        let candidates = if limit > 0 {
+            hqe::table
+                .inner_join(hosts::table)
+                .inner_join(jobs::table)
+                .filter(hqe::status.eq(status::QUEUED))
+                .filter(hosts::status.eq("Ready"))
+                .filter(hosts::locked.eq(false))
+                .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
+                .limit(limit)
+                .select((
+                    hqe::id,
+                    hqe::job_id,
+                    hqe::attempt,
+                    hqe::execution_subdir,
+                    hosts::id,
+                    hosts::hostname,
+                    jobs::name,
+                    jobs::owner,
+                    jobs::control_file,
+                ))
+                .load::<Candidate>(conn)
+                .await?
+        } else {
+            Vec::new()
+        };
+        (rows, counts, candidates)
+    });
+    let counts: BTreeMap<String, i64> = counts
+        .into_iter()
+        .filter_map(|(d, n)| Some((d?, n)))
+        .collect();
+    let loads = rows
+        .into_iter()
+        .map(|(name, enabled, capacity)| DroneLoad {
+            running: counts.get(&name).copied().unwrap_or(0),
+            name,
+            enabled,
+            capacity: i64::from(capacity),
+        })
+        .collect();
+    Ok((loads, candidates))
 }
 
 /// Entries left in Starting (dispatched, maybe never published), with their drone.

@@ -59,7 +59,9 @@ impl DbError {
 /// The pool, for whichever backend the config names.
 #[derive(Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    /// SQLite allows one writer at a time; writers queue on the lock in this process
+    /// instead of meeting in SQLite's busy handler, which sleeps for milliseconds.
+    Sqlite(SqlitePool, std::sync::Arc<tokio::sync::Mutex<()>>),
     Mysql(MysqlPool),
 }
 
@@ -68,7 +70,7 @@ pub enum Db {
 macro_rules! with_conn {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite(pool) => {
+            $crate::db::Db::Sqlite(pool, _) => {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
                 let $conn = &mut *guard;
                 $body
@@ -88,7 +90,8 @@ macro_rules! with_conn {
 macro_rules! write_txn {
     ($db:expr, |$conn:ident, $last_id:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite(pool) => {
+            $crate::db::Db::Sqlite(pool, write_lock) => {
+                let _writer = write_lock.lock().await;
                 let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
                 #[allow(unused_variables)]
                 let $last_id = "last_insert_rowid()";
@@ -178,10 +181,11 @@ impl Db {
                 let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config);
                 let pool = bb8::Pool::builder()
                     .max_size(4)
+                    .test_on_check_out(false)
                     .build(manager)
                     .await
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                Ok(Db::Sqlite(pool))
+                Ok(Db::Sqlite(pool, Default::default()))
             }
             DatabaseConfig::Mysql {
                 host,
@@ -202,6 +206,7 @@ impl Db {
                 let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(url);
                 let pool = bb8::Pool::builder()
                     .max_size(8)
+                    .test_on_check_out(false)
                     .build(manager)
                     .await
                     .map_err(|e| DbError::Connect(format!("{where_}: {e}")))?;
