@@ -1,8 +1,8 @@
 //! The scheduler's database: one query layer for SQLite (bundled, the default) and
 //! MySQL/MariaDB (pure-Rust client). Each query is written once inside [`with_conn!`] or
 //! [`write_txn!`], which expand it for each backend; the per-backend pieces are the
-//! transaction kind (SQLite's `BEGIN IMMEDIATE`, so read-then-write never deadlocks)
-//! and the last-insert-id function.
+//! writer lock (SQLite has one writer at a time; ours queue in-process) and the
+//! last-insert-id function.
 
 pub mod drones;
 pub mod entries;
@@ -19,7 +19,7 @@ use diesel_async::{
 };
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, InPlace>;
 type SqlitePool = bb8::Pool<AsyncDieselConnectionManager<SqliteConn>>;
 type MysqlPool = bb8::Pool<AsyncDieselConnectionManager<AsyncMysqlConnection>>;
 
@@ -95,11 +95,14 @@ macro_rules! write_txn {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
                 #[allow(unused_variables)]
                 let $last_id = "last_insert_rowid()";
-                guard
-                    .immediate_transaction(async |$conn| -> Result<_, $crate::db::DbError> {
-                        $body
-                    })
-                    .await
+                // BEGIN (deferred) is safe: this process is the only writer and its
+                // writers hold `write_lock`, so no other write can slip in between
+                // this transaction's reads and writes.
+                diesel_async::AsyncConnection::transaction(
+                    &mut *guard,
+                    async |$conn| -> Result<_, $crate::db::DbError> { $body },
+                )
+                .await
             }
             $crate::db::Db::Mysql(pool) => {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
@@ -213,5 +216,30 @@ impl Db {
                 Ok(Db::Mysql(pool))
             }
         }
+    }
+}
+
+/// Runs SQLite calls on the calling thread inside `block_in_place`, instead of one
+/// `spawn_blocking` round trip per statement: SQLite is in-process and its calls take
+/// microseconds (a commit's fsync, a fraction of a millisecond), and `block_in_place`
+/// hands this worker's other tasks to another thread meanwhile.
+pub struct InPlace;
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for InPlace {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+    >
+    where
+        R: Send + 'static,
+    {
+        Box::pin(std::future::ready(Ok(tokio::task::block_in_place(task))))
+    }
+
+    fn get_runtime() -> Self {
+        InPlace
     }
 }
