@@ -210,7 +210,7 @@ impl Inner {
         };
         let key = (job.entry_id, job.attempt);
         let duplicate = self.held.lock().expect("held lock").contains(&key)
-            || self.journal.get(job.entry_id, job.attempt).is_some();
+            || self.journal.knows(job.entry_id, job.attempt);
         if duplicate {
             tracing::info!(
                 entry.id = job.entry_id,
@@ -223,7 +223,7 @@ impl Inner {
         // Journal first (no fsync yet), start at once, and ack only once the journal
         // is on disk: a crash before the ack means a redelivery, which the journal
         // recognises; a power cut before it also took Autoserv down with it.
-        if let Err(error) = self.put(&job, Stage::Accepted, false).await {
+        if let Err(error) = self.put(&job, Stage::Accepted).await {
             tracing::error!(%error, entry.id = job.entry_id, "cannot journal the job; handing it back");
             let _ = delivery
                 .nack(BasicNackOptions {
@@ -264,16 +264,16 @@ impl Inner {
         }
     }
 
-    async fn put(&self, job: &RunJob, stage: Stage, durable: bool) -> std::io::Result<()> {
+    async fn put(&self, job: &RunJob, stage: Stage) -> std::io::Result<()> {
         let journal = self.journal.clone();
         let job = job.clone();
-        tokio::task::spawn_blocking(move || journal.put(&job, stage, durable))
+        tokio::task::spawn_blocking(move || journal.put(&job, stage))
             .await
             .map_err(std::io::Error::other)?
     }
 
     async fn record(&self, job: &RunJob, stage: Stage) {
-        if let Err(error) = self.put(job, stage, false).await {
+        if let Err(error) = self.put(job, stage).await {
             tracing::error!(%error, "cannot update the journal");
         }
     }
@@ -369,7 +369,7 @@ impl Inner {
 
     /// Picks up the attempts a previous run of this worker left unfinished.
     async fn recover(self: &Arc<Self>, pusher: &Pusher) {
-        let records = match self.journal.all() {
+        let records = match self.journal.unfinished() {
             Ok(records) => records,
             Err(error) => {
                 tracing::error!(%error, "cannot read the journal");
@@ -377,9 +377,6 @@ impl Inner {
             }
         };
         for record in records {
-            if matches!(record.stage, Stage::Done { .. } | Stage::Refused { .. }) {
-                continue;
-            }
             let job = record.job;
             tracing::info!(entry.id = job.entry_id, attempt = job.attempt, stage = ?record.stage, "resuming an attempt from the journal");
             self.held
