@@ -280,6 +280,25 @@ impl Publisher {
         result
     }
 
+    /// Messages ready in a queue (a passive declare on this connection).
+    pub async fn queue_depth(&self, queue: &str) -> Result<u32, BrokerError> {
+        let channel = self.channel().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        match channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(declared) => Ok(declared.message_count()),
+            Err(error) => {
+                self.reset().await;
+                Err(error.into())
+            }
+        }
+    }
+
     /// Drops the connection (it is reopened on the next publish).
     pub async fn reset(&self) {
         if let Some((connection, _)) = self.link.lock().await.take() {

@@ -200,6 +200,7 @@ impl Inner {
     }
 
     async fn on_delivery(self: &Arc<Self>, channel: &Channel, delivery: Delivery, pusher: &Pusher) {
+        tracing::debug!(delivery_tag = delivery.delivery_tag, "delivery received");
         let job = match protocol::decode::<RunJob>(&delivery.data) {
             Ok(job) if job.drone == self.name => job,
             Ok(job) => {
@@ -235,6 +236,7 @@ impl Inner {
             return;
         }
         self.held.lock().expect("held lock").insert(key);
+        tracing::debug!(entry.id = job.entry_id, "journaled");
         let span = tracing::info_span!(
             "entry",
             entry.id = job.entry_id,

@@ -90,8 +90,40 @@ pub struct DroneView {
     pub enabled: bool,
     /// Entries Starting or Running on the drone now.
     pub running: i64,
+    /// The capacity in force: set at run time, else the config's.
     pub capacity: i32,
+    /// Job messages waiting in the drone's RabbitMQ queue (null if the broker could
+    /// not be asked).
+    pub queued: Option<u32>,
     pub last_heartbeat: Option<String>,
+}
+
+/// `POST /api/drones/{name}/capacity`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetCapacity {
+    pub capacity: i32,
+}
+
+/// `POST /api/hosts/{name}/lock`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LockHost {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/hosts/{name}/labels`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChangeLabels {
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// `POST /api/labels`, and one line of `GET /api/labels`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LabelView {
+    pub name: String,
 }
 
 /// Every error answer: `{"error": "..."}`.

@@ -1,7 +1,8 @@
 //! A blocking client of the HTTP API: what `atest` (and tests) call.
 
 use crate::api::{
-    CreateHost, CreateJob, DroneView, ErrorBody, HostView, JobCreated, JobSummary, JobView,
+    ChangeLabels, CreateHost, CreateJob, DroneView, ErrorBody, HostView, JobCreated, JobSummary,
+    JobView, LabelView, LockHost, SetCapacity,
 };
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -92,5 +93,50 @@ impl Client {
     }
     pub fn drones(&self) -> Result<Vec<DroneView>, ClientError> {
         self.get("/api/drones")
+    }
+    pub fn create_label(&self, name: &str) -> Result<LabelView, ClientError> {
+        self.post("/api/labels", LabelView { name: name.into() })
+    }
+    pub fn labels(&self) -> Result<Vec<LabelView>, ClientError> {
+        self.get("/api/labels")
+    }
+    pub fn change_labels(
+        &self,
+        host: &str,
+        body: &ChangeLabels,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(&format!("/api/hosts/{host}/labels"), body)
+    }
+    pub fn lock_host(
+        &self,
+        host: &str,
+        reason: Option<String>,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(&format!("/api/hosts/{host}/lock"), LockHost { reason })
+    }
+    pub fn unlock_host(&self, host: &str) -> Result<serde_json::Value, ClientError> {
+        self.post(&format!("/api/hosts/{host}/unlock"), serde_json::json!({}))
+    }
+    pub fn enable_drone(&self, drone: &str) -> Result<serde_json::Value, ClientError> {
+        self.post(
+            &format!("/api/drones/{drone}/enable"),
+            serde_json::json!({}),
+        )
+    }
+    pub fn disable_drone(&self, drone: &str) -> Result<serde_json::Value, ClientError> {
+        self.post(
+            &format!("/api/drones/{drone}/disable"),
+            serde_json::json!({}),
+        )
+    }
+    pub fn set_capacity(
+        &self,
+        drone: &str,
+        capacity: i32,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(
+            &format!("/api/drones/{drone}/capacity"),
+            SetCapacity { capacity },
+        )
     }
 }

@@ -2,12 +2,14 @@
 //! error is `{"error": "..."}` with a 4xx or 5xx status. Names are validated here, where
 //! they enter the system.
 
-use crate::api::{CreateHost, CreateJob, ErrorBody, JobCreated};
+use crate::api::{
+    ChangeLabels, CreateHost, CreateJob, ErrorBody, JobCreated, LabelView, LockHost, SetCapacity,
+};
 use crate::db::{self, Db, DbError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::config::Config;
 use common::names::{HostName, LabelName, Owner};
@@ -23,6 +25,8 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub wake: Arc<Notify>,
+    /// For `queued` in the drone list.
+    pub broker: Arc<common::broker::Publisher>,
 }
 
 /// An error answer.
@@ -65,6 +69,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs", get(list_jobs).post(create_job))
         .route("/api/jobs/{id}", get(show_job))
         .route("/api/drones", get(list_drones))
+        .route("/api/drones/{name}/enable", post(enable_drone))
+        .route("/api/drones/{name}/disable", post(disable_drone))
+        .route("/api/drones/{name}/capacity", post(set_capacity))
+        .route("/api/labels", get(list_labels).post(create_label))
+        .route("/api/hosts/{name}/labels", post(change_labels))
+        .route("/api/hosts/{name}/lock", post(lock_host))
+        .route("/api/hosts/{name}/unlock", post(unlock_host))
         .with_state(state)
 }
 
@@ -81,12 +92,7 @@ async fn create_host(
     Json(body): Json<CreateHost>,
 ) -> Result<Response, ApiError> {
     let name = HostName::new(body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let labels = body
-        .labels
-        .into_iter()
-        .map(LabelName::new)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let labels = label_names(body.labels)?;
     let host = db::hosts::create(&state.db, &name, &labels).await?;
     state.wake.notify_one();
     Ok((StatusCode::CREATED, Json(host)).into_response())
@@ -160,13 +166,142 @@ async fn show_job(
     ))
 }
 
-async fn list_drones(State(state): State<AppState>) -> ApiResult<Vec<crate::api::DroneView>> {
-    let names: Vec<String> = state
+fn drone_names(state: &AppState) -> Vec<String> {
+    state
         .config
         .scheduler
         .drones
         .iter()
         .map(|d| d.to_string())
-        .collect();
-    Ok(Json(db::drones::list(&state.db, &names).await?))
+        .collect()
+}
+
+async fn list_drones(State(state): State<AppState>) -> ApiResult<Vec<crate::api::DroneView>> {
+    let mut drones = db::drones::list(&state.db, &drone_names(&state)).await?;
+    for drone in &mut drones {
+        if let Ok(name) = common::names::DroneName::new(drone.name.clone()) {
+            drone.queued = state
+                .broker
+                .queue_depth(&common::broker::drone_queue(&name))
+                .await
+                .ok();
+        }
+    }
+    Ok(Json(drones))
+}
+
+fn known_drone(state: &AppState, name: &str) -> Result<(), ApiError> {
+    if drone_names(state).iter().any(|d| d == name) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown drone: {name} (not in [SCHEDULER] drones)"),
+        ))
+    }
+}
+
+async fn enable_drone(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    known_drone(&state, &name)?;
+    db::drones::set_enabled(&state.db, &name, true).await?;
+    state.wake.notify_one();
+    Ok(Json(serde_json::json!({ "name": name, "enabled": true })))
+}
+
+async fn disable_drone(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    known_drone(&state, &name)?;
+    db::drones::set_enabled(&state.db, &name, false).await?;
+    Ok(Json(serde_json::json!({ "name": name, "enabled": false })))
+}
+
+async fn set_capacity(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<SetCapacity>,
+) -> ApiResult<serde_json::Value> {
+    known_drone(&state, &name)?;
+    if body.capacity < 0 {
+        return Err(ApiError::bad_request("capacity must be 0 or more"));
+    }
+    db::drones::set_capacity(&state.db, &name, body.capacity).await?;
+    state.wake.notify_one();
+    Ok(Json(
+        serde_json::json!({ "name": name, "capacity": body.capacity }),
+    ))
+}
+
+fn label_names(names: Vec<String>) -> Result<Vec<LabelName>, ApiError> {
+    names
+        .into_iter()
+        .map(LabelName::new)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn list_labels(State(state): State<AppState>) -> ApiResult<Vec<LabelView>> {
+    let names = db::hosts::list_labels(&state.db).await?;
+    Ok(Json(
+        names.into_iter().map(|name| LabelView { name }).collect(),
+    ))
+}
+
+async fn create_label(
+    State(state): State<AppState>,
+    Json(body): Json<LabelView>,
+) -> Result<Response, ApiError> {
+    let name = LabelName::new(body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    db::hosts::create_label(&state.db, &name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LabelView {
+            name: name.to_string(),
+        }),
+    )
+        .into_response())
+}
+
+fn host_name(name: String) -> Result<HostName, ApiError> {
+    HostName::new(name).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn change_labels(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<ChangeLabels>,
+) -> ApiResult<serde_json::Value> {
+    let host = host_name(name)?;
+    let (add, remove) = (label_names(body.add)?, label_names(body.remove)?);
+    db::hosts::change_labels(&state.db, &host, &add, &remove).await?;
+    state.wake.notify_one();
+    Ok(Json(serde_json::json!({ "name": host.to_string() })))
+}
+
+async fn lock_host(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<LockHost>,
+) -> ApiResult<serde_json::Value> {
+    let host = host_name(name)?;
+    db::hosts::set_locked(&state.db, &host, true, body.reason).await?;
+    Ok(Json(
+        serde_json::json!({ "name": host.to_string(), "locked": true }),
+    ))
+}
+
+async fn unlock_host(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    let host = host_name(name)?;
+    db::hosts::set_locked(&state.db, &host, false, None).await?;
+    state.wake.notify_one();
+    Ok(Json(
+        serde_json::json!({ "name": host.to_string(), "locked": false }),
+    ))
 }

@@ -87,6 +87,10 @@ impl Scheduler {
             db: self.db.clone(),
             config: self.config.clone(),
             wake,
+            broker: Arc::new(common::broker::Publisher::new(
+                self.config.broker.url.expose(),
+                &format!("autotest-scheduler@{host} (api)"),
+            )),
         };
         tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
         let mut http_shutdown = shutdown.clone();

@@ -371,6 +371,48 @@ impl World {
         }
     }
 
+    /// Waits until `check` holds for the jobs' current views; panics after `timeout`.
+    pub async fn wait_until(
+        &self,
+        ids: &[i64],
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&[JobView]) -> bool,
+    ) -> Vec<JobView> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ids = ids.to_vec();
+            let jobs: Vec<JobView> = self
+                .api(move |c| {
+                    ids.iter()
+                        .map(|id| c.job(*id).expect("job shown"))
+                        .collect()
+                })
+                .await;
+            if check(&jobs) {
+                return jobs;
+            }
+            if Instant::now() > deadline {
+                panic!("not true within {timeout:?}: {what}; jobs: {jobs:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A control file that runs until `release()` is called for this world, after
+    /// leaving `started-<host>` in the world's directory.
+    pub fn blocking_control(&self) -> String {
+        let dir = self.dir.display();
+        format!(
+            "touch \"{dir}/started-$AUTOSERV_HOSTS\"\nwhile [ ! -e \"{dir}/release\" ]; do sleep 0.02; done\n"
+        )
+    }
+
+    /// Lets every job running `blocking_control()` finish.
+    pub fn release(&self) {
+        std::fs::write(self.dir.join("release"), b"").expect("release file");
+    }
+
     /// Publishes raw bytes to an exchange of this world's vhost (for poison messages).
     pub async fn publish_raw(&self, exchange: &str, routing_key: &str, payload: &[u8]) {
         let connection = common::broker::connect(&self.amqp_url, "test")

@@ -395,3 +395,5 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
         .contains("drone \"drone9\" is not in [SCHEDULER] drones"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+mod runtime_control;

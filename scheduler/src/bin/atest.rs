@@ -39,6 +39,22 @@ enum Command {
         #[command(subcommand)]
         action: DroneAction,
     },
+    /// Host labels.
+    Label {
+        #[command(subcommand)]
+        action: LabelAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabelAction {
+    /// Create a label.
+    Create { name: String },
+    /// List labels.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -55,6 +71,22 @@ enum HostAction {
         #[arg(long)]
         json: bool,
     },
+    /// Add or remove labels of a host.
+    Label {
+        name: String,
+        #[arg(long = "add")]
+        add: Vec<String>,
+        #[arg(long = "remove")]
+        remove: Vec<String>,
+    },
+    /// Lock a host: it gets no new work; what runs on it finishes.
+    Lock {
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Unlock a host.
+    Unlock { name: String },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +135,12 @@ enum DroneAction {
         #[arg(long)]
         json: bool,
     },
+    /// Let the drone take new work.
+    Enable { name: String },
+    /// Send the drone no new work; what runs on it finishes.
+    Disable { name: String },
+    /// Change how many entries the drone runs at once (kept across restarts).
+    SetCapacity { name: String, capacity: i32 },
 }
 
 fn main() -> ExitCode {
@@ -337,6 +375,62 @@ fn run(args: Args) -> Result<(), String> {
             }
         }
         Command::Drone {
+            action: DroneAction::Enable { name },
+        } => {
+            client.enable_drone(&name).map_err(e)?;
+            println!("drone {name} enabled");
+        }
+        Command::Drone {
+            action: DroneAction::Disable { name },
+        } => {
+            client.disable_drone(&name).map_err(e)?;
+            println!("drone {name} disabled: it gets no new work; running entries finish");
+        }
+        Command::Drone {
+            action: DroneAction::SetCapacity { name, capacity },
+        } => {
+            client.set_capacity(&name, capacity).map_err(e)?;
+            println!("drone {name} capacity {capacity}");
+        }
+        Command::Host {
+            action: HostAction::Label { name, add, remove },
+        } => {
+            client
+                .change_labels(&name, &scheduler::api::ChangeLabels { add, remove })
+                .map_err(e)?;
+            println!("{name}");
+        }
+        Command::Host {
+            action: HostAction::Lock { name, reason },
+        } => {
+            client.lock_host(&name, reason).map_err(e)?;
+            println!("{name} locked");
+        }
+        Command::Host {
+            action: HostAction::Unlock { name },
+        } => {
+            client.unlock_host(&name).map_err(e)?;
+            println!("{name} unlocked");
+        }
+        Command::Label {
+            action: LabelAction::Create { name },
+        } => {
+            client.create_label(&name).map_err(e)?;
+            println!("{name}");
+        }
+        Command::Label {
+            action: LabelAction::List { json },
+        } => {
+            let labels = client.labels().map_err(e)?;
+            if json {
+                print_json(&labels);
+            } else {
+                for label in labels {
+                    println!("{}", label.name);
+                }
+            }
+        }
+        Command::Drone {
             action: DroneAction::List { json },
         } => {
             let drones = client.drones().map_err(e)?;
@@ -344,7 +438,14 @@ fn run(args: Args) -> Result<(), String> {
                 print_json(&drones);
             } else {
                 table(
-                    &["DRONE", "ENABLED", "RUNNING", "CAPACITY", "LAST HEARTBEAT"],
+                    &[
+                        "DRONE",
+                        "ENABLED",
+                        "RUNNING",
+                        "QUEUED",
+                        "CAPACITY",
+                        "LAST HEARTBEAT",
+                    ],
                     drones
                         .into_iter()
                         .map(|d| {
@@ -352,6 +453,7 @@ fn run(args: Args) -> Result<(), String> {
                                 d.name,
                                 d.enabled.to_string(),
                                 d.running.to_string(),
+                                opt(&d.queued),
                                 d.capacity.to_string(),
                                 opt(&d.last_heartbeat),
                             ]

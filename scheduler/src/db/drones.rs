@@ -10,33 +10,69 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
 
-/// Records the configured drones: new ones are added, and the config's capacity and
-/// `<drone>_disabled` apply to all at start.
+/// Records the configured drones at start: new ones are added; every drone takes the
+/// config's capacity (a capacity set at run time still overrides it) and a drone
+/// marked `<drone>_disabled` is disabled. A drone disabled at run time stays disabled.
 pub async fn sync_from_config(db: &Db, config: &SchedulerConfig) -> Result<(), DbError> {
     let wanted: Vec<(String, bool, i32)> = config
         .drones
         .iter()
         .map(|d| {
             let capacity = i32::try_from(config.capacity_of(d)).unwrap_or(i32::MAX);
-            (d.to_string(), !config.drone_disabled.contains(d), capacity)
+            (d.to_string(), config.drone_disabled.contains(d), capacity)
         })
         .collect();
     write_txn!(db, |conn, _last_id| {
-        for (name, enabled, capacity) in &wanted {
+        for (name, disabled, capacity) in &wanted {
             let updated = diesel::update(drones::table.filter(drones::name.eq(name)))
-                .set((drones::enabled.eq(enabled), drones::capacity.eq(capacity)))
+                .set(drones::capacity.eq(capacity))
                 .execute(conn)
                 .await?;
             if updated == 0 {
                 diesel::insert_into(drones::table)
                     .values((
                         drones::name.eq(name),
-                        drones::enabled.eq(enabled),
+                        drones::enabled.eq(!disabled),
                         drones::capacity.eq(capacity),
                     ))
                     .execute(conn)
                     .await?;
+            } else if *disabled {
+                diesel::update(drones::table.filter(drones::name.eq(name)))
+                    .set(drones::enabled.eq(false))
+                    .execute(conn)
+                    .await?;
             }
+        }
+        Ok(())
+    })
+}
+
+/// `atest drone enable|disable`: effective for the next dispatch.
+pub async fn set_enabled(db: &Db, name: &str, enabled: bool) -> Result<(), DbError> {
+    let name = name.to_string();
+    write_txn!(db, |conn, _last_id| {
+        let n = diesel::update(drones::table.filter(drones::name.eq(&name)))
+            .set(drones::enabled.eq(enabled))
+            .execute(conn)
+            .await?;
+        if n == 0 {
+            return Err(DbError::NotFound(format!("unknown drone: {name}")));
+        }
+        Ok(())
+    })
+}
+
+/// `atest drone set-capacity`: effective for the next dispatch, kept across restarts.
+pub async fn set_capacity(db: &Db, name: &str, capacity: i32) -> Result<(), DbError> {
+    let name = name.to_string();
+    write_txn!(db, |conn, _last_id| {
+        let n = diesel::update(drones::table.filter(drones::name.eq(&name)))
+            .set(drones::capacity_override.eq(Some(capacity)))
+            .execute(conn)
+            .await?;
+        if n == 0 {
+            return Err(DbError::NotFound(format!("unknown drone: {name}")));
         }
         Ok(())
     })
@@ -58,7 +94,7 @@ pub async fn loads(db: &Db, configured: &[String]) -> Result<Vec<DroneLoad>, DbE
         .0)
 }
 
-/// `GET /api/drones`.
+/// `GET /api/drones`; `queued` is filled in by the caller from the broker.
 pub async fn list(db: &Db, configured: &[String]) -> Result<Vec<DroneView>, DbError> {
     let loads = loads(db, configured).await?;
     let beats: Vec<(String, Option<i64>)> = with_conn!(db, |conn| {
@@ -75,6 +111,7 @@ pub async fn list(db: &Db, configured: &[String]) -> Result<Vec<DroneView>, DbEr
             name: d.name,
             enabled: d.enabled,
             running: d.running,
+            queued: None,
             capacity: i32::try_from(d.capacity).unwrap_or(i32::MAX),
         })
         .collect())

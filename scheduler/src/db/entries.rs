@@ -40,12 +40,22 @@ pub async fn dispatch_view(
         Vec<Candidate>,
     );
     let (rows, counts, candidates): Rows = with_conn!(db, |conn| {
-        let rows: Vec<(String, bool, i32)> = drones::table
+        let rows: Vec<(String, bool, i32, Option<i32>)> = drones::table
             .filter(drones::name.eq_any(configured))
             .order(drones::name.asc())
-            .select((drones::name, drones::enabled, drones::capacity))
+            .select((
+                drones::name,
+                drones::enabled,
+                drones::capacity,
+                drones::capacity_override,
+            ))
             .load(conn)
             .await?;
+        // A capacity set at run time wins over the config's.
+        let rows: Vec<(String, bool, i32)> = rows
+            .into_iter()
+            .map(|(name, enabled, capacity, set)| (name, enabled, set.unwrap_or(capacity)))
+            .collect();
         let counts: Vec<(Option<String>, i64)> = hqe::table
             .filter(hqe::status.eq_any(status::ON_DRONE))
             .group_by(hqe::drone)

@@ -11,6 +11,30 @@ use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
 
+/// The id of a label, created if missing (inside a write transaction).
+macro_rules! ensure_label {
+    ($conn:ident, $last_id:ident, $label:expr) => {{
+        let found: Option<i64> = labels::table
+            .filter(labels::name.eq($label))
+            .select(labels::id)
+            .first($conn)
+            .await
+            .optional()?;
+        match found {
+            Some(id) => id,
+            None => {
+                diesel::insert_into(labels::table)
+                    .values(labels::name.eq($label))
+                    .execute($conn)
+                    .await?;
+                diesel::select(sql::<BigInt>($last_id))
+                    .get_result::<i64>($conn)
+                    .await?
+            }
+        }
+    }};
+}
+
 /// Creates a host with its labels (creating labels that do not exist yet).
 pub async fn create(
     db: &Db,
@@ -47,24 +71,7 @@ pub async fn create(
             .get_result(conn)
             .await?;
         for label in &wanted {
-            let found: Option<i64> = labels::table
-                .filter(labels::name.eq(label))
-                .select(labels::id)
-                .first(conn)
-                .await
-                .optional()?;
-            let label_id = match found {
-                Some(id) => id,
-                None => {
-                    diesel::insert_into(labels::table)
-                        .values(labels::name.eq(label))
-                        .execute(conn)
-                        .await?;
-                    diesel::select(sql::<BigInt>(last_id))
-                        .get_result(conn)
-                        .await?
-                }
-            };
+            let label_id = ensure_label!(conn, last_id, label);
             diesel::insert_into(host_labels::table)
                 .values((
                     host_labels::host_id.eq(host_id),
@@ -75,12 +82,9 @@ pub async fn create(
         }
         Ok(())
     })?;
-    let mut labels_sorted = wanted;
-    labels_sorted.sort();
-    labels_sorted.dedup();
     Ok(HostView {
         name: host_name,
-        labels: labels_sorted,
+        labels: wanted,
         status: "Ready".into(),
         locked: false,
         lock_reason: None,
@@ -124,4 +128,110 @@ pub async fn list(db: &Db) -> Result<Vec<HostView>, DbError> {
             lock_reason,
         })
         .collect())
+}
+
+/// `atest label create`: refuses a label that exists.
+pub async fn create_label(db: &Db, name: &LabelName) -> Result<(), DbError> {
+    let name = name.as_str().to_string();
+    write_txn!(db, |conn, _last_id| {
+        let exists: i64 = labels::table
+            .filter(labels::name.eq(&name))
+            .count()
+            .get_result(conn)
+            .await?;
+        if exists > 0 {
+            return Err(DbError::Conflict(format!("label {name} already exists")));
+        }
+        diesel::insert_into(labels::table)
+            .values(labels::name.eq(&name))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Every label, by name.
+pub async fn list_labels(db: &Db) -> Result<Vec<String>, DbError> {
+    Ok(with_conn!(db, |conn| {
+        labels::table
+            .order(labels::name.asc())
+            .select(labels::name)
+            .load(conn)
+            .await?
+    }))
+}
+
+async fn host_id_of(db: &Db, name: &str) -> Result<i64, DbError> {
+    let found: Option<i64> = with_conn!(db, |conn| {
+        hosts::table
+            .filter(hosts::hostname.eq(name))
+            .select(hosts::id)
+            .first(conn)
+            .await
+            .optional()?
+    });
+    found.ok_or_else(|| DbError::NotFound(format!("unknown host: {name}")))
+}
+
+/// `atest host label HOST --add L --remove L`: labels to add are created if missing.
+pub async fn change_labels(
+    db: &Db,
+    name: &HostName,
+    add: &[LabelName],
+    remove: &[LabelName],
+) -> Result<(), DbError> {
+    let host_id = host_id_of(db, name.as_str()).await?;
+    let add: Vec<String> = add.iter().map(|l| l.as_str().to_string()).collect();
+    let remove: Vec<String> = remove.iter().map(|l| l.as_str().to_string()).collect();
+    write_txn!(db, |conn, last_id| {
+        for label in &add {
+            let label_id = ensure_label!(conn, last_id, label);
+            let has: i64 = host_labels::table
+                .filter(host_labels::host_id.eq(host_id))
+                .filter(host_labels::label_id.eq(label_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if has == 0 {
+                diesel::insert_into(host_labels::table)
+                    .values((
+                        host_labels::host_id.eq(host_id),
+                        host_labels::label_id.eq(label_id),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        let remove_ids: Vec<i64> = labels::table
+            .filter(labels::name.eq_any(&remove))
+            .select(labels::id)
+            .load(conn)
+            .await?;
+        diesel::delete(
+            host_labels::table
+                .filter(host_labels::host_id.eq(host_id))
+                .filter(host_labels::label_id.eq_any(&remove_ids)),
+        )
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+}
+
+/// `atest host lock|unlock`: a locked host gets no new work; what runs on it finishes.
+pub async fn set_locked(
+    db: &Db,
+    name: &HostName,
+    locked: bool,
+    reason: Option<String>,
+) -> Result<(), DbError> {
+    let host_id = host_id_of(db, name.as_str()).await?;
+    let reason = if locked { reason } else { None };
+    write_txn!(db, |conn, _last_id| {
+        diesel::update(hosts::table.filter(hosts::id.eq(host_id)))
+            .set((hosts::locked.eq(locked), hosts::lock_reason.eq(&reason)))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
 }

@@ -60,6 +60,7 @@ diesel::table! {
         enabled -> Bool,
         capacity -> Integer,
         last_heartbeat -> Nullable<BigInt>,
+        capacity_override -> Nullable<Integer>,
     }
 }
 

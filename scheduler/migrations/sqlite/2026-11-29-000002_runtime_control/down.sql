@@ -1,0 +1,3 @@
+DROP INDEX host_labels_label;
+DROP INDEX hosts_ready;
+ALTER TABLE drones DROP COLUMN capacity_override;

@@ -1,0 +1,202 @@
+//! Hosts and drones changed at run time: locks, labels, enable/disable, capacity.
+//! "Gets nothing new" is shown without hoping a sleep was long enough: after the
+//! change, another job runs to completion, so the event-driven dispatcher has had its
+//! chance, and the held-back entry must still be Queued.
+
+use autotest_tests::World;
+use scheduler::api::JobView;
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn entry_status(job: &JobView) -> &str {
+    job.entries[0].status.as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_locked_host_gets_no_new_work_while_its_running_entry_finishes() {
+    let world = World::builder().drone("drone1", 4).start().await;
+    world.create_hosts(&["host1", "host2"]).await;
+    let running = world
+        .submit("running", &world.blocking_control(), &["host1"])
+        .await;
+    world
+        .wait_until(&[running], MINUTE, "first job Running", |j| {
+            entry_status(&j[0]) == "Running"
+        })
+        .await;
+    let out = world
+        .atest(&["host", "lock", "host1", "--reason", "cable swap"])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let held = world.submit("held back", "true\n", &["host1"]).await;
+    world.release();
+    assert_eq!(
+        world.wait_for_jobs(&[running], MINUTE).await[0].status,
+        "Completed"
+    );
+    let other = world.submit("elsewhere", "true\n", &["host2"]).await;
+    world.wait_for_jobs(&[other], MINUTE).await;
+    assert_eq!(
+        entry_status(&world.job(held).await),
+        "Queued",
+        "a locked host got new work"
+    );
+
+    let hosts: serde_json::Value =
+        serde_json::from_slice(&world.atest(&["host", "list", "--json"]).await.stdout).unwrap();
+    assert_eq!(hosts[0]["locked"], true);
+    assert_eq!(hosts[0]["lock_reason"], "cable swap");
+    assert!(world
+        .atest(&["host", "unlock", "host1"])
+        .await
+        .status
+        .success());
+    assert_eq!(
+        world.wait_for_jobs(&[held], MINUTE).await[0].status,
+        "Completed"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disabled_drone_gets_no_new_work_while_its_running_entry_finishes() {
+    let world = World::builder()
+        .drone("drone1", 1)
+        .drone("drone2", 1)
+        .start()
+        .await;
+    world
+        .create_hosts(&["host1", "host2", "host3", "host4"])
+        .await;
+    let first = world
+        .submit("first", &world.blocking_control(), &["host1"])
+        .await;
+    let jobs = world
+        .wait_until(&[first], MINUTE, "first job Running", |j| {
+            entry_status(&j[0]) == "Running"
+        })
+        .await;
+    let busy = jobs[0].entries[0].drone.clone().unwrap();
+    let out = world.atest(&["drone", "disable", &busy]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut later = Vec::new();
+    for host in ["host2", "host3", "host4"] {
+        later.push(world.submit("later", "true\n", &[host]).await);
+    }
+    for job in world.wait_for_jobs(&later, MINUTE).await {
+        assert_ne!(
+            job.entries[0].drone.as_deref(),
+            Some(busy.as_str()),
+            "a disabled drone got new work"
+        );
+    }
+    world.release();
+    let first = &world.wait_for_jobs(&[first], MINUTE).await[0];
+    assert_eq!(first.status, "Completed");
+    assert_eq!(first.entries[0].drone.as_deref(), Some(busy.as_str()));
+    let drones: serde_json::Value =
+        serde_json::from_slice(&world.atest(&["drone", "list", "--json"]).await.stdout).unwrap();
+    let row = drones
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == busy.as_str())
+        .unwrap();
+    assert_eq!(row["enabled"], false);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn set_capacity_takes_effect_at_once_without_a_restart() {
+    let world = World::builder()
+        .drone("drone1", 1)
+        .worker_max_processes(10)
+        .start()
+        .await;
+    let hosts = ["h1", "h2", "h3", "h4"];
+    world.create_hosts(&hosts).await;
+    let mut ids = Vec::new();
+    for host in hosts {
+        ids.push(
+            world
+                .submit("blocking", &world.blocking_control(), &[host])
+                .await,
+        );
+    }
+    let running = |jobs: &[JobView]| jobs.iter().filter(|j| entry_status(j) == "Running").count();
+    world
+        .wait_until(&ids, MINUTE, "one Running", |j| running(j) == 1)
+        .await;
+    let out = world.atest(&["drone", "set-capacity", "drone1", "3"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jobs = world
+        .wait_until(&ids, MINUTE, "three Running", |j| running(j) == 3)
+        .await;
+    assert_eq!(
+        jobs.iter().filter(|j| entry_status(j) == "Queued").count(),
+        1
+    );
+    let drones: serde_json::Value =
+        serde_json::from_slice(&world.atest(&["drone", "list", "--json"]).await.stdout).unwrap();
+    assert_eq!(drones[0]["capacity"], 3);
+    assert_eq!(drones[0]["running"], 3);
+    assert_eq!(
+        drones[0]["queued"], 0,
+        "nothing waits in the drone's RabbitMQ queue"
+    );
+    world.release();
+    world.wait_for_jobs(&ids, MINUTE).await;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn labels_are_created_added_and_removed() {
+    let world = World::builder().drone("drone1", 1).start().await;
+    assert!(world
+        .atest(&["label", "create", "x86"])
+        .await
+        .status
+        .success());
+    let again = world.atest(&["label", "create", "x86"]).await;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert!(world
+        .atest(&["host", "create", "host1", "--label", "x86"])
+        .await
+        .status
+        .success());
+    let out = world
+        .atest(&["host", "label", "host1", "--add", "gpu", "--remove", "x86"])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hosts: serde_json::Value =
+        serde_json::from_slice(&world.atest(&["host", "list", "--json"]).await.stdout).unwrap();
+    assert_eq!(hosts[0]["labels"], serde_json::json!(["gpu"]));
+    let labels: serde_json::Value =
+        serde_json::from_slice(&world.atest(&["label", "list", "--json"]).await.stdout).unwrap();
+    assert_eq!(
+        labels,
+        serde_json::json!([{"name": "gpu"}, {"name": "x86"}])
+    );
+    let unknown = world.atest(&["host", "lock", "nosuchhost"]).await;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown host: nosuchhost"));
+    world.stop().await;
+}
