@@ -28,7 +28,18 @@ pub struct CreateJob {
     pub name: String,
     /// The control file's contents.
     pub control_file: String,
+    /// Named hosts: one entry each.
+    #[serde(default)]
     pub hosts: Vec<String>,
+    /// Metahost: `count` entries, each on any ready host carrying this label.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// How many metahost entries (default 1).
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Only hosts carrying every one of these labels qualify.
+    #[serde(default)]
+    pub dependencies: Vec<String>,
     pub owner: String,
     #[serde(default)]
     pub priority: i32,
@@ -68,7 +79,10 @@ pub struct JobView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EntryView {
     pub id: i64,
-    pub host: String,
+    /// The host; null for a metahost entry not given a host yet.
+    pub host: Option<String>,
+    /// The metahost label the entry was created for (null for a named host).
+    pub label: Option<String>,
     /// Queued, Starting, Running, Gathering, Completed, Failed.
     pub status: String,
     pub drone: Option<String>,

@@ -3,7 +3,7 @@
 //! publishes their job messages with confirms; a dispatch that cannot be published is
 //! put back in the queue.
 
-use crate::db::entries::{self, Candidate};
+use crate::db::entries::{self, Candidate, DispatchView, LabelEntry};
 use crate::db::{Db, DbError};
 use common::broker::{self, BrokerError, Publisher};
 use common::config::Config;
@@ -121,11 +121,11 @@ impl Dispatcher {
     pub async fn cycle(&self) -> Result<Progress, DispatchError> {
         let began = std::time::Instant::now();
         let max_start = i64::from(self.config.scheduler.max_jobs_started_per_cycle);
-        let (loads, candidates) = entries::dispatch_view(&self.db, &self.drone_names, |free| {
+        let mut view = entries::dispatch_view(&self.db, &self.drone_names, |free| {
             (free.min(max_start) * 4 + 16) * i64::from(free > 0)
         })
         .await?;
-        let mut slots: Vec<(String, i64, i64)> = loads
+        let mut slots: Vec<(String, i64, i64)> = std::mem::take(&mut view.loads)
             .into_iter()
             .filter(|d| d.enabled && d.running < d.capacity)
             .map(|d| (d.name, d.running, d.capacity))
@@ -136,27 +136,8 @@ impl Dispatcher {
         }
         let limit = total_free.min(max_start);
         let fetch = limit * 4 + 16;
-        let fetched = candidates.len() as i64;
-        let mut hosts_taken = HashSet::new();
-        let mut picks = Vec::new();
-        for candidate in candidates {
-            if picks.len() as i64 == limit {
-                break;
-            }
-            if !hosts_taken.insert(candidate.host_id) {
-                continue; // one entry per host at a time
-            }
-            // Least-loaded drone: lowest share of its capacity in use.
-            let Some(slot) = slots
-                .iter_mut()
-                .filter(|(_, running, capacity)| running < capacity)
-                .min_by(|a, b| (a.1 * b.2).cmp(&(b.1 * a.2)).then(a.0.cmp(&b.0)))
-            else {
-                break;
-            };
-            slot.1 += 1;
-            picks.push((candidate, slot.0.clone()));
-        }
+        let fetched_all = view.named.len() as i64 == fetch || view.by_label.len() as i64 == fetch;
+        let picks = plan(&mut view, &mut slots, limit);
         if picks.is_empty() {
             return Ok(Progress::Idle);
         }
@@ -199,7 +180,7 @@ impl Dispatcher {
             published_us = began.elapsed().as_micros() as u64,
             "dispatch cycle"
         );
-        let more = (picked == limit && limit < total_free) || fetched == fetch;
+        let more = (picked == limit && limit < total_free) || fetched_all;
         Ok(if more { Progress::More } else { Progress::Idle })
     }
 
@@ -229,6 +210,97 @@ impl Dispatcher {
         tracing::info!(entry.id = candidate.entry_id, job.id = candidate.job_id, attempt = candidate.attempt, drone.name = drone, host = %candidate.hostname, "dispatched");
         Ok(())
     }
+}
+
+/// Picks up to `limit` entries in Autotest's order (priority, then named hosts before
+/// metahost labels, then job age), at most one per host, each metahost entry on a ready
+/// host carrying its label and all its job's dependencies and not used by its job yet,
+/// each on the least-loaded drone with a free slot.
+fn plan(
+    view: &mut DispatchView,
+    slots: &mut [(String, i64, i64)],
+    limit: i64,
+) -> Vec<(Candidate, String)> {
+    enum Item<'a> {
+        Named(&'a Candidate),
+        Label(&'a LabelEntry),
+    }
+    let mut items: Vec<(std::cmp::Reverse<i32>, u8, i64, i64, Item)> = view
+        .named
+        .iter()
+        .map(|c| {
+            (
+                std::cmp::Reverse(c.priority),
+                0,
+                c.job_id,
+                c.entry_id,
+                Item::Named(c),
+            )
+        })
+        .chain(view.by_label.iter().map(|e| {
+            (
+                std::cmp::Reverse(e.priority),
+                1,
+                e.job_id,
+                e.entry_id,
+                Item::Label(e),
+            )
+        }))
+        .collect();
+    items.sort_by_key(|(p, kind, job, id, _)| (*p, *kind, *job, *id));
+    let mut hosts_taken = HashSet::new();
+    let mut picks = Vec::new();
+    for (_, _, _, _, item) in items {
+        if picks.len() as i64 == limit {
+            break;
+        }
+        let candidate = match item {
+            Item::Named(c) => {
+                if !hosts_taken.insert(c.host_id) {
+                    continue; // one entry per host at a time
+                }
+                c.clone()
+            }
+            Item::Label(e) => {
+                let deps = view
+                    .dependencies
+                    .get(&e.job_id)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let pool = view
+                    .pools
+                    .get(&e.label_id)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let found = pool.iter().find(|(host_id, _)| {
+                    !hosts_taken.contains(host_id)
+                        && !view.used.contains(&(e.job_id, *host_id))
+                        && deps.iter().all(|d| {
+                            view.host_labels
+                                .get(host_id)
+                                .is_some_and(|labels| labels.contains(d))
+                        })
+                });
+                let Some((host_id, hostname)) = found else {
+                    continue;
+                };
+                hosts_taken.insert(*host_id);
+                view.used.insert((e.job_id, *host_id));
+                e.on_host(*host_id, hostname)
+            }
+        };
+        // Least-loaded drone: lowest share of its capacity in use.
+        let Some(slot) = slots
+            .iter_mut()
+            .filter(|(_, running, capacity)| running < capacity)
+            .min_by(|a, b| (a.1 * b.2).cmp(&(b.1 * a.2)).then(a.0.cmp(&b.0)))
+        else {
+            break;
+        };
+        slot.1 += 1;
+        picks.push((candidate, slot.0.clone()));
+    }
+    picks
 }
 
 fn build_message(candidate: &Candidate, drone: &str) -> Result<RunJob, common::names::InvalidName> {

@@ -120,8 +120,10 @@ async fn create_job(
         )));
     }
     let owner = Owner::new(body.owner).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if body.hosts.is_empty() {
-        return Err(ApiError::bad_request("no hosts given"));
+    if body.hosts.is_empty() && body.label.is_none() {
+        return Err(ApiError::bad_request(
+            "no hosts given: name hosts, or a label to run on any host carrying it",
+        ));
     }
     let mut hosts = Vec::with_capacity(body.hosts.len());
     for host in body.hosts {
@@ -133,17 +135,33 @@ async fn create_job(
         }
         hosts.push(host);
     }
+    let label = match body.label {
+        Some(label) => {
+            let label = LabelName::new(label).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let count = body.count.unwrap_or(1);
+            if count == 0 || count > 10_000 {
+                return Err(ApiError::bad_request("count must be between 1 and 10000"));
+            }
+            Some((label, count))
+        }
+        None if body.count.is_some() => return Err(ApiError::bad_request("--count needs --label")),
+        None => None,
+    };
     let job = db::jobs::NewJob {
         name: body.name,
         owner,
         priority: body.priority,
         control_file: body.control_file,
         hosts,
+        label,
+        dependencies: label_names(body.dependencies)?,
     };
     let id = db::jobs::create(&state.db, job)
         .await
         .map_err(|e| match e {
-            DbError::NotFound(message) => ApiError::bad_request(message),
+            DbError::NotFound(message) | DbError::Invalid(message) => {
+                ApiError::bad_request(message)
+            }
             other => other.into(),
         })?;
     state.wake.notify_one();

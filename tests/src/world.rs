@@ -332,6 +332,9 @@ impl World {
             name: name.into(),
             control_file: control.into(),
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            label: None,
+            count: None,
+            dependencies: vec![],
             owner: "tester".into(),
             priority,
         };

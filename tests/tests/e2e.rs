@@ -397,3 +397,4 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
 }
 
 mod runtime_control;
+mod scheduling;

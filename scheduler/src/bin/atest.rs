@@ -98,11 +98,21 @@ enum JobAction {
         #[arg(long)]
         control_file: PathBuf,
         /// Comma-separated host names: one entry per host.
-        #[arg(long, value_delimiter = ',', required = true)]
+        #[arg(long, value_delimiter = ',', required_unless_present = "label")]
         hosts: Vec<String>,
+        /// Metahost: run on any ready host carrying this label.
+        #[arg(long)]
+        label: Option<String>,
+        /// How many hosts with --label (default 1).
+        #[arg(long, requires = "label")]
+        count: Option<u32>,
+        /// Comma-separated labels every host of the job must carry.
+        #[arg(long, value_delimiter = ',')]
+        dependencies: Vec<String>,
         /// Default: $USER, else the current user's name.
         #[arg(long)]
         owner: Option<String>,
+        /// Higher runs first.
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         priority: i32,
     },
@@ -295,6 +305,9 @@ fn run(args: Args) -> Result<(), String> {
                     name,
                     control_file,
                     hosts,
+                    label,
+                    count,
+                    dependencies,
                     owner,
                     priority,
                 },
@@ -310,6 +323,9 @@ fn run(args: Args) -> Result<(), String> {
                     name,
                     control_file: control,
                     hosts,
+                    label,
+                    count,
+                    dependencies,
                     owner,
                     priority,
                 })
@@ -360,7 +376,9 @@ fn run(args: Args) -> Result<(), String> {
                         .iter()
                         .map(|en| {
                             vec![
-                                en.host.clone(),
+                                en.host.clone().unwrap_or_else(|| {
+                                    format!("(any {})", en.label.as_deref().unwrap_or("host"))
+                                }),
                                 en.status.clone(),
                                 opt(&en.drone),
                                 opt(&en.exit_code),

@@ -91,7 +91,7 @@ pub struct DroneLoad {
 pub async fn loads(db: &Db, configured: &[String]) -> Result<Vec<DroneLoad>, DbError> {
     Ok(super::entries::dispatch_view(db, configured, |_| 0)
         .await?
-        .0)
+        .loads)
 }
 
 /// `GET /api/drones`; `queued` is filled in by the caller from the broker.

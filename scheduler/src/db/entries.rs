@@ -3,21 +3,24 @@
 //! taken on a stale view, or a report from an older attempt, changes nothing.
 
 use super::drones::DroneLoad;
-use super::schema::{drones, host_queue_entries as hqe, hosts, jobs};
+use super::schema::{
+    drones, host_labels, host_queue_entries as hqe, hosts, job_dependencies, jobs,
+};
 use super::{Db, DbError};
 use crate::api::status;
 use crate::{with_conn, write_txn};
 use common::protocol::StatusEvent;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// A queued entry whose host is ready: what a dispatch needs to build the message.
+/// A queued entry with its host: what a dispatch needs to build the message.
 #[derive(Debug, Clone, Queryable)]
 pub struct Candidate {
     pub entry_id: i64,
     pub job_id: i64,
     pub attempt: i32,
+    pub priority: i32,
     pub execution_subdir: String,
     pub host_id: i64,
     pub hostname: String,
@@ -26,20 +29,66 @@ pub struct Candidate {
     pub control_file: String,
 }
 
-/// What a dispatch cycle decides on, read on one connection: the configured drones
-/// with their load, then up to `fetch(free slots)` queued entries on ready, unlocked
-/// hosts, best first (priority, then job age).
+/// A queued metahost entry, waiting for any ready host carrying `label_id`.
+#[derive(Debug, Clone, Queryable)]
+pub struct LabelEntry {
+    pub entry_id: i64,
+    pub job_id: i64,
+    pub attempt: i32,
+    pub priority: i32,
+    pub label_id: i64,
+    pub job_name: String,
+    pub owner: String,
+    pub control_file: String,
+}
+
+impl LabelEntry {
+    /// The entry placed on a host.
+    pub fn on_host(&self, host_id: i64, hostname: &str) -> Candidate {
+        Candidate {
+            entry_id: self.entry_id,
+            job_id: self.job_id,
+            attempt: self.attempt,
+            priority: self.priority,
+            execution_subdir: hostname.to_string(),
+            host_id,
+            hostname: hostname.to_string(),
+            job_name: self.job_name.clone(),
+            owner: self.owner.clone(),
+            control_file: self.control_file.clone(),
+        }
+    }
+}
+
+/// What a dispatch cycle decides on, read on one connection.
+#[derive(Debug, Default)]
+pub struct DispatchView {
+    /// The configured drones with their load.
+    pub loads: Vec<DroneLoad>,
+    /// Queued entries for named hosts that are ready and unlocked, best first.
+    pub named: Vec<Candidate>,
+    /// Queued metahost entries, best first.
+    pub by_label: Vec<LabelEntry>,
+    /// For each label wanted by `by_label`: ready, unlocked hosts carrying it.
+    pub pools: BTreeMap<i64, Vec<(i64, String)>>,
+    /// The labels of the hosts in `pools`.
+    pub host_labels: BTreeMap<i64, Vec<i64>>,
+    /// The dependency labels of the jobs in `by_label`.
+    pub dependencies: BTreeMap<i64, Vec<i64>>,
+    /// (job, host) pairs already used: a job's metahost entries go to distinct hosts.
+    pub used: BTreeSet<(i64, i64)>,
+}
+
+/// Reads the drones with their load, then, when there are free slots, up to
+/// `fetch(free slots)` entries of each kind, best first (priority, then job age).
 pub async fn dispatch_view(
     db: &Db,
     configured: &[String],
     fetch: impl FnOnce(i64) -> i64,
-) -> Result<(Vec<DroneLoad>, Vec<Candidate>), DbError> {
-    type Rows = (
-        Vec<(String, bool, i32)>,
-        Vec<(Option<String>, i64)>,
-        Vec<Candidate>,
-    );
-    let (rows, counts, candidates): Rows = with_conn!(db, |conn| {
+) -> Result<DispatchView, DbError> {
+    let mut view = DispatchView::default();
+    type Loads = (Vec<(String, bool, i32)>, Vec<(Option<String>, i64)>);
+    let (rows, counts): Loads = with_conn!(db, |conn| {
         let rows: Vec<(String, bool, i32, Option<i32>)> = drones::table
             .filter(drones::name.eq_any(configured))
             .order(drones::name.asc())
@@ -74,8 +123,8 @@ pub async fn dispatch_view(
             })
             .sum();
         let limit = fetch(free);
-        let candidates = if limit > 0 {
-            hqe::table
+        if limit > 0 {
+            view.named = hqe::table
                 .inner_join(hosts::table)
                 .inner_join(jobs::table)
                 .filter(hqe::status.eq(status::QUEUED))
@@ -87,6 +136,7 @@ pub async fn dispatch_view(
                     hqe::id,
                     hqe::job_id,
                     hqe::attempt,
+                    hqe::priority,
                     hqe::execution_subdir,
                     hosts::id,
                     hosts::hostname,
@@ -95,17 +145,79 @@ pub async fn dispatch_view(
                     jobs::control_file,
                 ))
                 .load::<Candidate>(conn)
-                .await?
-        } else {
-            Vec::new()
-        };
-        (rows, counts, candidates)
+                .await?;
+            view.by_label = hqe::table
+                .inner_join(jobs::table)
+                .filter(hqe::status.eq(status::QUEUED))
+                .filter(hqe::host_id.is_null())
+                .filter(hqe::meta_label_id.is_not_null())
+                .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
+                .limit(limit)
+                .select((
+                    hqe::id,
+                    hqe::job_id,
+                    hqe::attempt,
+                    hqe::priority,
+                    hqe::meta_label_id.assume_not_null(),
+                    jobs::name,
+                    jobs::owner,
+                    jobs::control_file,
+                ))
+                .load::<LabelEntry>(conn)
+                .await?;
+        }
+        if !view.by_label.is_empty() {
+            let wanted: BTreeSet<i64> = view.by_label.iter().map(|e| e.label_id).collect();
+            for label_id in wanted {
+                let pool: Vec<(i64, String)> = hosts::table
+                    .inner_join(host_labels::table)
+                    .filter(host_labels::label_id.eq(label_id))
+                    .filter(hosts::status.eq("Ready"))
+                    .filter(hosts::locked.eq(false))
+                    .order(hosts::id.asc())
+                    .limit(limit)
+                    .select((hosts::id, hosts::hostname))
+                    .load(conn)
+                    .await?;
+                view.pools.insert(label_id, pool);
+            }
+            let pool_hosts: BTreeSet<i64> =
+                view.pools.values().flatten().map(|(id, _)| *id).collect();
+            let pairs: Vec<(i64, i64)> = host_labels::table
+                .filter(host_labels::host_id.eq_any(&pool_hosts))
+                .select((host_labels::host_id, host_labels::label_id))
+                .load(conn)
+                .await?;
+            for (host_id, label_id) in pairs {
+                view.host_labels.entry(host_id).or_default().push(label_id);
+            }
+            let job_ids: BTreeSet<i64> = view.by_label.iter().map(|e| e.job_id).collect();
+            let deps: Vec<(i64, i64)> = job_dependencies::table
+                .filter(job_dependencies::job_id.eq_any(&job_ids))
+                .select((job_dependencies::job_id, job_dependencies::label_id))
+                .load(conn)
+                .await?;
+            for (job_id, label_id) in deps {
+                view.dependencies.entry(job_id).or_default().push(label_id);
+            }
+            let used: Vec<(i64, Option<i64>)> = hqe::table
+                .filter(hqe::job_id.eq_any(&job_ids))
+                .filter(hqe::host_id.is_not_null())
+                .select((hqe::job_id, hqe::host_id))
+                .load(conn)
+                .await?;
+            view.used = used
+                .into_iter()
+                .filter_map(|(j, h)| Some((j, h?)))
+                .collect();
+        }
+        (rows, counts)
     });
     let counts: BTreeMap<String, i64> = counts
         .into_iter()
         .filter_map(|(d, n)| Some((d?, n)))
         .collect();
-    let loads = rows
+    view.loads = rows
         .into_iter()
         .map(|(name, enabled, capacity)| DroneLoad {
             running: counts.get(&name).copied().unwrap_or(0),
@@ -114,38 +226,29 @@ pub async fn dispatch_view(
             capacity: i64::from(capacity),
         })
         .collect();
-    Ok((loads, candidates))
+    Ok(view)
 }
 
 /// Entries left in Starting (dispatched, maybe never published), with their drone.
 pub async fn starting(db: &Db) -> Result<Vec<(Candidate, String)>, DbError> {
-    type Row = (
-        i64,
-        i64,
-        i32,
-        String,
-        i64,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-    );
-    let rows: Vec<Row> = with_conn!(db, |conn| {
+    let rows: Vec<(Candidate, Option<String>)> = with_conn!(db, |conn| {
         hqe::table
             .inner_join(hosts::table)
             .inner_join(jobs::table)
             .filter(hqe::status.eq(status::STARTING))
             .select((
-                hqe::id,
-                hqe::job_id,
-                hqe::attempt,
-                hqe::execution_subdir,
-                hosts::id,
-                hosts::hostname,
-                jobs::name,
-                jobs::owner,
-                jobs::control_file,
+                (
+                    hqe::id,
+                    hqe::job_id,
+                    hqe::attempt,
+                    hqe::priority,
+                    hqe::execution_subdir,
+                    hosts::id,
+                    hosts::hostname,
+                    jobs::name,
+                    jobs::owner,
+                    jobs::control_file,
+                ),
                 hqe::drone,
             ))
             .load(conn)
@@ -153,22 +256,7 @@ pub async fn starting(db: &Db) -> Result<Vec<(Candidate, String)>, DbError> {
     });
     Ok(rows
         .into_iter()
-        .filter_map(|r| {
-            Some((
-                Candidate {
-                    entry_id: r.0,
-                    job_id: r.1,
-                    attempt: r.2,
-                    execution_subdir: r.3,
-                    host_id: r.4,
-                    hostname: r.5,
-                    job_name: r.6,
-                    owner: r.7,
-                    control_file: r.8,
-                },
-                r.9?,
-            ))
-        })
+        .filter_map(|(candidate, drone)| Some((candidate, drone?)))
         .collect())
 }
 
@@ -203,6 +291,9 @@ pub async fn assign(
                 hqe::status.eq(status::STARTING),
                 hqe::drone.eq(&drone),
                 hqe::attempt.eq(candidate.attempt + 1),
+                // A metahost entry gets its host here.
+                hqe::host_id.eq(Some(candidate.host_id)),
+                hqe::execution_subdir.eq(&candidate.execution_subdir),
             ))
             .execute(conn)
             .await?;
@@ -240,6 +331,15 @@ pub async fn unassign(db: &Db, entry_id: i64, attempt: i32, host_id: i64) -> Res
                 .set(hosts::status.eq("Ready"))
                 .execute(conn)
                 .await?;
+            // A metahost entry may go to another host next time.
+            diesel::update(
+                hqe::table
+                    .filter(hqe::id.eq(entry_id))
+                    .filter(hqe::meta_label_id.is_not_null()),
+            )
+            .set((hqe::host_id.eq(None::<i64>), hqe::execution_subdir.eq("")))
+            .execute(conn)
+            .await?;
         }
         Ok(n > 0)
     })
@@ -350,12 +450,12 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
                 continue;
             }
             if let Some(entry_id) = finished_entry {
-                let host_id: i64 = hqe::table
+                let host_id: Option<i64> = hqe::table
                     .filter(hqe::id.eq(entry_id))
                     .select(hqe::host_id)
                     .first(conn)
                     .await?;
-                diesel::update(hosts::table.filter(hosts::id.eq(host_id)))
+                diesel::update(hosts::table.filter(hosts::id.nullable().eq(host_id)))
                     .set(hosts::status.eq("Ready"))
                     .execute(conn)
                     .await?;

@@ -1,11 +1,13 @@
 //! Jobs and their host-queue entries, as users create and read them.
 
-use super::schema::{host_queue_entries as hqe, hosts, jobs};
+use super::schema::{
+    host_labels, host_queue_entries as hqe, hosts, job_dependencies, jobs, labels,
+};
 use super::{Db, DbError};
 use crate::api::{self, status, EntryView, JobSummary, JobView};
 use crate::{with_conn, write_txn};
 use common::config::ResultsHost;
-use common::names::{HostName, Owner};
+use common::names::{HostName, LabelName, Owner};
 use common::time::format_micros;
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -21,12 +23,25 @@ pub struct NewJob {
     pub priority: i32,
     pub control_file: String,
     pub hosts: Vec<HostName>,
+    /// Metahost label and how many entries for it.
+    pub label: Option<(LabelName, u32)>,
+    pub dependencies: Vec<LabelName>,
 }
 
-/// Stores the job and one Queued entry per host, or nothing if a host is unknown.
+/// Stores the job and its Queued entries (one per named host, `count` per metahost
+/// label), or nothing if a host or label is unknown or a named host lacks a dependency.
 pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
     let now = common::time::now_micros();
     let names: Vec<String> = job.hosts.iter().map(|h| h.as_str().to_string()).collect();
+    let deps: Vec<String> = job
+        .dependencies
+        .iter()
+        .map(|l| l.as_str().to_string())
+        .collect();
+    let meta: Option<(String, u32)> = job
+        .label
+        .as_ref()
+        .map(|(l, n)| (l.as_str().to_string(), *n));
     write_txn!(db, |conn, last_id| {
         let found: Vec<(i64, String)> = hosts::table
             .filter(hosts::hostname.eq_any(&names))
@@ -45,6 +60,37 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
                 unknown.join(", ")
             )));
         }
+        let mut wanted_labels = deps.clone();
+        wanted_labels.extend(meta.iter().map(|(l, _)| l.clone()));
+        let label_ids: BTreeMap<String, i64> = labels::table
+            .filter(labels::name.eq_any(&wanted_labels))
+            .select((labels::name, labels::id))
+            .load::<(String, i64)>(conn)
+            .await?
+            .into_iter()
+            .collect();
+        if let Some(missing) = wanted_labels.iter().find(|l| !label_ids.contains_key(*l)) {
+            return Err(DbError::NotFound(format!("unknown label: {missing}")));
+        }
+        let dep_ids: Vec<i64> = deps.iter().map(|d| label_ids[d]).collect();
+        if !dep_ids.is_empty() && !ids.is_empty() {
+            let host_ids: Vec<i64> = ids.values().copied().collect();
+            let pairs: Vec<(i64, i64)> = host_labels::table
+                .filter(host_labels::host_id.eq_any(&host_ids))
+                .filter(host_labels::label_id.eq_any(&dep_ids))
+                .select((host_labels::host_id, host_labels::label_id))
+                .load(conn)
+                .await?;
+            for name in &names {
+                for (dep, dep_id) in deps.iter().zip(&dep_ids) {
+                    if !pairs.contains(&(ids[name], *dep_id)) {
+                        return Err(DbError::Invalid(format!(
+                            "host {name} lacks the label {dep} this job depends on"
+                        )));
+                    }
+                }
+            }
+        }
         diesel::insert_into(jobs::table)
             .values((
                 jobs::name.eq(&job.name),
@@ -58,14 +104,34 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
         let job_id: i64 = diesel::select(sql::<BigInt>(last_id))
             .get_result(conn)
             .await?;
-        for name in &names {
+        for dep_id in &dep_ids {
+            diesel::insert_into(job_dependencies::table)
+                .values((
+                    job_dependencies::job_id.eq(job_id),
+                    job_dependencies::label_id.eq(dep_id),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        let mut entries: Vec<(Option<i64>, Option<i64>, &str)> = names
+            .iter()
+            .map(|n| (Some(ids[n]), None, n.as_str()))
+            .collect();
+        if let Some((label, count)) = &meta {
+            for _ in 0..*count {
+                // The subdirectory becomes the host's name when a host is picked.
+                entries.push((None, Some(label_ids[label]), ""));
+            }
+        }
+        for (host_id, meta_label_id, subdir) in entries {
             diesel::insert_into(hqe::table)
                 .values((
                     hqe::job_id.eq(job_id),
-                    hqe::host_id.eq(ids[name]),
+                    hqe::host_id.eq(host_id),
+                    hqe::meta_label_id.eq(meta_label_id),
                     hqe::status.eq(status::QUEUED),
                     hqe::priority.eq(job.priority),
-                    hqe::execution_subdir.eq(name.as_str()),
+                    hqe::execution_subdir.eq(subdir),
                     hqe::attempt.eq(0),
                     hqe::created_on.eq(now),
                 ))
@@ -142,7 +208,8 @@ pub async fn show(
     type JobRow = (i64, String, String, i32, i64);
     type EntryRow = (
         i64,
-        String,
+        Option<String>,
+        Option<String>,
         String,
         Option<String>,
         i32,
@@ -167,12 +234,14 @@ pub async fn show(
             .await
             .optional()?;
         let entries = hqe::table
-            .inner_join(hosts::table)
+            .left_join(hosts::table)
+            .left_join(labels::table)
             .filter(hqe::job_id.eq(id))
             .order(hqe::id.asc())
             .select((
                 hqe::id,
-                hosts::hostname,
+                hosts::hostname.nullable(),
+                labels::name.nullable(),
                 hqe::status,
                 hqe::drone,
                 hqe::attempt,
@@ -195,6 +264,7 @@ pub async fn show(
             |(
                 entry_id,
                 host,
+                label,
                 s,
                 drone,
                 attempt,
@@ -209,6 +279,7 @@ pub async fn show(
                 EntryView {
                     id: entry_id,
                     host,
+                    label,
                     results_path: pushed
                         .then(|| results_path(results_host, results_dir, id, &owner, &subdir)),
                     status: s,

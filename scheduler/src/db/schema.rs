@@ -40,7 +40,8 @@ diesel::table! {
     host_queue_entries (id) {
         id -> BigInt,
         job_id -> BigInt,
-        host_id -> BigInt,
+        host_id -> Nullable<BigInt>,
+        meta_label_id -> Nullable<BigInt>,
         status -> Text,
         priority -> Integer,
         execution_subdir -> Text,
@@ -64,10 +65,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    job_dependencies (job_id, label_id) {
+        job_id -> BigInt,
+        label_id -> BigInt,
+    }
+}
+
 diesel::joinable!(host_labels -> hosts (host_id));
 diesel::joinable!(host_labels -> labels (label_id));
 diesel::joinable!(host_queue_entries -> jobs (job_id));
 diesel::joinable!(host_queue_entries -> hosts (host_id));
+diesel::joinable!(host_queue_entries -> labels (meta_label_id));
+diesel::joinable!(job_dependencies -> labels (label_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     hosts,
@@ -75,5 +85,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     host_labels,
     jobs,
     host_queue_entries,
-    drones
+    drones,
+    job_dependencies
 );

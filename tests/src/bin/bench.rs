@@ -370,6 +370,9 @@ fn job(i: usize, host: &str) -> CreateJob {
         name: format!("bench {i}"),
         control_file: "job.run_test('sleeptest', seconds=0)\n".into(),
         hosts: vec![host.into()],
+        label: None,
+        count: None,
+        dependencies: vec![],
         owner: "bench".into(),
         priority: 0,
     }

@@ -1,0 +1,3 @@
+DROP TABLE job_dependencies;
+DELETE FROM host_queue_entries WHERE host_id IS NULL;
+ALTER TABLE host_queue_entries DROP COLUMN meta_label_id;

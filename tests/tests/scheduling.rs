@@ -1,0 +1,230 @@
+//! Autotest's host matching and ordering: metahosts (any ready host with a label),
+//! dependency labels, priorities, named hosts before labels.
+
+use autotest_tests::World;
+use scheduler::api::JobView;
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn hosts_of(job: &JobView) -> Vec<String> {
+    let mut hosts: Vec<String> = job
+        .entries
+        .iter()
+        .map(|e| e.host.clone().expect("host assigned"))
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+fn started(job: &JobView) -> i64 {
+    common::time::parse_micros(job.entries[0].started_on.as_deref().expect("started")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_metahost_job_runs_only_on_ready_hosts_carrying_its_label() {
+    let world = World::builder().drone("drone1", 4).start().await;
+    for (host, label) in [
+        ("fast1", "fast"),
+        ("fast2", "fast"),
+        ("slow1", "slow"),
+        ("slow2", "slow"),
+    ] {
+        assert!(world
+            .atest(&["host", "create", host, "--label", label])
+            .await
+            .status
+            .success());
+    }
+    std::fs::write(
+        world.path("control"),
+        "echo ran on $AUTOSERV_HOSTS > out.txt\n",
+    )
+    .unwrap();
+    let out = world
+        .atest(&[
+            "job",
+            "create",
+            "--name",
+            "meta",
+            "--control-file",
+            "control",
+            "--label",
+            "fast",
+            "--count",
+            "2",
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id: i64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let job = &world.wait_for_jobs(&[id], MINUTE).await[0];
+    assert_eq!(job.status, "Completed");
+    assert_eq!(
+        hosts_of(job),
+        ["fast1", "fast2"],
+        "two distinct hosts carrying the label"
+    );
+    for entry in &job.entries {
+        assert_eq!(entry.label.as_deref(), Some("fast"));
+        let host = entry.host.as_deref().unwrap();
+        let out = world
+            .results_dir()
+            .join(format!("{id}-tester/{host}/out.txt"));
+        assert_eq!(
+            autotest_tests::world::read(&out),
+            format!("ran on {host}\n")
+        );
+    }
+    let unknown = world
+        .atest(&[
+            "job",
+            "create",
+            "--name",
+            "x",
+            "--control-file",
+            "control",
+            "--label",
+            "nosuchlabel",
+        ])
+        .await;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown label: nosuchlabel"));
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dependencies_exclude_hosts_lacking_one_of_the_labels() {
+    let world = World::builder().drone("drone1", 4).start().await;
+    assert!(world
+        .atest(&["host", "create", "plain", "--label", "arm"])
+        .await
+        .status
+        .success());
+    assert!(world
+        .atest(&["host", "create", "gpu1", "--label", "arm", "--label", "gpu"])
+        .await
+        .status
+        .success());
+    std::fs::write(world.path("control"), "true\n").unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let out = world
+            .atest(&[
+                "job",
+                "create",
+                "--name",
+                "d",
+                "--control-file",
+                "control",
+                "--label",
+                "arm",
+                "--dependencies",
+                "gpu",
+            ])
+            .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ids.push(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .trim()
+                .parse::<i64>()
+                .unwrap(),
+        );
+    }
+    for job in world.wait_for_jobs(&ids, MINUTE).await {
+        assert_eq!(
+            hosts_of(&job),
+            ["gpu1"],
+            "only the host with every dependency label"
+        );
+    }
+    let named = world
+        .atest(&[
+            "job",
+            "create",
+            "--name",
+            "d",
+            "--control-file",
+            "control",
+            "--hosts",
+            "plain",
+            "--dependencies",
+            "gpu",
+        ])
+        .await;
+    assert!(!named.status.success());
+    assert!(String::from_utf8_lossy(&named.stderr).contains("host plain lacks the label gpu"));
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_high_priority_job_behind_a_backlog_starts_first_and_named_hosts_go_before_labels() {
+    let world = World::builder().drone("drone1", 1).start().await;
+    assert!(world
+        .atest(&["host", "create", "h1", "--label", "pool"])
+        .await
+        .status
+        .success());
+    let blocker = world
+        .submit("blocker", &world.blocking_control(), &["h1"])
+        .await;
+    world
+        .wait_until(&[blocker], MINUTE, "blocker Running", |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await;
+    let mut backlog = Vec::new();
+    for _ in 0..20 {
+        backlog.push(
+            world
+                .submit_with_priority("low", "true\n", &["h1"], 0)
+                .await,
+        );
+    }
+    let std::process::Output { stdout, .. } = world
+        .atest(&[
+            "job",
+            "create",
+            "--name",
+            "label",
+            "--control-file",
+            "/dev/null",
+            "--label",
+            "pool",
+            "--priority",
+            "10",
+        ])
+        .await;
+    let by_label: i64 = String::from_utf8(stdout).unwrap().trim().parse().unwrap();
+    let named = world
+        .submit_with_priority("named", "true\n", &["h1"], 10)
+        .await;
+    world.release();
+    let mut all = backlog.clone();
+    all.extend([by_label, named]);
+    let jobs = world.wait_for_jobs(&all, 2 * MINUTE).await;
+    let start_of = |id: i64| started(jobs.iter().find(|j| j.id == id).unwrap());
+    assert!(
+        start_of(named) < start_of(by_label),
+        "a named host goes before a label at equal priority"
+    );
+    for low in &backlog {
+        assert!(
+            start_of(by_label) < start_of(*low),
+            "priority 10 ran after the priority 0 backlog"
+        );
+    }
+    world.stop().await;
+}
