@@ -11,6 +11,7 @@ pub mod journal;
 pub mod pusher;
 pub mod reporter;
 pub mod runner;
+pub mod supervise;
 
 use common::broker;
 use common::config::Config;
@@ -59,6 +60,8 @@ struct Inner {
     journal: Journal,
     reporter: Reporter,
     slots: Semaphore,
+    /// The program run as `supervise` in front of Autoserv (this binary by default).
+    supervisor: std::path::PathBuf,
     /// Attempts held by this process: (entry id, attempt).
     held: Mutex<BTreeSet<(i64, i32)>>,
     idle: Notify,
@@ -102,11 +105,21 @@ impl Worker {
                 journal,
                 reporter,
                 slots: Semaphore::new(capacity),
+                supervisor: std::env::current_exe().unwrap_or_else(|_| "drone-worker".into()),
                 held: Mutex::new(BTreeSet::new()),
                 idle: Notify::new(),
                 config,
             }),
         })
+    }
+
+    /// Uses `path` (a `drone-worker` binary) as the supervisor of Autoserv processes;
+    /// for embedding the worker in another program, such as the tests.
+    pub fn with_supervisor(mut self, path: std::path::PathBuf) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("not shared before run")
+            .supervisor = path;
+        self
     }
 
     /// Runs until `shutdown`, then stops consuming and waits for the attempts it holds.
@@ -284,6 +297,12 @@ impl Inner {
     async fn drive(self: Arc<Self>, job: RunJob, stage: Stage, pusher: Pusher) {
         let (entry_id, attempt) = (job.entry_id, job.attempt);
         let dir = runner::entry_dir(&self.config.drone.results_dir, &job);
+        let prefix = supervise::prefix(&dir, attempt);
+        // Started before a crash, but the journal did not say so yet.
+        let stage = match (stage, supervise::recorded_pid(&prefix)) {
+            (Stage::Accepted, Some(pid)) => Stage::Running { pid },
+            (stage, _) => stage,
+        };
         let exit_code = match stage {
             Stage::Accepted => {
                 let _slot = self
@@ -291,7 +310,12 @@ impl Inner {
                     .acquire()
                     .await
                     .expect("semaphore is never closed");
-                let started = match runner::start(&dir, &job, &self.config.autoserv.command) {
+                let started = match runner::start(
+                    &dir,
+                    &job,
+                    &self.config.autoserv.command,
+                    &self.supervisor,
+                ) {
                     Ok(started) => started,
                     Err(error) => {
                         tracing::error!(%error, "Autoserv could not be started");
@@ -327,11 +351,11 @@ impl Inner {
                 runner::wait(started.child).await
             }
             Stage::Running { pid } => {
-                tracing::warn!(
+                tracing::info!(
                     pid,
-                    "Autoserv was running when the worker stopped; its exit status is unknown"
+                    "re-attaching to an Autoserv started before the worker restarted"
                 );
-                -1
+                wait_recovered(&prefix, pid).await
             }
             Stage::Exited { exit_code } | Stage::Pushed { exit_code } => exit_code,
             Stage::Done { .. } | Stage::Refused { .. } => return self.release(entry_id, attempt),
@@ -421,6 +445,24 @@ impl Inner {
                 _ = shutdown.wait() => return,
             }
         }
+    }
+}
+
+/// Waits for the supervisor of an attempt found running after a restart; its exit
+/// status, or -1 when it was killed before it could record one.
+async fn wait_recovered(prefix: &std::path::Path, pid: u32) -> i32 {
+    loop {
+        if let Some(code) = supervise::recorded_exit(prefix) {
+            return code;
+        }
+        if !supervise::is_running(pid, prefix) {
+            // It may have written its status just now.
+            return supervise::recorded_exit(prefix).unwrap_or_else(|| {
+                tracing::warn!(pid, "Autoserv's supervisor is gone without an exit status");
+                -1
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

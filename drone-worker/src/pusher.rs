@@ -70,7 +70,8 @@ impl PushTarget {
                 .map_err(|e| format!("cannot create {}: {e}", self.results_dir.display()))?;
         }
         let mut command = tokio::process::Command::new("rsync");
-        command.args(["-a", "--relative", "--mkpath"]);
+        // The supervisor's bookkeeping files stay on the drone.
+        command.args(["-a", "--relative", "--mkpath", "--exclude=.autoserv-*"]);
         if let ResultsHost::Remote(_) = self.results_host {
             let mut ssh = vec!["ssh".to_string(), "-oBatchMode=yes".to_string()];
             ssh.extend(self.ssh_options.iter().cloned());

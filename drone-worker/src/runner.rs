@@ -39,8 +39,14 @@ pub struct Started {
     pub pid: u32,
 }
 
-/// Writes the control file and starts the command in `dir` as its own process group.
-pub fn start(dir: &Path, job: &RunJob, template: &CommandTemplate) -> Result<Started, RunError> {
+/// Writes the control file and starts the command in `dir` as its own process group,
+/// under `supervisor` (`drone-worker supervise`, see [`crate::supervise`]).
+pub fn start(
+    dir: &Path,
+    job: &RunJob,
+    template: &CommandTemplate,
+    supervisor: &Path,
+) -> Result<Started, RunError> {
     let prepare = |source| RunError::Prepare {
         path: dir.to_path_buf(),
         source,
@@ -66,8 +72,11 @@ pub fn start(dir: &Path, job: &RunJob, template: &CommandTemplate) -> Result<Sta
         ("job_id", &job_id),
         ("control_file", &control.to_string_lossy()),
     ]);
-    let child = tokio::process::Command::new(&argv[0])
-        .args(&argv[1..])
+    let prefix = crate::supervise::prefix(dir, job.attempt);
+    let child = tokio::process::Command::new(supervisor)
+        .arg("supervise")
+        .arg(&prefix)
+        .args(&argv)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(stdout)
@@ -75,7 +84,7 @@ pub fn start(dir: &Path, job: &RunJob, template: &CommandTemplate) -> Result<Sta
         .process_group(0)
         .spawn()
         .map_err(|source| RunError::Spawn {
-            program: argv[0].clone(),
+            program: supervisor.display().to_string(),
             source,
         })?;
     let pid = child.id().unwrap_or(0);

@@ -266,10 +266,34 @@ impl World {
             self.worker_config(name),
             DroneName::new(name).expect("valid drone name"),
         )
-        .expect("worker starts");
+        .expect("worker starts")
+        .with_supervisor(crate::binary("drone-worker"));
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(worker.run(shutdown));
         self.workers.insert(name.into(), Running { trigger, task });
+    }
+
+    /// Starts the real `drone-worker` binary for `name` as a child process (killed when
+    /// the handle is dropped), with the same config as the in-process workers.
+    pub fn spawn_worker_process(&self, name: &str) -> tokio::process::Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("worker-{name}.log")))
+            .expect("worker log");
+        tokio::process::Command::new(crate::binary("drone-worker"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["--name", name])
+            .env(
+                "AUTOTEST_DRONE_RESULTS_DIR",
+                self.dir.join(format!("drone-{name}")),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start drone-worker")
     }
 
     /// Stops a worker cleanly (it finishes what it holds).

@@ -1,0 +1,123 @@
+//! Crashes of a part while jobs run: nothing lost, nothing run twice.
+
+use autotest_tests::World;
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_job_re_attaches_after_restart_and_the_job_runs_once() {
+    let world = World::builder()
+        .drone("drone1", 2)
+        .without_workers()
+        .start()
+        .await;
+    world.create_hosts(&["host1"]).await;
+    let runs = world.path("runs");
+    let control = format!(
+        "echo run >> \"{runs}\"\n{blocking}echo finished > out.txt\nexit 4\n",
+        runs = runs.display(),
+        blocking = world.blocking_control()
+    );
+    let mut worker = world.spawn_worker_process("drone1");
+    let id = world.submit("survives", &control, &["host1"]).await;
+    world
+        .wait_until(&[id], MINUTE, "entry Running", |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await;
+    worker.start_kill().expect("SIGKILL the worker");
+    worker.wait().await.expect("worker gone");
+    // Autoserv outlives the worker (its own process group); let it finish while no
+    // worker runs, then restart the worker: it must pick the exit status up.
+    world.release();
+    let exit_file = world
+        .path("drone-drone1")
+        .join(format!("{id}-tester/host1/.autoserv-1.exit"));
+    let deadline = std::time::Instant::now() + MINUTE;
+    while !exit_file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Autoserv did not finish on its own"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _worker = world.spawn_worker_process("drone1");
+    let job = &world.wait_for_jobs(&[id], MINUTE).await[0];
+    assert_eq!(job.entries[0].status, "Failed");
+    assert_eq!(
+        job.entries[0].exit_code,
+        Some(4),
+        "the real exit status, recorded by the supervisor"
+    );
+    assert_eq!(job.entries[0].attempt, 1, "not dispatched again");
+    assert_eq!(
+        autotest_tests::world::read(&runs),
+        "run\n",
+        "Autoserv ran exactly once"
+    );
+    let out = world
+        .results_dir()
+        .join(format!("{id}-tester/host1/out.txt"));
+    assert_eq!(
+        autotest_tests::world::read(&out),
+        "finished\n",
+        "results pushed after the restart"
+    );
+    assert!(!world
+        .results_dir()
+        .join(format!("{id}-tester/host1/.autoserv-1.exit"))
+        .exists());
+    drop(_worker);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_worker_re_attaches_to_an_autoserv_still_running() {
+    let world = World::builder()
+        .drone("drone1", 2)
+        .without_workers()
+        .start()
+        .await;
+    world.create_hosts(&["host1"]).await;
+    let runs = world.path("runs");
+    let control = format!(
+        "echo run >> \"{}\"\n{}",
+        runs.display(),
+        world.blocking_control()
+    );
+    let mut worker = world.spawn_worker_process("drone1");
+    let id = world.submit("survives", &control, &["host1"]).await;
+    world
+        .wait_until(&[id], MINUTE, "entry Running", |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await;
+    worker.start_kill().expect("SIGKILL the worker");
+    worker.wait().await.expect("worker gone");
+    let _worker = world.spawn_worker_process("drone1");
+    // The new worker has re-attached (its log says so) before the job may end.
+    let log = world.path("worker-drone1.log");
+    let deadline = std::time::Instant::now() + MINUTE;
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("re-attaching")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted worker did not re-attach"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    world.release();
+    let job = &world.wait_for_jobs(&[id], MINUTE).await[0];
+    assert_eq!(job.status, "Completed");
+    assert_eq!(job.entries[0].attempt, 1);
+    assert_eq!(
+        autotest_tests::world::read(&runs),
+        "run\n",
+        "Autoserv ran exactly once"
+    );
+    drop(_worker);
+    world.stop().await;
+}
