@@ -19,6 +19,7 @@ use lapin::{
 };
 
 pub const JOBS_EXCHANGE: &str = "autotest.jobs";
+pub const CONTROL_EXCHANGE: &str = "autotest.control";
 pub const STATUS_EXCHANGE: &str = "autotest.status";
 pub const STATUS_QUEUE: &str = "autotest.status";
 pub const STATUS_ROUTING_KEY: &str = "status";
@@ -26,6 +27,11 @@ pub const DEAD_LETTER_EXCHANGE: &str = "autotest.dead-letter";
 pub const DEAD_LETTER_QUEUE: &str = "autotest.dead-letter";
 /// Header carrying why a message was dead-lettered.
 pub const REASON_HEADER: &str = "x-autotest-reason";
+
+/// The queue a drone consumes control messages (abort) from.
+pub fn control_queue(drone: &DroneName) -> String {
+    format!("autotest.drone.{drone}.control")
+}
 
 /// The queue a drone consumes its jobs from.
 pub fn drone_queue(drone: &DroneName) -> String {
@@ -104,6 +110,14 @@ pub async fn declare_common(channel: &Channel) -> Result<(), BrokerError> {
         )
         .await?;
     channel
+        .exchange_declare(
+            CONTROL_EXCHANGE.into(),
+            ExchangeKind::Direct,
+            durable(),
+            none(),
+        )
+        .await?;
+    channel
         .queue_declare(STATUS_QUEUE.into(), durable_queue(), dead_letter_args())
         .await?;
     channel
@@ -127,8 +141,21 @@ fn dead_letter_args() -> FieldTable {
     args
 }
 
-/// Declares a drone's job queue and binds it (idempotent).
+/// Declares a drone's job and control queues and binds them (idempotent).
 pub async fn declare_drone_queue(channel: &Channel, drone: &DroneName) -> Result<(), BrokerError> {
+    let control = control_queue(drone);
+    channel
+        .queue_declare(control.as_str().into(), durable_queue(), dead_letter_args())
+        .await?;
+    channel
+        .queue_bind(
+            control.as_str().into(),
+            CONTROL_EXCHANGE.into(),
+            drone.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     let queue = drone_queue(drone);
     channel
         .queue_declare(queue.as_str().into(), durable_queue(), dead_letter_args())

@@ -64,6 +64,8 @@ pub struct SchedulerConfig {
     pub drone_disabled: BTreeSet<DroneName>,
     pub max_jobs_started_per_cycle: u32,
     pub http_listen: SocketAddr,
+    /// Seconds between SIGTERM and SIGKILL when a running entry is aborted.
+    pub abort_grace_sec: u64,
 }
 
 impl SchedulerConfig {
@@ -465,6 +467,10 @@ impl Config {
             max_processes_per_drone,
             drone_max_processes,
             drone_disabled,
+            abort_grace_sec: raw.parsed(sched, "abort_grace_sec", 60, |v| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("expected a number of seconds, got {v:?}"))
+            })?,
             max_jobs_started_per_cycle: raw.parsed(
                 sched,
                 "max_jobs_started_per_cycle",

@@ -90,6 +90,29 @@ pub enum StatusEvent {
     Heartbeat { running: Vec<(i64, i32)> },
 }
 
+/// Scheduler → drone, on the drone's control queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    pub schema: u32,
+    pub drone: DroneName,
+    pub command: ControlCommand,
+    pub sender_version: String,
+}
+
+/// What the scheduler asks of a drone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ControlCommand {
+    /// Stop the attempt: SIGTERM to Autoserv's process group, SIGKILL after
+    /// `grace_sec`; what it left is still pushed. An attempt not started yet never starts.
+    Abort {
+        entry_id: i64,
+        attempt: i32,
+        grace_sec: u64,
+    },
+}
+
 /// Why a message could not be read: goes into the dead-letter header `x-autotest-reason`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {

@@ -62,6 +62,10 @@ struct Inner {
     slots: Semaphore,
     /// The program run as `supervise` in front of Autoserv (this binary by default).
     supervisor: std::path::PathBuf,
+    /// Process groups of the attempts running now.
+    running: Mutex<std::collections::HashMap<(i64, i32), u32>>,
+    /// Attempts the scheduler asked to abort.
+    aborted: Mutex<std::collections::HashSet<(i64, i32)>>,
     /// Attempts held by this process: (entry id, attempt).
     held: Mutex<BTreeSet<(i64, i32)>>,
     idle: Notify,
@@ -107,6 +111,8 @@ impl Worker {
                 slots: Semaphore::new(capacity),
                 supervisor: std::env::current_exe().unwrap_or_else(|_| "drone-worker".into()),
                 held: Mutex::new(BTreeSet::new()),
+                running: Mutex::new(Default::default()),
+                aborted: Mutex::new(Default::default()),
                 idle: Notify::new(),
                 config,
             }),
@@ -196,7 +202,16 @@ impl Inner {
                 FieldTable::default(),
             )
             .await?;
-        tracing::info!(queue = %self.queue, "consuming");
+        let control_queue = broker::control_queue(&self.name);
+        let mut control = channel
+            .basic_consume(
+                control_queue.as_str().into(),
+                format!("drone-worker@{} (control)", self.name).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %self.queue, control = %control_queue, "consuming");
         loop {
             tokio::select! {
                 _ = shutdown.wait() => {
@@ -208,8 +223,89 @@ impl Inner {
                     Some(Err(error)) => return Err(error.into()),
                     None => anyhow::bail!("the broker cancelled the consumer"),
                 },
+                next = control.next() => match next {
+                    Some(Ok(delivery)) => self.on_control(&channel, delivery, &control_queue).await,
+                    Some(Err(error)) => return Err(error.into()),
+                    None => anyhow::bail!("the broker cancelled the control consumer"),
+                },
             }
         }
+    }
+
+    async fn on_control(self: &Arc<Self>, channel: &Channel, delivery: Delivery, queue: &str) {
+        let control = match protocol::decode::<protocol::Control>(&delivery.data) {
+            Ok(control) if control.drone == self.name => control,
+            Ok(control) => {
+                let reason = format!("addressed to drone {}, not {}", control.drone, self.name);
+                if let Err(error) = broker::dead_letter(channel, &delivery, queue, &reason).await {
+                    tracing::error!(%error, "could not dead-letter the control message");
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(reason = %error, "unreadable control message moved to the dead-letter queue");
+                if let Err(error) =
+                    broker::dead_letter(channel, &delivery, queue, &error.to_string()).await
+                {
+                    tracing::error!(%error, "could not dead-letter the control message");
+                }
+                return;
+            }
+        };
+        match control.command {
+            protocol::ControlCommand::Abort {
+                entry_id,
+                attempt,
+                grace_sec,
+            } => {
+                self.abort(entry_id, attempt, Duration::from_secs(grace_sec))
+                    .await;
+            }
+        }
+        ack(&delivery).await;
+    }
+
+    /// Stops an attempt: SIGTERM to its process group, SIGKILL after `grace` if it is
+    /// still there; an attempt not started yet will not start.
+    async fn abort(self: &Arc<Self>, entry_id: i64, attempt: i32, grace: Duration) {
+        let key = (entry_id, attempt);
+        self.aborted.lock().expect("aborted lock").insert(key);
+        let pgid = self
+            .running
+            .lock()
+            .expect("running lock")
+            .get(&key)
+            .copied();
+        let Some(pgid) = pgid else {
+            tracing::info!(
+                entry.id = entry_id,
+                attempt,
+                "abort noted; the attempt is not running here"
+            );
+            return;
+        };
+        tracing::info!(
+            entry.id = entry_id,
+            attempt,
+            pgid,
+            ?grace,
+            "aborting: SIGTERM to the process group"
+        );
+        signal_group(pgid, "TERM").await;
+        let inner = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let still = inner.running.lock().expect("running lock").get(&key) == Some(&pgid);
+            if still {
+                tracing::warn!(
+                    entry.id = entry_id,
+                    attempt,
+                    pgid,
+                    "still running after the grace period: SIGKILL"
+                );
+                signal_group(pgid, "KILL").await;
+            }
+        });
     }
 
     async fn on_delivery(self: &Arc<Self>, channel: &Channel, delivery: Delivery, pusher: &Pusher) {
@@ -310,16 +406,21 @@ impl Inner {
                     .acquire()
                     .await
                     .expect("semaphore is never closed");
-                let started = match runner::start(
-                    &dir,
-                    &job,
-                    &self.config.autoserv.command,
-                    &self.supervisor,
-                ) {
+                let aborted = self
+                    .aborted
+                    .lock()
+                    .expect("aborted lock")
+                    .contains(&(entry_id, attempt));
+                let started = if aborted {
+                    Err("aborted before it started".to_string())
+                } else {
+                    runner::start(&dir, &job, &self.config.autoserv.command, &self.supervisor)
+                        .map_err(|error| error.to_string())
+                };
+                let started = match started {
                     Ok(started) => started,
-                    Err(error) => {
-                        tracing::error!(%error, "Autoserv could not be started");
-                        let reason = error.to_string();
+                    Err(reason) => {
+                        tracing::warn!(%reason, "Autoserv not started");
                         self.record(
                             &job,
                             Stage::Refused {
@@ -338,6 +439,10 @@ impl Inner {
                     }
                 };
                 let pid = started.pid;
+                self.running
+                    .lock()
+                    .expect("running lock")
+                    .insert((entry_id, attempt), pid);
                 tracing::info!(pid, "Autoserv started");
                 // The journal and the report are independent: do both at once.
                 tokio::join!(
@@ -355,11 +460,19 @@ impl Inner {
                     pid,
                     "re-attaching to an Autoserv started before the worker restarted"
                 );
+                self.running
+                    .lock()
+                    .expect("running lock")
+                    .insert((entry_id, attempt), pid);
                 wait_recovered(&prefix, pid).await
             }
             Stage::Exited { exit_code } | Stage::Pushed { exit_code } => exit_code,
             Stage::Done { .. } | Stage::Refused { .. } => return self.release(entry_id, attempt),
         };
+        self.running
+            .lock()
+            .expect("running lock")
+            .remove(&(entry_id, attempt));
         if !matches!(stage, Stage::Pushed { .. }) {
             tracing::info!(exit_code, "Autoserv exited; pushing results");
             self.record(&job, Stage::Exited { exit_code }).await;
@@ -463,6 +576,18 @@ async fn wait_recovered(prefix: &std::path::Path, pid: u32) -> i32 {
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sends a signal to a process group (by `kill`, so no unsafe code is needed).
+async fn signal_group(pgid: u32, signal: &str) {
+    let result = tokio::process::Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{pgid}")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
+    if let Err(error) = result {
+        tracing::error!(%error, pgid, signal, "cannot run kill");
     }
 }
 

@@ -95,6 +95,19 @@ pub struct EntryView {
     pub created_on: String,
     pub started_on: Option<String>,
     pub finished_on: Option<String>,
+    /// Who aborted the entry (null unless aborted).
+    pub aborted_by: Option<String>,
+    /// When the abort was recorded.
+    pub aborted_on: Option<String>,
+}
+
+/// `POST /api/jobs/{id}/abort`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AbortJob {
+    /// The user aborting.
+    pub by: String,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// One line of `GET /api/drones`.

@@ -117,6 +117,20 @@ impl Client {
     pub fn unlock_host(&self, host: &str) -> Result<serde_json::Value, ClientError> {
         self.post(&format!("/api/hosts/{host}/unlock"), serde_json::json!({}))
     }
+    pub fn abort_job(
+        &self,
+        id: i64,
+        by: &str,
+        reason: Option<String>,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(
+            &format!("/api/jobs/{id}/abort"),
+            crate::api::AbortJob {
+                by: by.into(),
+                reason,
+            },
+        )
+    }
     pub fn enable_drone(&self, drone: &str) -> Result<serde_json::Value, ClientError> {
         self.post(
             &format!("/api/drones/{drone}/enable"),

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/hosts", get(list_hosts).post(create_host))
         .route("/api/jobs", get(list_jobs).post(create_job))
         .route("/api/jobs/{id}", get(show_job))
+        .route("/api/jobs/{id}/abort", post(abort_job))
         .route("/api/drones", get(list_drones))
         .route("/api/drones/{name}/enable", post(enable_drone))
         .route("/api/drones/{name}/disable", post(disable_drone))
@@ -154,7 +155,12 @@ async fn create_job(
         control_file: body.control_file,
         hosts,
         label,
-        dependencies: label_names(body.dependencies)?,
+        dependencies: {
+            let mut deps = label_names(body.dependencies)?;
+            deps.sort();
+            deps.dedup();
+            deps
+        },
     };
     let id = db::jobs::create(&state.db, job)
         .await
@@ -181,6 +187,29 @@ async fn show_job(
             &scheduler.results_dir,
         )
         .await?,
+    ))
+}
+
+async fn abort_job(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(body): Json<crate::api::AbortJob>,
+) -> ApiResult<serde_json::Value> {
+    let by = Owner::new(body.by).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let active = db::jobs::abort(&state.db, id, &by, body.reason).await?;
+    let grace_sec = state.config.scheduler.abort_grace_sec;
+    for (entry_id, attempt, drone) in &active {
+        // Recorded already: if this cannot be sent now, the next heartbeat of the
+        // drone sends it again.
+        if let Err(error) =
+            crate::status::send_abort(&state.broker, drone, *entry_id, *attempt, grace_sec).await
+        {
+            tracing::warn!(%error, entry.id = entry_id, drone.name = %drone, "abort recorded; telling the drone failed, will retry on its next heartbeat");
+        }
+    }
+    state.wake.notify_one();
+    Ok(Json(
+        serde_json::json!({ "id": id, "aborting": active.len() }),
     ))
 }
 

@@ -76,10 +76,15 @@ impl Scheduler {
             &format!("autotest-scheduler@{host} (dispatch)"),
         );
         let dispatch_task = tokio::spawn(dispatcher.run(shutdown.clone()));
+        let broker = Arc::new(common::broker::Publisher::new(
+            self.config.broker.url.expose(),
+            &format!("autotest-scheduler@{host} (control)"),
+        ));
         let status_task = tokio::spawn(status::run(
             self.db.clone(),
             self.config.clone(),
             wake.clone(),
+            broker.clone(),
             format!("autotest-scheduler@{host}"),
             shutdown.clone(),
         ));
@@ -87,10 +92,7 @@ impl Scheduler {
             db: self.db.clone(),
             config: self.config.clone(),
             wake,
-            broker: Arc::new(common::broker::Publisher::new(
-                self.config.broker.url.expose(),
-                &format!("autotest-scheduler@{host} (api)"),
-            )),
+            broker,
         };
         tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
         let mut http_shutdown = shutdown.clone();

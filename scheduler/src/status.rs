@@ -25,12 +25,22 @@ pub async fn run(
     db: Db,
     config: Arc<Config>,
     wake: Arc<Notify>,
+    publisher: Arc<broker::Publisher>,
     connection_name: String,
     mut shutdown: Shutdown,
 ) {
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_triggered() {
-        match consume(&db, &config, &wake, &connection_name, &mut shutdown).await {
+        match consume(
+            &db,
+            &config,
+            &wake,
+            &publisher,
+            &connection_name,
+            &mut shutdown,
+        )
+        .await
+        {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?backoff, "status consumer lost the broker, reconnecting");
@@ -60,6 +70,7 @@ async fn consume(
     db: &Db,
     config: &Config,
     wake: &Notify,
+    publisher: &broker::Publisher,
     connection_name: &str,
     shutdown: &mut Shutdown,
 ) -> anyhow::Result<()> {
@@ -127,7 +138,7 @@ async fn consume(
                     match outcome {
                         Applied::Changed { slot_freed } => wake_dispatcher |= slot_freed,
                         Applied::Stale => log_stale(db, drone, event).await,
-                        Applied::Heartbeat => {}
+                        Applied::Heartbeat => resend_aborts(db, config, publisher, drone).await,
                     }
                 }
                 if wake_dispatcher {
@@ -155,11 +166,68 @@ async fn consume(
     }
 }
 
+/// Tells a drone to abort an attempt (persistent, on its control queue).
+pub async fn send_abort(
+    publisher: &broker::Publisher,
+    drone: &str,
+    entry_id: i64,
+    attempt: i32,
+    grace_sec: u64,
+) -> anyhow::Result<()> {
+    let control = protocol::Control {
+        schema: protocol::SCHEMA_VERSION,
+        drone: common::names::DroneName::new(drone)?,
+        command: protocol::ControlCommand::Abort {
+            entry_id,
+            attempt,
+            grace_sec,
+        },
+        sender_version: common::VERSION.to_string(),
+    };
+    let properties = broker::json_properties(
+        &format!("abort-{entry_id}.{attempt}"),
+        "autotest.control",
+        "autotest-scheduler",
+    );
+    publisher
+        .publish(
+            broker::CONTROL_EXCHANGE,
+            drone,
+            &protocol::encode(&control),
+            properties,
+        )
+        .await?;
+    tracing::info!(
+        entry.id = entry_id,
+        attempt,
+        drone.name = drone,
+        "abort sent"
+    );
+    Ok(())
+}
+
 fn next_delivery(next: Option<Result<Delivery, lapin::Error>>) -> anyhow::Result<Delivery> {
     match next {
         Some(Ok(delivery)) => Ok(delivery),
         Some(Err(error)) => Err(error.into()),
         None => anyhow::bail!("the broker cancelled the status consumer"),
+    }
+}
+
+/// Aborts recorded for a drone's active entries are sent again on each heartbeat
+/// until the entries end: an abort reaches a drone that was away or a broker that
+/// restarted.
+async fn resend_aborts(db: &Db, config: &Config, publisher: &broker::Publisher, drone: &str) {
+    match crate::db::jobs::pending_aborts(db, drone).await {
+        Ok(pending) => {
+            for (entry_id, attempt) in pending {
+                let grace = config.scheduler.abort_grace_sec;
+                if let Err(error) = send_abort(publisher, drone, entry_id, attempt, grace).await {
+                    tracing::warn!(%error, entry.id = entry_id, "abort not sent, will retry");
+                }
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot read pending aborts"),
     }
 }
 

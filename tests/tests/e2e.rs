@@ -396,6 +396,7 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+mod abort;
 mod crashes;
 mod runtime_control;
 mod scheduling;

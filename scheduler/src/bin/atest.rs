@@ -130,6 +130,13 @@ enum JobAction {
         #[arg(long)]
         timeout: Option<u64>,
     },
+    /// Abort a job: queued entries at once, running ones get SIGTERM, then SIGKILL
+    /// after [SCHEDULER] abort_grace_sec; their results are still pushed.
+    Abort {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Show a job and its entries.
     Show {
         id: i64,
@@ -359,6 +366,13 @@ fn run(args: Args) -> Result<(), String> {
         Command::Job {
             action: JobAction::Wait { ids, timeout },
         } => wait(&client, &ids, timeout)?,
+        Command::Job {
+            action: JobAction::Abort { id, reason },
+        } => {
+            let by = current_user().ok_or("cannot tell who you are; set $USER")?;
+            client.abort_job(id, &by, reason).map_err(e)?;
+            println!("job {id} aborted");
+        }
         Command::Job {
             action: JobAction::Show { id, json },
         } => {

@@ -402,6 +402,19 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
                     attempt,
                     exit_code,
                 } => {
+                    // An entry with an abort recorded ends Aborted, whatever its exit.
+                    let aborted = diesel::update(
+                        target(*entry_id, *attempt)
+                            .filter(hqe::status.eq_any(status::ACTIVE))
+                            .filter(hqe::aborted_on.is_not_null()),
+                    )
+                    .set((
+                        hqe::status.eq(status::ABORTED),
+                        hqe::exit_code.eq(exit_code),
+                        hqe::finished_on.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
                     let final_status = if *exit_code == 0 {
                         status::COMPLETED
                     } else {
@@ -417,23 +430,36 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
                     ))
                     .execute(conn)
                     .await?;
-                    (n, true, Some(*entry_id))
+                    (n + aborted, true, Some(*entry_id))
                 }
                 StatusEvent::Refused {
                     entry_id,
                     attempt,
                     reason,
                 } => {
-                    let n = diesel::update(
-                        target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ACTIVE)),
+                    let aborted = diesel::update(
+                        target(*entry_id, *attempt)
+                            .filter(hqe::status.eq_any(status::ACTIVE))
+                            .filter(hqe::aborted_on.is_not_null()),
                     )
                     .set((
-                        hqe::status.eq(status::FAILED),
+                        hqe::status.eq(status::ABORTED),
                         hqe::failure_reason.eq(reason),
                         hqe::finished_on.eq(now),
                     ))
                     .execute(conn)
                     .await?;
+                    let n = aborted
+                        + diesel::update(
+                            target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ACTIVE)),
+                        )
+                        .set((
+                            hqe::status.eq(status::FAILED),
+                            hqe::failure_reason.eq(reason),
+                            hqe::finished_on.eq(now),
+                        ))
+                        .execute(conn)
+                        .await?;
                     (n, true, Some(*entry_id))
                 }
                 StatusEvent::Heartbeat { .. } => {

@@ -142,6 +142,78 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
     })
 }
 
+/// Aborts a job, recorded before anything else: queued entries become Aborted at
+/// once; for active ones the abort is recorded and the entries are returned
+/// (id, attempt, drone) so their drones can be told. Finished entries are left alone.
+pub async fn abort(
+    db: &Db,
+    id: i64,
+    by: &Owner,
+    reason: Option<String>,
+) -> Result<Vec<(i64, i32, String)>, DbError> {
+    let now = common::time::now_micros();
+    let by = by.as_str().to_string();
+    write_txn!(db, |conn, _last_id| {
+        let exists: i64 = jobs::table
+            .filter(jobs::id.eq(id))
+            .count()
+            .get_result(conn)
+            .await?;
+        if exists == 0 {
+            return Err(DbError::NotFound(format!("no job {id}")));
+        }
+        let recorded = (
+            hqe::aborted_by.eq(&by),
+            hqe::aborted_on.eq(now),
+            hqe::abort_reason.eq(&reason),
+        );
+        diesel::update(
+            hqe::table
+                .filter(hqe::job_id.eq(id))
+                .filter(hqe::status.eq(status::QUEUED)),
+        )
+        .set((
+            recorded,
+            hqe::status.eq(status::ABORTED),
+            hqe::finished_on.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+        diesel::update(
+            hqe::table
+                .filter(hqe::job_id.eq(id))
+                .filter(hqe::status.eq_any(status::ACTIVE))
+                .filter(hqe::aborted_on.is_null()),
+        )
+        .set(recorded)
+        .execute(conn)
+        .await?;
+        let active: Vec<(i64, i32, Option<String>)> = hqe::table
+            .filter(hqe::job_id.eq(id))
+            .filter(hqe::status.eq_any(status::ACTIVE))
+            .select((hqe::id, hqe::attempt, hqe::drone))
+            .load(conn)
+            .await?;
+        Ok(active
+            .into_iter()
+            .filter_map(|(e, a, d)| Some((e, a, d?)))
+            .collect())
+    })
+}
+
+/// Active entries on `drone` with an abort recorded: the aborts to send (again).
+pub async fn pending_aborts(db: &Db, drone: &str) -> Result<Vec<(i64, i32)>, DbError> {
+    Ok(with_conn!(db, |conn| {
+        hqe::table
+            .filter(hqe::drone.eq(drone))
+            .filter(hqe::status.eq_any(status::ACTIVE))
+            .filter(hqe::aborted_on.is_not_null())
+            .select((hqe::id, hqe::attempt))
+            .load(conn)
+            .await?
+    }))
+}
+
 /// Every job, newest first, with its summed-up status.
 pub async fn list(db: &Db) -> Result<Vec<JobSummary>, DbError> {
     type Row = (i64, String, String, i32, i64);
@@ -219,6 +291,8 @@ pub async fn show(
         i64,
         Option<i64>,
         Option<i64>,
+        Option<String>,
+        Option<i64>,
     );
     let (job, entries): (Option<JobRow>, Vec<EntryRow>) = with_conn!(db, |conn| {
         let job = jobs::table
@@ -251,6 +325,8 @@ pub async fn show(
                 hqe::created_on,
                 hqe::started_on,
                 hqe::finished_on,
+                hqe::aborted_by,
+                hqe::aborted_on,
             ))
             .load::<EntryRow>(conn)
             .await?;
@@ -274,12 +350,16 @@ pub async fn show(
                 created,
                 started,
                 finished,
+                aborted_by,
+                aborted_on,
             )| {
                 let pushed = s == status::COMPLETED || (s == status::FAILED && exit_code.is_some());
                 EntryView {
                     id: entry_id,
                     host,
                     label,
+                    aborted_by,
+                    aborted_on: aborted_on.map(format_micros),
                     results_path: pushed
                         .then(|| results_path(results_host, results_dir, id, &owner, &subdir)),
                     status: s,

@@ -52,6 +52,9 @@ diesel::table! {
         created_on -> BigInt,
         started_on -> Nullable<BigInt>,
         finished_on -> Nullable<BigInt>,
+        aborted_by -> Nullable<Text>,
+        aborted_on -> Nullable<BigInt>,
+        abort_reason -> Nullable<Text>,
     }
 }
 

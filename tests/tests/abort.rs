@@ -1,0 +1,116 @@
+//! `atest job abort`: queued entries end at once; running ones lose their process
+//! group (SIGTERM, then SIGKILL after the grace period) and keep their results.
+
+use autotest_tests::World;
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn alive(pid: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, None | Some("Z") | Some("X"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aborting_a_queued_entry_ends_it_at_once_and_it_never_runs() {
+    let world = World::builder().drone("drone1", 1).start().await;
+    world.create_hosts(&["host1"]).await;
+    let first = world
+        .submit("first", &world.blocking_control(), &["host1"])
+        .await;
+    world
+        .wait_until(&[first], MINUTE, "first Running", |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await;
+    let queued = world.submit("queued", "touch ran\n", &["host1"]).await;
+    let out = world
+        .atest(&[
+            "job",
+            "abort",
+            &queued.to_string(),
+            "--reason",
+            "not needed",
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = world.job(queued).await;
+    assert_eq!(
+        job.status, "Aborted",
+        "aborted at once, not when a slot frees"
+    );
+    assert_eq!(job.entries[0].aborted_by.as_deref(), Some("tester"));
+    assert!(job.entries[0].aborted_on.is_some());
+    world.release();
+    world.wait_for_jobs(&[first], MINUTE).await;
+    // The host is free again: a later job on it runs, and the aborted one never did.
+    let later = world.submit("later", "true\n", &["host1"]).await;
+    world.wait_for_jobs(&[later], MINUTE).await;
+    assert!(!world
+        .results_dir()
+        .join(format!("{queued}-tester"))
+        .exists());
+    assert_eq!(world.job(queued).await.entries[0].status, "Aborted");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aborting_a_running_entry_kills_its_process_group_and_keeps_its_results() {
+    let world = World::builder()
+        .drone("drone1", 1)
+        .config("SCHEDULER", "abort_grace_sec", "1")
+        .start()
+        .await;
+    world.create_hosts(&["host1"]).await;
+    // Ignores SIGTERM (so does its child), so only the SIGKILL after the grace ends it.
+    let control = "echo partial > out.txt\ntrap '' TERM\nsleep 600 &\necho $! > child.pid\necho $$ > shell.pid\nwait\n";
+    let id = world.submit("stubborn", control, &["host1"]).await;
+    let dir = world
+        .path("drone-drone1")
+        .join(format!("{id}-tester/host1"));
+    let deadline = std::time::Instant::now() + MINUTE;
+    while !dir.join("shell.pid").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let shell = std::fs::read_to_string(dir.join("shell.pid")).unwrap();
+    let child = std::fs::read_to_string(dir.join("child.pid")).unwrap();
+    assert!(alive(&shell) && alive(&child));
+    let out = world.atest(&["job", "abort", &id.to_string()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = &world.wait_for_jobs(&[id], MINUTE).await[0];
+    assert_eq!(job.status, "Aborted");
+    assert_eq!(
+        job.entries[0].exit_code,
+        Some(137),
+        "killed by SIGKILL after the grace period"
+    );
+    assert_eq!(job.entries[0].aborted_by.as_deref(), Some("tester"));
+    assert!(
+        !alive(&shell) && !alive(&child),
+        "the whole process group is gone"
+    );
+    let pushed = world
+        .results_dir()
+        .join(format!("{id}-tester/host1/out.txt"));
+    assert_eq!(
+        autotest_tests::world::read(&pushed),
+        "partial\n",
+        "what it left is on the results host"
+    );
+    world.stop().await;
+}
