@@ -33,6 +33,10 @@ pub struct AppState {
 pub struct ApiError(StatusCode, String);
 
 impl ApiError {
+    pub fn new(code: StatusCode, message: impl Into<String>) -> Self {
+        Self(code, message.into())
+    }
+
     fn bad_request(message: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, message.into())
     }
@@ -65,6 +69,7 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/health", get(health))
+        .route("/results/{*path}", get(crate::results::serve))
         .route("/api/hosts", get(list_hosts).post(create_host))
         .route("/api/jobs", get(list_jobs).post(create_job))
         .route("/api/jobs/{id}", get(show_job))

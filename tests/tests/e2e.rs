@@ -398,5 +398,6 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
 
 mod abort;
 mod crashes;
+mod results_http;
 mod runtime_control;
 mod scheduling;
