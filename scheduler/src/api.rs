@@ -43,6 +43,18 @@ pub struct CreateJob {
     pub owner: String,
     #[serde(default)]
     pub priority: i32,
+    /// Abort entries still not started this many minutes after creation.
+    #[serde(default)]
+    pub timeout_mins: Option<u32>,
+    /// Abort entries still running this many minutes after they started.
+    #[serde(default)]
+    pub max_runtime_mins: Option<u32>,
+    /// `timeout_mins` in seconds, for finer control (API only; wins if both given).
+    #[serde(default)]
+    pub timeout_secs: Option<u32>,
+    /// `max_runtime_mins` in seconds, for finer control (API only; wins if both given).
+    #[serde(default)]
+    pub max_runtime_secs: Option<u32>,
 }
 
 /// `POST /api/jobs` answer.

@@ -27,6 +27,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// For `queued` in the drone list.
     pub broker: Arc<common::broker::Publisher>,
+    /// Wakes the timeout keeper (new deadlines).
+    pub timers: Arc<Notify>,
 }
 
 /// An error answer.
@@ -153,7 +155,18 @@ async fn create_job(
         None if body.count.is_some() => return Err(ApiError::bad_request("--count needs --label")),
         None => None,
     };
+    let limit = |secs: Option<u32>, mins: Option<u32>| -> Result<Option<i64>, ApiError> {
+        match secs.map(i64::from).or(mins.map(|m| i64::from(m) * 60)) {
+            Some(0) => Err(ApiError::bad_request("a timeout must be more than zero")),
+            Some(s) => Ok(Some(s * 1_000_000)),
+            None => Ok(None),
+        }
+    };
+    let timeout_us = limit(body.timeout_secs, body.timeout_mins)?;
+    let max_runtime_us = limit(body.max_runtime_secs, body.max_runtime_mins)?;
     let job = db::jobs::NewJob {
+        timeout_us,
+        max_runtime_us,
         name: body.name,
         owner,
         priority: body.priority,
@@ -176,6 +189,7 @@ async fn create_job(
             other => other.into(),
         })?;
     state.wake.notify_one();
+    state.timers.notify_one();
     Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
 }
 

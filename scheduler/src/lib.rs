@@ -9,6 +9,7 @@ pub mod dispatch;
 pub mod http;
 pub mod results;
 pub mod status;
+pub mod timeouts;
 
 use anyhow::Context;
 use common::config::Config;
@@ -81,10 +82,19 @@ impl Scheduler {
             self.config.broker.url.expose(),
             &format!("autotest-scheduler@{host} (control)"),
         ));
+        let timers = Arc::new(Notify::new());
+        let timeout_task = tokio::spawn(timeouts::run(
+            self.db.clone(),
+            self.config.clone(),
+            broker.clone(),
+            timers.clone(),
+            shutdown.clone(),
+        ));
         let status_task = tokio::spawn(status::run(
             self.db.clone(),
             self.config.clone(),
             wake.clone(),
+            timers.clone(),
             broker.clone(),
             format!("autotest-scheduler@{host}"),
             shutdown.clone(),
@@ -94,6 +104,7 @@ impl Scheduler {
             config: self.config.clone(),
             wake,
             broker,
+            timers,
         };
         tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
         let mut http_shutdown = shutdown.clone();
@@ -103,6 +114,7 @@ impl Scheduler {
             .context("serving HTTP")?;
         let _ = dispatch_task.await;
         let _ = status_task.await;
+        let _ = timeout_task.await;
         tracing::info!("scheduler stopped");
         Ok(())
     }

@@ -25,6 +25,7 @@ pub async fn run(
     db: Db,
     config: Arc<Config>,
     wake: Arc<Notify>,
+    timers: Arc<Notify>,
     publisher: Arc<broker::Publisher>,
     connection_name: String,
     mut shutdown: Shutdown,
@@ -35,6 +36,7 @@ pub async fn run(
             &db,
             &config,
             &wake,
+            &timers,
             &publisher,
             &connection_name,
             &mut shutdown,
@@ -70,6 +72,7 @@ async fn consume(
     db: &Db,
     config: &Config,
     wake: &Notify,
+    timers: &Notify,
     publisher: &broker::Publisher,
     connection_name: &str,
     shutdown: &mut Shutdown,
@@ -143,6 +146,13 @@ async fn consume(
                 }
                 if wake_dispatcher {
                     wake.notify_one();
+                }
+                // Entries that started have new runtime deadlines.
+                if outcomes
+                    .iter()
+                    .any(|o| matches!(o, Applied::Changed { .. }))
+                {
+                    timers.notify_one();
                 }
                 // One ack for the whole batch: every earlier delivery on this channel
                 // has been acked or dead-lettered already.

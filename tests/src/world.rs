@@ -359,9 +359,21 @@ impl World {
             label: None,
             count: None,
             dependencies: vec![],
+            timeout_mins: None,
+            max_runtime_mins: None,
+            timeout_secs: None,
+            max_runtime_secs: None,
             owner: "tester".into(),
             priority,
         };
+        self.api(move |c| c.create_job(&body))
+            .await
+            .expect("job created")
+    }
+
+    /// Submits a job described by a full API body (owner forced to `tester`).
+    pub async fn submit_body(&self, mut body: CreateJob) -> i64 {
+        body.owner = "tester".into();
         self.api(move |c| c.create_job(&body))
             .await
             .expect("job created")

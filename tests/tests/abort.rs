@@ -114,3 +114,75 @@ async fn aborting_a_running_entry_kills_its_process_group_and_keeps_its_results(
     );
     world.stop().await;
 }
+
+fn body(name: &str, control: &str, host: &str) -> scheduler::api::CreateJob {
+    scheduler::api::CreateJob {
+        name: name.into(),
+        control_file: control.into(),
+        hosts: vec![host.into()],
+        label: None,
+        count: None,
+        dependencies: vec![],
+        owner: "tester".into(),
+        priority: 0,
+        timeout_mins: None,
+        max_runtime_mins: None,
+        timeout_secs: None,
+        max_runtime_secs: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_past_its_max_runtime_is_aborted_by_the_system_within_seconds() {
+    let world = World::builder()
+        .drone("drone1", 1)
+        .config("SCHEDULER", "abort_grace_sec", "1")
+        .start()
+        .await;
+    world.create_hosts(&["host1"]).await;
+    let mut long = body("too long", "echo started > out.txt\nsleep 600\n", "host1");
+    long.max_runtime_secs = Some(2);
+    let id = world.submit_body(long).await;
+    let job = &world.wait_for_jobs(&[id], MINUTE).await[0];
+    let entry = &job.entries[0];
+    assert_eq!(job.status, "Aborted");
+    assert_eq!(entry.aborted_by.as_deref(), Some("autotest_system"));
+    let ran = common::time::parse_micros(entry.finished_on.as_deref().unwrap()).unwrap()
+        - common::time::parse_micros(entry.started_on.as_deref().unwrap()).unwrap();
+    assert!(
+        (2_000_000..10_000_000).contains(&ran),
+        "ran {ran} us for a 2 s limit"
+    );
+    let pushed = world
+        .results_dir()
+        .join(format!("{id}-tester/host1/out.txt"));
+    assert_eq!(autotest_tests::world::read(&pushed), "started\n");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_not_started_before_its_timeout_is_aborted_by_the_system() {
+    let world = World::builder().drone("drone1", 1).start().await;
+    world.create_hosts(&["host1"]).await;
+    let blocker = world
+        .submit("blocker", &world.blocking_control(), &["host1"])
+        .await;
+    world
+        .wait_until(&[blocker], MINUTE, "blocker Running", |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await;
+    let mut waiting = body("waits", "touch ran\n", "host1");
+    waiting.timeout_secs = Some(1);
+    let id = world.submit_body(waiting).await;
+    let job = &world.wait_for_jobs(&[id], MINUTE).await[0];
+    assert_eq!(job.status, "Aborted");
+    assert_eq!(
+        job.entries[0].aborted_by.as_deref(),
+        Some("autotest_system")
+    );
+    assert!(job.entries[0].started_on.is_none(), "it never started");
+    world.release();
+    world.wait_for_jobs(&[blocker], MINUTE).await;
+    world.stop().await;
+}

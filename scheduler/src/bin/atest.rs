@@ -115,6 +115,12 @@ enum JobAction {
         /// Higher runs first.
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         priority: i32,
+        /// Abort entries not started this many minutes after creation.
+        #[arg(long)]
+        timeout_mins: Option<u32>,
+        /// Abort entries still running this many minutes after they started.
+        #[arg(long)]
+        max_runtime_mins: Option<u32>,
     },
     /// List jobs.
     List {
@@ -317,6 +323,8 @@ fn run(args: Args) -> Result<(), String> {
                     dependencies,
                     owner,
                     priority,
+                    timeout_mins,
+                    max_runtime_mins,
                 },
         } => {
             let owner = owner
@@ -335,6 +343,10 @@ fn run(args: Args) -> Result<(), String> {
                     dependencies,
                     owner,
                     priority,
+                    timeout_mins,
+                    max_runtime_mins,
+                    timeout_secs: None,
+                    max_runtime_secs: None,
                 })
                 .map_err(e)?;
             println!("{id}");

@@ -492,6 +492,94 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
     })
 }
 
+/// Aborts entries, recorded before anything else: queued ones become Aborted at once;
+/// for active ones the abort is recorded (`by`, time, reason) and they are returned
+/// (id, attempt, drone) so their drones can be told; they end Aborted when their drone
+/// reports. Finished entries are left alone.
+pub async fn abort(
+    db: &Db,
+    ids: &[i64],
+    by: &str,
+    reason: Option<String>,
+) -> Result<Vec<(i64, i32, String)>, DbError> {
+    let now = common::time::now_micros();
+    let ids = ids.to_vec();
+    let by = by.to_string();
+    write_txn!(db, |conn, _last_id| {
+        let recorded = (
+            hqe::aborted_by.eq(&by),
+            hqe::aborted_on.eq(now),
+            hqe::abort_reason.eq(&reason),
+        );
+        diesel::update(
+            hqe::table
+                .filter(hqe::id.eq_any(&ids))
+                .filter(hqe::status.eq(status::QUEUED)),
+        )
+        .set((
+            recorded,
+            hqe::status.eq(status::ABORTED),
+            hqe::finished_on.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+        diesel::update(
+            hqe::table
+                .filter(hqe::id.eq_any(&ids))
+                .filter(hqe::status.eq_any(status::ACTIVE))
+                .filter(hqe::aborted_on.is_null()),
+        )
+        .set(recorded)
+        .execute(conn)
+        .await?;
+        let active: Vec<(i64, i32, Option<String>)> = hqe::table
+            .filter(hqe::id.eq_any(&ids))
+            .filter(hqe::status.eq_any(status::ACTIVE))
+            .select((hqe::id, hqe::attempt, hqe::drone))
+            .load(conn)
+            .await?;
+        Ok(active
+            .into_iter()
+            .filter_map(|(e, a, d)| Some((e, a, d?)))
+            .collect())
+    })
+}
+
+/// What the timeout keeper needs: queued entries past their deadline, the next queue
+/// deadline, and active entries with a maximum runtime (id, started_on, max_runtime_us).
+pub async fn timeouts(
+    db: &Db,
+    now: i64,
+) -> Result<(Vec<i64>, Option<i64>, Vec<(i64, i64, i64)>), DbError> {
+    Ok(with_conn!(db, |conn| {
+        let expired: Vec<i64> = hqe::table
+            .filter(hqe::status.eq(status::QUEUED))
+            .filter(hqe::queue_deadline.le(now))
+            .select(hqe::id)
+            .load(conn)
+            .await?;
+        let next: Option<i64> = hqe::table
+            .filter(hqe::status.eq(status::QUEUED))
+            .filter(hqe::queue_deadline.gt(now))
+            .select(diesel::dsl::min(hqe::queue_deadline))
+            .first(conn)
+            .await?;
+        let running: Vec<(i64, Option<i64>, Option<i64>)> = hqe::table
+            .filter(hqe::status.eq_any(status::ACTIVE))
+            .filter(hqe::max_runtime_us.is_not_null())
+            .filter(hqe::aborted_on.is_null())
+            .filter(hqe::started_on.is_not_null())
+            .select((hqe::id, hqe::started_on, hqe::max_runtime_us))
+            .load(conn)
+            .await?;
+        let running = running
+            .into_iter()
+            .filter_map(|(id, s, m)| Some((id, s?, m?)))
+            .collect();
+        (expired, next, running)
+    }))
+}
+
 /// The entry's current (attempt, status, drone), for logging a stale report.
 pub async fn current(
     db: &Db,

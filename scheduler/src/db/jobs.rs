@@ -26,6 +26,9 @@ pub struct NewJob {
     /// Metahost label and how many entries for it.
     pub label: Option<(LabelName, u32)>,
     pub dependencies: Vec<LabelName>,
+    /// `--timeout-mins` and `--max-runtime-mins`, in microseconds.
+    pub timeout_us: Option<i64>,
+    pub max_runtime_us: Option<i64>,
 }
 
 /// Stores the job and its Queued entries (one per named host, `count` per metahost
@@ -134,6 +137,8 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
                     hqe::execution_subdir.eq(subdir),
                     hqe::attempt.eq(0),
                     hqe::created_on.eq(now),
+                    hqe::queue_deadline.eq(job.timeout_us.map(|t| now + t)),
+                    hqe::max_runtime_us.eq(job.max_runtime_us),
                 ))
                 .execute(conn)
                 .await?;
@@ -142,18 +147,14 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
     })
 }
 
-/// Aborts a job, recorded before anything else: queued entries become Aborted at
-/// once; for active ones the abort is recorded and the entries are returned
-/// (id, attempt, drone) so their drones can be told. Finished entries are left alone.
+/// Aborts a job: see [`super::entries::abort`].
 pub async fn abort(
     db: &Db,
     id: i64,
     by: &Owner,
     reason: Option<String>,
 ) -> Result<Vec<(i64, i32, String)>, DbError> {
-    let now = common::time::now_micros();
-    let by = by.as_str().to_string();
-    write_txn!(db, |conn, _last_id| {
+    let ids: Vec<i64> = with_conn!(db, |conn| {
         let exists: i64 = jobs::table
             .filter(jobs::id.eq(id))
             .count()
@@ -162,43 +163,13 @@ pub async fn abort(
         if exists == 0 {
             return Err(DbError::NotFound(format!("no job {id}")));
         }
-        let recorded = (
-            hqe::aborted_by.eq(&by),
-            hqe::aborted_on.eq(now),
-            hqe::abort_reason.eq(&reason),
-        );
-        diesel::update(
-            hqe::table
-                .filter(hqe::job_id.eq(id))
-                .filter(hqe::status.eq(status::QUEUED)),
-        )
-        .set((
-            recorded,
-            hqe::status.eq(status::ABORTED),
-            hqe::finished_on.eq(now),
-        ))
-        .execute(conn)
-        .await?;
-        diesel::update(
-            hqe::table
-                .filter(hqe::job_id.eq(id))
-                .filter(hqe::status.eq_any(status::ACTIVE))
-                .filter(hqe::aborted_on.is_null()),
-        )
-        .set(recorded)
-        .execute(conn)
-        .await?;
-        let active: Vec<(i64, i32, Option<String>)> = hqe::table
+        hqe::table
             .filter(hqe::job_id.eq(id))
-            .filter(hqe::status.eq_any(status::ACTIVE))
-            .select((hqe::id, hqe::attempt, hqe::drone))
+            .select(hqe::id)
             .load(conn)
-            .await?;
-        Ok(active
-            .into_iter()
-            .filter_map(|(e, a, d)| Some((e, a, d?)))
-            .collect())
-    })
+            .await?
+    });
+    super::entries::abort(db, &ids, by.as_str(), reason).await
 }
 
 /// Active entries on `drone` with an abort recorded: the aborts to send (again).

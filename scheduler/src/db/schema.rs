@@ -55,6 +55,8 @@ diesel::table! {
         aborted_by -> Nullable<Text>,
         aborted_on -> Nullable<BigInt>,
         abort_reason -> Nullable<Text>,
+        queue_deadline -> Nullable<BigInt>,
+        max_runtime_us -> Nullable<BigInt>,
     }
 }
 

@@ -373,6 +373,10 @@ fn job(i: usize, host: &str) -> CreateJob {
         label: None,
         count: None,
         dependencies: vec![],
+        timeout_mins: None,
+        max_runtime_mins: None,
+        timeout_secs: None,
+        max_runtime_secs: None,
         owner: "bench".into(),
         priority: 0,
     }
