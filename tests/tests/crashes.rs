@@ -121,3 +121,59 @@ async fn a_restarted_worker_re_attaches_to_an_autoserv_still_running() {
     drop(_worker);
     world.stop().await;
 }
+
+fn duplicate_of(job: &scheduler::api::JobView, drone: &str, host: &str) -> Vec<u8> {
+    let entry = &job.entries[0];
+    common::protocol::encode(&common::protocol::RunJob {
+        schema: common::protocol::SCHEMA_VERSION,
+        entry_id: entry.id,
+        job_id: job.id,
+        attempt: entry.attempt,
+        drone: common::names::DroneName::new(drone).unwrap(),
+        hosts: vec![common::names::HostName::new(host).unwrap()],
+        owner: common::names::Owner::new("tester").unwrap(),
+        job_name: job.name.clone(),
+        execution_subdir: common::names::HostName::new(host).unwrap(),
+        control_file: "echo duplicate >> runs\n".into(),
+        sender_version: "test".into(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplicate_delivery_never_starts_a_second_autoserv() {
+    let world = World::builder().drone("drone1", 2).start().await;
+    world.create_hosts(&["host1"]).await;
+    let runs = world.path("runs");
+    let control = format!(
+        "echo run >> \"{}\"\n{}",
+        runs.display(),
+        world.blocking_control()
+    );
+    let id = world.submit("once", &control, &["host1"]).await;
+    let jobs = world
+        .wait_until(&[id], MINUTE, "entry Running", |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await;
+    // As RabbitMQ would redeliver after a dropped connection: while it runs...
+    let duplicate = duplicate_of(&jobs[0], "drone1", "host1");
+    world
+        .publish_raw(common::broker::JOBS_EXCHANGE, "drone1", &duplicate)
+        .await;
+    world.release();
+    let job = &world.wait_for_jobs(&[id], MINUTE).await[0];
+    assert_eq!(job.status, "Completed");
+    // ...and after it finished.
+    world
+        .publish_raw(common::broker::JOBS_EXCHANGE, "drone1", &duplicate)
+        .await;
+    let witness = world.submit("witness", "true\n", &["host1"]).await;
+    world.wait_for_jobs(&[witness], MINUTE).await;
+    assert_eq!(
+        autotest_tests::world::read(&runs),
+        "run\n",
+        "Autoserv ran once"
+    );
+    assert_eq!(world.job(id).await.entries[0].attempt, 1);
+    world.stop().await;
+}

@@ -173,19 +173,44 @@ async fn a_malformed_message_goes_to_the_dead_letter_queue_and_the_worker_keeps_
             br#"{"schema": 99, "sender_version": "9.0"}"#,
         )
         .await;
+    world
+        .publish_raw(
+            common::broker::JOBS_EXCHANGE,
+            "drone1",
+            br#"{"schema": 1, "entry_id": 5}"#,
+        )
+        .await;
+    let oversized = format!(
+        "{{\"schema\": 1, \"pad\": \"{}\"}}",
+        "x".repeat(common::protocol::MAX_MESSAGE_BYTES)
+    );
+    world
+        .publish_raw(
+            common::broker::JOBS_EXCHANGE,
+            "drone1",
+            oversized.as_bytes(),
+        )
+        .await;
     let id = world
         .submit("after the poison", "echo fine\n", &["host1"])
         .await;
     let job = &world.wait_for_jobs(&[id], MINUTE).await[0];
     assert_eq!(job.status, "Completed");
     let dead = world.drain_queue(common::broker::DEAD_LETTER_QUEUE).await;
-    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(
+        dead.len(),
+        4,
+        "{:?}",
+        dead.iter().map(|(_, h)| h).collect::<Vec<_>>()
+    );
     let reasons: Vec<&str> = dead
         .iter()
         .map(|(_, h)| h[common::broker::REASON_HEADER].as_str())
         .collect();
     assert!(reasons[0].contains("not JSON"), "{reasons:?}");
     assert!(reasons[1].contains("schema version 99"), "{reasons:?}");
+    assert!(reasons[2].contains("missing field"), "{reasons:?}");
+    assert!(reasons[3].contains("byte limit"), "{reasons:?}");
     assert_eq!(dead[0].0, b"{this is not json", "the original body is kept");
     world.stop().await;
 }
