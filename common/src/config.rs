@@ -66,6 +66,8 @@ pub struct SchedulerConfig {
     pub http_listen: SocketAddr,
     /// Seconds between SIGTERM and SIGKILL when a running entry is aborted.
     pub abort_grace_sec: u64,
+    /// A drone silent (no heartbeat) this long is lost: it gets no new work.
+    pub drone_timeout_sec: u64,
 }
 
 impl SchedulerConfig {
@@ -467,6 +469,9 @@ impl Config {
             max_processes_per_drone,
             drone_max_processes,
             drone_disabled,
+            drone_timeout_sec: raw.parsed(sched, "drone_timeout_sec", 60, |v| {
+                positive(v).map(u64::from)
+            })?,
             abort_grace_sec: raw.parsed(sched, "abort_grace_sec", 60, |v| {
                 v.parse::<u64>()
                     .map_err(|_| format!("expected a number of seconds, got {v:?}"))

@@ -129,6 +129,9 @@ pub struct DroneView {
     pub enabled: bool,
     /// Entries Starting or Running on the drone now.
     pub running: i64,
+    /// `ok`; `disabled` (no new work, by an operator); `lost` (no heartbeat within
+    /// `[SCHEDULER] drone_timeout_sec`: no new work until it is heard from again).
+    pub status: String,
     /// The capacity in force: set at run time, else the config's.
     pub capacity: i32,
     /// Job messages waiting in the drone's RabbitMQ queue (null if the broker could

@@ -121,13 +121,16 @@ impl Dispatcher {
     pub async fn cycle(&self) -> Result<Progress, DispatchError> {
         let began = std::time::Instant::now();
         let max_start = i64::from(self.config.scheduler.max_jobs_started_per_cycle);
-        let mut view = entries::dispatch_view(&self.db, &self.drone_names, |free| {
+        let timeout =
+            i64::try_from(self.config.scheduler.drone_timeout_sec).unwrap_or(i64::MAX / 2);
+        let alive_since = common::time::now_micros() - timeout * 1_000_000;
+        let mut view = entries::dispatch_view(&self.db, &self.drone_names, alive_since, |free| {
             (free.min(max_start) * 4 + 16) * i64::from(free > 0)
         })
         .await?;
         let mut slots: Vec<(String, i64, i64)> = std::mem::take(&mut view.loads)
             .into_iter()
-            .filter(|d| d.enabled && d.running < d.capacity)
+            .filter(|d| d.enabled && d.alive && d.running < d.capacity)
             .map(|d| (d.name, d.running, d.capacity))
             .collect();
         let total_free: i64 = slots.iter().map(|(_, r, c)| c - r).sum();

@@ -243,7 +243,10 @@ fn drone_names(state: &AppState) -> Vec<String> {
 }
 
 async fn list_drones(State(state): State<AppState>) -> ApiResult<Vec<crate::api::DroneView>> {
-    let mut drones = db::drones::list(&state.db, &drone_names(&state)).await?;
+    let alive_since = common::time::now_micros()
+        - i64::try_from(state.config.scheduler.drone_timeout_sec).unwrap_or(i64::MAX / 2)
+            * 1_000_000;
+    let mut drones = db::drones::list(&state.db, &drone_names(&state), alive_since).await?;
     for drone in &mut drones {
         if let Ok(name) = common::names::DroneName::new(drone.name.clone()) {
             drone.queued = state

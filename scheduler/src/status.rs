@@ -141,7 +141,11 @@ async fn consume(
                     match outcome {
                         Applied::Changed { slot_freed } => wake_dispatcher |= slot_freed,
                         Applied::Stale => log_stale(db, drone, event).await,
-                        Applied::Heartbeat => resend_aborts(db, config, publisher, drone).await,
+                        Applied::Heartbeat => {
+                            // A drone heard from again may take work.
+                            wake_dispatcher = true;
+                            resend_aborts(db, config, publisher, drone).await
+                        }
                     }
                 }
                 if wake_dispatcher {

@@ -200,3 +200,64 @@ async fn labels_are_created_added_and_removed() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown host: nosuchhost"));
     world.stop().await;
 }
+
+async fn drone_status(world: &World, name: &str) -> String {
+    let out = world.atest(&["drone", "list", "--json"]).await;
+    let drones: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = drones
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .cloned()
+        .unwrap();
+    row["status"].as_str().unwrap().to_string()
+}
+
+async fn wait_status(world: &World, name: &str, want: &str) {
+    let deadline = std::time::Instant::now() + MINUTE;
+    while drone_status(world, name).await != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never became {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_drone_is_shown_lost_and_gets_no_new_work_until_it_is_heard_again() {
+    let mut world = World::builder()
+        .drone("drone1", 2)
+        .drone("drone2", 2)
+        .config("SCHEDULER", "drone_timeout_sec", "2")
+        .start()
+        .await;
+    world.create_hosts(&["h1", "h2", "h3", "h4"]).await;
+    wait_status(&world, "drone2", "ok").await;
+    world.stop_worker("drone2").await;
+    wait_status(&world, "drone2", "lost").await;
+    let mut ids = Vec::new();
+    for host in ["h1", "h2", "h3", "h4"] {
+        ids.push(world.submit("while lost", "true\n", &[host]).await);
+    }
+    for job in world.wait_for_jobs(&ids, MINUTE).await {
+        assert_eq!(
+            job.entries[0].drone.as_deref(),
+            Some("drone1"),
+            "a lost drone got new work"
+        );
+    }
+    world.start_worker("drone2").await;
+    wait_status(&world, "drone2", "ok").await;
+    assert!(world
+        .atest(&["drone", "disable", "drone1"])
+        .await
+        .status
+        .success());
+    assert_eq!(drone_status(&world, "drone1").await, "disabled");
+    let back = world.submit("back", "true\n", &["h1"]).await;
+    let job = &world.wait_for_jobs(&[back], MINUTE).await[0];
+    assert_eq!(job.entries[0].drone.as_deref(), Some("drone2"));
+    world.stop().await;
+}

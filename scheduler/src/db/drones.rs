@@ -83,20 +83,32 @@ pub async fn set_capacity(db: &Db, name: &str, capacity: i32) -> Result<(), DbEr
 pub struct DroneLoad {
     pub name: String,
     pub enabled: bool,
+    /// Heard from within `[SCHEDULER] drone_timeout_sec`.
+    pub alive: bool,
     pub capacity: i64,
     pub running: i64,
 }
 
 /// The configured drones with their current load.
-pub async fn loads(db: &Db, configured: &[String]) -> Result<Vec<DroneLoad>, DbError> {
-    Ok(super::entries::dispatch_view(db, configured, |_| 0)
-        .await?
-        .loads)
+pub async fn loads(
+    db: &Db,
+    configured: &[String],
+    alive_since: i64,
+) -> Result<Vec<DroneLoad>, DbError> {
+    Ok(
+        super::entries::dispatch_view(db, configured, alive_since, |_| 0)
+            .await?
+            .loads,
+    )
 }
 
 /// `GET /api/drones`; `queued` is filled in by the caller from the broker.
-pub async fn list(db: &Db, configured: &[String]) -> Result<Vec<DroneView>, DbError> {
-    let loads = loads(db, configured).await?;
+pub async fn list(
+    db: &Db,
+    configured: &[String],
+    alive_since: i64,
+) -> Result<Vec<DroneView>, DbError> {
+    let loads = loads(db, configured, alive_since).await?;
     let beats: Vec<(String, Option<i64>)> = with_conn!(db, |conn| {
         drones::table
             .select((drones::name, drones::last_heartbeat))
@@ -108,6 +120,12 @@ pub async fn list(db: &Db, configured: &[String]) -> Result<Vec<DroneView>, DbEr
         .into_iter()
         .map(|d| DroneView {
             last_heartbeat: beats.get(&d.name).copied().flatten().map(format_micros),
+            status: match (d.enabled, d.alive) {
+                (false, _) => "disabled",
+                (true, false) => "lost",
+                (true, true) => "ok",
+            }
+            .to_string(),
             name: d.name,
             enabled: d.enabled,
             running: d.running,

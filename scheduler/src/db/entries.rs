@@ -84,12 +84,14 @@ pub struct DispatchView {
 pub async fn dispatch_view(
     db: &Db,
     configured: &[String],
+    alive_since: i64,
     fetch: impl FnOnce(i64) -> i64,
 ) -> Result<DispatchView, DbError> {
     let mut view = DispatchView::default();
-    type Loads = (Vec<(String, bool, i32)>, Vec<(Option<String>, i64)>);
+    type Loads = (Vec<(String, bool, i32, bool)>, Vec<(Option<String>, i64)>);
     let (rows, counts): Loads = with_conn!(db, |conn| {
-        let rows: Vec<(String, bool, i32, Option<i32>)> = drones::table
+        type DroneRow = (String, bool, i32, Option<i32>, Option<i64>);
+        let rows: Vec<DroneRow> = drones::table
             .filter(drones::name.eq_any(configured))
             .order(drones::name.asc())
             .select((
@@ -97,13 +99,22 @@ pub async fn dispatch_view(
                 drones::enabled,
                 drones::capacity,
                 drones::capacity_override,
+                drones::last_heartbeat,
             ))
             .load(conn)
             .await?;
-        // A capacity set at run time wins over the config's.
-        let rows: Vec<(String, bool, i32)> = rows
+        // A capacity set at run time wins over the config's; a drone silent since
+        // `alive_since` counts as lost and takes nothing new.
+        let rows: Vec<(String, bool, i32, bool)> = rows
             .into_iter()
-            .map(|(name, enabled, capacity, set)| (name, enabled, set.unwrap_or(capacity)))
+            .map(|(name, enabled, capacity, set, beat)| {
+                (
+                    name,
+                    enabled,
+                    set.unwrap_or(capacity),
+                    beat.is_some_and(|t| t >= alive_since),
+                )
+            })
             .collect();
         let counts: Vec<(Option<String>, i64)> = hqe::table
             .filter(hqe::status.eq_any(status::ON_DRONE))
@@ -117,8 +128,8 @@ pub async fn dispatch_view(
             .collect();
         let free: i64 = rows
             .iter()
-            .filter(|(_, enabled, _)| *enabled)
-            .map(|(name, _, capacity)| {
+            .filter(|(_, enabled, _, alive)| *enabled && *alive)
+            .map(|(name, _, capacity, _)| {
                 (i64::from(*capacity) - by_drone.get(name.as_str()).copied().unwrap_or(0)).max(0)
             })
             .sum();
@@ -219,10 +230,11 @@ pub async fn dispatch_view(
         .collect();
     view.loads = rows
         .into_iter()
-        .map(|(name, enabled, capacity)| DroneLoad {
+        .map(|(name, enabled, capacity, alive)| DroneLoad {
             running: counts.get(&name).copied().unwrap_or(0),
             name,
             enabled,
+            alive,
             capacity: i64::from(capacity),
         })
         .collect();
