@@ -60,10 +60,11 @@ struct Inner {
     journal: Journal,
     reporter: Reporter,
     slots: Semaphore,
-    /// The program run as `supervise` in front of Autoserv (this binary by default).
+    /// `autoserv-supervisor`, run in front of Autoserv (by default the one installed
+    /// beside this binary).
     supervisor: std::path::PathBuf,
-    /// Process groups of the attempts running now.
-    running: Mutex<std::collections::HashMap<(i64, i32), u32>>,
+    /// The supervisor files (see [`supervise::prefix`]) of the attempts running now.
+    running: Mutex<std::collections::HashMap<(i64, i32), std::path::PathBuf>>,
     /// Attempts the scheduler asked to abort.
     aborted: Mutex<std::collections::HashSet<(i64, i32)>>,
     /// Attempts held by this process: (entry id, attempt).
@@ -109,7 +110,10 @@ impl Worker {
                 journal,
                 reporter,
                 slots: Semaphore::new(capacity),
-                supervisor: std::env::current_exe().unwrap_or_else(|_| "drone-worker".into()),
+                supervisor: std::env::current_exe()
+                    .ok()
+                    .and_then(|exe| Some(exe.parent()?.join("autoserv-supervisor")))
+                    .unwrap_or_else(|| "autoserv-supervisor".into()),
                 held: Mutex::new(BTreeSet::new()),
                 running: Mutex::new(Default::default()),
                 aborted: Mutex::new(Default::default()),
@@ -119,7 +123,7 @@ impl Worker {
         })
     }
 
-    /// Uses `path` (a `drone-worker` binary) as the supervisor of Autoserv processes;
+    /// Uses `path` (an `autoserv-supervisor` binary) in front of Autoserv;
     /// for embedding the worker in another program, such as the tests.
     pub fn with_supervisor(mut self, path: std::path::PathBuf) -> Self {
         Arc::get_mut(&mut self.inner)
@@ -270,17 +274,34 @@ impl Inner {
     async fn abort(self: &Arc<Self>, entry_id: i64, attempt: i32, grace: Duration) {
         let key = (entry_id, attempt);
         self.aborted.lock().expect("aborted lock").insert(key);
-        let pgid = self
+        let prefix = self
             .running
             .lock()
             .expect("running lock")
             .get(&key)
-            .copied();
-        let Some(pgid) = pgid else {
+            .cloned();
+        let Some(prefix) = prefix else {
             tracing::info!(
                 entry.id = entry_id,
                 attempt,
                 "abort noted; the attempt is not running here"
+            );
+            return;
+        };
+        // Autoserv's pid (its process group), written by the supervisor as it starts.
+        let mut pgid = supervise::recorded_pid(&prefix);
+        for _ in 0..50 {
+            if pgid.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            pgid = supervise::recorded_pid(&prefix);
+        }
+        let Some(pgid) = pgid else {
+            tracing::error!(
+                entry.id = entry_id,
+                attempt,
+                "cannot abort: Autoserv's process group is unknown"
             );
             return;
         };
@@ -295,7 +316,11 @@ impl Inner {
         let inner = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            let still = inner.running.lock().expect("running lock").get(&key) == Some(&pgid);
+            let still = inner
+                .running
+                .lock()
+                .expect("running lock")
+                .contains_key(&key);
             if still {
                 tracing::warn!(
                     entry.id = entry_id,
@@ -442,7 +467,7 @@ impl Inner {
                 self.running
                     .lock()
                     .expect("running lock")
-                    .insert((entry_id, attempt), pid);
+                    .insert((entry_id, attempt), prefix.clone());
                 tracing::info!(pid, "Autoserv started");
                 // The journal and the report are independent: do both at once.
                 tokio::join!(
@@ -463,8 +488,8 @@ impl Inner {
                 self.running
                     .lock()
                     .expect("running lock")
-                    .insert((entry_id, attempt), pid);
-                wait_recovered(&prefix, pid).await
+                    .insert((entry_id, attempt), prefix.clone());
+                wait_recovered(&prefix).await
             }
             Stage::Exited { exit_code } | Stage::Pushed { exit_code } => exit_code,
             Stage::Done { .. } | Stage::Refused { .. } => return self.release(entry_id, attempt),
@@ -561,17 +586,17 @@ impl Inner {
     }
 }
 
-/// Waits for the supervisor of an attempt found running after a restart; its exit
-/// status, or -1 when it was killed before it could record one.
-async fn wait_recovered(prefix: &std::path::Path, pid: u32) -> i32 {
+/// Waits for an attempt found running after a restart; Autoserv's exit status as the
+/// supervisor recorded it, or -1 when both were killed before it could.
+async fn wait_recovered(prefix: &std::path::Path) -> i32 {
     loop {
         if let Some(code) = supervise::recorded_exit(prefix) {
             return code;
         }
-        if !supervise::is_running(pid, prefix) {
+        if !supervise::recorded_pid(prefix).is_some_and(supervise::is_alive) {
             // It may have written its status just now.
             return supervise::recorded_exit(prefix).unwrap_or_else(|| {
-                tracing::warn!(pid, "Autoserv's supervisor is gone without an exit status");
+                tracing::warn!("Autoserv is gone without an exit status");
                 -1
             });
         }

@@ -19,11 +19,6 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("supervise") {
-        let code = drone_worker::supervise::run(&args[2..]);
-        std::process::exit(code & 0xff);
-    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -74,7 +74,6 @@ pub fn start(
     ]);
     let prefix = crate::supervise::prefix(dir, job.attempt);
     let child = tokio::process::Command::new(supervisor)
-        .arg("supervise")
         .arg(&prefix)
         .args(&argv)
         .current_dir(dir)

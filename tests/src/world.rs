@@ -267,7 +267,7 @@ impl World {
             DroneName::new(name).expect("valid drone name"),
         )
         .expect("worker starts")
-        .with_supervisor(crate::binary("drone-worker"));
+        .with_supervisor(crate::binary("autoserv-supervisor"));
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(worker.run(shutdown));
         self.workers.insert(name.into(), Running { trigger, task });

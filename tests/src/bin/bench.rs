@@ -215,7 +215,8 @@ async fn run(o: Options) {
                         return j;
                     }
                     assert_ne!(j.status, "Failed", "{j:?}");
-                    std::thread::sleep(Duration::from_millis(10));
+                    // A light poll: the figures come from the database, not from this loop.
+                    std::thread::sleep(Duration::from_millis(50));
                 }
             })
             .collect()
