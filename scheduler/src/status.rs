@@ -152,10 +152,16 @@ async fn consume(
                     wake.notify_one();
                 }
                 // Entries that started have new runtime deadlines.
-                if outcomes
-                    .iter()
-                    .any(|o| matches!(o, Applied::Changed { .. }))
-                {
+                let started = reports.iter().zip(&outcomes).any(|((_, e), o)| {
+                    matches!(
+                        (e, o),
+                        (
+                            protocol::StatusEvent::Running { .. },
+                            Applied::Changed { .. }
+                        )
+                    )
+                });
+                if started {
                     timers.notify_one();
                 }
                 // One ack for the whole batch: every earlier delivery on this channel
