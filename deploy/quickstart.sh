@@ -127,6 +127,7 @@ atest drone list
 echo
 say "results are on the results host under $run/results/<job_id>-<owner>/<host>/"
 say "  for example: ls $run/results/${ids[0]}-$(id -un)/host1/"
+say "  or over HTTP: curl $server/results/${ids[0]}-$(id -un)/host1/"
 say "the scheduler and the worker are still running; try:"
 say "  export ATEST_SERVER=$server"
 say "  $bin/atest job list"

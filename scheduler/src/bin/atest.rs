@@ -484,6 +484,7 @@ fn run(args: Args) -> Result<(), String> {
                 table(
                     &[
                         "DRONE",
+                        "STATUS",
                         "ENABLED",
                         "RUNNING",
                         "QUEUED",
@@ -495,6 +496,7 @@ fn run(args: Args) -> Result<(), String> {
                         .map(|d| {
                             vec![
                                 d.name,
+                                d.status,
                                 d.enabled.to_string(),
                                 d.running.to_string(),
                                 opt(&d.queued),
