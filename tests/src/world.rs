@@ -447,6 +447,18 @@ impl World {
         )
     }
 
+    /// Submits a job running `blocking_control()` on `host` and waits until its entry
+    /// is Running; its view then.
+    pub async fn start_blocking(&self, name: &str, host: &str) -> JobView {
+        let id = self.submit(name, &self.blocking_control(), &[host]).await;
+        let what = format!("job {id} Running");
+        self.wait_until(&[id], Duration::from_secs(60), &what, |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await
+        .remove(0)
+    }
+
     /// Lets every job running `blocking_control()` finish.
     pub fn release(&self) {
         std::fs::write(self.dir.join("release"), b"").expect("release file");

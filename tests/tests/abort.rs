@@ -7,25 +7,16 @@ use std::time::Duration;
 const MINUTE: Duration = Duration::from_secs(60);
 
 fn alive(pid: &str) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, None | Some("Z") | Some("X"))
+    pid.trim()
+        .parse()
+        .is_ok_and(drone_worker::supervise::is_alive)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn aborting_a_queued_entry_ends_it_at_once_and_it_never_runs() {
     let world = World::builder().drone("drone1", 1).start().await;
     world.create_hosts(&["host1"]).await;
-    let first = world
-        .submit("first", &world.blocking_control(), &["host1"])
-        .await;
-    world
-        .wait_until(&[first], MINUTE, "first Running", |j| {
-            j[0].entries[0].status == "Running"
-        })
-        .await;
+    let first = world.start_blocking("first", "host1").await.id;
     let queued = world.submit("queued", "touch ran\n", &["host1"]).await;
     let out = world
         .atest(&[
@@ -164,14 +155,7 @@ async fn a_job_past_its_max_runtime_is_aborted_by_the_system_within_seconds() {
 async fn a_job_not_started_before_its_timeout_is_aborted_by_the_system() {
     let world = World::builder().drone("drone1", 1).start().await;
     world.create_hosts(&["host1"]).await;
-    let blocker = world
-        .submit("blocker", &world.blocking_control(), &["host1"])
-        .await;
-    world
-        .wait_until(&[blocker], MINUTE, "blocker Running", |j| {
-            j[0].entries[0].status == "Running"
-        })
-        .await;
+    let blocker = world.start_blocking("blocker", "host1").await.id;
     let mut waiting = body("waits", "touch ran\n", "host1");
     waiting.timeout_secs = Some(1);
     let id = world.submit_body(waiting).await;

@@ -17,14 +17,7 @@ fn entry_status(job: &JobView) -> &str {
 async fn a_locked_host_gets_no_new_work_while_its_running_entry_finishes() {
     let world = World::builder().drone("drone1", 4).start().await;
     world.create_hosts(&["host1", "host2"]).await;
-    let running = world
-        .submit("running", &world.blocking_control(), &["host1"])
-        .await;
-    world
-        .wait_until(&[running], MINUTE, "first job Running", |j| {
-            entry_status(&j[0]) == "Running"
-        })
-        .await;
+    let running = world.start_blocking("running", "host1").await.id;
     let out = world
         .atest(&["host", "lock", "host1", "--reason", "cable swap"])
         .await;
@@ -73,15 +66,9 @@ async fn a_disabled_drone_gets_no_new_work_while_its_running_entry_finishes() {
     world
         .create_hosts(&["host1", "host2", "host3", "host4"])
         .await;
-    let first = world
-        .submit("first", &world.blocking_control(), &["host1"])
-        .await;
-    let jobs = world
-        .wait_until(&[first], MINUTE, "first job Running", |j| {
-            entry_status(&j[0]) == "Running"
-        })
-        .await;
-    let busy = jobs[0].entries[0].drone.clone().unwrap();
+    let first = world.start_blocking("first", "host1").await;
+    let busy = first.entries[0].drone.clone().unwrap();
+    let first = first.id;
     let out = world.atest(&["drone", "disable", &busy]).await;
     assert!(
         out.status.success(),

@@ -177,14 +177,7 @@ async fn a_high_priority_job_behind_a_backlog_starts_first_and_named_hosts_go_be
         .await
         .status
         .success());
-    let blocker = world
-        .submit("blocker", &world.blocking_control(), &["h1"])
-        .await;
-    world
-        .wait_until(&[blocker], MINUTE, "blocker Running", |j| {
-            j[0].entries[0].status == "Running"
-        })
-        .await;
+    world.start_blocking("blocker", "h1").await;
     let mut backlog = Vec::new();
     for _ in 0..20 {
         backlog.push(
