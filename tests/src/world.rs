@@ -261,6 +261,15 @@ impl World {
         self.scheduler = Some(Running { trigger, task });
     }
 
+    /// Kills the scheduler the hard way: its task is dropped mid-flight, with no
+    /// graceful shutdown (the nearest in-process stand-in for SIGKILL).
+    pub async fn kill_scheduler(&mut self) {
+        if let Some(running) = self.scheduler.take() {
+            running.task.abort();
+            let _ = running.task.await;
+        }
+    }
+
     pub async fn start_worker(&mut self, name: &str) {
         let worker = drone_worker::Worker::new(
             self.worker_config(name),

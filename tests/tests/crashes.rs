@@ -177,3 +177,88 @@ async fn a_duplicate_delivery_never_starts_a_second_autoserv() {
     assert_eq!(world.job(id).await.entries[0].attempt, 1);
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scheduler_killed_mid_batch_restarts_from_the_database_and_runs_nothing_twice() {
+    let mut world = World::builder()
+        .drone("drone1", 3)
+        .drone("drone2", 3)
+        .start()
+        .await;
+    let hosts = ["h1", "h2", "h3", "h4", "h5", "h6"];
+    world.create_hosts(&hosts).await;
+    let runs = world.path("runs");
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let control = format!(
+            "echo $AUTOSERV_LABEL >> \"{}\"\nsleep 0.1\n",
+            runs.display()
+        );
+        ids.push(
+            world
+                .submit(&format!("job{i}"), &control, &[hosts[i % hosts.len()]])
+                .await,
+        );
+    }
+    // Kill it while entries are running, queued and finishing.
+    world
+        .wait_until(&ids, MINUTE, "some done", |jobs| {
+            jobs.iter().filter(|j| j.status == "Completed").count() >= 5
+        })
+        .await;
+    world.kill_scheduler().await;
+    world.start_scheduler().await;
+    let jobs = world.wait_for_jobs(&ids, 2 * MINUTE).await;
+    for job in &jobs {
+        assert_eq!(job.status, "Completed", "{job:?}");
+    }
+    let lines = autotest_tests::world::read(&runs);
+    let mut names: Vec<&str> = lines.lines().collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..30).map(|i| format!("job{i}")).collect();
+    expected.sort();
+    assert_eq!(names, expected, "every job ran exactly once");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_status_report_from_an_older_attempt_changes_nothing() {
+    let world = World::builder().drone("drone1", 2).start().await;
+    world.create_hosts(&["host1"]).await;
+    let job = world.start_blocking("current", "host1").await;
+    let entry = &job.entries[0];
+    let stale = common::protocol::StatusReport {
+        schema: common::protocol::SCHEMA_VERSION,
+        drone: common::names::DroneName::new("drone1").unwrap(),
+        event: common::protocol::StatusEvent::Finished {
+            entry_id: entry.id,
+            attempt: entry.attempt - 1,
+            exit_code: 7,
+        },
+        sent_at: 0,
+        sender_version: "test".into(),
+    };
+    world
+        .publish_raw(
+            common::broker::STATUS_EXCHANGE,
+            common::broker::STATUS_ROUTING_KEY,
+            &common::protocol::encode(&stale),
+        )
+        .await;
+    // A later report on the same queue is applied after it: once it shows, the stale
+    // one has been through the scheduler.
+    world.create_hosts(&["host2"]).await;
+    let witness = world.submit("witness", "true\n", &["host2"]).await;
+    world.wait_for_jobs(&[witness], MINUTE).await;
+    let after = world.job(job.id).await;
+    assert_eq!(
+        after.entries[0].status, "Running",
+        "a stale Finished ended the entry"
+    );
+    assert_eq!(after.entries[0].exit_code, None);
+    world.release();
+    let done = &world.wait_for_jobs(&[job.id], MINUTE).await[0];
+    assert_eq!(done.status, "Completed");
+    assert_eq!(done.entries[0].exit_code, Some(0));
+    world.stop().await;
+}
