@@ -286,6 +286,9 @@ impl Publisher {
         }
         let connection = connect(&self.url, &self.connection_name).await?;
         let channel = confirm_channel(&connection).await?;
+        // Whoever publishes first (a worker's first heartbeat may beat the scheduler's
+        // own declarations) finds the exchanges there; declaring is idempotent.
+        declare_common(&channel).await?;
         *link = Some((connection, channel.clone()));
         Ok(channel)
     }

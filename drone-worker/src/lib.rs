@@ -571,15 +571,21 @@ impl Inner {
                 .iter()
                 .copied()
                 .collect();
-            if let Err(error) = self
+            // A heartbeat that did not go out is tried again soon: until one does, the
+            // scheduler counts this drone as lost and sends it nothing.
+            let next = match self
                 .reporter
                 .try_send(&StatusEvent::Heartbeat { running })
                 .await
             {
-                tracing::debug!(%error, "heartbeat not sent");
-            }
+                Ok(()) => every,
+                Err(error) => {
+                    tracing::debug!(%error, "heartbeat not sent");
+                    every.min(Duration::from_millis(500))
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(next) => {}
                 _ = shutdown.wait() => return,
             }
         }

@@ -205,6 +205,20 @@ impl WorldBuilder {
             for (name, _) in &self.drones {
                 world.start_worker(name).await;
             }
+            // Ready once the scheduler has heard from every drone: until then it sends
+            // a drone nothing, which would skew tests about how work is spread.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let drones = world.api(|c| c.drones()).await.expect("drone list");
+                if drones.iter().all(|d| d.status == "ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "drones never heard from: {drones:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         world
     }
