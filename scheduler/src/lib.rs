@@ -58,18 +58,12 @@ impl Scheduler {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let host = hostname();
         let wake = Arc::new(Notify::new());
-        // Declare the topology before dispatching, so the first publish is routable.
-        let connection = common::broker::connect(
-            self.config.broker.url.expose(),
-            &format!("autotest-scheduler@{host} (setup)"),
-        )
-        .await
-        .context("connecting to the broker")?;
-        let channel = connection.create_channel().await?;
-        status::declare_topology(&channel, &self.config)
-            .await
-            .context("declaring the broker topology")?;
-        let _ = connection.close(200, "topology declared".into()).await;
+        // Declare the topology before dispatching, so the first publish is routable. A
+        // broker that is down is not fatal: the API serves, jobs queue in the database,
+        // and the status consumer declares everything once it connects.
+        if let Err(error) = declare_once(&self.config, &host).await {
+            tracing::warn!(error = %format!("{error:#}"), "the broker is unreachable; serving the API and retrying in the background");
+        }
 
         let dispatcher = dispatch::Dispatcher::new(
             self.db.clone(),
@@ -118,6 +112,19 @@ impl Scheduler {
         tracing::info!("scheduler stopped");
         Ok(())
     }
+}
+
+async fn declare_once(config: &Config, host: &str) -> anyhow::Result<()> {
+    let name = format!("autotest-scheduler@{host} (setup)");
+    let connection = common::broker::connect(config.broker.url.expose(), &name)
+        .await
+        .context("connecting to the broker")?;
+    let channel = connection.create_channel().await?;
+    status::declare_topology(&channel, config)
+        .await
+        .context("declaring the broker topology")?;
+    let _ = connection.close(200, "topology declared".into()).await;
+    Ok(())
 }
 
 /// This machine's name, for connection names in the management UI.

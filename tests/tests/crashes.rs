@@ -262,3 +262,56 @@ async fn a_status_report_from_an_older_attempt_changes_nothing() {
     assert_eq!(done.entries[0].exit_code, Some(0));
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_scheduler_serves_and_queues_jobs_while_the_broker_is_unreachable() {
+    let dir = std::env::temp_dir().join(autotest_tests::unique("nobroker"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("global_config.ini");
+    // Port 9 (discard) on loopback: nothing speaks AMQP there.
+    let text = format!(
+        "[AUTOTEST_WEB]\ndatabase: {}\n[SCHEDULER]\ndrones: drone1\nhttp_listen: 127.0.0.1:0\nresults_dir: {}\n[BROKER]\nurl: amqp://guest:guest@127.0.0.1:9/%2f\n",
+        dir.join("autotest.db").display(),
+        dir.join("results").display()
+    );
+    std::fs::write(&config, &text).unwrap();
+    let config = common::config::Config::from_parts(&config, &text, std::iter::empty()).unwrap();
+    let scheduler = scheduler::Scheduler::start(config)
+        .await
+        .expect("starts without a broker");
+    let server = format!("http://{}", scheduler.local_addr());
+    let (trigger, shutdown) = common::shutdown::Shutdown::new();
+    let task = tokio::spawn(scheduler.run(shutdown));
+    let job = tokio::task::spawn_blocking(move || {
+        let client = scheduler::client::Client::new(&server);
+        client
+            .create_host(&scheduler::api::CreateHost {
+                name: "host1".into(),
+                labels: vec![],
+            })
+            .unwrap();
+        let id = client
+            .create_job(&scheduler::api::CreateJob {
+                name: "waits".into(),
+                control_file: "true\n".into(),
+                hosts: vec!["host1".into()],
+                label: None,
+                count: None,
+                dependencies: vec![],
+                owner: "tester".into(),
+                priority: 0,
+                timeout_mins: None,
+                max_runtime_mins: None,
+                timeout_secs: None,
+                max_runtime_secs: None,
+            })
+            .unwrap();
+        client.job(id).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(job.status, "Queued", "stored and waiting for the broker");
+    trigger.trigger();
+    task.await.unwrap().expect("stops cleanly");
+    let _ = std::fs::remove_dir_all(&dir);
+}
