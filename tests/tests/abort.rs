@@ -67,7 +67,8 @@ async fn aborting_a_running_entry_kills_its_process_group_and_keeps_its_results(
         .path("drone-drone1")
         .join(format!("{id}-tester/host1"));
     let deadline = std::time::Instant::now() + MINUTE;
-    while !dir.join("shell.pid").exists() {
+    // Written last, and read only once complete (the shell creates, then writes it).
+    while !std::fs::read_to_string(dir.join("shell.pid")).is_ok_and(|s| s.ends_with('\n')) {
         assert!(
             std::time::Instant::now() < deadline,
             "the job did not start"
