@@ -241,20 +241,9 @@ impl Inner {
             Ok(control) if control.drone == self.name => control,
             Ok(control) => {
                 let reason = format!("addressed to drone {}, not {}", control.drone, self.name);
-                if let Err(error) = broker::dead_letter(channel, &delivery, queue, &reason).await {
-                    tracing::error!(%error, "could not dead-letter the control message");
-                }
-                return;
+                return reject(channel, &delivery, queue, &reason).await;
             }
-            Err(error) => {
-                tracing::warn!(reason = %error, "unreadable control message moved to the dead-letter queue");
-                if let Err(error) =
-                    broker::dead_letter(channel, &delivery, queue, &error.to_string()).await
-                {
-                    tracing::error!(%error, "could not dead-letter the control message");
-                }
-                return;
-            }
+            Err(error) => return reject(channel, &delivery, queue, &error.to_string()).await,
         };
         match control.command {
             protocol::ControlCommand::Abort {
@@ -339,9 +328,9 @@ impl Inner {
             Ok(job) if job.drone == self.name => job,
             Ok(job) => {
                 let reason = format!("addressed to drone {}, not {}", job.drone, self.name);
-                return self.reject(channel, &delivery, &reason).await;
+                return reject(channel, &delivery, &self.queue, &reason).await;
             }
-            Err(error) => return self.reject(channel, &delivery, &error.to_string()).await,
+            Err(error) => return reject(channel, &delivery, &self.queue, &error.to_string()).await,
         };
         let key = (job.entry_id, job.attempt);
         let duplicate = self.held.lock().expect("held lock").contains(&key)
@@ -391,13 +380,6 @@ impl Inner {
             }
             ack(&delivery).await;
         });
-    }
-
-    async fn reject(&self, channel: &Channel, delivery: &Delivery, reason: &str) {
-        tracing::warn!(reason, "unreadable message moved to the dead-letter queue");
-        if let Err(error) = broker::dead_letter(channel, delivery, &self.queue, reason).await {
-            tracing::error!(%error, "could not dead-letter the message; it stays on the queue");
-        }
     }
 
     async fn put(&self, job: &RunJob, stage: Stage) -> std::io::Result<()> {
@@ -619,6 +601,18 @@ async fn signal_group(pgid: u32, signal: &str) {
         .await;
     if let Err(error) = result {
         tracing::error!(%error, pgid, signal, "cannot run kill");
+    }
+}
+
+/// Moves an unreadable message from `queue` to the dead-letter queue, with the reason.
+async fn reject(channel: &Channel, delivery: &Delivery, queue: &str, reason: &str) {
+    tracing::warn!(
+        queue,
+        reason,
+        "unreadable message moved to the dead-letter queue"
+    );
+    if let Err(error) = broker::dead_letter(channel, delivery, queue, reason).await {
+        tracing::error!(%error, "could not dead-letter the message; it stays on the queue");
     }
 }
 

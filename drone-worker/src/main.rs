@@ -18,15 +18,8 @@ struct Args {
     name: Option<String>,
 }
 
-fn main() -> std::process::ExitCode {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(async_main())
-}
-
-async fn async_main() -> std::process::ExitCode {
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -45,19 +38,15 @@ async fn run() -> anyhow::Result<()> {
     }
     let name = match args.name {
         Some(name) => name,
-        None => hostname().context("cannot read the host name; pass --name")?,
+        // The short name: `drone1` for `drone1.lab.example`.
+        None => common::hostname()
+            .context("cannot read the host name; pass --name")?
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     };
     let name = DroneName::new(name)?;
     let worker = drone_worker::Worker::new(config, name)?;
     worker.run(common::shutdown::on_signal()).await
-}
-
-fn hostname() -> anyhow::Result<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
-    Ok(name
-        .trim()
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .to_string())
 }

@@ -129,7 +129,5 @@ async fn declare_once(config: &Config, host: &str) -> anyhow::Result<()> {
 
 /// This machine's name, for connection names in the management UI.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+    common::hostname().unwrap_or_else(|_| "localhost".into())
 }
