@@ -68,6 +68,9 @@ pub struct SchedulerConfig {
     pub abort_grace_sec: u64,
     /// A drone silent (no heartbeat) this long is lost: it gets no new work.
     pub drone_timeout_sec: u64,
+    /// How many times an entry that failed for the infrastructure's sake (lost drone,
+    /// Autoserv not startable) is retried on another drone before it fails.
+    pub max_infra_retries: u32,
 }
 
 impl SchedulerConfig {
@@ -471,6 +474,10 @@ impl Config {
             drone_disabled,
             drone_timeout_sec: raw.parsed(sched, "drone_timeout_sec", 60, |v| {
                 positive(v).map(u64::from)
+            })?,
+            max_infra_retries: raw.parsed(sched, "max_infra_retries", 2, |v| {
+                v.parse::<u32>()
+                    .map_err(|_| format!("expected a number of retries (0 or more), got {v:?}"))
             })?,
             abort_grace_sec: raw.parsed(sched, "abort_grace_sec", 60, |v| {
                 v.parse::<u64>()

@@ -79,6 +79,11 @@ pub enum StatusEvent {
         attempt: i32,
         /// Autoserv's exit status; 128 + N when killed by signal N.
         exit_code: i32,
+        /// Set when the exit says nothing about the test: the worker stopped Autoserv
+        /// itself because it lost the broker for `drone_timeout_sec` (its lease). The
+        /// scheduler then counts an infra failure, not a test failure.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        infra_failure: Option<String>,
     },
     /// The worker could not run the attempt at all (bad results path, spawn failure).
     Refused {

@@ -26,10 +26,16 @@ pub enum Stage {
     },
     Exited {
         exit_code: i32,
+        /// Set when the drone's lease expired before the attempt was settled: the exit
+        /// is not a test result and the results go beside the entry's directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        infra_failure: Option<String>,
     },
     /// The results are on the results host; the Finished report may not be sent yet.
     Pushed {
         exit_code: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        infra_failure: Option<String>,
     },
     /// The Finished report is confirmed by the broker: the attempt is over here.
     Done {

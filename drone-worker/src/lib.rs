@@ -69,6 +69,10 @@ struct Inner {
     aborted: Mutex<std::collections::HashSet<(i64, i32)>>,
     /// Attempts held by this process: (entry id, attempt).
     held: Mutex<BTreeSet<(i64, i32)>>,
+    /// The lease (see [`supervise`]): which held attempts were settled (their exit
+    /// reported and confirmed) and which were not when it expired.
+    lease: Mutex<LeaseState>,
+    lease_file: std::path::PathBuf,
     idle: Notify,
 }
 
@@ -101,7 +105,8 @@ impl Worker {
             .drone
             .max_processes
             .unwrap_or_else(|| config.scheduler.capacity_of(&name)) as usize;
-        let reporter = Reporter::new(config.broker.url.expose(), name.clone());
+        let lease_file = journal_dir.join("lease");
+        let reporter = Reporter::new(config.broker.url.expose(), name.clone(), lease_file.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 queue: broker::drone_queue(&name),
@@ -115,6 +120,8 @@ impl Worker {
                     .and_then(|exe| Some(exe.parent()?.join("autoserv-supervisor")))
                     .unwrap_or_else(|| "autoserv-supervisor".into()),
                 held: Mutex::new(BTreeSet::new()),
+                lease: Mutex::new(LeaseState::default()),
+                lease_file,
                 running: Mutex::new(Default::default()),
                 aborted: Mutex::new(Default::default()),
                 idle: Notify::new(),
@@ -146,6 +153,7 @@ impl Worker {
             });
             inner.recover(&pusher).await;
             let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(shutdown.clone()));
+            let lease = tokio::spawn(inner.clone().lease_loop(shutdown.clone()));
             tracing::info!(capacity = inner.capacity, queue = %inner.queue, "drone worker started");
             let mut backoff = Duration::from_millis(200);
             while !shutdown.is_triggered() {
@@ -173,6 +181,7 @@ impl Worker {
                 idle.await;
             }
             heartbeat.abort();
+            lease.abort();
             inner.reporter.close().await;
             tracing::info!("drone worker stopped");
             Ok(())
@@ -216,6 +225,7 @@ impl Inner {
             )
             .await?;
         tracing::info!(queue = %self.queue, control = %control_queue, "consuming");
+        self.reporter.contact();
         loop {
             tokio::select! {
                 _ = shutdown.wait() => {
@@ -418,11 +428,25 @@ impl Inner {
                     .lock()
                     .expect("aborted lock")
                     .contains(&(entry_id, attempt));
-                let started = if aborted {
+                let lease_lost = self
+                    .lease
+                    .lock()
+                    .expect("lease lock")
+                    .lost
+                    .contains(&(entry_id, attempt));
+                let started = if lease_lost {
+                    Err("the drone lost the broker before the attempt started".to_string())
+                } else if aborted {
                     Err("aborted before it started".to_string())
                 } else {
-                    runner::start(&dir, &job, &self.config.autoserv.command, &self.supervisor)
-                        .map_err(|error| error.to_string())
+                    runner::start(
+                        &dir,
+                        &job,
+                        &self.config.autoserv.command,
+                        &self.supervisor,
+                        &self.lease(),
+                    )
+                    .map_err(|error| error.to_string())
                 };
                 let started = match started {
                     Ok(started) => started,
@@ -473,31 +497,63 @@ impl Inner {
                     .insert((entry_id, attempt), prefix.clone());
                 wait_recovered(&prefix).await
             }
-            Stage::Exited { exit_code } | Stage::Pushed { exit_code } => exit_code,
+            Stage::Exited { exit_code, .. } | Stage::Pushed { exit_code, .. } => exit_code,
             Stage::Done { .. } | Stage::Refused { .. } => return self.release(entry_id, attempt),
         };
         self.running
             .lock()
             .expect("running lock")
             .remove(&(entry_id, attempt));
+        let mut infra_failure = match &stage {
+            Stage::Exited { infra_failure, .. } | Stage::Pushed { infra_failure, .. } => {
+                infra_failure.clone()
+            }
+            _ => supervise::lease_expired(&prefix).or_else(|| self.lease_lost(entry_id, attempt)),
+        };
         if !matches!(stage, Stage::Pushed { .. }) {
-            tracing::info!(exit_code, "Autoserv exited; pushing results");
-            self.record(&job, Stage::Exited { exit_code }).await;
-            self.reporter
-                .send(StatusEvent::Gathering {
-                    entry_id,
-                    attempt,
+            tracing::info!(exit_code, ?infra_failure, "Autoserv exited; pushing results");
+            self.record(
+                &job,
+                Stage::Exited {
                     exit_code,
-                })
-                .await;
-            pusher.push(job.results_subdir()).await;
-            self.record(&job, Stage::Pushed { exit_code }).await;
+                    infra_failure: infra_failure.clone(),
+                },
+            )
+            .await;
+            infra_failure = match infra_failure {
+                None => {
+                    self.reporter
+                        .send(StatusEvent::Gathering {
+                            entry_id,
+                            attempt,
+                            exit_code,
+                        })
+                        .await;
+                    // Settled only if the lease did not run out before the broker had it.
+                    self.settle(entry_id, attempt)
+                }
+                some => some,
+            };
+            let subdir = match &infra_failure {
+                None => job.results_subdir(),
+                Some(_) => set_aside(&self.config.drone.results_dir, &job),
+            };
+            pusher.push(subdir).await;
+            self.record(
+                &job,
+                Stage::Pushed {
+                    exit_code,
+                    infra_failure: infra_failure.clone(),
+                },
+            )
+            .await;
         }
         self.reporter
             .send(StatusEvent::Finished {
                 entry_id,
                 attempt,
                 exit_code,
+                infra_failure,
             })
             .await;
         self.record(&job, Stage::Done { exit_code }).await;
@@ -505,7 +561,76 @@ impl Inner {
         self.release(entry_id, attempt);
     }
 
+    fn lease(&self) -> runner::Lease {
+        runner::Lease {
+            file: self.lease_file.clone(),
+            secs: self.config.scheduler.drone_timeout_sec,
+        }
+    }
+
+    /// Why the lease makes this attempt an infra failure, if it does.
+    fn lease_lost(&self, entry_id: i64, attempt: i32) -> Option<String> {
+        let lease = self.lease.lock().expect("lease lock");
+        lease.lost.contains(&(entry_id, attempt)).then(|| LEASE_LOST.to_string())
+    }
+
+    /// The exit of an attempt is with the broker: from now on the attempt is the
+    /// scheduler's to judge, whatever the lease does. Returns the infra failure if the
+    /// lease ran out first.
+    fn settle(&self, entry_id: i64, attempt: i32) -> Option<String> {
+        let mut lease = self.lease.lock().expect("lease lock");
+        if lease.lost.contains(&(entry_id, attempt)) {
+            return Some(LEASE_LOST.to_string());
+        }
+        lease.settled.insert((entry_id, attempt));
+        None
+    }
+
+    /// Watches the lease: once the broker has confirmed nothing from this drone for
+    /// `drone_timeout_sec`, every held attempt not settled yet is lost to this drone
+    /// (the scheduler will retry it elsewhere): one not started will not start, one
+    /// running is stopped by its supervisor, and their results are set aside.
+    async fn lease_loop(self: Arc<Self>, mut shutdown: Shutdown) {
+        let timeout = Duration::from_secs(self.config.scheduler.drone_timeout_sec);
+        let mut expired = false;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.wait() => return,
+            }
+            let silent = self.reporter.since_contact();
+            if silent <= timeout {
+                if expired {
+                    tracing::info!("the broker is back: the lease is renewed");
+                }
+                expired = false;
+                continue;
+            }
+            let held: Vec<(i64, i32)> = self.held.lock().expect("held lock").iter().copied().collect();
+            let mut lease = self.lease.lock().expect("lease lock");
+            let newly: Vec<(i64, i32)> = held
+                .into_iter()
+                .filter(|key| !lease.settled.contains(key) && !lease.lost.contains(key))
+                .collect();
+            lease.lost.extend(newly.iter().copied());
+            drop(lease);
+            if !expired || !newly.is_empty() {
+                tracing::error!(
+                    silent_sec = silent.as_secs(),
+                    attempts = ?newly,
+                    "the broker has confirmed nothing from this drone for longer than drone_timeout_sec: the lease expired; unsettled attempts are stopped and will be reported as infra failures"
+                );
+            }
+            expired = true;
+        }
+    }
+
     fn release(&self, entry_id: i64, attempt: i32) {
+        {
+            let mut lease = self.lease.lock().expect("lease lock");
+            lease.settled.remove(&(entry_id, attempt));
+            lease.lost.remove(&(entry_id, attempt));
+        }
         let mut held = self.held.lock().expect("held lock");
         held.remove(&(entry_id, attempt));
         if held.is_empty() {
@@ -572,6 +697,31 @@ impl Inner {
             }
         }
     }
+}
+
+/// The lease's view of the held attempts.
+#[derive(Debug, Default)]
+struct LeaseState {
+    settled: BTreeSet<(i64, i32)>,
+    lost: BTreeSet<(i64, i32)>,
+}
+
+const LEASE_LOST: &str =
+    "the drone lost the broker for longer than drone_timeout_sec before the attempt was settled (its lease expired)";
+
+/// Moves the results of an attempt lost to the lease beside the entry's directory, to
+/// `<subdir>.attempt-<N>`, so the retry on another drone owns the entry's directory on
+/// the results host; returns the new subdir to push.
+fn set_aside(drone_results: &std::path::Path, job: &RunJob) -> String {
+    let subdir = format!("{}.attempt-{}", job.results_subdir(), job.attempt);
+    let from = drone_results.join(job.results_subdir());
+    let to = drone_results.join(&subdir);
+    if from.exists() && !to.exists() {
+        if let Err(error) = std::fs::rename(&from, &to) {
+            tracing::error!(%error, from = %from.display(), to = %to.display(), "cannot set the results aside");
+        }
+    }
+    subdir
 }
 
 /// Waits for an attempt found running after a restart; Autoserv's exit status as the

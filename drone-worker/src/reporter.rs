@@ -11,12 +11,34 @@ use std::time::Duration;
 pub struct Reporter {
     drone: DroneName,
     publisher: Publisher,
+    /// Renewed on each confirmed report (see [`crate::supervise`]).
+    lease_file: std::path::PathBuf,
+    last_contact: std::sync::Mutex<std::time::Instant>,
 }
 
 impl Reporter {
-    pub fn new(url: &str, drone: DroneName) -> Self {
+    pub fn new(url: &str, drone: DroneName, lease_file: std::path::PathBuf) -> Self {
         let publisher = Publisher::new(url, &format!("drone-worker@{drone} (status)"));
-        Self { drone, publisher }
+        Self {
+            drone,
+            publisher,
+            lease_file,
+            last_contact: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// The broker has just confirmed something from this drone: the lease is renewed.
+    pub fn contact(&self) {
+        *self.last_contact.lock().expect("contact lock") = std::time::Instant::now();
+        if let Err(error) = crate::supervise::renew_lease(&self.lease_file) {
+            tracing::error!(%error, file = %self.lease_file.display(), "cannot renew the lease file; running jobs will be stopped when it expires");
+        }
+    }
+
+    /// How long since the broker last confirmed anything from this drone (or since
+    /// this process started).
+    pub fn since_contact(&self) -> Duration {
+        self.last_contact.lock().expect("contact lock").elapsed()
     }
 
     /// Publishes once; the error is returned, not retried.
@@ -40,7 +62,9 @@ impl Reporter {
                 &protocol::encode(&report),
                 properties,
             )
-            .await
+            .await?;
+        self.contact();
+        Ok(())
     }
 
     /// Publishes, retrying with backoff until the broker confirms.

@@ -39,13 +39,22 @@ pub struct Started {
     pub pid: u32,
 }
 
+/// The drone's lease, as the supervisor checks it: the file the worker touches on each
+/// confirmed report, and how long it may go untouched.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub file: PathBuf,
+    pub secs: u64,
+}
+
 /// Writes the control file and starts the command in `dir` as its own process group,
-/// under `supervisor` (`drone-worker supervise`, see [`crate::supervise`]).
+/// under `supervisor` (`autoserv-supervisor`, see [`crate::supervise`]).
 pub fn start(
     dir: &Path,
     job: &RunJob,
     template: &CommandTemplate,
     supervisor: &Path,
+    lease: &Lease,
 ) -> Result<Started, RunError> {
     let prepare = |source| RunError::Prepare {
         path: dir.to_path_buf(),
@@ -74,6 +83,9 @@ pub fn start(
     ]);
     let prefix = crate::supervise::prefix(dir, job.attempt);
     let child = tokio::process::Command::new(supervisor)
+        .arg("--lease")
+        .arg(&lease.file)
+        .arg(lease.secs.to_string())
         .arg(&prefix)
         .args(&argv)
         .current_dir(dir)

@@ -5,6 +5,13 @@
 //! worker finds the attempt still running, or finds how it ended, instead of guessing.
 //! Aborts signal Autoserv's group, which the supervisor is not in: it always lives to
 //! record the status.
+//!
+//! The lease: with `--lease FILE SECS` the supervisor stops Autoserv (SIGTERM to its
+//! group, SIGKILL 2 s later) once FILE has not been touched for SECS seconds, and
+//! writes `PREFIX.lease`. The worker touches FILE each time the broker confirms one of
+//! its reports; so a drone cut off from the broker for `drone_timeout_sec` stops its
+//! jobs even when the worker itself is dead, before the scheduler retries them
+//! elsewhere.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -26,6 +33,38 @@ pub fn pid_file(prefix: &Path) -> PathBuf {
 
 pub fn exit_file(prefix: &Path) -> PathBuf {
     with_suffix(prefix, ".exit")
+}
+
+pub fn lease_file(prefix: &Path) -> PathBuf {
+    with_suffix(prefix, ".lease")
+}
+
+/// Why the supervisor stopped Autoserv for an expired lease, if it did.
+pub fn lease_expired(prefix: &Path) -> Option<String> {
+    std::fs::read_to_string(lease_file(prefix)).ok()
+}
+
+/// Marks the lease as renewed now (the broker just confirmed a report).
+pub fn renew_lease(file: &Path) -> std::io::Result<()> {
+    let handle = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(file)?;
+    handle.set_modified(std::time::SystemTime::now())
+}
+
+/// Seconds since the lease file was last renewed; None when there is none yet.
+fn lease_age(file: &Path) -> Option<u64> {
+    let modified = std::fs::metadata(file).ok()?.modified().ok()?;
+    Some(modified.elapsed().map_or(0, |d| d.as_secs()))
+}
+
+fn signal_group(pgid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{pgid}")])
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 /// The exit status a supervisor recorded, if it has.
@@ -66,10 +105,21 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 /// Runs the supervisor; returns the exit code to leave with. Autoserv gets a process
 /// group of its own (its pid, recorded in `PREFIX.pid`), which is what an abort
 /// signals; the supervisor stays out of it, so it always lives to record the status.
-pub fn run(args: &[String]) -> i32 {
+pub fn run(mut args: &[String]) -> i32 {
     use std::os::unix::process::CommandExt;
+    let mut lease: Option<(PathBuf, u64)> = None;
+    if args.first().map(String::as_str) == Some("--lease") {
+        match (args.get(1), args.get(2).and_then(|s| s.parse().ok())) {
+            (Some(file), Some(secs)) => lease = Some((PathBuf::from(file), secs)),
+            _ => {
+                eprintln!("autoserv-supervisor: --lease needs FILE and SECONDS");
+                return 2;
+            }
+        }
+        args = &args[3..];
+    }
     let (Some(prefix), Some(program)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: autoserv-supervisor PREFIX PROGRAM [ARGS...]");
+        eprintln!("usage: autoserv-supervisor [--lease FILE SECONDS] PREFIX PROGRAM [ARGS...]");
         return 2;
     };
     let prefix = PathBuf::from(prefix);
@@ -85,14 +135,55 @@ pub fn run(args: &[String]) -> i32 {
             return 127;
         }
     };
-    let _ = write_atomic(&pid_file(&prefix), &child.id().to_string());
-    let code = match child.wait() {
+    let pid = child.id();
+    let _ = write_atomic(&pid_file(&prefix), &pid.to_string());
+    let Some((file, secs)) = lease else {
+        return finish(&prefix, child.wait());
+    };
+    // Wait in a thread; check the lease between waits, without delaying the exit.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let mut stopping: Option<std::time::Instant> = None;
+    let status = loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(250)) {
+            Ok(status) => break status,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(std::io::Error::other("the waiting thread died"))
+            }
+        }
+        match stopping {
+            None => {
+                if lease_age(&file).is_some_and(|age| age > secs) {
+                    let reason = format!(
+                        "the drone had not reached the broker for over {secs} s (its lease expired): Autoserv was stopped"
+                    );
+                    eprintln!("autoserv-supervisor: {reason}");
+                    let _ = write_atomic(&lease_file(&prefix), &reason);
+                    signal_group(pid, "TERM");
+                    stopping = Some(std::time::Instant::now());
+                }
+            }
+            Some(since) if since.elapsed() > std::time::Duration::from_secs(2) => {
+                signal_group(pid, "KILL");
+            }
+            Some(_) => {}
+        }
+    };
+    finish(&prefix, status)
+}
+
+/// Records Autoserv's exit status; returns the code to leave with.
+fn finish(prefix: &Path, status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    let code = match status {
         Ok(status) => status
             .code()
             .or_else(|| status.signal().map(|s| 128 + s))
             .unwrap_or(-1),
         Err(_) => -1,
     };
-    let _ = write_atomic(&exit_file(&prefix), &code.to_string());
+    let _ = write_atomic(&exit_file(prefix), &code.to_string());
     code
 }

@@ -104,6 +104,14 @@ pub struct EntryView {
     /// Where the results are on the results host (`[host:]path`), once they are there.
     pub results_path: Option<String>,
     pub failure_reason: Option<String>,
+    /// Why a failed entry failed: `test` (Autoserv exited non-zero) or `infra` (its
+    /// drone was lost or could not start Autoserv, and no infra retries were left).
+    /// Also set on a queued or running entry that is being retried after an infra failure.
+    pub failure_kind: Option<String>,
+    /// Infra failures retried so far (at most `[SCHEDULER] max_infra_retries`).
+    pub infra_retries: i32,
+    /// Infra failures and stale reports (from an older attempt), oldest first.
+    pub history: Vec<HistoryView>,
     pub created_on: String,
     pub started_on: Option<String>,
     pub finished_on: Option<String>,
@@ -111,6 +119,18 @@ pub struct EntryView {
     pub aborted_by: Option<String>,
     /// When the abort was recorded.
     pub aborted_on: Option<String>,
+}
+
+/// One event in an entry's history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryView {
+    pub attempt: i32,
+    pub drone: Option<String>,
+    /// `infra-failure` or `stale-report`.
+    pub event: String,
+    /// The reason, or the stale report as the drone sent it (JSON).
+    pub detail: String,
+    pub at: String,
 }
 
 /// `POST /api/jobs/{id}/abort`.
@@ -129,8 +149,10 @@ pub struct DroneView {
     pub enabled: bool,
     /// Entries Starting or Running on the drone now.
     pub running: i64,
-    /// `ok`; `disabled` (no new work, by an operator); `lost` (no heartbeat within
-    /// `[SCHEDULER] drone_timeout_sec`: no new work until it is heard from again).
+    /// `ok`; `disabled` (no new work, by an operator); `draining` (disabled, entries
+    /// still running); `lost` (no heartbeat within `[SCHEDULER] drone_timeout_sec`: no
+    /// new work until it is heard from again, and its running entries are retried
+    /// elsewhere as infra failures).
     pub status: String,
     /// The capacity in force: set at run time, else the config's.
     pub capacity: i32,

@@ -100,6 +100,14 @@ impl Dispatcher {
                     "republishing entries left in Starting"
                 );
                 for (candidate, drone) in list {
+                    // A fresh message, a fresh clock for reconciling with heartbeats.
+                    let touched =
+                        entries::redispatched(&self.db, candidate.entry_id, candidate.attempt)
+                            .await;
+                    if let Err(error) = touched {
+                        tracing::error!(%error, "cannot record the republish");
+                        continue;
+                    }
                     if let Err(error) = self.publish(&candidate, &drone).await {
                         tracing::warn!(%error, entry.id = candidate.entry_id, "republish failed; putting the entry back in the queue");
                         let _ = entries::unassign(
@@ -200,8 +208,13 @@ impl Dispatcher {
                 });
             }
         };
+        // A job message not taken within drone_timeout_sec expires: by then the entry
+        // may have been given to another drone (see `lost`), and a drone coming back
+        // must not find the old attempt waiting.
+        let ttl_ms = self.config.scheduler.drone_timeout_sec.saturating_mul(1000);
         let properties =
-            broker::json_properties(&message.delivery_id(), "autotest.run", "autotest-scheduler");
+            broker::json_properties(&message.delivery_id(), "autotest.run", "autotest-scheduler")
+                .with_expiration(ttl_ms.to_string().into());
         self.publisher
             .publish(
                 broker::JOBS_EXCHANGE,
@@ -292,11 +305,18 @@ fn plan(
                 e.on_host(*host_id, hostname)
             }
         };
-        // Least-loaded drone: lowest share of its capacity in use.
+        // Least-loaded drone: lowest share of its capacity in use; after an infra
+        // failure, any other drone before the one that failed.
+        let avoid = candidate.avoid_drone.as_deref();
         let Some(slot) = slots
             .iter_mut()
             .filter(|(_, running, capacity)| running < capacity)
-            .min_by(|a, b| (a.1 * b.2).cmp(&(b.1 * a.2)).then(a.0.cmp(&b.0)))
+            .min_by(|a, b| {
+                (Some(a.0.as_str()) == avoid)
+                    .cmp(&(Some(b.0.as_str()) == avoid))
+                    .then((a.1 * b.2).cmp(&(b.1 * a.2)))
+                    .then(a.0.cmp(&b.0))
+            })
         else {
             break;
         };

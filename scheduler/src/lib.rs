@@ -7,6 +7,7 @@ pub mod client;
 pub mod db;
 pub mod dispatch;
 pub mod http;
+pub mod lost;
 pub mod results;
 pub mod status;
 pub mod timeouts;
@@ -84,13 +85,22 @@ impl Scheduler {
             timers.clone(),
             shutdown.clone(),
         ));
+        let listening = Arc::new(status::Listening::default());
         let status_task = tokio::spawn(status::run(
             self.db.clone(),
             self.config.clone(),
             wake.clone(),
             timers.clone(),
             broker.clone(),
+            listening.clone(),
             format!("autotest-scheduler@{host}"),
+            shutdown.clone(),
+        ));
+        let lost_task = tokio::spawn(lost::run(
+            self.db.clone(),
+            self.config.clone(),
+            listening,
+            wake.clone(),
             shutdown.clone(),
         ));
         let state = http::AppState {
@@ -109,6 +119,7 @@ impl Scheduler {
         let _ = dispatch_task.await;
         let _ = status_task.await;
         let _ = timeout_task.await;
+        let _ = lost_task.await;
         tracing::info!("scheduler stopped");
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! dead-letter queue with the reason; reports from an older attempt are logged as stale
 //! and change nothing.
 
-use crate::db::entries::{self, Applied};
+use crate::db::entries::{self, Applied, InfraRules, Report};
 use crate::db::Db;
 use common::broker;
 use common::config::Config;
@@ -13,12 +13,47 @@ use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Most reports applied in one transaction.
 const BATCH: usize = 500;
+
+/// How long after `drone_timeout_sec` the scheduler waits before it takes entries back
+/// from a silent drone: the drone's own lease (it stops its jobs once it has not reached
+/// the broker for `drone_timeout_sec`) has then certainly run out.
+pub const LEASE_MARGIN_US: i64 = 5_000_000;
+
+/// The infra-failure rules from the config.
+pub fn infra_rules(config: &Config) -> InfraRules {
+    InfraRules {
+        max_retries: i32::try_from(config.scheduler.max_infra_retries).unwrap_or(i32::MAX),
+        reclaim_after_us: timeout_us(config) + LEASE_MARGIN_US,
+    }
+}
+
+/// `drone_timeout_sec` in microseconds.
+pub fn timeout_us(config: &Config) -> i64 {
+    i64::try_from(config.scheduler.drone_timeout_sec)
+        .unwrap_or(i64::MAX / 4_000_000)
+        .saturating_mul(1_000_000)
+}
+
+/// Since when (UTC microseconds) the status consumer has been reading without a break;
+/// 0 while it is not. Drones cannot be judged silent before it has read for a while.
+#[derive(Debug, Default)]
+pub struct Listening(AtomicI64);
+
+impl Listening {
+    pub fn since(&self) -> Option<i64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|t| *t > 0)
+    }
+    fn set(&self, since: Option<i64>) {
+        self.0.store(since.unwrap_or(0), Ordering::Relaxed);
+    }
+}
 
 /// Consumes status reports until shutdown, reconnecting after broker failures.
 pub async fn run(
@@ -27,22 +62,25 @@ pub async fn run(
     wake: Arc<Notify>,
     timers: Arc<Notify>,
     publisher: Arc<broker::Publisher>,
+    listening: Arc<Listening>,
     connection_name: String,
     mut shutdown: Shutdown,
 ) {
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_triggered() {
-        match consume(
+        let result = consume(
             &db,
             &config,
             &wake,
             &timers,
             &publisher,
+            &listening,
             &connection_name,
             &mut shutdown,
         )
-        .await
-        {
+        .await;
+        listening.set(None);
+        match result {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?backoff, "status consumer lost the broker, reconnecting");
@@ -74,9 +112,11 @@ async fn consume(
     wake: &Notify,
     timers: &Notify,
     publisher: &broker::Publisher,
+    listening: &Listening,
     connection_name: &str,
     shutdown: &mut Shutdown,
 ) -> anyhow::Result<()> {
+    let rules = infra_rules(config);
     let connection = broker::connect(config.broker.url.expose(), connection_name).await?;
     let channel = broker::confirm_channel(&connection).await?;
     declare_topology(&channel, config).await?;
@@ -92,6 +132,7 @@ async fn consume(
         )
         .await?;
     tracing::info!(queue = broker::STATUS_QUEUE, "consuming status reports");
+    listening.set(Some(common::time::now_micros()));
     loop {
         let first = tokio::select! {
             _ = shutdown.wait() => {
@@ -112,7 +153,11 @@ async fn consume(
         for delivery in batch {
             match protocol::decode::<StatusReport>(&delivery.data) {
                 Ok(report) => {
-                    reports.push((report.drone.to_string(), report.event));
+                    reports.push(Report {
+                        drone: report.drone.to_string(),
+                        event: report.event,
+                        sent_at: report.sent_at,
+                    });
                     readable.push(delivery);
                 }
                 Err(error) => {
@@ -129,7 +174,7 @@ async fn consume(
             continue;
         }
         let began = std::time::Instant::now();
-        match entries::apply(db, &reports).await {
+        match entries::apply(db, &reports, rules).await {
             Ok(outcomes) => {
                 tracing::debug!(
                     reports = reports.len(),
@@ -137,11 +182,12 @@ async fn consume(
                     "status reports recorded"
                 );
                 let mut wake_dispatcher = false;
-                for ((drone, event), outcome) in reports.iter().zip(&outcomes) {
+                for (report, outcome) in reports.iter().zip(&outcomes) {
+                    let drone = &report.drone;
                     match outcome {
                         Applied::Changed { slot_freed } => wake_dispatcher |= slot_freed,
-                        Applied::Stale => log_stale(db, drone, event).await,
-                        Applied::Heartbeat => {
+                        Applied::Stale => log_stale(db, drone, &report.event).await,
+                        Applied::Heartbeat { .. } => {
                             // A drone heard from again may take work.
                             wake_dispatcher = true;
                             resend_aborts(db, config, publisher, drone).await
@@ -152,9 +198,9 @@ async fn consume(
                     wake.notify_one();
                 }
                 // Entries that started have new runtime deadlines.
-                let started = reports.iter().zip(&outcomes).any(|((_, e), o)| {
+                let started = reports.iter().zip(&outcomes).any(|(r, o)| {
                     matches!(
-                        (e, o),
+                        (&r.event, o),
                         (
                             protocol::StatusEvent::Running { .. },
                             Applied::Changed { .. }
@@ -252,21 +298,8 @@ async fn resend_aborts(db: &Db, config: &Config, publisher: &broker::Publisher, 
 }
 
 async fn log_stale(db: &Db, drone: &str, event: &protocol::StatusEvent) {
-    use protocol::StatusEvent::*;
-    let (entry_id, attempt) = match event {
-        Running {
-            entry_id, attempt, ..
-        }
-        | Gathering {
-            entry_id, attempt, ..
-        }
-        | Finished {
-            entry_id, attempt, ..
-        }
-        | Refused {
-            entry_id, attempt, ..
-        } => (*entry_id, *attempt),
-        Heartbeat { .. } => return,
+    let Some((entry_id, attempt)) = entries::event_entry(event) else {
+        return;
     };
     let current = entries::current(db, entry_id).await.ok().flatten();
     tracing::warn!(
@@ -275,6 +308,6 @@ async fn log_stale(db: &Db, drone: &str, event: &protocol::StatusEvent) {
         drone.name = drone,
         current = ?current,
         report = ?event,
-        "stale status report ignored"
+        "stale status report recorded in the entry's history; nothing else changed"
     );
 }

@@ -296,6 +296,40 @@ impl World {
         self.workers.insert(name.into(), Running { trigger, task });
     }
 
+    /// Starts an in-process worker whose config is changed by `adjust`, running
+    /// Autoserv through `supervisor` (for drones that are broken or cut off on purpose).
+    pub async fn start_worker_with(
+        &mut self,
+        name: &str,
+        adjust: impl FnOnce(&mut Config),
+        supervisor: PathBuf,
+    ) {
+        let mut config = self.worker_config(name);
+        adjust(&mut config);
+        let worker = drone_worker::Worker::new(config, DroneName::new(name).expect("drone name"))
+            .expect("worker starts")
+            .with_supervisor(supervisor);
+        let (trigger, shutdown) = Shutdown::new();
+        let task = tokio::spawn(worker.run(shutdown));
+        self.workers.insert(name.into(), Running { trigger, task });
+    }
+
+    /// Waits until the scheduler shows `drone` with `status` (ok, lost, ...).
+    pub async fn wait_for_drone(&self, drone: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let drones = self.api(|c| c.drones()).await.expect("drone list");
+            if drones.iter().any(|d| d.name == drone && d.status == status) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "drone {drone} never {status}: {drones:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Starts the real `drone-worker` binary for `name` as a child process (killed when
     /// the handle is dropped), with the same config as the in-process workers.
     pub fn spawn_worker_process(&self, name: &str) -> tokio::process::Child {

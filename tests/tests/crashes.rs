@@ -234,6 +234,7 @@ async fn a_status_report_from_an_older_attempt_changes_nothing() {
             entry_id: entry.id,
             attempt: entry.attempt - 1,
             exit_code: 7,
+            infra_failure: None,
         },
         sent_at: 0,
         sender_version: "test".into(),
@@ -256,6 +257,14 @@ async fn a_status_report_from_an_older_attempt_changes_nothing() {
         "a stale Finished ended the entry"
     );
     assert_eq!(after.entries[0].exit_code, None);
+    let history = &after.entries[0].history;
+    assert!(
+        history.len() == 1
+            && history[0].event == "stale-report"
+            && history[0].attempt == entry.attempt - 1
+            && history[0].detail.contains("\"exit_code\":7"),
+        "the stale report is recorded in the entry's history: {history:?}"
+    );
     world.release();
     let done = &world.wait_for_jobs(&[job.id], MINUTE).await[0];
     assert_eq!(done.status, "Completed");

@@ -102,6 +102,20 @@ pub async fn loads(
     )
 }
 
+/// The configured drones' last heartbeats.
+pub async fn heartbeats(
+    db: &Db,
+    configured: &[String],
+) -> Result<Vec<(String, Option<i64>)>, DbError> {
+    Ok(with_conn!(db, |conn| {
+        drones::table
+            .filter(drones::name.eq_any(configured))
+            .select((drones::name, drones::last_heartbeat))
+            .load(conn)
+            .await?
+    }))
+}
+
 /// `GET /api/drones`; `queued` is filled in by the caller from the broker.
 pub async fn list(
     db: &Db,
@@ -121,8 +135,9 @@ pub async fn list(
         .map(|d| DroneView {
             last_heartbeat: beats.get(&d.name).copied().flatten().map(format_micros),
             status: match (d.enabled, d.alive) {
-                (false, _) => "disabled",
-                (true, false) => "lost",
+                (_, false) => "lost",
+                (false, true) if d.running > 0 => "draining",
+                (false, true) => "disabled",
                 (true, true) => "ok",
             }
             .to_string(),

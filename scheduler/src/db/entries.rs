@@ -4,7 +4,8 @@
 
 use super::drones::DroneLoad;
 use super::schema::{
-    drones, host_labels, host_queue_entries as hqe, hosts, job_dependencies, jobs,
+    drones, entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies,
+    jobs,
 };
 use super::{Db, DbError};
 use crate::api::status;
@@ -27,6 +28,8 @@ pub struct Candidate {
     pub job_name: String,
     pub owner: String,
     pub control_file: String,
+    /// The drone of the entry's last infra failure: avoided when another has a slot.
+    pub avoid_drone: Option<String>,
 }
 
 /// A queued metahost entry, waiting for any ready host carrying `label_id`.
@@ -40,6 +43,7 @@ pub struct LabelEntry {
     pub job_name: String,
     pub owner: String,
     pub control_file: String,
+    pub avoid_drone: Option<String>,
 }
 
 impl LabelEntry {
@@ -56,6 +60,7 @@ impl LabelEntry {
             job_name: self.job_name.clone(),
             owner: self.owner.clone(),
             control_file: self.control_file.clone(),
+            avoid_drone: self.avoid_drone.clone(),
         }
     }
 }
@@ -154,6 +159,7 @@ pub async fn dispatch_view(
                     jobs::name,
                     jobs::owner,
                     jobs::control_file,
+                    hqe::avoid_drone,
                 ))
                 .load::<Candidate>(conn)
                 .await?;
@@ -173,6 +179,7 @@ pub async fn dispatch_view(
                     jobs::name,
                     jobs::owner,
                     jobs::control_file,
+                    hqe::avoid_drone,
                 ))
                 .load::<LabelEntry>(conn)
                 .await?;
@@ -260,6 +267,7 @@ pub async fn starting(db: &Db) -> Result<Vec<(Candidate, String)>, DbError> {
                     jobs::name,
                     jobs::owner,
                     jobs::control_file,
+                    hqe::avoid_drone,
                 ),
                 hqe::drone,
             ))
@@ -278,6 +286,7 @@ pub async fn assign(
     db: &Db,
     assignments: Vec<(Candidate, String)>,
 ) -> Result<Vec<(Candidate, String)>, DbError> {
+    let now = common::time::now_micros();
     write_txn!(db, |conn, _last_id| {
         let mut taken = Vec::with_capacity(assignments.len());
         for (mut candidate, drone) in assignments {
@@ -303,6 +312,7 @@ pub async fn assign(
                 hqe::status.eq(status::STARTING),
                 hqe::drone.eq(&drone),
                 hqe::attempt.eq(candidate.attempt + 1),
+                hqe::dispatched_on.eq(now),
                 // A metahost entry gets its host here.
                 hqe::host_id.eq(Some(candidate.host_id)),
                 hqe::execution_subdir.eq(&candidate.execution_subdir),
@@ -320,6 +330,23 @@ pub async fn assign(
             taken.push((candidate, drone));
         }
         Ok(taken)
+    })
+}
+
+/// Records that an entry left in Starting was published again just now.
+pub async fn redispatched(db: &Db, entry_id: i64, attempt: i32) -> Result<(), DbError> {
+    let now = common::time::now_micros();
+    write_txn!(db, |conn, _last_id| {
+        diesel::update(
+            hqe::table
+                .filter(hqe::id.eq(entry_id))
+                .filter(hqe::attempt.eq(attempt))
+                .filter(hqe::status.eq(status::STARTING)),
+        )
+        .set(hqe::dispatched_on.eq(now))
+        .execute(conn)
+        .await?;
+        Ok(())
     })
 }
 
@@ -364,17 +391,145 @@ pub enum Applied {
     Changed {
         slot_freed: bool,
     },
-    /// From an older attempt, another drone, or out of order: ignored.
+    /// From an older attempt, another drone, or out of order: recorded in the entry's
+    /// history, nothing else changed.
     Stale,
-    Heartbeat,
+    /// A heartbeat; `reclaimed` entries the drone does not hold were handed back.
+    Heartbeat {
+        reclaimed: bool,
+    },
 }
 
-/// Applies reports from drones in one transaction.
-pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<Applied>, DbError> {
+/// One report as read from `autotest.status`.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub drone: String,
+    pub event: StatusEvent,
+    /// When the drone sent it (its clock, UTC microseconds).
+    pub sent_at: i64,
+}
+
+/// The rules for infra failures, from `[SCHEDULER]`.
+#[derive(Debug, Clone, Copy)]
+pub struct InfraRules {
+    /// `max_infra_retries`.
+    pub max_retries: i32,
+    /// An attempt dispatched this long before a heartbeat that does not list it was
+    /// either taken by the drone or expired in its queue (the job message's TTL is
+    /// `drone_timeout_sec`): the drone does not have it.
+    pub reclaim_after_us: i64,
+}
+
+/// The current attempt of an entry failed for the infrastructure's sake: it goes back to
+/// the queue (the retry avoids this drone) while it has retries left, else it ends
+/// Failed with `failure_kind` = infra; an entry with an abort recorded ends Aborted. The
+/// host is freed and the event goes into the entry's history. Evaluates to whether the
+/// entry was still at `attempt` on `drone` and active.
+macro_rules! infra_failure {
+    ($conn:ident, $entry_id:expr, $attempt:expr, $drone:expr, $reason:expr, $now:expr, $rules:expr) => {{
+        let (entry_id, attempt, drone, reason, now): (i64, i32, &str, &str, i64) =
+            ($entry_id, $attempt, $drone, $reason, $now);
+        let row: Option<(i32, Option<i64>, Option<i64>, Option<i64>)> = hqe::table
+            .filter(hqe::id.eq(entry_id))
+            .filter(hqe::attempt.eq(attempt))
+            .filter(hqe::drone.eq(drone))
+            .filter(hqe::status.eq_any(status::ACTIVE))
+            .select((
+                hqe::infra_retries,
+                hqe::meta_label_id,
+                hqe::host_id,
+                hqe::aborted_on,
+            ))
+            .first($conn)
+            .await
+            .optional()?;
+        match row {
+            None => false,
+            Some((retries, meta_label, host_id, aborted_on)) => {
+                let target = hqe::table.filter(hqe::id.eq(entry_id));
+                let outcome = if aborted_on.is_some() {
+                    diesel::update(target)
+                        .set((
+                            hqe::status.eq(status::ABORTED),
+                            hqe::failure_reason.eq(reason),
+                            hqe::finished_on.eq(now),
+                        ))
+                        .execute($conn)
+                        .await?;
+                    "aborted (an abort was recorded)".to_string()
+                } else if retries < $rules.max_retries {
+                    diesel::update(target)
+                        .set((
+                            hqe::status.eq(status::QUEUED),
+                            hqe::drone.eq(None::<String>),
+                            hqe::failure_kind.eq("infra"),
+                            hqe::failure_reason.eq(reason),
+                            hqe::infra_retries.eq(retries + 1),
+                            hqe::avoid_drone.eq(drone),
+                            hqe::started_on.eq(None::<i64>),
+                            hqe::exit_code.eq(None::<i32>),
+                            hqe::dispatched_on.eq(None::<i64>),
+                        ))
+                        .execute($conn)
+                        .await?;
+                    if meta_label.is_some() {
+                        // A metahost entry may go to another host this time.
+                        diesel::update(target)
+                            .set((hqe::host_id.eq(None::<i64>), hqe::execution_subdir.eq("")))
+                            .execute($conn)
+                            .await?;
+                    }
+                    format!("retry {} of {}", retries + 1, $rules.max_retries)
+                } else {
+                    diesel::update(target)
+                        .set((
+                            hqe::status.eq(status::FAILED),
+                            hqe::failure_kind.eq("infra"),
+                            hqe::failure_reason.eq(reason),
+                            hqe::finished_on.eq(now),
+                        ))
+                        .execute($conn)
+                        .await?;
+                    format!("failed: no infra retries left ({} made)", retries)
+                };
+                diesel::update(hosts::table.filter(hosts::id.nullable().eq(host_id)))
+                    .set(hosts::status.eq("Ready"))
+                    .execute($conn)
+                    .await?;
+                diesel::insert_into(entry_history::table)
+                    .values((
+                        entry_history::entry_id.eq(entry_id),
+                        entry_history::attempt.eq(attempt),
+                        entry_history::drone.eq(Some(drone)),
+                        entry_history::event.eq("infra-failure"),
+                        entry_history::detail.eq(format!("{reason}; {outcome}")),
+                        entry_history::at.eq(now),
+                    ))
+                    .execute($conn)
+                    .await?;
+                tracing::warn!(entry.id = entry_id, attempt, drone.name = drone, reason, outcome, "infra failure");
+                true
+            }
+        }
+    }};
+}
+
+/// Applies reports from drones in one transaction. Any report from a drone counts as a
+/// sign of life; a heartbeat also hands back the entries the drone does not hold.
+pub async fn apply(
+    db: &Db,
+    reports: &[Report],
+    rules: InfraRules,
+) -> Result<Vec<Applied>, DbError> {
     let now = common::time::now_micros();
     write_txn!(db, |conn, _last_id| {
         let mut out = Vec::with_capacity(reports.len());
-        for (drone, event) in reports {
+        for Report {
+            drone,
+            event,
+            sent_at,
+        } in reports
+        {
             let target = |entry_id: i64, attempt: i32| {
                 hqe::table
                     .filter(hqe::id.eq(entry_id))
@@ -412,7 +567,17 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
                 StatusEvent::Finished {
                     entry_id,
                     attempt,
+                    infra_failure: Some(reason),
+                    ..
+                } => {
+                    let n = infra_failure!(conn, *entry_id, *attempt, drone, reason, now, rules);
+                    (usize::from(n), true, None)
+                }
+                StatusEvent::Finished {
+                    entry_id,
+                    attempt,
                     exit_code,
+                    infra_failure: None,
                 } => {
                     // An entry with an abort recorded ends Aborted, whatever its exit.
                     let aborted = diesel::update(
@@ -427,16 +592,19 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
                     ))
                     .execute(conn)
                     .await?;
-                    let final_status = if *exit_code == 0 {
-                        status::COMPLETED
+                    let (final_status, kind) = if *exit_code == 0 {
+                        (status::COMPLETED, None)
                     } else {
-                        status::FAILED
+                        (status::FAILED, Some("test"))
                     };
                     let n = diesel::update(
                         target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ACTIVE)),
                     )
                     .set((
                         hqe::status.eq(final_status),
+                        hqe::failure_kind.eq(kind),
+                        // A reason left by an earlier infra failure is in the history.
+                        hqe::failure_reason.eq(None::<String>),
                         hqe::exit_code.eq(exit_code),
                         hqe::finished_on.eq(now),
                     ))
@@ -449,41 +617,50 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
                     attempt,
                     reason,
                 } => {
-                    let aborted = diesel::update(
-                        target(*entry_id, *attempt)
-                            .filter(hqe::status.eq_any(status::ACTIVE))
-                            .filter(hqe::aborted_on.is_not_null()),
-                    )
-                    .set((
-                        hqe::status.eq(status::ABORTED),
-                        hqe::failure_reason.eq(reason),
-                        hqe::finished_on.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                    let n = aborted
-                        + diesel::update(
-                            target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ACTIVE)),
-                        )
-                        .set((
-                            hqe::status.eq(status::FAILED),
-                            hqe::failure_reason.eq(reason),
-                            hqe::finished_on.eq(now),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    (n, true, Some(*entry_id))
+                    // The drone could not start Autoserv: not the test's fault.
+                    let reason = format!("drone {drone} could not start Autoserv: {reason}");
+                    let n = infra_failure!(conn, *entry_id, *attempt, drone, &reason, now, rules);
+                    (usize::from(n), true, None)
                 }
-                StatusEvent::Heartbeat { .. } => {
-                    diesel::update(drones::table.filter(drones::name.eq(drone)))
-                        .set(drones::last_heartbeat.eq(now))
-                        .execute(conn)
+                StatusEvent::Heartbeat { running } => {
+                    let held: BTreeSet<(i64, i32)> = running.iter().copied().collect();
+                    let dispatched_before = sent_at - rules.reclaim_after_us;
+                    let on_drone: Vec<(i64, i32)> = hqe::table
+                        .filter(hqe::drone.eq(drone))
+                        .filter(hqe::status.eq_any(status::ON_DRONE))
+                        .filter(hqe::dispatched_on.lt(dispatched_before))
+                        .select((hqe::id, hqe::attempt))
+                        .load(conn)
                         .await?;
-                    out.push(Applied::Heartbeat);
+                    let mut reclaimed = false;
+                    for (entry_id, attempt) in on_drone {
+                        if held.contains(&(entry_id, attempt)) {
+                            continue;
+                        }
+                        let reason = format!(
+                            "drone {drone} does not hold attempt {attempt} (its job message expired or was lost)"
+                        );
+                        reclaimed |=
+                            infra_failure!(conn, entry_id, attempt, drone, &reason, now, rules);
+                    }
+                    out.push(Applied::Heartbeat { reclaimed });
                     continue;
                 }
             };
             if changed == 0 {
+                let (entry_id, attempt) = event_entry(event).expect("not a heartbeat");
+                diesel::insert_into(entry_history::table)
+                    .values((
+                        entry_history::entry_id.eq(entry_id),
+                        entry_history::attempt.eq(attempt),
+                        entry_history::drone.eq(Some(drone)),
+                        entry_history::event.eq("stale-report"),
+                        entry_history::detail
+                            .eq(serde_json::to_string(event).unwrap_or_default()),
+                        entry_history::at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
                 out.push(Applied::Stale);
                 continue;
             }
@@ -500,7 +677,68 @@ pub async fn apply(db: &Db, reports: &[(String, StatusEvent)]) -> Result<Vec<App
             }
             out.push(Applied::Changed { slot_freed });
         }
+        // Whatever a drone reports shows it is alive.
+        let heard: BTreeSet<&str> = reports.iter().map(|r| r.drone.as_str()).collect();
+        for drone in heard {
+            diesel::update(drones::table.filter(drones::name.eq(drone)))
+                .set(drones::last_heartbeat.eq(now))
+                .execute(conn)
+                .await?;
+        }
         Ok(out)
+    })
+}
+
+/// The (entry, attempt) a report is about; None for a heartbeat.
+pub fn event_entry(event: &StatusEvent) -> Option<(i64, i32)> {
+    match event {
+        StatusEvent::Running {
+            entry_id, attempt, ..
+        }
+        | StatusEvent::Gathering {
+            entry_id, attempt, ..
+        }
+        | StatusEvent::Finished {
+            entry_id, attempt, ..
+        }
+        | StatusEvent::Refused {
+            entry_id, attempt, ..
+        } => Some((*entry_id, *attempt)),
+        StatusEvent::Heartbeat { .. } => None,
+    }
+}
+
+/// Entries on a drone that is lost (silent since `silent_since`): those it was running
+/// or had been sent before `dispatched_before` (their job message has expired or was
+/// taken) become infra failures; the drone's own lease has stopped them by now.
+/// Entries in Gathering are left alone: their test is over and the drone may still push
+/// the results. Returns how many were handed back or failed.
+pub async fn fail_lost_drone(
+    db: &Db,
+    drone: &str,
+    reason: &str,
+    dispatched_before: i64,
+    rules: InfraRules,
+) -> Result<usize, DbError> {
+    let now = common::time::now_micros();
+    write_txn!(db, |conn, _last_id| {
+        let held: Vec<(i64, i32)> = hqe::table
+            .filter(hqe::drone.eq(drone))
+            .filter(
+                hqe::status.eq(status::RUNNING).or(hqe::status
+                    .eq(status::STARTING)
+                    .and(hqe::dispatched_on.lt(dispatched_before))),
+            )
+            .select((hqe::id, hqe::attempt))
+            .load(conn)
+            .await?;
+        let mut n = 0;
+        for (entry_id, attempt) in held {
+            n += usize::from(infra_failure!(
+                conn, entry_id, attempt, drone, reason, now, rules
+            ));
+        }
+        Ok(n)
     })
 }
 

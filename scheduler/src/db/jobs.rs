@@ -1,10 +1,11 @@
 //! Jobs and their host-queue entries, as users create and read them.
 
 use super::schema::{
-    host_labels, host_queue_entries as hqe, hosts, job_dependencies, jobs, labels,
+    entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies, jobs,
+    labels,
 };
 use super::{Db, DbError};
-use crate::api::{self, status, EntryView, JobSummary, JobView};
+use crate::api::{self, status, EntryView, HistoryView, JobSummary, JobView};
 use crate::{with_conn, write_txn};
 use common::config::ResultsHost;
 use common::names::{HostName, LabelName, Owner};
@@ -265,7 +266,13 @@ pub async fn show(
         Option<String>,
         Option<i64>,
     );
-    let (job, entries): (Option<JobRow>, Vec<EntryRow>) = with_conn!(db, |conn| {
+    type HistoryRow = (i64, i32, Option<String>, String, String, i64);
+    #[allow(clippy::type_complexity)]
+    let (job, entries, history): (
+        Option<JobRow>,
+        Vec<(EntryRow, (Option<String>, i32))>,
+        Vec<HistoryRow>,
+    ) = with_conn!(db, |conn| {
         let job = jobs::table
             .filter(jobs::id.eq(id))
             .select((
@@ -284,45 +291,75 @@ pub async fn show(
             .filter(hqe::job_id.eq(id))
             .order(hqe::id.asc())
             .select((
-                hqe::id,
-                hosts::hostname.nullable(),
-                labels::name.nullable(),
-                hqe::status,
-                hqe::drone,
-                hqe::attempt,
-                hqe::exit_code,
-                hqe::failure_reason,
-                hqe::execution_subdir,
-                hqe::created_on,
-                hqe::started_on,
-                hqe::finished_on,
-                hqe::aborted_by,
-                hqe::aborted_on,
+                (
+                    hqe::id,
+                    hosts::hostname.nullable(),
+                    labels::name.nullable(),
+                    hqe::status,
+                    hqe::drone,
+                    hqe::attempt,
+                    hqe::exit_code,
+                    hqe::failure_reason,
+                    hqe::execution_subdir,
+                    hqe::created_on,
+                    hqe::started_on,
+                    hqe::finished_on,
+                    hqe::aborted_by,
+                    hqe::aborted_on,
+                ),
+                (hqe::failure_kind, hqe::infra_retries),
             ))
-            .load::<EntryRow>(conn)
+            .load(conn)
             .await?;
-        (job, entries)
+        let ids: Vec<i64> = entries.iter().map(|(e, _): &(EntryRow, _)| e.0).collect();
+        let history = entry_history::table
+            .filter(entry_history::entry_id.eq_any(&ids))
+            .order(entry_history::id.asc())
+            .select((
+                entry_history::entry_id,
+                entry_history::attempt,
+                entry_history::drone,
+                entry_history::event,
+                entry_history::detail,
+                entry_history::at,
+            ))
+            .load::<HistoryRow>(conn)
+            .await?;
+        (job, entries, history)
     });
+    let mut histories: BTreeMap<i64, Vec<HistoryView>> = BTreeMap::new();
+    for (entry_id, attempt, drone, event, detail, at) in history {
+        histories.entry(entry_id).or_default().push(HistoryView {
+            attempt,
+            drone,
+            event,
+            detail,
+            at: format_micros(at),
+        });
+    }
     let (id, name, owner, priority, created_on) =
         job.ok_or_else(|| DbError::NotFound(format!("no job {id}")))?;
     let entries: Vec<EntryView> = entries
         .into_iter()
         .map(
             |(
-                entry_id,
-                host,
-                label,
-                s,
-                drone,
-                attempt,
-                exit_code,
-                failure_reason,
-                subdir,
-                created,
-                started,
-                finished,
-                aborted_by,
-                aborted_on,
+                (
+                    entry_id,
+                    host,
+                    label,
+                    s,
+                    drone,
+                    attempt,
+                    exit_code,
+                    failure_reason,
+                    subdir,
+                    created,
+                    started,
+                    finished,
+                    aborted_by,
+                    aborted_on,
+                ),
+                (failure_kind, infra_retries),
             )| {
                 let pushed = s == status::COMPLETED || (s == status::FAILED && exit_code.is_some());
                 EntryView {
@@ -338,6 +375,9 @@ pub async fn show(
                     attempt,
                     exit_code,
                     failure_reason,
+                    failure_kind,
+                    infra_retries,
+                    history: histories.remove(&entry_id).unwrap_or_default(),
                     created_on: format_micros(created),
                     started_on: started.map(format_micros),
                     finished_on: finished.map(format_micros),

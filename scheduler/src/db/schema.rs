@@ -57,6 +57,10 @@ diesel::table! {
         abort_reason -> Nullable<Text>,
         queue_deadline -> Nullable<BigInt>,
         max_runtime_us -> Nullable<BigInt>,
+        failure_kind -> Nullable<Text>,
+        infra_retries -> Integer,
+        avoid_drone -> Nullable<Text>,
+        dispatched_on -> Nullable<BigInt>,
     }
 }
 
@@ -77,6 +81,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    entry_history (id) {
+        id -> BigInt,
+        entry_id -> BigInt,
+        attempt -> Integer,
+        drone -> Nullable<Text>,
+        event -> Text,
+        detail -> Text,
+        at -> BigInt,
+    }
+}
+
 diesel::joinable!(host_labels -> hosts (host_id));
 diesel::joinable!(host_labels -> labels (label_id));
 diesel::joinable!(host_queue_entries -> jobs (job_id));
@@ -91,5 +107,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     jobs,
     host_queue_entries,
     drones,
-    job_dependencies
+    job_dependencies,
+    entry_history
 );

@@ -1,0 +1,207 @@
+//! Infra failures are not test failures: an attempt its drone could not start, or one
+//! lost with its drone, is retried on another drone up to `max_infra_retries`; a drone
+//! cut off from the broker stops its own jobs (its lease) before the retry starts.
+
+use autotest_tests::proxy::Proxy;
+use autotest_tests::world::read;
+use autotest_tests::World;
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attempt_the_drone_cannot_start_is_retried_elsewhere_and_fails_as_infra_after_the_retries()
+{
+    let mut world = World::builder()
+        .drone("drone1", 2)
+        .drone("drone2", 2)
+        .config("SCHEDULER", "max_infra_retries", "2")
+        .without_workers()
+        .start()
+        .await;
+    // drone1 cannot start Autoserv: its supervisor is missing.
+    world
+        .start_worker_with("drone1", |_| {}, "/nonexistent/autoserv-supervisor".into())
+        .await;
+    world.wait_for_drone("drone1", "ok").await;
+    world.create_hosts(&["host1", "host2"]).await;
+
+    // With no other drone, every retry lands on drone1 again until none are left.
+    let doomed = world.submit("doomed", "true\n", &["host1"]).await;
+    let job = world.wait_for_jobs(&[doomed], MINUTE).await.remove(0);
+    let entry = &job.entries[0];
+    assert_eq!(entry.status, "Failed", "{job:?}");
+    assert_eq!(entry.failure_kind.as_deref(), Some("infra"), "{entry:?}");
+    assert_eq!(entry.infra_retries, 2, "{entry:?}");
+    assert_eq!(entry.attempt, 3, "first attempt and two retries: {entry:?}");
+    assert_eq!(entry.exit_code, None);
+    let reasons: Vec<&str> = entry.history.iter().map(|h| h.event.as_str()).collect();
+    assert_eq!(reasons, ["infra-failure"; 3], "{:?}", entry.history);
+    assert!(
+        entry
+            .failure_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("could not start Autoserv")),
+        "{entry:?}"
+    );
+    let host = world.api(|c| c.hosts()).await.unwrap();
+    assert!(
+        host.iter().all(|h| h.status == "Ready"),
+        "hosts freed: {host:?}"
+    );
+
+    // With a healthy drone beside it, the retry goes there and the job completes.
+    world.start_worker("drone2").await;
+    world.wait_for_drone("drone2", "ok").await;
+    let saved = world
+        .submit("saved", "echo ran > out.txt\n", &["host2"])
+        .await;
+    let job = world.wait_for_jobs(&[saved], MINUTE).await.remove(0);
+    let entry = &job.entries[0];
+    assert_eq!(entry.status, "Completed", "{job:?}");
+    assert_eq!(entry.drone.as_deref(), Some("drone2"));
+    assert_eq!(entry.infra_retries, 1, "{entry:?}");
+    assert_eq!(
+        entry.failure_kind, None,
+        "a completed entry is no failure: {entry:?}"
+    );
+    assert_eq!(entry.history.len(), 1, "{:?}", entry.history);
+    assert_eq!(entry.history[0].drone.as_deref(), Some("drone1"));
+    assert_eq!(
+        read(
+            &world
+                .results_dir()
+                .join(format!("{saved}-tester/host2/out.txt"))
+        ),
+        "ran\n"
+    );
+    world.stop().await;
+}
+
+/// Nanosecond timestamps the control file logged, as (event, drone dir, time).
+fn runs(path: &std::path::Path) -> Vec<(String, String, u128)> {
+    read(path)
+        .lines()
+        .map(|line| {
+            let mut parts = line.split_whitespace();
+            let event = parts.next().unwrap().to_string();
+            let dir = parts.next().unwrap().to_string();
+            let at = parts.next().unwrap().parse().unwrap();
+            (event, dir, at)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drone_cut_off_from_the_broker_stops_its_job_before_the_retry_runs_elsewhere() {
+    let mut world = World::builder()
+        .drone("drone1", 2)
+        .drone("drone2", 2)
+        .config("SCHEDULER", "drone_timeout_sec", "3")
+        .without_workers()
+        .start()
+        .await;
+    let proxy = Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let via_proxy = world
+        .amqp_url
+        .replace("127.0.0.1:5672", &proxy.addr().to_string());
+    world
+        .start_worker_with(
+            "drone1",
+            |c| c.broker.url = common::config::Secret::new(via_proxy),
+            autotest_tests::binary("autoserv-supervisor"),
+        )
+        .await;
+    world.wait_for_drone("drone1", "ok").await;
+    world.create_hosts(&["host1"]).await;
+    let dir = world.dir.display().to_string();
+    let control = format!(
+        "log() {{ echo \"$1 $PWD $(date +%s%N)\" >> {dir}/runs.log; }}\n\
+         trap 'log stopped; exit 143' TERM\n\
+         log started\n\
+         pwd > where.txt\n\
+         while [ ! -e {dir}/release ]; do sleep 0.05; done\n\
+         log ended\n"
+    );
+    let id = world.submit("outlives its drone", &control, &["host1"]).await;
+    world
+        .wait_until(&[id], MINUTE, "Running on drone1", |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await;
+    world.start_worker("drone2").await;
+    world.wait_for_drone("drone2", "ok").await;
+
+    proxy.cut();
+    let job = world
+        .wait_until(&[id], MINUTE, "Running again on drone2", |j| {
+            let e = &j[0].entries[0];
+            e.status == "Running" && e.drone.as_deref() == Some("drone2")
+        })
+        .await
+        .remove(0);
+    let entry = &job.entries[0];
+    assert_eq!(entry.attempt, 2, "{entry:?}");
+    assert_eq!(entry.infra_retries, 1);
+    assert!(
+        entry.history[0].event == "infra-failure" && entry.history[0].detail.contains("lost"),
+        "{:?}",
+        entry.history
+    );
+    let drones = world.api(|c| c.drones()).await.unwrap();
+    assert!(
+        drones
+            .iter()
+            .any(|d| d.name == "drone1" && d.status == "lost"),
+        "{drones:?}"
+    );
+    // The first attempt was stopped by drone1's own lease before the retry started.
+    let log = runs(&world.dir.join("runs.log"));
+    let on = |drone: &str, event: &str| {
+        log.iter()
+            .find(|(e, d, _)| e == event && d.contains(&format!("/drone-{drone}/")))
+            .map(|(_, _, t)| *t)
+    };
+    let stopped = on("drone1", "stopped").expect("drone1's attempt was stopped");
+    let retried = on("drone2", "started").expect("drone2's attempt started");
+    assert!(
+        stopped < retried,
+        "the old attempt still ran when the retry started: {log:?}"
+    );
+
+    world.release();
+    let job = world.wait_for_jobs(&[id], MINUTE).await.remove(0);
+    assert_eq!(job.entries[0].status, "Completed", "{job:?}");
+    assert_eq!(job.entries[0].drone.as_deref(), Some("drone2"));
+
+    // drone1 comes back: its report about attempt 1 goes into the history only, and
+    // what attempt 1 left is set aside beside the entry's results.
+    proxy.restore();
+    let job = world
+        .wait_until(&[id], MINUTE, "drone1's stale report", |j| {
+            j[0].entries[0]
+                .history
+                .iter()
+                .any(|h| h.event == "stale-report" && h.drone.as_deref() == Some("drone1"))
+        })
+        .await
+        .remove(0);
+    assert_eq!(job.entries[0].status, "Completed", "unchanged: {job:?}");
+    let stale = job.entries[0]
+        .history
+        .iter()
+        .find(|h| h.event == "stale-report")
+        .unwrap();
+    assert_eq!(stale.attempt, 1);
+    assert!(stale.detail.contains("infra_failure"), "{stale:?}");
+    let results = world.results_dir().join(format!("{id}-tester"));
+    assert!(
+        read(&results.join("host1/where.txt")).contains("/drone-drone2/"),
+        "the entry's results are the retry's"
+    );
+    assert!(
+        read(&results.join("host1.attempt-1/where.txt")).contains("/drone-drone1/"),
+        "the lost attempt's results are kept beside them"
+    );
+    world.stop().await;
+}
