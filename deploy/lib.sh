@@ -14,6 +14,8 @@
 #   need_cmd CMD [PKG]    make sure CMD exists, apt-get installing PKG if root
 #   ensure_rust           cargo on PATH (installs rustup if root and missing)
 #   ensure_rsync          rsync + ssh client
+#   ensure_sshd           /usr/sbin/sshd and ssh-keygen present (for a private
+#                         results host on loopback; the system sshd is not started)
 #   ensure_rabbitmq       broker on 127.0.0.1:5672 + management API on :15672
 #   ensure_mariadb        server answering, test user autotest_test usable over
 #                         TCP; exports AUTOTEST_TEST_MYSQL_URL
@@ -139,6 +141,27 @@ ensure_rsync() {
     need_cmd rsync rsync
     need_cmd ssh openssh-client
     say "rsync and ssh present"
+}
+
+# ---------------------------------------------------------------- sshd ----
+
+# The tests and the chaos run start an sshd of their own (tests/src/sshd.rs) as a
+# results host on loopback, with their own keys and config; the system's sshd is
+# neither started nor configured here.
+ensure_sshd() {
+    need_cmd ssh-keygen openssh-client
+    if [ ! -x /usr/sbin/sshd ]; then
+        say "/usr/sbin/sshd not found (Debian package openssh-server)"
+        apt_install openssh-server
+        [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd still not found after installing openssh-server"
+    fi
+    # sshd started as root refuses to run without its privilege separation
+    # directory, which the package's service unit would otherwise create.
+    if is_root && [ ! -d /run/sshd ]; then
+        say "creating sshd's privilege separation directory /run/sshd"
+        install -d -m 755 /run/sshd || die "cannot create /run/sshd"
+    fi
+    say "sshd present ($(/usr/sbin/sshd -V 2>&1 | head -n 1 || echo '?'))"
 }
 
 # ------------------------------------------------------------ rabbitmq ----

@@ -38,6 +38,7 @@ say "repository: $root"
 
 ensure_rust
 ensure_rsync
+ensure_sshd
 ensure_rabbitmq
 ensure_mariadb
 if [ "$quick" -eq 0 ]; then

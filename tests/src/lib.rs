@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod proxy;
+pub mod sshd;
 pub mod world;
 
 pub use world::{World, WorldBuilder};
