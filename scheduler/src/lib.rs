@@ -87,13 +87,15 @@ impl Scheduler {
         ));
         let listening = Arc::new(status::Listening::default());
         let status_task = tokio::spawn(status::run(
-            self.db.clone(),
-            self.config.clone(),
-            wake.clone(),
-            timers.clone(),
-            broker.clone(),
-            listening.clone(),
-            format!("autotest-scheduler@{host}"),
+            status::StatusConsumer {
+                db: self.db.clone(),
+                config: self.config.clone(),
+                wake: wake.clone(),
+                timers: timers.clone(),
+                publisher: broker.clone(),
+                listening: listening.clone(),
+                connection_name: format!("autotest-scheduler@{host}"),
+            },
             shutdown.clone(),
         ));
         let lost_task = tokio::spawn(lost::run(

@@ -55,27 +55,43 @@ impl Listening {
     }
 }
 
+/// What the status consumer works with.
+pub struct StatusConsumer {
+    pub db: Db,
+    pub config: Arc<Config>,
+    /// Wakes the dispatcher (a slot or a drone became free).
+    pub wake: Arc<Notify>,
+    /// Wakes the timeout keeper (entries started: new runtime deadlines).
+    pub timers: Arc<Notify>,
+    /// For sending aborts again on heartbeats.
+    pub publisher: Arc<broker::Publisher>,
+    pub listening: Arc<Listening>,
+    pub connection_name: String,
+}
+
 /// Consumes status reports until shutdown, reconnecting after broker failures.
-pub async fn run(
-    db: Db,
-    config: Arc<Config>,
-    wake: Arc<Notify>,
-    timers: Arc<Notify>,
-    publisher: Arc<broker::Publisher>,
-    listening: Arc<Listening>,
-    connection_name: String,
-    mut shutdown: Shutdown,
-) {
+pub async fn run(consumer: StatusConsumer, mut shutdown: Shutdown) {
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_triggered() {
+        let StatusConsumer {
+            db,
+            config,
+            wake,
+            timers,
+            publisher,
+            listening,
+            connection_name,
+        } = &consumer;
         let result = consume(
-            &db,
-            &config,
-            &wake,
-            &timers,
-            &publisher,
-            &listening,
-            &connection_name,
+            Shared {
+                db,
+                config,
+                wake,
+                timers,
+                publisher,
+                listening,
+            },
+            connection_name,
             &mut shutdown,
         )
         .await;
@@ -106,16 +122,29 @@ pub async fn declare_topology(
     Ok(())
 }
 
+/// [`StatusConsumer`] borrowed for one connection.
+struct Shared<'a> {
+    db: &'a Db,
+    config: &'a Config,
+    wake: &'a Notify,
+    timers: &'a Notify,
+    publisher: &'a broker::Publisher,
+    listening: &'a Listening,
+}
+
 async fn consume(
-    db: &Db,
-    config: &Config,
-    wake: &Notify,
-    timers: &Notify,
-    publisher: &broker::Publisher,
-    listening: &Listening,
+    shared: Shared<'_>,
     connection_name: &str,
     shutdown: &mut Shutdown,
 ) -> anyhow::Result<()> {
+    let Shared {
+        db,
+        config,
+        wake,
+        timers,
+        publisher,
+        listening,
+    } = shared;
     let rules = infra_rules(config);
     let connection = broker::connect(config.broker.url.expose(), connection_name).await?;
     let channel = broker::confirm_channel(&connection).await?;

@@ -107,3 +107,22 @@ pub fn queues(vhost: &str) -> Vec<QueueInfo> {
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).expect("queue list")
 }
+
+/// The vhost's connections as (client-provided name, connected_at in ms), from the
+/// management API.
+pub fn connections(vhost: &str) -> Vec<(String, u64)> {
+    let (status, body) = call("GET", &format!("/api/vhosts/{vhost}/connections"), None);
+    assert_eq!(status, 200, "{body}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("connection list");
+    list.iter()
+        .map(|c| {
+            (
+                c["client_properties"]["connection_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                c["connected_at"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}

@@ -10,8 +10,8 @@ use std::time::Duration;
 const MINUTE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_attempt_the_drone_cannot_start_is_retried_elsewhere_and_fails_as_infra_after_the_retries()
-{
+async fn an_attempt_the_drone_cannot_start_is_retried_elsewhere_and_fails_as_infra_after_the_retries(
+) {
     let mut world = World::builder()
         .drone("drone1", 2)
         .drone("drone2", 2)
@@ -123,7 +123,9 @@ async fn a_drone_cut_off_from_the_broker_stops_its_job_before_the_retry_runs_els
          while [ ! -e {dir}/release ]; do sleep 0.05; done\n\
          log ended\n"
     );
-    let id = world.submit("outlives its drone", &control, &["host1"]).await;
+    let id = world
+        .submit("outlives its drone", &control, &["host1"])
+        .await;
     world
         .wait_until(&[id], MINUTE, "Running on drone1", |j| {
             j[0].entries[0].status == "Running"
@@ -202,6 +204,80 @@ async fn a_drone_cut_off_from_the_broker_stops_its_job_before_the_retry_runs_els
     assert!(
         read(&results.join("host1.attempt-1/where.txt")).contains("/drone-drone1/"),
         "the lost attempt's results are kept beside them"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_wait_on_the_drone_while_the_results_host_is_unreachable() {
+    let mut world = World::builder()
+        .drone("drone1", 2)
+        .without_workers()
+        .start()
+        .await;
+    let mut sshd = autotest_tests::sshd::Sshd::start(&world.dir.join("sshd"));
+    let (host, options) = (sshd.results_host(), sshd.ssh_options());
+    world
+        .start_worker_with(
+            "drone1",
+            |c| {
+                c.scheduler.results_host = common::config::ResultsHost::Remote(host);
+                c.drone.ssh_options = options;
+                c.drone.push_retry_max_sec = 1;
+            },
+            autotest_tests::binary("autoserv-supervisor"),
+        )
+        .await;
+    world.wait_for_drone("drone1", "ok").await;
+    world.create_hosts(&["host1"]).await;
+
+    // A push over SSH works while the results host is up.
+    let first = world
+        .submit("before", "echo first > out.txt\n", &["host1"])
+        .await;
+    assert_eq!(
+        world.wait_for_jobs(&[first], MINUTE).await[0].status,
+        "Completed"
+    );
+    let results = world.results_dir();
+    assert_eq!(
+        read(&results.join(format!("{first}-tester/host1/out.txt"))),
+        "first\n"
+    );
+
+    sshd.stop();
+    let id = world
+        .submit("during", "echo second > out.txt\n", &["host1"])
+        .await;
+    world
+        .wait_until(&[id], MINUTE, "Gathering", |j| {
+            j[0].entries[0].status == "Gathering"
+        })
+        .await;
+    // Several push attempts fail (they are retried every second at most); the entry
+    // stays Gathering and the drone keeps the results.
+    let local = world
+        .dir
+        .join(format!("drone-drone1/{id}-tester/host1/out.txt"));
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let job = world.job(id).await;
+        assert_eq!(job.entries[0].status, "Gathering", "{job:?}");
+        assert_eq!(read(&local), "second\n", "the drone keeps its copy");
+    }
+    assert!(!results.join(format!("{id}-tester")).exists());
+
+    sshd.start_again();
+    let job = world.wait_for_jobs(&[id], MINUTE).await.remove(0);
+    assert_eq!(job.entries[0].status, "Completed", "{job:?}");
+    assert_eq!(
+        read(&results.join(format!("{id}-tester/host1/out.txt"))),
+        "second\n"
+    );
+    assert_eq!(
+        read(&local),
+        "second\n",
+        "nothing deleted on the drone before the results host had it"
     );
     world.stop().await;
 }
