@@ -511,7 +511,11 @@ impl Inner {
             _ => supervise::lease_expired(&prefix).or_else(|| self.lease_lost(entry_id, attempt)),
         };
         if !matches!(stage, Stage::Pushed { .. }) {
-            tracing::info!(exit_code, ?infra_failure, "Autoserv exited; pushing results");
+            tracing::info!(
+                exit_code,
+                ?infra_failure,
+                "Autoserv exited; pushing results"
+            );
             self.record(
                 &job,
                 Stage::Exited {
@@ -571,7 +575,10 @@ impl Inner {
     /// Why the lease makes this attempt an infra failure, if it does.
     fn lease_lost(&self, entry_id: i64, attempt: i32) -> Option<String> {
         let lease = self.lease.lock().expect("lease lock");
-        lease.lost.contains(&(entry_id, attempt)).then(|| LEASE_LOST.to_string())
+        lease
+            .lost
+            .contains(&(entry_id, attempt))
+            .then(|| LEASE_LOST.to_string())
     }
 
     /// The exit of an attempt is with the broker: from now on the attempt is the
@@ -606,7 +613,13 @@ impl Inner {
                 expired = false;
                 continue;
             }
-            let held: Vec<(i64, i32)> = self.held.lock().expect("held lock").iter().copied().collect();
+            let held: Vec<(i64, i32)> = self
+                .held
+                .lock()
+                .expect("held lock")
+                .iter()
+                .copied()
+                .collect();
             let mut lease = self.lease.lock().expect("lease lock");
             let newly: Vec<(i64, i32)> = held
                 .into_iter()

@@ -4,8 +4,7 @@
 
 use super::drones::DroneLoad;
 use super::schema::{
-    drones, entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies,
-    jobs,
+    drones, entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies, jobs,
 };
 use super::{Db, DbError};
 use crate::api::status;
@@ -388,16 +387,12 @@ pub async fn unassign(db: &Db, entry_id: i64, attempt: i32, host_id: i64) -> Res
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     /// The entry changed; `slot_freed` when a drone slot or a host became free.
-    Changed {
-        slot_freed: bool,
-    },
+    Changed { slot_freed: bool },
     /// From an older attempt, another drone, or out of order: recorded in the entry's
     /// history, nothing else changed.
     Stale,
     /// A heartbeat; `reclaimed` entries the drone does not hold were handed back.
-    Heartbeat {
-        reclaimed: bool,
-    },
+    Heartbeat { reclaimed: bool },
 }
 
 /// One report as read from `autotest.status`.
@@ -507,7 +502,14 @@ macro_rules! infra_failure {
                     ))
                     .execute($conn)
                     .await?;
-                tracing::warn!(entry.id = entry_id, attempt, drone.name = drone, reason, outcome, "infra failure");
+                tracing::warn!(
+                    entry.id = entry_id,
+                    attempt,
+                    drone.name = drone,
+                    reason,
+                    outcome,
+                    "infra failure"
+                );
                 true
             }
         }
@@ -655,8 +657,7 @@ pub async fn apply(
                         entry_history::attempt.eq(attempt),
                         entry_history::drone.eq(Some(drone)),
                         entry_history::event.eq("stale-report"),
-                        entry_history::detail
-                            .eq(serde_json::to_string(event).unwrap_or_default()),
+                        entry_history::detail.eq(serde_json::to_string(event).unwrap_or_default()),
                         entry_history::at.eq(now),
                     ))
                     .execute(conn)

@@ -1,8 +1,7 @@
 //! Jobs and their host-queue entries, as users create and read them.
 
 use super::schema::{
-    entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies, jobs,
-    labels,
+    entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies, jobs, labels,
 };
 use super::{Db, DbError};
 use crate::api::{self, status, EntryView, HistoryView, JobSummary, JobView};
