@@ -6,7 +6,14 @@
 //! - exchange `autotest.jobs` (direct) → queue `autotest.drone.<name>` per drone,
 //!   routing key = drone name, dead-lettering to `autotest.dead-letter`;
 //! - exchange `autotest.status` (direct) → queue `autotest.status`, routing key `status`;
-//! - exchange `autotest.dead-letter` (fanout) → queue `autotest.dead-letter`.
+//! - exchange `autotest.dead-letter` (fanout) → queue `autotest.dead-letter`;
+//! - exchange `autotest.schema` (fanout, nothing bound, never published to): its
+//!   `alternate-exchange` argument names the message schema of whoever declared it
+//!   first (`autotest.schema.v1`). Everyone declares it with their own schema, and
+//!   RabbitMQ refuses a declaration whose `alternate-exchange` differs (it ignores other
+//!   custom arguments), so a scheduler and a worker that cannot read each other's
+//!   messages find out at start, with [`BrokerError::IncompatibleSchema`], instead of
+//!   dead-lettering jobs.
 
 use crate::names::DroneName;
 use lapin::{
@@ -25,6 +32,15 @@ pub const STATUS_QUEUE: &str = "autotest.status";
 pub const STATUS_ROUTING_KEY: &str = "status";
 pub const DEAD_LETTER_EXCHANGE: &str = "autotest.dead-letter";
 pub const DEAD_LETTER_QUEUE: &str = "autotest.dead-letter";
+pub const SCHEMA_EXCHANGE: &str = "autotest.schema";
+/// The schema marker: `alternate-exchange` is one of the arguments RabbitMQ checks
+/// when an exchange is declared again.
+pub const SCHEMA_ARGUMENT: &str = "alternate-exchange";
+
+/// The value of [`SCHEMA_ARGUMENT`] for a message schema.
+pub fn schema_marker(schema: u32) -> String {
+    format!("autotest.schema.v{schema}")
+}
 /// Header carrying why a message was dead-lettered.
 pub const REASON_HEADER: &str = "x-autotest-reason";
 
@@ -51,6 +67,49 @@ pub enum BrokerError {
         routing_key: String,
         reply: String,
     },
+    #[error("incompatible versions: this program (autotest {version}) speaks message schema {ours}, but this vhost's scheduler and workers use another one (the broker says: {reply}). Run the same release of autotest-scheduler and drone-worker, or give the new release a vhost of its own")]
+    IncompatibleSchema {
+        ours: u32,
+        version: &'static str,
+        reply: String,
+    },
+}
+
+impl BrokerError {
+    /// Whether retrying cannot help (the other side runs an incompatible release).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::IncompatibleSchema { .. })
+    }
+}
+
+/// Declares `autotest.schema` with our message schema; a vhost set up by an
+/// incompatible release refuses it.
+async fn declare_schema(channel: &Channel) -> Result<(), BrokerError> {
+    let ours = crate::protocol::SCHEMA_VERSION;
+    let mut args = FieldTable::default();
+    args.insert(
+        SCHEMA_ARGUMENT.into(),
+        AMQPValue::LongString(schema_marker(ours).into()),
+    );
+    match channel
+        .exchange_declare(
+            SCHEMA_EXCHANGE.into(),
+            ExchangeKind::Fanout,
+            durable(),
+            args,
+        )
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(error) if error.to_string().contains("inequivalent arg") => {
+            Err(BrokerError::IncompatibleSchema {
+                ours,
+                version: crate::VERSION,
+                reply: error.to_string(),
+            })
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Opens a connection named so it reads well in the management UI.
@@ -72,6 +131,7 @@ fn durable_queue() -> QueueDeclareOptions {
 
 /// Declares the shared exchanges and queues (idempotent).
 pub async fn declare_common(channel: &Channel) -> Result<(), BrokerError> {
+    declare_schema(channel).await?;
     let none = FieldTable::default;
     channel
         .exchange_declare(

@@ -159,6 +159,13 @@ impl Worker {
             while !shutdown.is_triggered() {
                 match inner.consume(&pusher, &mut shutdown).await {
                     Ok(()) => break,
+                    Err(error) if is_fatal(&error) => {
+                        // What it holds stays in the journal for a compatible release.
+                        heartbeat.abort();
+                        lease.abort();
+                        tracing::error!(error = %format!("{error:#}"), "cannot work with this vhost");
+                        return Err(error);
+                    }
                     Err(error) => {
                         tracing::warn!(%error, retry_in = ?backoff, "lost the broker, reconnecting");
                         tokio::select! {
@@ -765,6 +772,14 @@ async fn signal_group(pgid: u32, signal: &str) {
     if let Err(error) = result {
         tracing::error!(%error, pgid, signal, "cannot run kill");
     }
+}
+
+/// Whether a broker failure is one retrying cannot fix.
+fn is_fatal(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<broker::BrokerError>()
+            .is_some_and(broker::BrokerError::is_fatal)
+    })
 }
 
 /// Moves an unreadable message from `queue` to the dead-letter queue, with the reason.

@@ -63,6 +63,13 @@ impl Scheduler {
         // broker that is down is not fatal: the API serves, jobs queue in the database,
         // and the status consumer declares everything once it connects.
         if let Err(error) = declare_once(&self.config, &host).await {
+            let fatal = error.chain().any(|e| {
+                e.downcast_ref::<common::broker::BrokerError>()
+                    .is_some_and(common::broker::BrokerError::is_fatal)
+            });
+            if fatal {
+                return Err(error);
+            }
             tracing::warn!(error = %format!("{error:#}"), "the broker is unreachable; serving the API and retrying in the background");
         }
 

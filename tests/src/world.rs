@@ -314,6 +314,15 @@ impl World {
         self.workers.insert(name.into(), Running { trigger, task });
     }
 
+    /// Polls `check` until it holds (one minute at most).
+    pub async fn wait_for(&self, mut check: impl FnMut() -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !check() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until the scheduler shows `drone` with `status` (ok, lost, ...).
     pub async fn wait_for_drone(&self, drone: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);

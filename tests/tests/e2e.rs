@@ -427,3 +427,4 @@ mod infra;
 mod results_http;
 mod runtime_control;
 mod scheduling;
+mod versions;
