@@ -59,6 +59,8 @@ pub struct SchedulerConfig {
     /// On the results host.
     pub results_dir: PathBuf,
     pub archive_host: Option<String>,
+    /// The drone set of jobs created without `--drone-set` (Autotest's key).
+    pub default_drone_set_name: Option<crate::names::DroneSetName>,
     pub max_processes_per_drone: u32,
     pub drone_max_processes: BTreeMap<DroneName, u32>,
     pub drone_disabled: BTreeSet<DroneName>,
@@ -469,6 +471,14 @@ impl Config {
             results_host: raw.parsed(sched, "results_host", ResultsHost::Local, results_host)?,
             results_dir: raw.path(sched, "results_dir", "/usr/local/autotest/results", &base)?,
             archive_host: raw.get(sched, "archive_host").map(|(v, _)| v),
+            default_drone_set_name: raw.parsed(sched, "default_drone_set_name", None, |v| {
+                if v.is_empty() {
+                    return Ok(None);
+                }
+                crate::names::DroneSetName::new(v)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            })?,
             max_processes_per_drone,
             drone_max_processes,
             drone_disabled,

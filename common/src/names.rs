@@ -111,6 +111,10 @@ validated_name!(
     /// A label name on hosts.
     LabelName, "label", 128, &['.', ':', '=']
 );
+validated_name!(
+    /// A drone set (Autotest's drone sets: the drones a job may run on).
+    DroneSetName, "drone set name", 128, &['.']
+);
 
 #[cfg(test)]
 mod tests {

@@ -55,6 +55,10 @@ pub struct CreateJob {
     /// `max_runtime_mins` in seconds, for finer control (API only; wins if both given).
     #[serde(default)]
     pub max_runtime_secs: Option<u32>,
+    /// Run only on the drones of this drone set (default: `[SCHEDULER]
+    /// default_drone_set_name`, else any drone).
+    #[serde(default)]
+    pub drone_set: Option<String>,
 }
 
 /// `POST /api/jobs` answer.
@@ -84,6 +88,8 @@ pub struct JobView {
     pub priority: i32,
     pub status: String,
     pub created_on: String,
+    /// The drone set the job's entries are limited to; null for any drone.
+    pub drone_set: Option<String>,
     pub entries: Vec<EntryView>,
 }
 
@@ -160,6 +166,14 @@ pub struct DroneView {
     /// not be asked).
     pub queued: Option<u32>,
     pub last_heartbeat: Option<String>,
+}
+
+/// `POST /api/drone-sets`, and one line of `GET /api/drone-sets`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DroneSetView {
+    pub name: String,
+    /// Its drones, by name.
+    pub drones: Vec<String>,
 }
 
 /// `POST /api/drones/{name}/capacity`.

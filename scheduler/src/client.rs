@@ -1,8 +1,8 @@
 //! A blocking client of the HTTP API: what `atest` (and tests) call.
 
 use crate::api::{
-    ChangeLabels, CreateHost, CreateJob, DroneView, ErrorBody, HostView, JobCreated, JobSummary,
-    JobView, LabelView, LockHost, SetCapacity,
+    ChangeLabels, CreateHost, CreateJob, DroneSetView, DroneView, ErrorBody, HostView, JobCreated,
+    JobSummary, JobView, LabelView, LockHost, SetCapacity,
 };
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -93,6 +93,22 @@ impl Client {
     }
     pub fn drones(&self) -> Result<Vec<DroneView>, ClientError> {
         self.get("/api/drones")
+    }
+    pub fn create_drone_set(
+        &self,
+        name: &str,
+        drones: Vec<String>,
+    ) -> Result<DroneSetView, ClientError> {
+        self.post(
+            "/api/drone-sets",
+            DroneSetView {
+                name: name.into(),
+                drones,
+            },
+        )
+    }
+    pub fn drone_sets(&self) -> Result<Vec<DroneSetView>, ClientError> {
+        self.get("/api/drone-sets")
     }
     pub fn create_label(&self, name: &str) -> Result<LabelView, ClientError> {
         self.post("/api/labels", LabelView { name: name.into() })

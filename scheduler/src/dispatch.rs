@@ -267,8 +267,21 @@ fn plan(
     let mut hosts_taken = HashSet::new();
     let mut picks = Vec::new();
     for (_, _, _, _, item) in items {
-        if picks.len() as i64 == limit {
+        if picks.len() as i64 == limit || slots.iter().all(|(_, r, c)| r >= c) {
             break;
+        }
+        let drone_set = match &item {
+            Item::Named(c) => c.drone_set_id,
+            Item::Label(e) => e.drone_set_id,
+        };
+        // The drones this entry may use: its job's drone set, or all.
+        let members = drone_set.map(|set| view.drone_sets.get(&set).cloned().unwrap_or_default());
+        let allowed = |name: &str| members.as_ref().is_none_or(|m| m.contains(name));
+        if !slots
+            .iter()
+            .any(|(name, running, capacity)| running < capacity && allowed(name))
+        {
+            continue;
         }
         let candidate = match item {
             Item::Named(c) => {
@@ -310,7 +323,7 @@ fn plan(
         let avoid = candidate.avoid_drone.as_deref();
         let Some(slot) = slots
             .iter_mut()
-            .filter(|(_, running, capacity)| running < capacity)
+            .filter(|(name, running, capacity)| running < capacity && allowed(name))
             .min_by(|a, b| {
                 (Some(a.0.as_str()) == avoid)
                     .cmp(&(Some(b.0.as_str()) == avoid))

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::config::Config;
-use common::names::{HostName, LabelName, Owner};
+use common::names::{DroneName, HostName, LabelName, Owner};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -81,6 +81,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/drones/{name}/disable", post(disable_drone))
         .route("/api/drones/{name}/capacity", post(set_capacity))
         .route("/api/labels", get(list_labels).post(create_label))
+        .route(
+            "/api/drone-sets",
+            get(list_drone_sets).post(create_drone_set),
+        )
         .route("/api/hosts/{name}/labels", post(change_labels))
         .route("/api/hosts/{name}/lock", post(lock_host))
         .route("/api/hosts/{name}/unlock", post(unlock_host))
@@ -162,9 +166,17 @@ async fn create_job(
             None => Ok(None),
         }
     };
+    let drone_set = match body.drone_set.filter(|s| !s.is_empty()) {
+        Some(set) => Some(
+            common::names::DroneSetName::new(set)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ),
+        None => state.config.scheduler.default_drone_set_name.clone(),
+    };
     let timeout_us = limit(body.timeout_secs, body.timeout_mins)?;
     let max_runtime_us = limit(body.max_runtime_secs, body.max_runtime_mins)?;
     let job = db::jobs::NewJob {
+        drone_set,
         timeout_us,
         max_runtime_us,
         name: body.name,
@@ -191,6 +203,39 @@ async fn create_job(
     state.wake.notify_one();
     state.timers.notify_one();
     Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
+}
+
+async fn list_drone_sets(
+    State(state): State<AppState>,
+) -> ApiResult<Vec<crate::api::DroneSetView>> {
+    Ok(Json(db::drone_sets::list(&state.db).await?))
+}
+
+async fn create_drone_set(
+    State(state): State<AppState>,
+    Json(body): Json<crate::api::DroneSetView>,
+) -> Result<Response, ApiError> {
+    let name = common::names::DroneSetName::new(body.name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if body.drones.is_empty() {
+        return Err(ApiError::bad_request(
+            "a drone set needs at least one drone",
+        ));
+    }
+    let mut drones = Vec::with_capacity(body.drones.len());
+    for drone in body.drones {
+        let drone = DroneName::new(drone).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if !drones.contains(&drone) {
+            drones.push(drone);
+        }
+    }
+    let set = db::drone_sets::create(&state.db, &name, &drones)
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound(message) => ApiError::bad_request(message),
+            other => other.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(set)).into_response())
 }
 
 async fn show_job(

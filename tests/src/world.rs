@@ -429,6 +429,7 @@ impl World {
             max_runtime_mins: None,
             timeout_secs: None,
             max_runtime_secs: None,
+            drone_set: None,
             owner: "tester".into(),
             priority,
         };

@@ -121,6 +121,7 @@ fn body(name: &str, control: &str, host: &str) -> scheduler::api::CreateJob {
         max_runtime_mins: None,
         timeout_secs: None,
         max_runtime_secs: None,
+        drone_set: None,
     }
 }
 

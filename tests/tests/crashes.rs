@@ -313,6 +313,7 @@ async fn the_scheduler_serves_and_queues_jobs_while_the_broker_is_unreachable() 
                 max_runtime_mins: None,
                 timeout_secs: None,
                 max_runtime_secs: None,
+                drone_set: None,
             })
             .unwrap();
         client.job(id).unwrap()

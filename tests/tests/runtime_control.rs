@@ -248,3 +248,121 @@ async fn a_silent_drone_is_shown_lost_and_gets_no_new_work_until_it_is_heard_aga
     assert_eq!(job.entries[0].drone.as_deref(), Some("drone2"));
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_runs_only_on_the_drones_of_its_drone_set() {
+    let world = World::builder()
+        .drone("drone1", 1)
+        .drone("drone2", 2)
+        .drone("drone3", 2)
+        .config("SCHEDULER", "default_drone_set_name", "rest")
+        .start()
+        .await;
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    ok(world
+        .atest(&["drone-set", "create", "one", "--drones", "drone1"])
+        .await);
+    ok(world
+        .atest(&["drone-set", "create", "rest", "--drones", "drone2,drone3"])
+        .await);
+    let refused = world
+        .atest(&["drone-set", "create", "bad", "--drones", "drone1,nosuch"])
+        .await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown drone: nosuch"));
+    let again = world
+        .atest(&["drone-set", "create", "one", "--drones", "drone2"])
+        .await;
+    assert!(!again.status.success(), "a drone set is created once");
+    let sets: serde_json::Value =
+        serde_json::from_slice(&ok(world.atest(&["drone-set", "list", "--json"]).await).stdout)
+            .unwrap();
+    assert_eq!(
+        sets,
+        serde_json::json!([
+            {"name": "one", "drones": ["drone1"]},
+            {"name": "rest", "drones": ["drone2", "drone3"]},
+        ])
+    );
+    world.create_hosts(&["host1", "host2", "host3"]).await;
+    std::fs::write(world.dir.join("true.ctl"), "true\n").unwrap();
+    let unknown = world
+        .atest(&[
+            "job",
+            "create",
+            "--name",
+            "x",
+            "--control-file",
+            "true.ctl",
+            "--hosts",
+            "host1",
+            "--drone-set",
+            "nosuch",
+        ])
+        .await;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown drone set: nosuch"));
+    assert!(
+        world.api(|c| c.jobs()).await.unwrap().is_empty(),
+        "nothing created"
+    );
+
+    // drone1 (set "one") is full with a blocking job; the next job of set "one" waits
+    // for it even though drone2 and drone3 are free...
+    let submit_in = |name: &'static str, host: &'static str, set: &'static str| {
+        let world = &world;
+        async move {
+            let out = ok(world
+                .atest(&[
+                    "job",
+                    "create",
+                    "--name",
+                    name,
+                    "--control-file",
+                    "blocking.ctl",
+                    "--hosts",
+                    host,
+                    "--drone-set",
+                    set,
+                ])
+                .await);
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<i64>()
+                .unwrap()
+        }
+    };
+    std::fs::write(world.dir.join("blocking.ctl"), world.blocking_control()).unwrap();
+    let first = submit_in("first", "host1", "one").await;
+    world
+        .wait_until(&[first], MINUTE, "first Running", |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await;
+    let second = submit_in("second", "host2", "one").await;
+    // ...while a job of the default set ("rest") starts at once on drone2 or drone3.
+    let other = world.submit("default set", "true\n", &["host3"]).await;
+    let other = world.wait_for_jobs(&[other], MINUTE).await.remove(0);
+    assert_eq!(other.drone_set.as_deref(), Some("rest"));
+    assert!(
+        matches!(other.entries[0].drone.as_deref(), Some("drone2" | "drone3")),
+        "{other:?}"
+    );
+    let waiting = world.job(second).await;
+    assert_eq!(entry_status(&waiting), "Queued", "{waiting:?}");
+    assert_eq!(waiting.drone_set.as_deref(), Some("one"));
+
+    world.release();
+    for job in world.wait_for_jobs(&[first, second], MINUTE).await {
+        assert_eq!(job.status, "Completed", "{job:?}");
+        assert_eq!(job.entries[0].drone.as_deref(), Some("drone1"), "{job:?}");
+    }
+    world.stop().await;
+}

@@ -44,6 +44,28 @@ enum Command {
         #[command(subcommand)]
         action: LabelAction,
     },
+    /// Drone sets: the drones a job may run on.
+    #[command(name = "drone-set")]
+    DroneSet {
+        #[command(subcommand)]
+        action: DroneSetAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DroneSetAction {
+    /// Create a drone set.
+    Create {
+        name: String,
+        /// Its drones (names from [SCHEDULER] drones).
+        #[arg(long, value_delimiter = ',', required = true)]
+        drones: Vec<String>,
+    },
+    /// List drone sets.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +143,10 @@ enum JobAction {
         /// Abort entries still running this many minutes after they started.
         #[arg(long)]
         max_runtime_mins: Option<u32>,
+        /// Run only on the drones of this drone set (default: [SCHEDULER]
+        /// default_drone_set_name, else any drone).
+        #[arg(long)]
+        drone_set: Option<String>,
     },
     /// List jobs.
     List {
@@ -325,6 +351,7 @@ fn run(args: Args) -> Result<(), String> {
                     priority,
                     timeout_mins,
                     max_runtime_mins,
+                    drone_set,
                 },
         } => {
             let owner = owner
@@ -347,6 +374,7 @@ fn run(args: Args) -> Result<(), String> {
                     max_runtime_mins,
                     timeout_secs: None,
                     max_runtime_secs: None,
+                    drone_set,
                 })
                 .map_err(e)?;
             println!("{id}");
@@ -472,6 +500,27 @@ fn run(args: Args) -> Result<(), String> {
                 for label in labels {
                     println!("{}", label.name);
                 }
+            }
+        }
+        Command::DroneSet {
+            action: DroneSetAction::Create { name, drones },
+        } => {
+            client.create_drone_set(&name, drones).map_err(e)?;
+            println!("{name}");
+        }
+        Command::DroneSet {
+            action: DroneSetAction::List { json },
+        } => {
+            let sets = client.drone_sets().map_err(e)?;
+            if json {
+                print_json(&sets);
+            } else {
+                table(
+                    &["DRONE SET", "DRONES"],
+                    sets.into_iter()
+                        .map(|s| vec![s.name, s.drones.join(",")])
+                        .collect(),
+                );
             }
         }
         Command::Drone {

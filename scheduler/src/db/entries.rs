@@ -4,7 +4,8 @@
 
 use super::drones::DroneLoad;
 use super::schema::{
-    drones, entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies, jobs,
+    drone_set_drones, drones, entry_history, host_labels, host_queue_entries as hqe, hosts,
+    job_dependencies, jobs,
 };
 use super::{Db, DbError};
 use crate::api::status;
@@ -29,6 +30,8 @@ pub struct Candidate {
     pub control_file: String,
     /// The drone of the entry's last infra failure: avoided when another has a slot.
     pub avoid_drone: Option<String>,
+    /// The job's drone set: only its drones may run the entry.
+    pub drone_set_id: Option<i64>,
 }
 
 /// A queued metahost entry, waiting for any ready host carrying `label_id`.
@@ -43,6 +46,7 @@ pub struct LabelEntry {
     pub owner: String,
     pub control_file: String,
     pub avoid_drone: Option<String>,
+    pub drone_set_id: Option<i64>,
 }
 
 impl LabelEntry {
@@ -60,6 +64,7 @@ impl LabelEntry {
             owner: self.owner.clone(),
             control_file: self.control_file.clone(),
             avoid_drone: self.avoid_drone.clone(),
+            drone_set_id: self.drone_set_id,
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct DispatchView {
     pub dependencies: BTreeMap<i64, Vec<i64>>,
     /// (job, host) pairs already used: a job's metahost entries go to distinct hosts.
     pub used: BTreeSet<(i64, i64)>,
+    /// The drones of each drone set.
+    pub drone_sets: BTreeMap<i64, BTreeSet<String>>,
 }
 
 /// Reads the drones with their load, then, when there are free slots, up to
@@ -138,6 +145,29 @@ pub async fn dispatch_view(
             })
             .sum();
         let limit = fetch(free);
+        // Entries of a drone set whose drones are all full, disabled or lost cannot
+        // start now: leave them out, so they never crowd out entries that can.
+        let members: Vec<(i64, String)> = drone_set_drones::table
+            .select((drone_set_drones::drone_set_id, drone_set_drones::drone))
+            .load(conn)
+            .await?;
+        let room = |drone: &str| {
+            rows.iter().any(|(name, enabled, capacity, alive)| {
+                name == drone
+                    && *enabled
+                    && *alive
+                    && i64::from(*capacity) > by_drone.get(drone).copied().unwrap_or(0)
+            })
+        };
+        let sets_with_room: BTreeSet<i64> = members
+            .iter()
+            .filter(|(_, drone)| room(drone))
+            .map(|(set, _)| *set)
+            .collect();
+        let sets_with_room: Vec<i64> = sets_with_room.into_iter().collect();
+        for (set, drone) in members {
+            view.drone_sets.entry(set).or_default().insert(drone);
+        }
         if limit > 0 {
             view.named = hqe::table
                 .inner_join(hosts::table)
@@ -145,6 +175,11 @@ pub async fn dispatch_view(
                 .filter(hqe::status.eq(status::QUEUED))
                 .filter(hosts::status.eq("Ready"))
                 .filter(hosts::locked.eq(false))
+                .filter(
+                    jobs::drone_set_id
+                        .is_null()
+                        .or(jobs::drone_set_id.eq_any(&sets_with_room)),
+                )
                 .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
                 .limit(limit)
                 .select((
@@ -159,6 +194,7 @@ pub async fn dispatch_view(
                     jobs::owner,
                     jobs::control_file,
                     hqe::avoid_drone,
+                    jobs::drone_set_id,
                 ))
                 .load::<Candidate>(conn)
                 .await?;
@@ -167,6 +203,11 @@ pub async fn dispatch_view(
                 .filter(hqe::status.eq(status::QUEUED))
                 .filter(hqe::host_id.is_null())
                 .filter(hqe::meta_label_id.is_not_null())
+                .filter(
+                    jobs::drone_set_id
+                        .is_null()
+                        .or(jobs::drone_set_id.eq_any(&sets_with_room)),
+                )
                 .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
                 .limit(limit)
                 .select((
@@ -179,6 +220,7 @@ pub async fn dispatch_view(
                     jobs::owner,
                     jobs::control_file,
                     hqe::avoid_drone,
+                    jobs::drone_set_id,
                 ))
                 .load::<LabelEntry>(conn)
                 .await?;
@@ -267,6 +309,7 @@ pub async fn starting(db: &Db) -> Result<Vec<(Candidate, String)>, DbError> {
                     jobs::owner,
                     jobs::control_file,
                     hqe::avoid_drone,
+                    jobs::drone_set_id,
                 ),
                 hqe::drone,
             ))

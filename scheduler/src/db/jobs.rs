@@ -1,7 +1,8 @@
 //! Jobs and their host-queue entries, as users create and read them.
 
 use super::schema::{
-    entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies, jobs, labels,
+    drone_sets, entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies,
+    jobs, labels,
 };
 use super::{Db, DbError};
 use crate::api::{self, status, EntryView, HistoryView, JobSummary, JobView};
@@ -29,6 +30,8 @@ pub struct NewJob {
     /// `--timeout-mins` and `--max-runtime-mins`, in microseconds.
     pub timeout_us: Option<i64>,
     pub max_runtime_us: Option<i64>,
+    /// Only the drones of this set may run the job's entries.
+    pub drone_set: Option<common::names::DroneSetName>,
 }
 
 /// Stores the job and its Queued entries (one per named host, `count` per metahost
@@ -75,6 +78,22 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
         if let Some(missing) = wanted_labels.iter().find(|l| !label_ids.contains_key(*l)) {
             return Err(DbError::NotFound(format!("unknown label: {missing}")));
         }
+        let drone_set_id: Option<i64> = match &job.drone_set {
+            None => None,
+            Some(set) => Some(
+                drone_sets::table
+                    .filter(drone_sets::name.eq(set.as_str()))
+                    .select(drone_sets::id)
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .ok_or_else(|| {
+                        DbError::NotFound(format!(
+                            "unknown drone set: {set} (create it with atest drone-set create)"
+                        ))
+                    })?,
+            ),
+        };
         let dep_ids: Vec<i64> = deps.iter().map(|d| label_ids[d]).collect();
         if !dep_ids.is_empty() && !ids.is_empty() {
             let host_ids: Vec<i64> = ids.values().copied().collect();
@@ -101,6 +120,7 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
                 jobs::priority.eq(job.priority),
                 jobs::control_file.eq(&job.control_file),
                 jobs::created_on.eq(now),
+                jobs::drone_set_id.eq(drone_set_id),
             ))
             .execute(conn)
             .await?;
@@ -248,7 +268,7 @@ pub async fn show(
     results_host: &ResultsHost,
     results_dir: &Path,
 ) -> Result<JobView, DbError> {
-    type JobRow = (i64, String, String, i32, i64);
+    type JobRow = (i64, String, String, i32, i64, Option<String>);
     type EntryRow = (
         i64,
         Option<String>,
@@ -274,12 +294,14 @@ pub async fn show(
     ) = with_conn!(db, |conn| {
         let job = jobs::table
             .filter(jobs::id.eq(id))
+            .left_join(drone_sets::table)
             .select((
                 jobs::id,
                 jobs::name,
                 jobs::owner,
                 jobs::priority,
                 jobs::created_on,
+                drone_sets::name.nullable(),
             ))
             .first::<JobRow>(conn)
             .await
@@ -336,7 +358,7 @@ pub async fn show(
             at: format_micros(at),
         });
     }
-    let (id, name, owner, priority, created_on) =
+    let (id, name, owner, priority, created_on, drone_set) =
         job.ok_or_else(|| DbError::NotFound(format!("no job {id}")))?;
     let entries: Vec<EntryView> = entries
         .into_iter()
@@ -391,6 +413,7 @@ pub async fn show(
         owner,
         priority,
         created_on: format_micros(created_on),
+        drone_set,
         entries,
     })
 }

@@ -4,6 +4,7 @@
 //! writer lock (SQLite has one writer at a time; ours queue in-process) and the
 //! last-insert-id function.
 
+pub mod drone_sets;
 pub mod drones;
 pub mod entries;
 pub mod hosts;

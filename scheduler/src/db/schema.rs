@@ -33,6 +33,21 @@ diesel::table! {
         priority -> Integer,
         control_file -> Text,
         created_on -> BigInt,
+        drone_set_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    drone_sets (id) {
+        id -> BigInt,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    drone_set_drones (drone_set_id, drone) {
+        drone_set_id -> BigInt,
+        drone -> Text,
     }
 }
 
@@ -99,6 +114,7 @@ diesel::joinable!(host_queue_entries -> jobs (job_id));
 diesel::joinable!(host_queue_entries -> hosts (host_id));
 diesel::joinable!(host_queue_entries -> labels (meta_label_id));
 diesel::joinable!(job_dependencies -> labels (label_id));
+diesel::joinable!(jobs -> drone_sets (drone_set_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     hosts,
@@ -108,5 +124,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     host_queue_entries,
     drones,
     job_dependencies,
-    entry_history
+    entry_history,
+    drone_sets,
+    drone_set_drones
 );

@@ -378,6 +378,7 @@ fn job(i: usize, host: &str) -> CreateJob {
         max_runtime_mins: None,
         timeout_secs: None,
         max_runtime_secs: None,
+        drone_set: None,
         owner: "bench".into(),
         priority: 0,
     }
