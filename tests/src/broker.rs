@@ -126,3 +126,19 @@ pub fn connections(vhost: &str) -> Vec<(String, u64)> {
         })
         .collect()
 }
+
+/// Holds the machine's broker for broker-wide changes (restarts, `consumer_timeout`):
+/// the broker-fault tests and the chaos run take it, so one never restores a setting
+/// the other still needs. Released when the file is dropped (or the process dies).
+pub fn exclusive() -> std::fs::File {
+    let path = std::env::temp_dir().join("autotest-broker-wide.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    file
+}

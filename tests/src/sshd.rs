@@ -60,6 +60,10 @@ impl Sshd {
         let known_hosts = dir.join("known_hosts");
         std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {kind} {key}\n"))
             .expect("write known_hosts");
+        // `SetEnv SHLVL=1`: bash, the login shell that runs `rsync --server`, sources
+        // ~/.bashrc for commands from sshd only at shell level 1; a user's bashrc (a
+        // pyenv rehash waiting on a lock left by a session cut in an outage, say) must
+        // not slow down or block the results host. `PermitUserRC no` skips ~/.ssh/rc.
         let config = dir.join("sshd_config");
         std::fs::write(
             &config,
@@ -75,6 +79,8 @@ impl Sshd {
                  StrictModes no\n\
                  UsePAM no\n\
                  UseDNS no\n\
+                 PermitUserRC no\n\
+                 SetEnv SHLVL=1\n\
                  MaxStartups 100\n\
                  MaxSessions 100\n\
                  PidFile {pid}\n\

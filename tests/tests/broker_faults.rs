@@ -62,6 +62,7 @@ impl Drop for ConsumerTimeout {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_running_longer_than_the_consumer_timeout_completes_normally() {
     let _turn = SERIAL.lock().await;
+    let _broker = autotest_tests::broker::exclusive();
     let _timeout = ConsumerTimeout::lower_to(5000);
     let world = World::builder().drone("drone1", 2).start().await;
 
@@ -164,6 +165,7 @@ async fn wait_for_broker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_restart_mid_batch_loses_nothing_and_disturbs_no_running_job() {
     let _turn = SERIAL.lock().await;
+    let _broker = autotest_tests::broker::exclusive();
     let world = World::builder()
         .drone("drone1", 3)
         .drone("drone2", 3)

@@ -598,8 +598,9 @@ pub async fn apply(
                     attempt,
                     exit_code,
                 } => {
+                    // Also from Gathering: a worker restarted mid-push reports it again.
                     let n = diesel::update(
-                        target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ON_DRONE)),
+                        target(*entry_id, *attempt).filter(hqe::status.eq_any(status::ACTIVE)),
                     )
                     .set((
                         hqe::status.eq(status::GATHERING),

@@ -192,12 +192,14 @@ pub async fn abort(
     super::entries::abort(db, &ids, by.as_str(), reason).await
 }
 
-/// Active entries on `drone` with an abort recorded: the aborts to send (again).
+/// Entries starting or running on `drone` with an abort recorded: the aborts to send
+/// (again).
 pub async fn pending_aborts(db: &Db, drone: &str) -> Result<Vec<(i64, i32)>, DbError> {
     Ok(with_conn!(db, |conn| {
         hqe::table
             .filter(hqe::drone.eq(drone))
-            .filter(hqe::status.eq_any(status::ACTIVE))
+            // Once Autoserv has exited (Gathering) there is nothing left to stop.
+            .filter(hqe::status.eq_any(status::ON_DRONE))
             .filter(hqe::aborted_on.is_not_null())
             .select((hqe::id, hqe::attempt))
             .load(conn)
