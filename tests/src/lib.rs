@@ -8,6 +8,7 @@
 //! `http://guest:guest@127.0.0.1:15672`).
 #![forbid(unsafe_code)]
 
+pub mod benchkit;
 pub mod broker;
 pub mod proxy;
 pub mod sshd;

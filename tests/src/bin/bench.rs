@@ -11,6 +11,7 @@
 //!
 //! Usage: bench [--jobs N] [--idle-jobs N] [--hosts N] [--capacity N]
 
+use autotest_tests::benchkit::*;
 use autotest_tests::broker as mq;
 use common::broker;
 use futures_util::StreamExt;
@@ -55,31 +56,6 @@ fn options() -> Options {
     o
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn summary(label: &str, mut values_ms: Vec<f64>) -> String {
-    values_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    format!(
-        "{label}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n={})",
-        percentile(&values_ms, 50.0),
-        percentile(&values_ms, 99.0),
-        values_ms.last().copied().unwrap_or(f64::NAN),
-        values_ms.len()
-    )
-}
-
-fn micros(text: &Option<String>) -> i64 {
-    text.as_deref()
-        .and_then(common::time::parse_micros)
-        .expect("timestamp")
-}
-
 /// (created → Running, created → Completed) in ms for every entry.
 fn latencies(jobs: &[JobView]) -> (Vec<f64>, Vec<f64>) {
     let mut dispatch = Vec::new();
@@ -92,31 +68,6 @@ fn latencies(jobs: &[JobView]) -> (Vec<f64>, Vec<f64>) {
         }
     }
     (dispatch, total)
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let _ = child.wait();
 }
 
 fn main() {
@@ -343,29 +294,6 @@ async fn run(o: Options) {
     }
 }
 
-/// User + system CPU seconds of a live process (clock ticks of 100 Hz).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn current_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn job(i: usize, host: &str) -> CreateJob {
     CreateJob {
         name: format!("bench {i}"),
@@ -382,21 +310,6 @@ fn job(i: usize, host: &str) -> CreateJob {
         owner: "bench".into(),
         priority: 0,
     }
-}
-
-async fn wait_blocking(check: impl Fn() -> bool + Send + 'static, timeout: Duration) {
-    tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + timeout;
-        while !check() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for the system to start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-    .await
-    .unwrap();
 }
 
 /// The same path with nothing recorded and one rsync per job: `drones` consumers, each

@@ -1,0 +1,93 @@
+//! Helpers shared by the benchmark tools (`bench`, `scale_bench`): figures from
+//! /proc, percentiles, and starting and stopping the real programs.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub fn summary(label: &str, mut values_ms: Vec<f64>) -> String {
+    values_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    format!(
+        "{label}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (n={})",
+        percentile(&values_ms, 50.0),
+        percentile(&values_ms, 99.0),
+        values_ms.last().copied().unwrap_or(f64::NAN),
+        values_ms.len()
+    )
+}
+
+pub fn micros(text: &Option<String>) -> i64 {
+    text.as_deref()
+        .and_then(common::time::parse_micros)
+        .expect("timestamp")
+}
+
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+}
+
+/// User + system CPU seconds of a live process (clock ticks of 100 Hz).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+pub fn current_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+pub async fn wait_blocking(check: impl Fn() -> bool + Send + 'static, timeout: Duration) {
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + timeout;
+        while !check() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for the system to start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+}
