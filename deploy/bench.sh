@@ -5,6 +5,10 @@
 # the same run, and memory. Record the figures in BENCHMARKS.md.
 #
 # usage: deploy/bench.sh [--jobs N] [--idle-jobs N] [--hosts N] [--capacity N]
+#        deploy/bench.sh --scale [--hosts N] [--entries N] [--capacity N] [--seconds N]
+#   --scale   the scale benchmark instead (tests/src/bin/scale_bench.rs): 10,000 hosts
+#             and 100,000 queued entries by default, and the time from a job's end to
+#             the next entry Running, with the scheduler's memory
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=deploy/lib.sh
@@ -16,5 +20,10 @@ ensure_rsync
 ensure_rabbitmq
 say "building in release mode"
 cargo build --release --workspace --bins
+if [ "${1:-}" = "--scale" ]; then
+    shift
+    say "running the scale benchmark (about two minutes)"
+    exec "$root/target/release/scale_bench" "$@"
+fi
 say "running the benchmark (this takes a minute or two)"
 exec "$root/target/release/bench" "$@"

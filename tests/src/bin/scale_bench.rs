@@ -29,7 +29,7 @@ fn options() -> Options {
     let mut o = Options {
         hosts: 10_000,
         entries: 100_000,
-        capacity: 40,
+        capacity: 10,
         seconds: 40,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();

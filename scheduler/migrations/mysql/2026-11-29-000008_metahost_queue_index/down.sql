@@ -1,0 +1,1 @@
+DROP INDEX hqe_meta_queue ON host_queue_entries;
