@@ -16,7 +16,8 @@ pub struct CreateHost {
 pub struct HostView {
     pub name: String,
     pub labels: Vec<String>,
-    /// Ready, Running (Autotest's host states).
+    /// Ready, Pending (held by an entry of a synchronous job waiting for its group),
+    /// Running (Autotest's host states).
     pub status: String,
     pub locked: bool,
     pub lock_reason: Option<String>,
@@ -59,6 +60,10 @@ pub struct CreateJob {
     /// default_drone_set_name`, else any drone).
     #[serde(default)]
     pub drone_set: Option<String>,
+    /// Autotest's synch_count: entries wait Pending until this many have a host, then
+    /// one Autoserv runs for all of them (default 1: each entry runs on its own).
+    #[serde(default)]
+    pub synch_count: Option<u32>,
 }
 
 /// `POST /api/jobs` answer.
@@ -90,6 +95,8 @@ pub struct JobView {
     pub created_on: String,
     /// The drone set the job's entries are limited to; null for any drone.
     pub drone_set: Option<String>,
+    /// How many hosts each Autoserv run of the job takes (1 unless synchronous).
+    pub synch_count: i32,
     pub entries: Vec<EntryView>,
 }
 
@@ -101,7 +108,7 @@ pub struct EntryView {
     pub host: Option<String>,
     /// The metahost label the entry was created for (null for a named host).
     pub label: Option<String>,
-    /// Queued, Starting, Running, Gathering, Completed, Failed.
+    /// Queued, Pending, Starting, Running, Gathering, Completed, Failed, Aborted.
     pub status: String,
     pub drone: Option<String>,
     /// How many times the entry has been dispatched (the fencing token).
@@ -213,6 +220,8 @@ pub struct ErrorBody {
 /// Entry states.
 pub mod status {
     pub const QUEUED: &str = "Queued";
+    /// An entry of a synchronous job holding its host until its group is complete.
+    pub const PENDING: &str = "Pending";
     pub const STARTING: &str = "Starting";
     pub const RUNNING: &str = "Running";
     pub const GATHERING: &str = "Gathering";
@@ -235,7 +244,7 @@ pub fn job_status<'a>(entries: impl IntoIterator<Item = &'a str>) -> &'static st
     let (mut aborted, mut failed, mut any) = (false, false, false);
     for s in entries {
         any = true;
-        all_queued &= s == status::QUEUED;
+        all_queued &= s == status::QUEUED || s == status::PENDING;
         all_final &= status::FINAL.contains(&s);
         aborted |= s == status::ABORTED;
         failed |= s == status::FAILED;

@@ -99,7 +99,7 @@ impl Dispatcher {
                     entries = list.len(),
                     "republishing entries left in Starting"
                 );
-                for (candidate, drone) in list {
+                for (candidate, hosts, drone) in list {
                     // A fresh message, a fresh clock for reconciling with heartbeats.
                     let touched =
                         entries::redispatched(&self.db, candidate.entry_id, candidate.attempt)
@@ -108,15 +108,9 @@ impl Dispatcher {
                         tracing::error!(%error, "cannot record the republish");
                         continue;
                     }
-                    if let Err(error) = self.publish(&candidate, &drone).await {
+                    if let Err(error) = self.publish(&candidate, &hosts, &drone).await {
                         tracing::warn!(%error, entry.id = candidate.entry_id, "republish failed; putting the entry back in the queue");
-                        let _ = entries::unassign(
-                            &self.db,
-                            candidate.entry_id,
-                            candidate.attempt,
-                            candidate.host_id,
-                        )
-                        .await;
+                        let _ = self.unpublish(&candidate, hosts.len()).await;
                     }
                 }
             }
@@ -148,31 +142,51 @@ impl Dispatcher {
         let limit = total_free.min(max_start);
         let fetch = limit * 4 + 16;
         let fetched_all = view.named.len() as i64 == fetch || view.by_label.len() as i64 == fetch;
-        let picks = plan(&mut view, &mut slots, limit);
-        if picks.is_empty() {
-            return Ok(Progress::Idle);
+        let Plan {
+            picks,
+            groups,
+            reservations,
+        } = plan(&mut view, &mut slots, limit);
+        let reserved = if reservations.is_empty() {
+            0
+        } else {
+            entries::reserve(&self.db, reservations).await?
+        };
+        if picks.is_empty() && groups.is_empty() {
+            // Entries that went Pending may complete a group: look again.
+            return Ok(if reserved > 0 {
+                Progress::More
+            } else {
+                Progress::Idle
+            });
         }
-        let picked = picks.len() as i64;
+        let picked = (picks.len() + groups.len()) as i64;
         let planned = began.elapsed();
-        let taken = entries::assign(&self.db, picks).await?;
+        // Each run: the lead entry, the hosts of its Autoserv, the drone.
+        let mut runs: Vec<(Candidate, Vec<String>, String)> = Vec::new();
+        if !picks.is_empty() {
+            for (candidate, drone) in entries::assign(&self.db, picks).await? {
+                let hosts = vec![candidate.hostname.clone()];
+                runs.push((candidate, hosts, drone));
+            }
+        }
+        for (members, drone) in groups {
+            if let Some(members) = entries::assign_group(&self.db, members, &drone).await? {
+                let hosts = members.iter().map(|m| m.hostname.clone()).collect();
+                runs.push((members[0].clone(), hosts, drone));
+            }
+        }
         let recorded = began.elapsed();
         let results = futures_util::future::join_all(
-            taken
-                .iter()
-                .map(|(candidate, drone)| self.publish(candidate, drone)),
+            runs.iter()
+                .map(|(candidate, hosts, drone)| self.publish(candidate, hosts, drone)),
         )
         .await;
-        let total = taken.len();
+        let total = runs.len();
         let mut failures = Vec::new();
-        for ((candidate, _), result) in taken.iter().zip(results) {
+        for ((candidate, hosts, _), result) in runs.iter().zip(results) {
             if let Err(error) = result {
-                entries::unassign(
-                    &self.db,
-                    candidate.entry_id,
-                    candidate.attempt,
-                    candidate.host_id,
-                )
-                .await?;
+                self.unpublish(candidate, hosts.len()).await?;
                 failures.push(error);
             }
         }
@@ -195,8 +209,30 @@ impl Dispatcher {
         Ok(if more { Progress::More } else { Progress::Idle })
     }
 
-    async fn publish(&self, candidate: &Candidate, drone: &str) -> Result<(), BrokerError> {
-        let message = match build_message(candidate, drone) {
+    /// Takes back a dispatch that could not be published: a single entry goes back to
+    /// the queue, a synchronous group back to Pending.
+    async fn unpublish(&self, candidate: &Candidate, hosts: usize) -> Result<(), DbError> {
+        if hosts > 1 || candidate.synch_count > 1 {
+            entries::unassign_group(&self.db, candidate.entry_id, candidate.attempt).await
+        } else {
+            entries::unassign(
+                &self.db,
+                candidate.entry_id,
+                candidate.attempt,
+                candidate.host_id,
+            )
+            .await
+            .map(drop)
+        }
+    }
+
+    async fn publish(
+        &self,
+        candidate: &Candidate,
+        hosts: &[String],
+        drone: &str,
+    ) -> Result<(), BrokerError> {
+        let message = match build_message(candidate, hosts, drone) {
             Ok(message) => message,
             Err(error) => {
                 // Names were validated on the way in; this means the database was edited.
@@ -223,24 +259,82 @@ impl Dispatcher {
                 properties,
             )
             .await?;
-        tracing::info!(entry.id = candidate.entry_id, job.id = candidate.job_id, attempt = candidate.attempt, drone.name = drone, host = %candidate.hostname, "dispatched");
+        tracing::info!(entry.id = candidate.entry_id, job.id = candidate.job_id, attempt = candidate.attempt, drone.name = drone, hosts = %hosts.join(","), "dispatched");
         Ok(())
     }
 }
 
-/// Picks up to `limit` entries in Autotest's order (priority, then named hosts before
-/// metahost labels, then job age), at most one per host, each metahost entry on a ready
-/// host carrying its label and all its job's dependencies and not used by its job yet,
-/// each on the least-loaded drone with a free slot.
-fn plan(
-    view: &mut DispatchView,
-    slots: &mut [(String, i64, i64)],
-    limit: i64,
-) -> Vec<(Candidate, String)> {
+/// What a cycle decided.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Single entries, each on its drone.
+    picks: Vec<(Candidate, String)>,
+    /// Synchronous groups complete now: their Pending members (lead first), one drone.
+    groups: Vec<(Vec<Candidate>, String)>,
+    /// Entries of synchronous jobs that take their host and wait Pending.
+    reservations: Vec<Candidate>,
+}
+
+/// The least-loaded drone with a free slot among those `allowed`, preferring any drone
+/// to `avoid` (the drone of the entry's last infra failure).
+fn pick_slot<'a>(
+    slots: &'a mut [(String, i64, i64)],
+    allowed: impl Fn(&str) -> bool,
+    avoid: Option<&str>,
+) -> Option<&'a mut (String, i64, i64)> {
+    slots
+        .iter_mut()
+        .filter(|(name, running, capacity)| running < capacity && allowed(name))
+        .min_by(|a, b| {
+            (Some(a.0.as_str()) == avoid)
+                .cmp(&(Some(b.0.as_str()) == avoid))
+                .then((a.1 * b.2).cmp(&(b.1 * a.2)))
+                .then(a.0.cmp(&b.0))
+        })
+}
+
+/// Decides a cycle, in Autotest's order (priority, then named hosts before metahost
+/// labels, then job age), at most one entry per host, at most `limit` Autoserv runs:
+/// - a synchronous job with `synch_count` entries Pending starts them as one run;
+/// - a metahost entry takes a ready host carrying its label and all its job's
+///   dependencies, not used by its job yet;
+/// - an entry of a synchronous job takes its host and waits Pending;
+/// - any other entry goes to the least-loaded drone with a free slot, within its job's
+///   drone set.
+fn plan(view: &mut DispatchView, slots: &mut [(String, i64, i64)], limit: i64) -> Plan {
     enum Item<'a> {
         Named(&'a Candidate),
         Label(&'a LabelEntry),
     }
+    let mut out = Plan::default();
+    let sets = view.drone_sets.clone();
+    let allowed_in = |set: Option<i64>| {
+        let members = set.map(|s| sets.get(&s).cloned().unwrap_or_default());
+        move |name: &str| members.as_ref().is_none_or(|m| m.contains(name))
+    };
+    let full = |slots: &[(String, i64, i64)]| slots.iter().all(|(_, r, c)| r >= c);
+
+    // Complete synchronous groups first: their hosts are held while they wait.
+    let mut pending: Vec<(i64, Vec<Candidate>)> = Vec::new();
+    for c in std::mem::take(&mut view.pending) {
+        match pending.last_mut() {
+            Some((job, members)) if *job == c.job_id => members.push(c),
+            _ => pending.push((c.job_id, vec![c])),
+        }
+    }
+    for (_, mut members) in pending {
+        let size = usize::try_from(members[0].synch_count.max(1)).unwrap_or(1);
+        while members.len() >= size && (out.picks.len() + out.groups.len()) < limit as usize {
+            let allowed = allowed_in(members[0].drone_set_id);
+            let Some(slot) = pick_slot(slots, allowed, members[0].avoid_drone.as_deref()) else {
+                break;
+            };
+            slot.1 += 1;
+            let group: Vec<Candidate> = members.drain(..size).collect();
+            out.groups.push((group, slot.0.clone()));
+        }
+    }
+
     let mut items: Vec<(std::cmp::Reverse<i32>, u8, i64, i64, Item)> = view
         .named
         .iter()
@@ -265,21 +359,24 @@ fn plan(
         .collect();
     items.sort_by_key(|(p, kind, job, id, _)| (*p, *kind, *job, *id));
     let mut hosts_taken = HashSet::new();
-    let mut picks = Vec::new();
     for (_, _, _, _, item) in items {
-        if picks.len() as i64 == limit || slots.iter().all(|(_, r, c)| r >= c) {
+        if (out.picks.len() + out.groups.len()) as i64 >= limit
+            || out.reservations.len() as i64 >= limit
+        {
             break;
         }
-        let drone_set = match &item {
-            Item::Named(c) => c.drone_set_id,
-            Item::Label(e) => e.drone_set_id,
+        let (drone_set, synch) = match &item {
+            Item::Named(c) => (c.drone_set_id, c.synch_count > 1),
+            Item::Label(e) => (e.drone_set_id, e.synch_count > 1),
         };
-        // The drones this entry may use: its job's drone set, or all.
-        let members = drone_set.map(|set| view.drone_sets.get(&set).cloned().unwrap_or_default());
-        let allowed = |name: &str| members.as_ref().is_none_or(|m| m.contains(name));
-        if !slots
-            .iter()
-            .any(|(name, running, capacity)| running < capacity && allowed(name))
+        // The drones this entry may use: its job's drone set, or all. An entry of a
+        // synchronous job needs no slot yet: it only takes its host.
+        let allowed = allowed_in(drone_set);
+        if !synch
+            && (full(slots)
+                || !slots
+                    .iter()
+                    .any(|(name, running, capacity)| running < capacity && allowed(name)))
         {
             continue;
         }
@@ -318,35 +415,34 @@ fn plan(
                 e.on_host(*host_id, hostname)
             }
         };
-        // Least-loaded drone: lowest share of its capacity in use; after an infra
-        // failure, any other drone before the one that failed.
-        let avoid = candidate.avoid_drone.as_deref();
-        let Some(slot) = slots
-            .iter_mut()
-            .filter(|(name, running, capacity)| running < capacity && allowed(name))
-            .min_by(|a, b| {
-                (Some(a.0.as_str()) == avoid)
-                    .cmp(&(Some(b.0.as_str()) == avoid))
-                    .then((a.1 * b.2).cmp(&(b.1 * a.2)))
-                    .then(a.0.cmp(&b.0))
-            })
-        else {
-            break;
+        if synch {
+            out.reservations.push(candidate);
+            continue;
+        }
+        let Some(slot) = pick_slot(slots, allowed, candidate.avoid_drone.as_deref()) else {
+            continue;
         };
         slot.1 += 1;
-        picks.push((candidate, slot.0.clone()));
+        out.picks.push((candidate, slot.0.clone()));
     }
-    picks
+    out
 }
 
-fn build_message(candidate: &Candidate, drone: &str) -> Result<RunJob, common::names::InvalidName> {
+fn build_message(
+    candidate: &Candidate,
+    hosts: &[String],
+    drone: &str,
+) -> Result<RunJob, common::names::InvalidName> {
     Ok(RunJob {
         schema: SCHEMA_VERSION,
         entry_id: candidate.entry_id,
         job_id: candidate.job_id,
         attempt: candidate.attempt,
         drone: DroneName::new(drone)?,
-        hosts: vec![HostName::new(candidate.hostname.clone())?],
+        hosts: hosts
+            .iter()
+            .map(|h| HostName::new(h.clone()))
+            .collect::<Result<_, _>>()?,
         owner: Owner::new(candidate.owner.clone())?,
         job_name: candidate.job_name.clone(),
         execution_subdir: HostName::new(candidate.execution_subdir.clone())?,

@@ -173,10 +173,22 @@ async fn create_job(
         ),
         None => state.config.scheduler.default_drone_set_name.clone(),
     };
+    let entries = hosts.len() as u32 + label.as_ref().map_or(0, |(_, n)| *n);
+    let synch_count = match body.synch_count {
+        None | Some(1) => 1,
+        Some(0) => return Err(ApiError::bad_request("--synch-count must be at least 1")),
+        Some(n) if n > entries => {
+            return Err(ApiError::bad_request(format!(
+                "--synch-count {n} is more than the job's {entries} hosts"
+            )))
+        }
+        Some(n) => n as i32,
+    };
     let timeout_us = limit(body.timeout_secs, body.timeout_mins)?;
     let max_runtime_us = limit(body.max_runtime_secs, body.max_runtime_mins)?;
     let job = db::jobs::NewJob {
         drone_set,
+        synch_count,
         timeout_us,
         max_runtime_us,
         name: body.name,

@@ -430,6 +430,7 @@ impl World {
             timeout_secs: None,
             max_runtime_secs: None,
             drone_set: None,
+            synch_count: None,
             owner: "tester".into(),
             priority,
         };

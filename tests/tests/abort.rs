@@ -122,6 +122,7 @@ fn body(name: &str, control: &str, host: &str) -> scheduler::api::CreateJob {
         timeout_secs: None,
         max_runtime_secs: None,
         drone_set: None,
+        synch_count: None,
     }
 }
 

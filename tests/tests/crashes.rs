@@ -314,6 +314,7 @@ async fn the_scheduler_serves_and_queues_jobs_while_the_broker_is_unreachable() 
                 timeout_secs: None,
                 max_runtime_secs: None,
                 drone_set: None,
+                synch_count: None,
             })
             .unwrap();
         client.job(id).unwrap()

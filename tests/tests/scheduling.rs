@@ -221,3 +221,106 @@ async fn a_high_priority_job_behind_a_backlog_starts_first_and_named_hosts_go_be
     }
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_synchronous_job_holds_its_hosts_pending_then_runs_one_autoserv_for_all() {
+    let world = World::builder().drone("drone1", 4).start().await;
+    world
+        .create_hosts(&["host1", "host2", "host3", "host4"])
+        .await;
+    let dir = world.dir.display().to_string();
+    // host3 is busy, so the job's group cannot form yet.
+    let busy = world.start_blocking("busy", "host3").await.id;
+    std::fs::write(
+        world.dir.join("synch.ctl"),
+        format!("echo \"$AUTOSERV_HOSTS\" >> {dir}/synch.log\necho together > out.txt\n"),
+    )
+    .unwrap();
+    let create = |hosts: &'static str, count: &'static str| {
+        let world = &world;
+        async move {
+            world
+                .atest(&[
+                    "job",
+                    "create",
+                    "--name",
+                    "synch",
+                    "--control-file",
+                    "synch.ctl",
+                    "--hosts",
+                    hosts,
+                    "--synch-count",
+                    count,
+                ])
+                .await
+        }
+    };
+    let too_many = create("host1,host2", "3").await;
+    assert!(!too_many.status.success());
+    assert!(
+        String::from_utf8_lossy(&too_many.stderr).contains("more than the job's 2 hosts"),
+        "{}",
+        String::from_utf8_lossy(&too_many.stderr)
+    );
+    let out = create("host1,host2,host3", "3").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let job = world
+        .wait_until(&[id], MINUTE, "two entries Pending", |j| {
+            j[0].entries
+                .iter()
+                .filter(|e| e.status == "Pending")
+                .count()
+                == 2
+        })
+        .await
+        .remove(0);
+    assert_eq!(job.synch_count, 3);
+    assert_eq!(job.status, "Queued", "nothing runs yet: {job:?}");
+    // A Pending entry holds its host: another job on host1 waits, while one on host4
+    // runs to completion meanwhile.
+    let hosts = world.api(|c| c.hosts()).await.unwrap();
+    let host1 = hosts.iter().find(|h| h.name == "host1").unwrap();
+    assert_eq!(host1.status, "Pending", "{hosts:?}");
+    let behind = world.submit("behind", "true\n", &["host1"]).await;
+    let other = world.submit("other", "true\n", &["host4"]).await;
+    world.wait_for_jobs(&[other], MINUTE).await;
+    assert_eq!(world.job(behind).await.entries[0].status, "Queued");
+    assert!(!world.dir.join("synch.log").exists(), "no Autoserv yet");
+
+    // host3 frees up: the group is complete and one Autoserv runs for all three.
+    world.release();
+    let job = world.wait_for_jobs(&[id], MINUTE).await.remove(0);
+    assert_eq!(job.status, "Completed", "{job:?}");
+    assert_eq!(
+        autotest_tests::world::read(&world.dir.join("synch.log")),
+        "host1,host2,host3\n",
+        "one Autoserv for the three hosts"
+    );
+    let group = world.results_dir().join(format!("{id}-tester/group0"));
+    assert_eq!(
+        autotest_tests::world::read(&group.join("out.txt")),
+        "together\n"
+    );
+    for entry in &job.entries {
+        assert_eq!(entry.status, "Completed", "{entry:?}");
+        assert_eq!(entry.exit_code, Some(0));
+        assert!(
+            entry
+                .results_path
+                .as_deref()
+                .is_some_and(|p| p.ends_with(&format!("{id}-tester/group0"))),
+            "{entry:?}"
+        );
+    }
+    for other in world.wait_for_jobs(&[busy, behind], MINUTE).await {
+        assert_eq!(other.status, "Completed", "{other:?}");
+    }
+    let hosts = world.api(|c| c.hosts()).await.unwrap();
+    assert!(hosts.iter().all(|h| h.status == "Ready"), "{hosts:?}");
+    world.stop().await;
+}

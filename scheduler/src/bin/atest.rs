@@ -147,6 +147,10 @@ enum JobAction {
         /// default_drone_set_name, else any drone).
         #[arg(long)]
         drone_set: Option<String>,
+        /// Synchronous job: entries wait (Pending) until N hosts are ready, then one
+        /// Autoserv runs for all N (results in <job>-<owner>/group0/, group1/, ...).
+        #[arg(long)]
+        synch_count: Option<u32>,
     },
     /// List jobs.
     List {
@@ -352,6 +356,7 @@ fn run(args: Args) -> Result<(), String> {
                     timeout_mins,
                     max_runtime_mins,
                     drone_set,
+                    synch_count,
                 },
         } => {
             let owner = owner
@@ -375,6 +380,7 @@ fn run(args: Args) -> Result<(), String> {
                     timeout_secs: None,
                     max_runtime_secs: None,
                     drone_set,
+                    synch_count,
                 })
                 .map_err(e)?;
             println!("{id}");

@@ -32,6 +32,8 @@ pub struct Candidate {
     pub avoid_drone: Option<String>,
     /// The job's drone set: only its drones may run the entry.
     pub drone_set_id: Option<i64>,
+    /// The job's synch_count: above 1, the entry waits Pending for its group.
+    pub synch_count: i32,
 }
 
 /// A queued metahost entry, waiting for any ready host carrying `label_id`.
@@ -47,6 +49,7 @@ pub struct LabelEntry {
     pub control_file: String,
     pub avoid_drone: Option<String>,
     pub drone_set_id: Option<i64>,
+    pub synch_count: i32,
 }
 
 impl LabelEntry {
@@ -65,6 +68,7 @@ impl LabelEntry {
             control_file: self.control_file.clone(),
             avoid_drone: self.avoid_drone.clone(),
             drone_set_id: self.drone_set_id,
+            synch_count: self.synch_count,
         }
     }
 }
@@ -88,6 +92,8 @@ pub struct DispatchView {
     pub used: BTreeSet<(i64, i64)>,
     /// The drones of each drone set.
     pub drone_sets: BTreeMap<i64, BTreeSet<String>>,
+    /// Pending entries of synchronous jobs (holding their hosts), best first.
+    pub pending: Vec<Candidate>,
 }
 
 /// Reads the drones with their load, then, when there are free slots, up to
@@ -127,8 +133,10 @@ pub async fn dispatch_view(
                 )
             })
             .collect();
+        // One Autoserv per group: a synchronous group's lead stands for it.
         let counts: Vec<(Option<String>, i64)> = hqe::table
             .filter(hqe::status.eq_any(status::ON_DRONE))
+            .filter(hqe::group_lead_id.is_null())
             .group_by(hqe::drone)
             .select((hqe::drone, diesel::dsl::count_star()))
             .load(conn)
@@ -195,6 +203,7 @@ pub async fn dispatch_view(
                     jobs::control_file,
                     hqe::avoid_drone,
                     jobs::drone_set_id,
+                    jobs::synch_count,
                 ))
                 .load::<Candidate>(conn)
                 .await?;
@@ -221,8 +230,33 @@ pub async fn dispatch_view(
                     jobs::control_file,
                     hqe::avoid_drone,
                     jobs::drone_set_id,
+                    jobs::synch_count,
                 ))
                 .load::<LabelEntry>(conn)
+                .await?;
+        }
+        if limit > 0 {
+            view.pending = hqe::table
+                .inner_join(hosts::table)
+                .inner_join(jobs::table)
+                .filter(hqe::status.eq(status::PENDING))
+                .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
+                .select((
+                    hqe::id,
+                    hqe::job_id,
+                    hqe::attempt,
+                    hqe::priority,
+                    hqe::execution_subdir,
+                    hosts::id,
+                    hosts::hostname,
+                    jobs::name,
+                    jobs::owner,
+                    jobs::control_file,
+                    hqe::avoid_drone,
+                    jobs::drone_set_id,
+                    jobs::synch_count,
+                ))
+                .load::<Candidate>(conn)
                 .await?;
         }
         if !view.by_label.is_empty() {
@@ -289,13 +323,17 @@ pub async fn dispatch_view(
     Ok(view)
 }
 
-/// Entries left in Starting (dispatched, maybe never published), with their drone.
-pub async fn starting(db: &Db) -> Result<Vec<(Candidate, String)>, DbError> {
-    let rows: Vec<(Candidate, Option<String>)> = with_conn!(db, |conn| {
+/// Entries left in Starting (dispatched, maybe never published), with the hosts of
+/// their Autoserv run (a synchronous group's lead brings its members' hosts) and their
+/// drone.
+pub async fn starting(db: &Db) -> Result<Vec<(Candidate, Vec<String>, String)>, DbError> {
+    type Row = (Candidate, Option<String>, Option<i64>);
+    let rows: Vec<Row> = with_conn!(db, |conn| {
         hqe::table
             .inner_join(hosts::table)
             .inner_join(jobs::table)
             .filter(hqe::status.eq(status::STARTING))
+            .order(hqe::id.asc())
             .select((
                 (
                     hqe::id,
@@ -310,16 +348,195 @@ pub async fn starting(db: &Db) -> Result<Vec<(Candidate, String)>, DbError> {
                     jobs::control_file,
                     hqe::avoid_drone,
                     jobs::drone_set_id,
+                    jobs::synch_count,
                 ),
                 hqe::drone,
+                hqe::group_lead_id,
             ))
             .load(conn)
             .await?
     });
+    let mut members: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (candidate, _, lead) in &rows {
+        if let Some(lead) = lead {
+            members
+                .entry(*lead)
+                .or_default()
+                .push(candidate.hostname.clone());
+        }
+    }
     Ok(rows
         .into_iter()
-        .filter_map(|(candidate, drone)| Some((candidate, drone?)))
+        .filter(|(_, _, lead)| lead.is_none())
+        .filter_map(|(candidate, drone, _)| {
+            let mut hosts = vec![candidate.hostname.clone()];
+            hosts.extend(members.remove(&candidate.entry_id).unwrap_or_default());
+            Some((candidate, hosts, drone?))
+        })
         .collect())
+}
+
+/// Entries of synchronous jobs take their hosts and wait Pending for their group
+/// (entry Queued → Pending, host Ready → Pending); returns how many did.
+pub async fn reserve(db: &Db, reservations: Vec<Candidate>) -> Result<usize, DbError> {
+    write_txn!(db, |conn, _last_id| {
+        let mut taken = 0;
+        for candidate in &reservations {
+            let host = diesel::update(
+                hosts::table
+                    .filter(hosts::id.eq(candidate.host_id))
+                    .filter(hosts::status.eq("Ready"))
+                    .filter(hosts::locked.eq(false)),
+            )
+            .set(hosts::status.eq(status::PENDING))
+            .execute(conn)
+            .await?;
+            if host == 0 {
+                continue;
+            }
+            let entry = diesel::update(
+                hqe::table
+                    .filter(hqe::id.eq(candidate.entry_id))
+                    .filter(hqe::attempt.eq(candidate.attempt))
+                    .filter(hqe::status.eq(status::QUEUED)),
+            )
+            .set((
+                hqe::status.eq(status::PENDING),
+                hqe::host_id.eq(Some(candidate.host_id)),
+                hqe::execution_subdir.eq(&candidate.execution_subdir),
+            ))
+            .execute(conn)
+            .await?;
+            if entry == 0 {
+                diesel::update(hosts::table.filter(hosts::id.eq(candidate.host_id)))
+                    .set(hosts::status.eq("Ready"))
+                    .execute(conn)
+                    .await?;
+                continue;
+            }
+            taken += 1;
+        }
+        Ok(taken)
+    })
+}
+
+/// Starts a synchronous group: its Pending entries become Starting on `drone`, each
+/// with its attempt raised by one, the others pointing at the first (the lead), all in
+/// `group<N>`; their hosts become Running. Returns the members with their new attempts
+/// (lead first), or nothing if one of them moved meanwhile.
+pub async fn assign_group(
+    db: &Db,
+    members: Vec<Candidate>,
+    drone: &str,
+) -> Result<Option<Vec<Candidate>>, DbError> {
+    let now = common::time::now_micros();
+    let Some(lead_id) = <[Candidate]>::first(&members).map(|m| m.entry_id) else {
+        return Ok(None);
+    };
+    let job_id = members[0].job_id;
+    write_txn!(db, |conn, _last_id| {
+        let groups: Vec<Option<i64>> = hqe::table
+            .filter(hqe::job_id.eq(job_id))
+            .filter(hqe::group_lead_id.is_not_null())
+            .select(hqe::group_lead_id)
+            .distinct()
+            .load(conn)
+            .await?;
+        let subdir = format!("group{}", groups.len());
+        let mut taken = Vec::with_capacity(members.len());
+        for member in &members {
+            let n = diesel::update(
+                hqe::table
+                    .filter(hqe::id.eq(member.entry_id))
+                    .filter(hqe::attempt.eq(member.attempt))
+                    .filter(hqe::status.eq(status::PENDING)),
+            )
+            .set((
+                hqe::status.eq(status::STARTING),
+                hqe::drone.eq(drone),
+                hqe::attempt.eq(member.attempt + 1),
+                hqe::dispatched_on.eq(now),
+                hqe::execution_subdir.eq(&subdir),
+                hqe::group_lead_id.eq((member.entry_id != lead_id).then_some(lead_id)),
+            ))
+            .execute(conn)
+            .await?;
+            if n == 0 {
+                // Moved meanwhile (aborted, timed out): not this time.
+                return Err(DbError::Conflict(format!(
+                    "entry {} is no longer Pending",
+                    member.entry_id
+                )));
+            }
+            diesel::update(hosts::table.filter(hosts::id.eq(member.host_id)))
+                .set(hosts::status.eq("Running"))
+                .execute(conn)
+                .await?;
+            let mut member = member.clone();
+            member.attempt += 1;
+            member.execution_subdir = subdir.clone();
+            taken.push(member);
+        }
+        Ok(Some(taken))
+    })
+    .or_else(|error| match error {
+        DbError::Conflict(_) => Ok(None),
+        other => Err(other),
+    })
+}
+
+/// Puts a synchronous group whose dispatch could not be published back to Pending.
+pub async fn unassign_group(db: &Db, lead_id: i64, attempt: i32) -> Result<(), DbError> {
+    write_txn!(db, |conn, _last_id| {
+        let lead = diesel::update(
+            hqe::table
+                .filter(hqe::id.eq(lead_id))
+                .filter(hqe::attempt.eq(attempt))
+                .filter(hqe::status.eq(status::STARTING)),
+        )
+        .set((
+            hqe::status.eq(status::PENDING),
+            hqe::drone.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await?;
+        if lead == 0 {
+            return Ok(());
+        }
+        diesel::update(
+            hqe::table
+                .filter(hqe::group_lead_id.eq(lead_id))
+                .filter(hqe::status.eq(status::STARTING)),
+        )
+        .set((
+            hqe::status.eq(status::PENDING),
+            hqe::drone.eq(None::<String>),
+            hqe::group_lead_id.eq(None::<i64>),
+        ))
+        .execute(conn)
+        .await?;
+        let job_id: i64 = hqe::table
+            .filter(hqe::id.eq(lead_id))
+            .select(hqe::job_id)
+            .first(conn)
+            .await?;
+        let host_ids: Vec<Option<i64>> = hqe::table
+            .filter(hqe::status.eq(status::PENDING))
+            .filter(hqe::job_id.eq(job_id))
+            .select(hqe::host_id)
+            .load(conn)
+            .await?;
+        let host_ids: Vec<i64> = host_ids.into_iter().flatten().collect();
+        diesel::update(
+            hosts::table
+                .filter(hosts::id.eq_any(&host_ids))
+                .filter(hosts::status.eq("Running")),
+        )
+        .set(hosts::status.eq(status::PENDING))
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
 }
 
 /// Records the assignments (entry → Starting on drone, attempt + 1, host → Running)
@@ -458,6 +675,85 @@ pub struct InfraRules {
     pub reclaim_after_us: i64,
 }
 
+/// Inside a transaction: the other entries of a synchronous group follow their lead
+/// (the entry the drone reports about). When the lead went back to the queue the group
+/// dissolves and its entries go back to the queue too; when it ended, their hosts are
+/// freed with it.
+macro_rules! sync_group {
+    ($conn:ident, $lead_id:expr) => {{
+        let lead_id: i64 = $lead_id;
+        let members: Vec<(i64, Option<i64>, Option<i64>)> = hqe::table
+            .filter(hqe::group_lead_id.eq(lead_id))
+            .select((hqe::id, hqe::host_id, hqe::meta_label_id))
+            .load($conn)
+            .await?;
+        if !members.is_empty() {
+            type Lead = (
+                String,
+                Option<i32>,
+                Option<i64>,
+                Option<i64>,
+                Option<String>,
+                Option<String>,
+                i32,
+            );
+            let (state, exit_code, started_on, finished_on, kind, reason, retries): Lead =
+                hqe::table
+                    .filter(hqe::id.eq(lead_id))
+                    .select((
+                        hqe::status,
+                        hqe::exit_code,
+                        hqe::started_on,
+                        hqe::finished_on,
+                        hqe::failure_kind,
+                        hqe::failure_reason,
+                        hqe::infra_retries,
+                    ))
+                    .first($conn)
+                    .await?;
+            let ids: Vec<i64> = members.iter().map(|m| m.0).collect();
+            diesel::update(hqe::table.filter(hqe::id.eq_any(&ids)))
+                .set((
+                    hqe::status.eq(&state),
+                    hqe::exit_code.eq(exit_code),
+                    hqe::started_on.eq(started_on),
+                    hqe::finished_on.eq(finished_on),
+                    hqe::failure_kind.eq(&kind),
+                    hqe::failure_reason.eq(&reason),
+                    hqe::infra_retries.eq(retries),
+                ))
+                .execute($conn)
+                .await?;
+            if state == status::QUEUED {
+                diesel::update(hqe::table.filter(hqe::id.eq_any(&ids)))
+                    .set((
+                        hqe::drone.eq(None::<String>),
+                        hqe::group_lead_id.eq(None::<i64>),
+                        hqe::dispatched_on.eq(None::<i64>),
+                    ))
+                    .execute($conn)
+                    .await?;
+                let metahost: Vec<i64> = members
+                    .iter()
+                    .filter(|m| m.2.is_some())
+                    .map(|m| m.0)
+                    .collect();
+                diesel::update(hqe::table.filter(hqe::id.eq_any(&metahost)))
+                    .set((hqe::host_id.eq(None::<i64>), hqe::execution_subdir.eq("")))
+                    .execute($conn)
+                    .await?;
+            }
+            if !status::ACTIVE.contains(&state.as_str()) {
+                let host_ids: Vec<i64> = members.iter().filter_map(|m| m.1).collect();
+                diesel::update(hosts::table.filter(hosts::id.eq_any(&host_ids)))
+                    .set(hosts::status.eq("Ready"))
+                    .execute($conn)
+                    .await?;
+            }
+        }
+    }};
+}
+
 /// The current attempt of an entry failed for the infrastructure's sake: it goes back to
 /// the queue (the retry avoids this drone) while it has retries left, else it ends
 /// Failed with `failure_kind` = infra; an entry with an abort recorded ends Aborted. The
@@ -553,6 +849,7 @@ macro_rules! infra_failure {
                     outcome,
                     "infra failure"
                 );
+                sync_group!($conn, entry_id);
                 true
             }
         }
@@ -674,6 +971,7 @@ pub async fn apply(
                     let on_drone: Vec<(i64, i32)> = hqe::table
                         .filter(hqe::drone.eq(drone))
                         .filter(hqe::status.eq_any(status::ON_DRONE))
+                        .filter(hqe::group_lead_id.is_null())
                         .filter(hqe::dispatched_on.lt(dispatched_before))
                         .select((hqe::id, hqe::attempt))
                         .load(conn)
@@ -719,6 +1017,9 @@ pub async fn apply(
                     .set(hosts::status.eq("Ready"))
                     .execute(conn)
                     .await?;
+            }
+            if let Some((entry_id, _)) = event_entry(event) {
+                sync_group!(conn, entry_id);
             }
             out.push(Applied::Changed { slot_freed });
         }
@@ -769,6 +1070,7 @@ pub async fn fail_lost_drone(
     write_txn!(db, |conn, _last_id| {
         let held: Vec<(i64, i32)> = hqe::table
             .filter(hqe::drone.eq(drone))
+            .filter(hqe::group_lead_id.is_null())
             .filter(
                 hqe::status.eq(status::RUNNING).or(hqe::status
                     .eq(status::STARTING)
@@ -806,10 +1108,26 @@ pub async fn abort(
             hqe::aborted_on.eq(now),
             hqe::abort_reason.eq(&reason),
         );
+        // Pending entries give their hosts back.
+        let held: Vec<Option<i64>> = hqe::table
+            .filter(hqe::id.eq_any(&ids))
+            .filter(hqe::status.eq(status::PENDING))
+            .select(hqe::host_id)
+            .load(conn)
+            .await?;
+        let held: Vec<i64> = held.into_iter().flatten().collect();
+        diesel::update(
+            hosts::table
+                .filter(hosts::id.eq_any(&held))
+                .filter(hosts::status.eq(status::PENDING)),
+        )
+        .set(hosts::status.eq("Ready"))
+        .execute(conn)
+        .await?;
         diesel::update(
             hqe::table
                 .filter(hqe::id.eq_any(&ids))
-                .filter(hqe::status.eq(status::QUEUED)),
+                .filter(hqe::status.eq_any([status::QUEUED, status::PENDING])),
         )
         .set((
             recorded,
@@ -827,9 +1145,11 @@ pub async fn abort(
         .set(recorded)
         .execute(conn)
         .await?;
+        // A group's drone knows its lead only.
         let active: Vec<(i64, i32, Option<String>)> = hqe::table
             .filter(hqe::id.eq_any(&ids))
             .filter(hqe::status.eq_any(status::ACTIVE))
+            .filter(hqe::group_lead_id.is_null())
             .select((hqe::id, hqe::attempt, hqe::drone))
             .load(conn)
             .await?;
@@ -848,13 +1168,13 @@ pub async fn timeouts(
 ) -> Result<(Vec<i64>, Option<i64>, Vec<(i64, i64, i64)>), DbError> {
     Ok(with_conn!(db, |conn| {
         let expired: Vec<i64> = hqe::table
-            .filter(hqe::status.eq(status::QUEUED))
+            .filter(hqe::status.eq_any([status::QUEUED, status::PENDING]))
             .filter(hqe::queue_deadline.le(now))
             .select(hqe::id)
             .load(conn)
             .await?;
         let next: Option<i64> = hqe::table
-            .filter(hqe::status.eq(status::QUEUED))
+            .filter(hqe::status.eq_any([status::QUEUED, status::PENDING]))
             .filter(hqe::queue_deadline.gt(now))
             .select(diesel::dsl::min(hqe::queue_deadline))
             .first(conn)

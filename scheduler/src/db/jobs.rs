@@ -32,6 +32,8 @@ pub struct NewJob {
     pub max_runtime_us: Option<i64>,
     /// Only the drones of this set may run the job's entries.
     pub drone_set: Option<common::names::DroneSetName>,
+    /// Hosts per Autoserv run (1: each entry on its own).
+    pub synch_count: i32,
 }
 
 /// Stores the job and its Queued entries (one per named host, `count` per metahost
@@ -121,6 +123,7 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
                 jobs::control_file.eq(&job.control_file),
                 jobs::created_on.eq(now),
                 jobs::drone_set_id.eq(drone_set_id),
+                jobs::synch_count.eq(job.synch_count),
             ))
             .execute(conn)
             .await?;
@@ -200,6 +203,8 @@ pub async fn pending_aborts(db: &Db, drone: &str) -> Result<Vec<(i64, i32)>, DbE
             .filter(hqe::drone.eq(drone))
             // Once Autoserv has exited (Gathering) there is nothing left to stop.
             .filter(hqe::status.eq_any(status::ON_DRONE))
+            // A group's drone knows its lead only.
+            .filter(hqe::group_lead_id.is_null())
             .filter(hqe::aborted_on.is_not_null())
             .select((hqe::id, hqe::attempt))
             .load(conn)
@@ -270,7 +275,7 @@ pub async fn show(
     results_host: &ResultsHost,
     results_dir: &Path,
 ) -> Result<JobView, DbError> {
-    type JobRow = (i64, String, String, i32, i64, Option<String>);
+    type JobRow = (i64, String, String, i32, i64, Option<String>, i32);
     type EntryRow = (
         i64,
         Option<String>,
@@ -304,6 +309,7 @@ pub async fn show(
                 jobs::priority,
                 jobs::created_on,
                 drone_sets::name.nullable(),
+                jobs::synch_count,
             ))
             .first::<JobRow>(conn)
             .await
@@ -360,7 +366,7 @@ pub async fn show(
             at: format_micros(at),
         });
     }
-    let (id, name, owner, priority, created_on, drone_set) =
+    let (id, name, owner, priority, created_on, drone_set, synch_count) =
         job.ok_or_else(|| DbError::NotFound(format!("no job {id}")))?;
     let entries: Vec<EntryView> = entries
         .into_iter()
@@ -416,6 +422,7 @@ pub async fn show(
         priority,
         created_on: format_micros(created_on),
         drone_set,
+        synch_count,
         entries,
     })
 }

@@ -34,6 +34,7 @@ diesel::table! {
         control_file -> Text,
         created_on -> BigInt,
         drone_set_id -> Nullable<BigInt>,
+        synch_count -> Integer,
     }
 }
 
@@ -76,6 +77,7 @@ diesel::table! {
         infra_retries -> Integer,
         avoid_drone -> Nullable<Text>,
         dispatched_on -> Nullable<BigInt>,
+        group_lead_id -> Nullable<BigInt>,
     }
 }
 

@@ -307,6 +307,7 @@ fn job(i: usize, host: &str) -> CreateJob {
         timeout_secs: None,
         max_runtime_secs: None,
         drone_set: None,
+        synch_count: None,
         owner: "bench".into(),
         priority: 0,
     }

@@ -174,6 +174,7 @@ async fn run(o: Options) {
                 timeout_secs: None,
                 max_runtime_secs: None,
                 drone_set: None,
+                synch_count: None,
             })
             .unwrap();
         }
