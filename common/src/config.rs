@@ -112,6 +112,11 @@ pub struct DroneConfig {
 #[derive(Debug, Clone)]
 pub struct AutoservConfig {
     pub command: CommandTemplate,
+    /// Special tasks on a host (`{hosts}` is the one host, `{results_dir}` the task's
+    /// directory under `hosts/<host>/`).
+    pub verify_command: CommandTemplate,
+    pub repair_command: CommandTemplate,
+    pub cleanup_command: CommandTemplate,
 }
 
 /// `[BROKER]`.
@@ -157,6 +162,13 @@ pub const PLACEHOLDERS: &[&str] = &[
 ];
 
 pub const DEFAULT_AUTOSERV_COMMAND: &str = "/usr/local/autotest/server/autoserv -p -r {results_dir} -m {hosts} -u {owner} -l {job_name} {control_file}";
+/// Autotest's verify, repair and cleanup special tasks.
+pub const DEFAULT_VERIFY_COMMAND: &str =
+    "/usr/local/autotest/server/autoserv -v -m {hosts} -r {results_dir}";
+pub const DEFAULT_REPAIR_COMMAND: &str =
+    "/usr/local/autotest/server/autoserv -R -m {hosts} -r {results_dir}";
+pub const DEFAULT_CLEANUP_COMMAND: &str =
+    "/usr/local/autotest/server/autoserv -C -m {hosts} -r {results_dir}";
 
 impl CommandTemplate {
     /// Splits `line` like a POSIX shell would (quotes, backslashes) and checks placeholders.
@@ -536,6 +548,17 @@ impl Config {
             CommandTemplate::parse(DEFAULT_AUTOSERV_COMMAND).expect("default is valid"),
             CommandTemplate::parse,
         )?;
+        let mut task_command = |key: &str, default: &str| {
+            raw.parsed(
+                "AUTOSERV",
+                key,
+                CommandTemplate::parse(default).expect("default is valid"),
+                CommandTemplate::parse,
+            )
+        };
+        let verify_command = task_command("verify_command", DEFAULT_VERIFY_COMMAND)?;
+        let repair_command = task_command("repair_command", DEFAULT_REPAIR_COMMAND)?;
+        let cleanup_command = task_command("cleanup_command", DEFAULT_CLEANUP_COMMAND)?;
 
         let url = raw.parsed(
             "BROKER",
@@ -574,7 +597,12 @@ impl Config {
             database,
             scheduler,
             drone: drone_config,
-            autoserv: AutoservConfig { command },
+            autoserv: AutoservConfig {
+                command,
+                verify_command,
+                repair_command,
+                cleanup_command,
+            },
             broker: BrokerConfig {
                 url: Secret::new(url),
             },

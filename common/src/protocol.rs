@@ -30,7 +30,62 @@ pub struct RunJob {
     /// The entry's directory under `<job_id>-<owner>/`: the host's name.
     pub execution_subdir: HostName,
     pub control_file: String,
+    /// Autotest's special tasks around the job on each of its hosts.
+    #[serde(default, skip_serializing_if = "Tasks::is_empty")]
+    pub tasks: Tasks,
     pub sender_version: String,
+}
+
+/// Special tasks (Autotest's verify, repair, cleanup) an attempt runs on its hosts, each
+/// with its `[AUTOSERV] <task>_command`, in this order: cleanup, verify, the job,
+/// cleanup. A verify or cleanup that fails is followed by a repair; a repair that fails
+/// ends the attempt (see [`StatusEvent::RepairFailed`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tasks {
+    #[serde(default)]
+    pub cleanup_before: bool,
+    #[serde(default)]
+    pub verify: bool,
+    #[serde(default)]
+    pub cleanup_after: bool,
+    /// Only repair the hosts (`atest host repair`): no job runs.
+    #[serde(default)]
+    pub repair_only: bool,
+}
+
+impl Tasks {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A special task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    Verify,
+    Repair,
+    Cleanup,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verify => "verify",
+            Self::Repair => "repair",
+            Self::Cleanup => "cleanup",
+        }
+    }
+}
+
+/// Where a special task is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskOutcome {
+    Started,
+    Passed,
+    Failed,
 }
 
 impl RunJob {
@@ -84,6 +139,22 @@ pub enum StatusEvent {
         /// scheduler then counts an infra failure, not a test failure.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         infra_failure: Option<String>,
+    },
+    /// A special task on one of the entry's hosts started or ended.
+    Task {
+        entry_id: i64,
+        attempt: i32,
+        host: HostName,
+        task: TaskKind,
+        outcome: TaskOutcome,
+    },
+    /// A host failed verify or cleanup and then repair: it is out of service and the
+    /// job did not run (its task results are on the results host).
+    RepairFailed {
+        entry_id: i64,
+        attempt: i32,
+        host: HostName,
+        reason: String,
     },
     /// The worker could not run the attempt at all (bad results path, spawn failure).
     Refused {
@@ -179,6 +250,7 @@ mod tests {
             job_name: "a \"name\" $(rm -rf /)".into(),
             execution_subdir: HostName::new("host1").unwrap(),
             control_file: "job.run()".into(),
+            tasks: Default::default(),
             sender_version: crate::VERSION.into(),
         }
     }

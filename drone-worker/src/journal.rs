@@ -205,6 +205,7 @@ mod tests {
             job_name: "n".into(),
             execution_subdir: HostName::new("h").unwrap(),
             control_file: "c".into(),
+            tasks: Default::default(),
             sender_version: "0".into(),
         }
     }

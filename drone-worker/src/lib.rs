@@ -16,7 +16,8 @@ pub mod supervise;
 use common::broker;
 use common::config::Config;
 use common::names::DroneName;
-use common::protocol::{self, RunJob, StatusEvent};
+use common::names::HostName;
+use common::protocol::{self, RunJob, StatusEvent, TaskKind, TaskOutcome};
 use common::shutdown::Shutdown;
 use futures_util::StreamExt;
 use journal::{Journal, Stage};
@@ -441,10 +442,49 @@ impl Inner {
                     .expect("lease lock")
                     .lost
                     .contains(&(entry_id, attempt));
-                let started = if lease_lost {
-                    Err("the drone lost the broker before the attempt started".to_string())
+                let mut blocked = if lease_lost {
+                    Some("the drone lost the broker before the attempt started".to_string())
                 } else if aborted {
-                    Err("aborted before it started".to_string())
+                    Some("aborted before it started".to_string())
+                } else {
+                    None
+                };
+                if blocked.is_none() && !job.tasks.is_empty() {
+                    match self.before_job(&job).await {
+                        BeforeJob::Go => {}
+                        BeforeJob::Stopped(reason) => blocked = Some(reason),
+                        BeforeJob::Repaired => {
+                            // `atest host repair`: no job to run.
+                            self.push_all(&job, &pusher).await;
+                            self.reporter
+                                .send(StatusEvent::Finished {
+                                    entry_id,
+                                    attempt,
+                                    exit_code: 0,
+                                    infra_failure: None,
+                                })
+                                .await;
+                            self.record(&job, Stage::Done { exit_code: 0 }).await;
+                            return self.release(entry_id, attempt);
+                        }
+                        BeforeJob::RepairFailed { host, reason } => {
+                            tracing::warn!(%host, %reason, "repair failed: the job does not run");
+                            self.push_all(&job, &pusher).await;
+                            self.reporter
+                                .send(StatusEvent::RepairFailed {
+                                    entry_id,
+                                    attempt,
+                                    host,
+                                    reason: reason.clone(),
+                                })
+                                .await;
+                            self.record(&job, Stage::Refused { reason }).await;
+                            return self.release(entry_id, attempt);
+                        }
+                    }
+                }
+                let started = if let Some(reason) = blocked {
+                    Err(reason)
                 } else {
                     runner::start(
                         &dir,
@@ -491,7 +531,11 @@ impl Inner {
                         pid,
                     })
                 );
-                runner::wait(started.child).await
+                let exit_code = runner::wait(started.child).await;
+                if job.tasks.cleanup_after && supervise::lease_expired(&prefix).is_none() {
+                    self.after_job(&job).await;
+                }
+                exit_code
             }
             Stage::Running { pid } => {
                 tracing::info!(
@@ -549,7 +593,7 @@ impl Inner {
                 None => job.results_subdir(),
                 Some(_) => set_aside(&self.config.drone.results_dir, &job),
             };
-            pusher.push(subdir).await;
+            tokio::join!(pusher.push(subdir), self.push_tasks(&job, &pusher));
             self.record(
                 &job,
                 Stage::Pushed {
@@ -570,6 +614,183 @@ impl Inner {
         self.record(&job, Stage::Done { exit_code }).await;
         tracing::info!(exit_code, "entry finished");
         self.release(entry_id, attempt);
+    }
+
+    /// Runs one special task on `host` (or finds how it ended before a restart);
+    /// whether it passed, or None when the drone's lease stopped it (not the host's
+    /// fault). Results in `hosts/<host>/<entry>.<attempt>.<seq>-<task>/`.
+    async fn run_task(
+        &self,
+        job: &RunJob,
+        host: &HostName,
+        seq: usize,
+        task: TaskKind,
+    ) -> Option<bool> {
+        if self.lease_lost(job.entry_id, job.attempt).is_some() {
+            return None;
+        }
+        let (entry_id, attempt) = (job.entry_id, job.attempt);
+        let dir = self.config.drone.results_dir.join(format!(
+            "hosts/{host}/{entry_id}.{attempt}.{seq}-{}",
+            task.as_str()
+        ));
+        let prefix = supervise::prefix(&dir, attempt);
+        let report = |outcome| StatusEvent::Task {
+            entry_id,
+            attempt,
+            host: host.clone(),
+            task,
+            outcome,
+        };
+        self.reporter.send(report(TaskOutcome::Started)).await;
+        self.running
+            .lock()
+            .expect("running lock")
+            .insert((entry_id, attempt), prefix.clone());
+        let template = match task {
+            TaskKind::Verify => &self.config.autoserv.verify_command,
+            TaskKind::Repair => &self.config.autoserv.repair_command,
+            TaskKind::Cleanup => &self.config.autoserv.cleanup_command,
+        };
+        let exit_code = if let Some(code) = supervise::recorded_exit(&prefix) {
+            code
+        } else if supervise::recorded_pid(&prefix).is_some_and(supervise::is_alive) {
+            wait_recovered(&prefix).await
+        } else {
+            match runner::start_task(
+                &dir,
+                host.as_str(),
+                attempt,
+                template,
+                &self.supervisor,
+                &self.lease(),
+            ) {
+                Ok(started) => runner::wait(started.child).await,
+                Err(error) => {
+                    tracing::error!(%error, task = task.as_str(), "cannot start the task");
+                    -1
+                }
+            }
+        };
+        self.running
+            .lock()
+            .expect("running lock")
+            .remove(&(entry_id, attempt));
+        if supervise::lease_expired(&prefix).is_some() {
+            return None;
+        }
+        let passed = exit_code == 0;
+        tracing::info!(task = task.as_str(), %host, exit_code, "special task ended");
+        self.reporter
+            .send(report(if passed {
+                TaskOutcome::Passed
+            } else {
+                TaskOutcome::Failed
+            }))
+            .await;
+        Some(passed)
+    }
+
+    /// The special tasks before the job, host by host: cleanup, verify (each followed
+    /// by a repair when it fails), or only a repair.
+    async fn before_job(&self, job: &RunJob) -> BeforeJob {
+        let tasks = &job.tasks;
+        for host in &job.hosts {
+            let mut seq = 0;
+            let mut step = |task| {
+                seq += 1;
+                (seq, task)
+            };
+            let mut wanted = Vec::new();
+            if tasks.repair_only {
+                wanted.push(TaskKind::Repair);
+            } else {
+                if tasks.cleanup_before {
+                    wanted.push(TaskKind::Cleanup);
+                }
+                if tasks.verify {
+                    wanted.push(TaskKind::Verify);
+                }
+            }
+            for task in wanted {
+                let (n, task) = step(task);
+                let Some(passed) = self.run_task(job, host, n, task).await else {
+                    return BeforeJob::Stopped(LEASE_LOST.into());
+                };
+                if self.is_aborted(job) {
+                    return BeforeJob::Stopped("aborted during its special tasks".into());
+                }
+                if passed {
+                    continue;
+                }
+                if task == TaskKind::Repair {
+                    return BeforeJob::RepairFailed {
+                        host: host.clone(),
+                        reason: format!("repair of {host} failed"),
+                    };
+                }
+                let (n, repair) = step(TaskKind::Repair);
+                let Some(repaired) = self.run_task(job, host, n, repair).await else {
+                    return BeforeJob::Stopped(LEASE_LOST.into());
+                };
+                if !repaired {
+                    return BeforeJob::RepairFailed {
+                        host: host.clone(),
+                        reason: format!(
+                            "{} of {host} failed, and so did its repair",
+                            task.as_str()
+                        ),
+                    };
+                }
+            }
+        }
+        if tasks.repair_only {
+            BeforeJob::Repaired
+        } else {
+            BeforeJob::Go
+        }
+    }
+
+    /// The cleanup after the job, host by host (a failed cleanup is followed by a
+    /// repair; the scheduler takes a host whose repair failed out of service).
+    async fn after_job(&self, job: &RunJob) {
+        for host in &job.hosts {
+            // Numbered after any tasks before the job (at most 4 per host).
+            if self.run_task(job, host, 10, TaskKind::Cleanup).await == Some(false) {
+                self.run_task(job, host, 11, TaskKind::Repair).await;
+            }
+        }
+    }
+
+    fn is_aborted(&self, job: &RunJob) -> bool {
+        self.aborted
+            .lock()
+            .expect("aborted lock")
+            .contains(&(job.entry_id, job.attempt))
+    }
+
+    /// Pushes the special tasks' results of the job's hosts, if it had any.
+    async fn push_tasks(&self, job: &RunJob, pusher: &Pusher) {
+        if job.tasks.is_empty() {
+            return;
+        }
+        let pushes = job
+            .hosts
+            .iter()
+            .filter(|host| {
+                self.config
+                    .drone
+                    .results_dir
+                    .join(format!("hosts/{host}"))
+                    .exists()
+            })
+            .map(|host| pusher.push(format!("hosts/{host}")));
+        futures_util::future::join_all(pushes).await;
+    }
+
+    /// Pushes what an attempt that ran no job left: its special tasks' results.
+    async fn push_all(&self, job: &RunJob, pusher: &Pusher) {
+        self.push_tasks(job, pusher).await;
     }
 
     fn lease(&self) -> runner::Lease {
@@ -717,6 +938,18 @@ impl Inner {
             }
         }
     }
+}
+
+/// How the special tasks before a job went.
+enum BeforeJob {
+    /// Run the job.
+    Go,
+    /// Aborted meanwhile: do not run the job.
+    Stopped(String),
+    /// A repair-only attempt whose repairs passed: nothing more to run.
+    Repaired,
+    /// A host could not be brought back: the job does not run.
+    RepairFailed { host: HostName, reason: String },
 }
 
 /// The lease's view of the held attempts.

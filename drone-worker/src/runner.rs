@@ -81,13 +81,53 @@ pub fn start(
         ("job_id", &job_id),
         ("control_file", &control.to_string_lossy()),
     ]);
-    let prefix = crate::supervise::prefix(dir, job.attempt);
+    spawn_supervised(dir, &argv, job.attempt, supervisor, lease, stdout, stderr)
+}
+
+/// Starts a special task (verify, repair, cleanup) on `host` in `dir`, under the
+/// supervisor like Autoserv itself (so it can be aborted, re-attached and leased).
+pub fn start_task(
+    dir: &Path,
+    host: &str,
+    attempt: i32,
+    template: &CommandTemplate,
+    supervisor: &Path,
+    lease: &Lease,
+) -> Result<Started, RunError> {
+    let prepare = |source| RunError::Prepare {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(prepare)?;
+    let stdout = std::fs::File::create(dir.join(STDOUT_FILE)).map_err(prepare)?;
+    let stderr = std::fs::File::create(dir.join(STDERR_FILE)).map_err(prepare)?;
+    let argv = template.render(&[
+        ("results_dir", &dir.to_string_lossy()),
+        ("hosts", host),
+        ("owner", ""),
+        ("job_name", ""),
+        ("job_id", ""),
+        ("control_file", ""),
+    ]);
+    spawn_supervised(dir, &argv, attempt, supervisor, lease, stdout, stderr)
+}
+
+fn spawn_supervised(
+    dir: &Path,
+    argv: &[String],
+    attempt: i32,
+    supervisor: &Path,
+    lease: &Lease,
+    stdout: std::fs::File,
+    stderr: std::fs::File,
+) -> Result<Started, RunError> {
+    let prefix = crate::supervise::prefix(dir, attempt);
     let child = tokio::process::Command::new(supervisor)
         .arg("--lease")
         .arg(&lease.file)
         .arg(lease.secs.to_string())
         .arg(&prefix)
-        .args(&argv)
+        .args(argv)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(stdout)

@@ -64,6 +64,89 @@ pub struct CreateJob {
     /// one Autoserv runs for all of them (default 1: each entry runs on its own).
     #[serde(default)]
     pub synch_count: Option<u32>,
+    /// Verify each host before the job (repairing it if verify fails).
+    #[serde(default)]
+    pub run_verify: bool,
+    /// `never` (default), `if-dirty` or `always`: clean the host up before the job.
+    #[serde(default)]
+    pub reboot_before: Option<String>,
+    /// `never` (default), `if-dirty` or `always`: clean the host up after the job.
+    #[serde(default)]
+    pub reboot_after: Option<String>,
+}
+
+/// The special tasks of a job, as stored in `jobs.tasks`.
+pub mod task_flags {
+    pub const VERIFY: i32 = 1;
+    pub const CLEANUP_BEFORE: i32 = 2;
+    pub const CLEANUP_BEFORE_IF_DIRTY: i32 = 4;
+    pub const CLEANUP_AFTER: i32 = 8;
+    /// `atest host repair`: the job only repairs its host.
+    pub const REPAIR_ONLY: i32 = 32;
+
+    /// The flags' names, as `job show --json` lists them.
+    pub fn names(flags: i32) -> Vec<String> {
+        [
+            (VERIFY, "verify"),
+            (CLEANUP_BEFORE, "cleanup-before"),
+            (CLEANUP_BEFORE_IF_DIRTY, "cleanup-before-if-dirty"),
+            (CLEANUP_AFTER, "cleanup-after"),
+            (REPAIR_ONLY, "repair-only"),
+        ]
+        .iter()
+        .filter(|(flag, _)| flags & flag != 0)
+        .map(|(_, name)| name.to_string())
+        .collect()
+    }
+
+    /// The flags for `--run-verify`, `--reboot-before` and `--reboot-after`
+    /// (`never`, `if-dirty`, `always`; after the job, `if-dirty` is `always`, since
+    /// the job has just made the host dirty).
+    pub fn from_options(
+        run_verify: bool,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<i32, String> {
+        let parse = |option: &str, value: Option<&str>| match value.unwrap_or("never") {
+            "never" => Ok(0),
+            "if-dirty" => Ok(1),
+            "always" => Ok(2),
+            other => Err(format!(
+                "{option} must be never, if-dirty or always, not {other:?}"
+            )),
+        };
+        let mut flags = if run_verify { VERIFY } else { 0 };
+        flags |= match parse("--reboot-before", before)? {
+            1 => CLEANUP_BEFORE_IF_DIRTY,
+            2 => CLEANUP_BEFORE,
+            _ => 0,
+        };
+        if parse("--reboot-after", after)? > 0 {
+            flags |= CLEANUP_AFTER;
+        }
+        Ok(flags)
+    }
+
+    /// What an attempt of a job with `flags` runs on a host that is `dirty` or not.
+    pub fn tasks(flags: i32, dirty: bool) -> common::protocol::Tasks {
+        common::protocol::Tasks {
+            cleanup_before: flags & CLEANUP_BEFORE != 0
+                || (flags & CLEANUP_BEFORE_IF_DIRTY != 0 && dirty),
+            verify: flags & VERIFY != 0,
+            cleanup_after: flags & CLEANUP_AFTER != 0,
+            repair_only: flags & REPAIR_ONLY != 0,
+        }
+    }
+}
+
+/// Host states besides Ready, Pending and Running.
+pub mod host_status {
+    pub const READY: &str = "Ready";
+    pub const VERIFYING: &str = "Verifying";
+    pub const REPAIRING: &str = "Repairing";
+    pub const CLEANING: &str = "Cleaning";
+    /// Out of service (and locked) until `atest host repair` passes or `host unlock`.
+    pub const REPAIR_FAILED: &str = "Repair Failed";
 }
 
 /// `POST /api/jobs` answer.
@@ -97,6 +180,9 @@ pub struct JobView {
     pub drone_set: Option<String>,
     /// How many hosts each Autoserv run of the job takes (1 unless synchronous).
     pub synch_count: i32,
+    /// Special tasks around each run: `verify`, `cleanup-before`,
+    /// `cleanup-before-if-dirty`, `cleanup-after`, `repair-only`.
+    pub tasks: Vec<String>,
     pub entries: Vec<EntryView>,
 }
 

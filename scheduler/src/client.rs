@@ -133,6 +133,17 @@ impl Client {
     pub fn unlock_host(&self, host: &str) -> Result<serde_json::Value, ClientError> {
         self.post(&format!("/api/hosts/{host}/unlock"), serde_json::json!({}))
     }
+    /// `atest host repair`: the id of the repair job.
+    pub fn repair_host(&self, host: &str, by: &str) -> Result<i64, ClientError> {
+        let created: JobCreated = self.post(
+            &format!("/api/hosts/{host}/repair"),
+            crate::api::AbortJob {
+                by: by.into(),
+                reason: None,
+            },
+        )?;
+        Ok(created.id)
+    }
     pub fn abort_job(
         &self,
         id: i64,

@@ -398,7 +398,7 @@ fn plan(view: &mut DispatchView, slots: &mut [(String, i64, i64)], limit: i64) -
                     .get(&e.label_id)
                     .map(Vec::as_slice)
                     .unwrap_or_default();
-                let found = pool.iter().find(|(host_id, _)| {
+                let found = pool.iter().find(|(host_id, _, _)| {
                     !hosts_taken.contains(host_id)
                         && !view.used.contains(&(e.job_id, *host_id))
                         && deps.iter().all(|d| {
@@ -407,12 +407,12 @@ fn plan(view: &mut DispatchView, slots: &mut [(String, i64, i64)], limit: i64) -
                                 .is_some_and(|labels| labels.contains(d))
                         })
                 });
-                let Some((host_id, hostname)) = found else {
+                let Some((host_id, hostname, dirty)) = found else {
                     continue;
                 };
                 hosts_taken.insert(*host_id);
                 view.used.insert((e.job_id, *host_id));
-                e.on_host(*host_id, hostname)
+                e.on_host(*host_id, hostname, *dirty)
             }
         };
         if synch {
@@ -447,6 +447,7 @@ fn build_message(
         job_name: candidate.job_name.clone(),
         execution_subdir: HostName::new(candidate.execution_subdir.clone())?,
         control_file: candidate.control_file.clone(),
+        tasks: crate::api::task_flags::tasks(candidate.job_tasks, candidate.host_dirty),
         sender_version: common::VERSION.to_string(),
     })
 }

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/hosts/{name}/labels", post(change_labels))
         .route("/api/hosts/{name}/lock", post(lock_host))
         .route("/api/hosts/{name}/unlock", post(unlock_host))
+        .route("/api/hosts/{name}/repair", post(repair_host))
         .with_state(state)
 }
 
@@ -184,11 +185,18 @@ async fn create_job(
         }
         Some(n) => n as i32,
     };
+    let tasks = crate::api::task_flags::from_options(
+        body.run_verify,
+        body.reboot_before.as_deref(),
+        body.reboot_after.as_deref(),
+    )
+    .map_err(ApiError::bad_request)?;
     let timeout_us = limit(body.timeout_secs, body.timeout_mins)?;
     let max_runtime_us = limit(body.max_runtime_secs, body.max_runtime_mins)?;
     let job = db::jobs::NewJob {
         drone_set,
         synch_count,
+        tasks,
         timeout_us,
         max_runtime_us,
         name: body.name,
@@ -418,6 +426,42 @@ async fn lock_host(
     Ok(Json(
         serde_json::json!({ "name": host.to_string(), "locked": true }),
     ))
+}
+
+/// `atest host repair HOST`: a job that only runs Autoserv's repair on the host, even
+/// one whose repair failed (locked for that reason); a repair that passes puts the host
+/// back in service.
+async fn repair_host(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<crate::api::AbortJob>,
+) -> Result<Response, ApiError> {
+    let host = host_name(name)?;
+    let by = Owner::new(body.by).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let job = db::jobs::NewJob {
+        name: format!("repair {host}"),
+        owner: by,
+        priority: i32::MAX / 2,
+        control_file: String::new(),
+        hosts: vec![host],
+        label: None,
+        dependencies: vec![],
+        timeout_us: None,
+        max_runtime_us: None,
+        drone_set: state.config.scheduler.default_drone_set_name.clone(),
+        synch_count: 1,
+        tasks: crate::api::task_flags::REPAIR_ONLY,
+    };
+    let id = db::jobs::create(&state.db, job)
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound(message) | DbError::Invalid(message) => {
+                ApiError::bad_request(message)
+            }
+            other => other.into(),
+        })?;
+    state.wake.notify_one();
+    Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
 }
 
 async fn unlock_host(

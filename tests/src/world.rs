@@ -165,6 +165,24 @@ impl WorldBuilder {
             "command",
             format!("{} -p -r {{results_dir}} -m {{hosts}} -u {{owner}} -l {{job_name}} {{control_file}}", autoserv.display()),
         );
+        // Special tasks by the same stand-in, acting on files in <world>/hoststate.
+        let state = dir.join("hoststate");
+        std::fs::create_dir_all(&state).expect("host state dir");
+        for (key, flag) in [
+            ("verify_command", "-v"),
+            ("repair_command", "-R"),
+            ("cleanup_command", "-C"),
+        ] {
+            put(
+                "AUTOSERV",
+                key,
+                format!(
+                    "{} --state-dir {} {flag} -m {{hosts}} -r {{results_dir}}",
+                    autoserv.display(),
+                    state.display()
+                ),
+            );
+        }
         put("BROKER", "url", amqp_url.clone());
         let mut text = String::new();
         for (section, pairs) in &sections {
@@ -431,6 +449,9 @@ impl World {
             max_runtime_secs: None,
             drone_set: None,
             synch_count: None,
+            run_verify: false,
+            reboot_before: None,
+            reboot_after: None,
             owner: "tester".into(),
             priority,
         };

@@ -123,6 +123,9 @@ fn body(name: &str, control: &str, host: &str) -> scheduler::api::CreateJob {
         max_runtime_secs: None,
         drone_set: None,
         synch_count: None,
+        run_verify: false,
+        reboot_before: None,
+        reboot_after: None,
     }
 }
 

@@ -135,6 +135,7 @@ fn duplicate_of(job: &scheduler::api::JobView, drone: &str, host: &str) -> Vec<u
         job_name: job.name.clone(),
         execution_subdir: common::names::HostName::new(host).unwrap(),
         control_file: "echo duplicate >> runs\n".into(),
+        tasks: Default::default(),
         sender_version: "test".into(),
     })
 }
@@ -315,6 +316,9 @@ async fn the_scheduler_serves_and_queues_jobs_while_the_broker_is_unreachable() 
                 max_runtime_secs: None,
                 drone_set: None,
                 synch_count: None,
+                run_verify: false,
+                reboot_before: None,
+                reboot_after: None,
             })
             .unwrap();
         client.job(id).unwrap()

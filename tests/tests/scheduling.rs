@@ -324,3 +324,240 @@ async fn a_synchronous_job_holds_its_hosts_pending_then_runs_one_autoserv_for_al
     assert!(hosts.iter().all(|h| h.status == "Ready"), "{hosts:?}");
     world.stop().await;
 }
+
+/// The special tasks the stand-in Autoserv ran, as "task host" lines, in order.
+fn tasks_log(world: &World) -> Vec<String> {
+    std::fs::read_to_string(world.dir.join("hoststate/tasks.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn job_id(out: &std::process::Output) -> i64 {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_repairs_a_host_and_one_that_cannot_be_repaired_leaves_service() {
+    let world = World::builder().drone("drone1", 4).start().await;
+    let state = world.dir.join("hoststate");
+    for host in ["host1", "host2"] {
+        let out = world
+            .atest(&["host", "create", host, "--label", "pool"])
+            .await;
+        assert!(out.status.success());
+    }
+    std::fs::write(world.dir.join("ok.ctl"), "echo ran > out.txt\n").unwrap();
+    // host1 is broken for good; the metahost entry tries it first (lowest id).
+    std::fs::write(state.join("broken-host1"), "").unwrap();
+    std::fs::write(state.join("unrepairable-host1"), "").unwrap();
+    let meta = job_id(
+        &world
+            .atest(&[
+                "job",
+                "create",
+                "--name",
+                "verified",
+                "--control-file",
+                "ok.ctl",
+                "--label",
+                "pool",
+                "--run-verify",
+            ])
+            .await,
+    );
+    let job = world.wait_for_jobs(&[meta], MINUTE).await.remove(0);
+    let entry = &job.entries[0];
+    assert_eq!(entry.status, "Completed", "{job:?}");
+    assert_eq!(
+        entry.host.as_deref(),
+        Some("host2"),
+        "went on to another host"
+    );
+    assert!(
+        entry.history.iter().any(|h| h.event == "repair-failed"),
+        "{:?}",
+        entry.history
+    );
+    assert_eq!(
+        tasks_log(&world),
+        ["verify host1", "repair host1", "verify host2"]
+    );
+    assert_eq!(job.tasks, ["verify"]);
+    // Verify and repair results under hosts/<host>/ on the results host, as in Autotest.
+    let host1_tasks: Vec<String> = std::fs::read_dir(world.results_dir().join("hosts/host1"))
+        .expect("task results of host1 on the results host")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        host1_tasks.iter().any(|d| d.ends_with("-verify"))
+            && host1_tasks.iter().any(|d| d.ends_with("-repair")),
+        "{host1_tasks:?}"
+    );
+    let hosts: serde_json::Value =
+        serde_json::from_slice(&world.atest(&["host", "list", "--json"]).await.stdout).unwrap();
+    assert_eq!(hosts[0]["name"], "host1");
+    assert_eq!(hosts[0]["status"], "Repair Failed");
+    assert_eq!(hosts[0]["locked"], true);
+    assert!(hosts[0]["lock_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("repair failed"));
+
+    // Out of service: a job naming host1 waits, while another job runs meanwhile.
+    let waiting = job_id(
+        &world
+            .atest(&[
+                "job",
+                "create",
+                "--name",
+                "on host1",
+                "--control-file",
+                "ok.ctl",
+                "--hosts",
+                "host1",
+                "--run-verify",
+            ])
+            .await,
+    );
+    let other = world.submit("other", "true\n", &["host2"]).await;
+    world.wait_for_jobs(&[other], MINUTE).await;
+    assert_eq!(world.job(waiting).await.entries[0].status, "Queued");
+
+    // An operator fixes it: `atest host repair` runs a repair that passes; the host is
+    // back, and the waiting job verifies it and runs.
+    std::fs::remove_file(state.join("unrepairable-host1")).unwrap();
+    let repair = job_id(&world.atest(&["host", "repair", "host1"]).await);
+    let repaired = world.wait_for_jobs(&[repair], MINUTE).await.remove(0);
+    assert_eq!(repaired.status, "Completed", "{repaired:?}");
+    assert_eq!(repaired.tasks, ["repair-only"]);
+    let job = world.wait_for_jobs(&[waiting], MINUTE).await.remove(0);
+    assert_eq!(job.status, "Completed", "{job:?}");
+    let hosts = world.api(|c| c.hosts()).await.unwrap();
+    assert_eq!(
+        (hosts[0].status.as_str(), hosts[0].locked),
+        ("Ready", false)
+    );
+
+    // A named host that fails verify and repair fails its entry (no other host will
+    // do); `atest host unlock` puts the host back as it is.
+    std::fs::write(state.join("broken-host2"), "").unwrap();
+    std::fs::write(state.join("unrepairable-host2"), "").unwrap();
+    let doomed = job_id(
+        &world
+            .atest(&[
+                "job",
+                "create",
+                "--name",
+                "doomed",
+                "--control-file",
+                "ok.ctl",
+                "--hosts",
+                "host2",
+                "--run-verify",
+            ])
+            .await,
+    );
+    let job = world.wait_for_jobs(&[doomed], MINUTE).await.remove(0);
+    let entry = &job.entries[0];
+    assert_eq!(entry.status, "Failed", "{job:?}");
+    assert_eq!(entry.failure_kind.as_deref(), Some("infra"));
+    assert_eq!(entry.exit_code, None, "the job never ran");
+    assert!(world
+        .atest(&["host", "unlock", "host2"])
+        .await
+        .status
+        .success());
+    let hosts = world.api(|c| c.hosts()).await.unwrap();
+    assert_eq!(
+        (hosts[1].status.as_str(), hosts[1].locked),
+        ("Ready", false)
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cleanup_runs_before_on_dirty_hosts_and_after_when_asked_and_hosts_show_their_task() {
+    let world = World::builder().drone("drone1", 4).start().await;
+    let state = world.dir.join("hoststate");
+    world.create_hosts(&["host1"]).await;
+    std::fs::write(world.dir.join("ok.ctl"), "echo ran >> runs.txt\n").unwrap();
+    let create = |name: &'static str, extra: &'static [&'static str]| {
+        let world = &world;
+        async move {
+            let mut args = vec![
+                "job",
+                "create",
+                "--name",
+                name,
+                "--control-file",
+                "ok.ctl",
+                "--hosts",
+                "host1",
+            ];
+            args.extend_from_slice(extra);
+            job_id(&world.atest(&args).await)
+        }
+    };
+    // A fresh host is clean: if-dirty does nothing; the job leaves it dirty, and the
+    // cleanup after it makes it clean again.
+    let first = create(
+        "first",
+        &["--reboot-before", "if-dirty", "--reboot-after", "always"],
+    )
+    .await;
+    world.wait_for_jobs(&[first], MINUTE).await;
+    assert_eq!(tasks_log(&world), ["cleanup host1"]);
+    let second = create("second", &["--reboot-before", "if-dirty"]).await;
+    world.wait_for_jobs(&[second], MINUTE).await;
+    assert_eq!(
+        tasks_log(&world),
+        ["cleanup host1"],
+        "clean: no cleanup before"
+    );
+    // The second job left it dirty: the third cleans up first.
+    let third = create("third", &["--reboot-before", "if-dirty"]).await;
+    let job = world.wait_for_jobs(&[third], MINUTE).await.remove(0);
+    assert_eq!(job.status, "Completed", "{job:?}");
+    assert_eq!(tasks_log(&world), ["cleanup host1", "cleanup host1"]);
+    let bad = world
+        .atest(&[
+            "job",
+            "create",
+            "--name",
+            "x",
+            "--control-file",
+            "ok.ctl",
+            "--hosts",
+            "host1",
+            "--reboot-before",
+            "sometimes",
+        ])
+        .await;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("never, if-dirty or always"));
+
+    // While verify runs, the host shows Verifying.
+    std::fs::write(state.join("hold-verify-host1"), "").unwrap();
+    let held = create("held", &["--run-verify"]).await;
+    world
+        .wait_for(
+            || tasks_log(&world).last().map(String::as_str) == Some("verify host1"),
+            "verify started",
+        )
+        .await;
+    let hosts = world.api(|c| c.hosts()).await.unwrap();
+    assert_eq!(hosts[0].status, "Verifying", "{hosts:?}");
+    std::fs::remove_file(state.join("hold-verify-host1")).unwrap();
+    let job = world.wait_for_jobs(&[held], MINUTE).await.remove(0);
+    assert_eq!(job.status, "Completed", "{job:?}");
+    let hosts = world.api(|c| c.hosts()).await.unwrap();
+    assert_eq!(hosts[0].status, "Ready");
+    world.stop().await;
+}

@@ -107,51 +107,67 @@ enum HostAction {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Unlock a host.
+    /// Unlock a host (a host whose repair failed goes back in service as it is).
     Unlock { name: String },
+    /// Run Autoserv's repair on a host (even one whose repair failed); prints the
+    /// repair job's id. A repair that passes puts the host back in service.
+    Repair { name: String },
+}
+
+#[derive(clap::Args)]
+struct CreateArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    control_file: PathBuf,
+    /// Comma-separated host names: one entry per host.
+    #[arg(long, value_delimiter = ',', required_unless_present = "label")]
+    hosts: Vec<String>,
+    /// Metahost: run on any ready host carrying this label.
+    #[arg(long)]
+    label: Option<String>,
+    /// How many hosts with --label (default 1).
+    #[arg(long, requires = "label")]
+    count: Option<u32>,
+    /// Comma-separated labels every host of the job must carry.
+    #[arg(long, value_delimiter = ',')]
+    dependencies: Vec<String>,
+    /// Default: $USER, else the current user's name.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i32,
+    /// Abort entries not started this many minutes after creation.
+    #[arg(long)]
+    timeout_mins: Option<u32>,
+    /// Abort entries still running this many minutes after they started.
+    #[arg(long)]
+    max_runtime_mins: Option<u32>,
+    /// Run only on the drones of this drone set (default: [SCHEDULER]
+    /// default_drone_set_name, else any drone).
+    #[arg(long)]
+    drone_set: Option<String>,
+    /// Synchronous job: entries wait (Pending) until N hosts are ready, then one
+    /// Autoserv runs for all N (results in <job>-<owner>/group0/, group1/, ...).
+    #[arg(long)]
+    synch_count: Option<u32>,
+    /// Verify each host before the job; a host that fails is repaired, and one
+    /// whose repair fails is taken out of service.
+    #[arg(long)]
+    run_verify: bool,
+    /// Clean the host up before the job: never, if-dirty or always.
+    #[arg(long)]
+    reboot_before: Option<String>,
+    /// Clean the host up after the job: never, if-dirty or always.
+    #[arg(long)]
+    reboot_after: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum JobAction {
     /// Submit a job; prints its id.
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        control_file: PathBuf,
-        /// Comma-separated host names: one entry per host.
-        #[arg(long, value_delimiter = ',', required_unless_present = "label")]
-        hosts: Vec<String>,
-        /// Metahost: run on any ready host carrying this label.
-        #[arg(long)]
-        label: Option<String>,
-        /// How many hosts with --label (default 1).
-        #[arg(long, requires = "label")]
-        count: Option<u32>,
-        /// Comma-separated labels every host of the job must carry.
-        #[arg(long, value_delimiter = ',')]
-        dependencies: Vec<String>,
-        /// Default: $USER, else the current user's name.
-        #[arg(long)]
-        owner: Option<String>,
-        /// Higher runs first.
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-        priority: i32,
-        /// Abort entries not started this many minutes after creation.
-        #[arg(long)]
-        timeout_mins: Option<u32>,
-        /// Abort entries still running this many minutes after they started.
-        #[arg(long)]
-        max_runtime_mins: Option<u32>,
-        /// Run only on the drones of this drone set (default: [SCHEDULER]
-        /// default_drone_set_name, else any drone).
-        #[arg(long)]
-        drone_set: Option<String>,
-        /// Synchronous job: entries wait (Pending) until N hosts are ready, then one
-        /// Autoserv runs for all N (results in <job>-<owner>/group0/, group1/, ...).
-        #[arg(long)]
-        synch_count: Option<u32>,
-    },
+    Create(Box<CreateArgs>),
     /// List jobs.
     List {
         #[arg(long)]
@@ -343,22 +359,25 @@ fn run(args: Args) -> Result<(), String> {
             }
         }
         Command::Job {
-            action:
-                JobAction::Create {
-                    name,
-                    control_file,
-                    hosts,
-                    label,
-                    count,
-                    dependencies,
-                    owner,
-                    priority,
-                    timeout_mins,
-                    max_runtime_mins,
-                    drone_set,
-                    synch_count,
-                },
+            action: JobAction::Create(args),
         } => {
+            let CreateArgs {
+                name,
+                control_file,
+                hosts,
+                label,
+                count,
+                dependencies,
+                owner,
+                priority,
+                timeout_mins,
+                max_runtime_mins,
+                drone_set,
+                synch_count,
+                run_verify,
+                reboot_before,
+                reboot_after,
+            } = *args;
             let owner = owner
                 .or_else(current_user)
                 .ok_or("cannot tell who you are; pass --owner")?;
@@ -381,6 +400,9 @@ fn run(args: Args) -> Result<(), String> {
                     max_runtime_secs: None,
                     drone_set,
                     synch_count,
+                    run_verify,
+                    reboot_before,
+                    reboot_after,
                 })
                 .map_err(e)?;
             println!("{id}");
@@ -483,6 +505,13 @@ fn run(args: Args) -> Result<(), String> {
         } => {
             client.lock_host(&name, reason).map_err(e)?;
             println!("{name} locked");
+        }
+        Command::Host {
+            action: HostAction::Repair { name },
+        } => {
+            let by = current_user().ok_or("cannot tell who you are; set $USER")?;
+            let id = client.repair_host(&name, &by).map_err(e)?;
+            println!("{id}");
         }
         Command::Host {
             action: HostAction::Unlock { name },

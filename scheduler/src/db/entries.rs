@@ -8,9 +8,9 @@ use super::schema::{
     job_dependencies, jobs,
 };
 use super::{Db, DbError};
-use crate::api::status;
+use crate::api::{host_status, status, task_flags};
 use crate::{with_conn, write_txn};
-use common::protocol::StatusEvent;
+use common::protocol::{StatusEvent, TaskKind, TaskOutcome};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +34,10 @@ pub struct Candidate {
     pub drone_set_id: Option<i64>,
     /// The job's synch_count: above 1, the entry waits Pending for its group.
     pub synch_count: i32,
+    /// The job's special tasks (`api::task_flags`).
+    pub job_tasks: i32,
+    /// Whether a job ran on the host since its last cleanup.
+    pub host_dirty: bool,
 }
 
 /// A queued metahost entry, waiting for any ready host carrying `label_id`.
@@ -50,11 +54,12 @@ pub struct LabelEntry {
     pub avoid_drone: Option<String>,
     pub drone_set_id: Option<i64>,
     pub synch_count: i32,
+    pub job_tasks: i32,
 }
 
 impl LabelEntry {
     /// The entry placed on a host.
-    pub fn on_host(&self, host_id: i64, hostname: &str) -> Candidate {
+    pub fn on_host(&self, host_id: i64, hostname: &str, host_dirty: bool) -> Candidate {
         Candidate {
             entry_id: self.entry_id,
             job_id: self.job_id,
@@ -69,6 +74,8 @@ impl LabelEntry {
             avoid_drone: self.avoid_drone.clone(),
             drone_set_id: self.drone_set_id,
             synch_count: self.synch_count,
+            job_tasks: self.job_tasks,
+            host_dirty,
         }
     }
 }
@@ -83,7 +90,7 @@ pub struct DispatchView {
     /// Queued metahost entries, best first.
     pub by_label: Vec<LabelEntry>,
     /// For each label wanted by `by_label`: ready, unlocked hosts carrying it.
-    pub pools: BTreeMap<i64, Vec<(i64, String)>>,
+    pub pools: BTreeMap<i64, Vec<(i64, String, bool)>>,
     /// The labels of the hosts in `pools`.
     pub host_labels: BTreeMap<i64, Vec<i64>>,
     /// The dependency labels of the jobs in `by_label`.
@@ -181,8 +188,16 @@ pub async fn dispatch_view(
                 .inner_join(hosts::table)
                 .inner_join(jobs::table)
                 .filter(hqe::status.eq(status::QUEUED))
-                .filter(hosts::status.eq("Ready"))
-                .filter(hosts::locked.eq(false))
+                // A ready, unlocked host; `atest host repair` also takes one whose
+                // repair failed (locked for that reason).
+                .filter(
+                    hosts::status
+                        .eq(host_status::READY)
+                        .and(hosts::locked.eq(false))
+                        .or(jobs::tasks.eq(task_flags::REPAIR_ONLY).and(
+                            hosts::status.eq_any([host_status::READY, host_status::REPAIR_FAILED]),
+                        )),
+                )
                 .filter(
                     jobs::drone_set_id
                         .is_null()
@@ -204,6 +219,8 @@ pub async fn dispatch_view(
                     hqe::avoid_drone,
                     jobs::drone_set_id,
                     jobs::synch_count,
+                    jobs::tasks,
+                    hosts::dirty,
                 ))
                 .load::<Candidate>(conn)
                 .await?;
@@ -231,6 +248,7 @@ pub async fn dispatch_view(
                     hqe::avoid_drone,
                     jobs::drone_set_id,
                     jobs::synch_count,
+                    jobs::tasks,
                 ))
                 .load::<LabelEntry>(conn)
                 .await?;
@@ -255,6 +273,8 @@ pub async fn dispatch_view(
                     hqe::avoid_drone,
                     jobs::drone_set_id,
                     jobs::synch_count,
+                    jobs::tasks,
+                    hosts::dirty,
                 ))
                 .load::<Candidate>(conn)
                 .await?;
@@ -262,20 +282,24 @@ pub async fn dispatch_view(
         if !view.by_label.is_empty() {
             let wanted: BTreeSet<i64> = view.by_label.iter().map(|e| e.label_id).collect();
             for label_id in wanted {
-                let pool: Vec<(i64, String)> = hosts::table
+                let pool: Vec<(i64, String, bool)> = hosts::table
                     .inner_join(host_labels::table)
                     .filter(host_labels::label_id.eq(label_id))
                     .filter(hosts::status.eq("Ready"))
                     .filter(hosts::locked.eq(false))
                     .order(hosts::id.asc())
                     .limit(limit)
-                    .select((hosts::id, hosts::hostname))
+                    .select((hosts::id, hosts::hostname, hosts::dirty))
                     .load(conn)
                     .await?;
                 view.pools.insert(label_id, pool);
             }
-            let pool_hosts: BTreeSet<i64> =
-                view.pools.values().flatten().map(|(id, _)| *id).collect();
+            let pool_hosts: BTreeSet<i64> = view
+                .pools
+                .values()
+                .flatten()
+                .map(|(id, _, _)| *id)
+                .collect();
             let pairs: Vec<(i64, i64)> = host_labels::table
                 .filter(host_labels::host_id.eq_any(&pool_hosts))
                 .select((host_labels::host_id, host_labels::label_id))
@@ -349,6 +373,8 @@ pub async fn starting(db: &Db) -> Result<Vec<(Candidate, Vec<String>, String)>, 
                     hqe::avoid_drone,
                     jobs::drone_set_id,
                     jobs::synch_count,
+                    jobs::tasks,
+                    hosts::dirty,
                 ),
                 hqe::drone,
                 hqe::group_lead_id,
@@ -469,7 +495,7 @@ pub async fn assign_group(
                 )));
             }
             diesel::update(hosts::table.filter(hosts::id.eq(member.host_id)))
-                .set(hosts::status.eq("Running"))
+                .set((hosts::status.eq("Running"), hosts::dirty.eq(true)))
                 .execute(conn)
                 .await?;
             let mut member = member.clone();
@@ -549,15 +575,27 @@ pub async fn assign(
     write_txn!(db, |conn, _last_id| {
         let mut taken = Vec::with_capacity(assignments.len());
         for (mut candidate, drone) in assignments {
-            let host = diesel::update(
-                hosts::table
-                    .filter(hosts::id.eq(candidate.host_id))
-                    .filter(hosts::status.eq("Ready"))
-                    .filter(hosts::locked.eq(false)),
-            )
-            .set(hosts::status.eq("Running"))
-            .execute(conn)
-            .await?;
+            let repair_only = candidate.job_tasks == task_flags::REPAIR_ONLY;
+            let host =
+                if repair_only {
+                    diesel::update(hosts::table.filter(hosts::id.eq(candidate.host_id)).filter(
+                        hosts::status.eq_any([host_status::READY, host_status::REPAIR_FAILED]),
+                    ))
+                    .set(hosts::status.eq("Running"))
+                    .execute(conn)
+                    .await?
+                } else {
+                    // The job will have run on it: dirty until a cleanup passes.
+                    diesel::update(
+                        hosts::table
+                            .filter(hosts::id.eq(candidate.host_id))
+                            .filter(hosts::status.eq(host_status::READY))
+                            .filter(hosts::locked.eq(false)),
+                    )
+                    .set((hosts::status.eq("Running"), hosts::dirty.eq(true)))
+                    .execute(conn)
+                    .await?
+                };
             if host == 0 {
                 continue;
             }
@@ -745,10 +783,14 @@ macro_rules! sync_group {
             }
             if !status::ACTIVE.contains(&state.as_str()) {
                 let host_ids: Vec<i64> = members.iter().filter_map(|m| m.1).collect();
-                diesel::update(hosts::table.filter(hosts::id.eq_any(&host_ids)))
-                    .set(hosts::status.eq("Ready"))
-                    .execute($conn)
-                    .await?;
+                diesel::update(
+                    hosts::table
+                        .filter(hosts::id.eq_any(&host_ids))
+                        .filter(hosts::status.ne(host_status::REPAIR_FAILED)),
+                )
+                .set(hosts::status.eq("Ready"))
+                .execute($conn)
+                .await?;
             }
         }
     }};
@@ -826,10 +868,14 @@ macro_rules! infra_failure {
                         .await?;
                     format!("failed: no infra retries left ({} made)", retries)
                 };
-                diesel::update(hosts::table.filter(hosts::id.nullable().eq(host_id)))
-                    .set(hosts::status.eq("Ready"))
-                    .execute($conn)
-                    .await?;
+                diesel::update(
+                    hosts::table
+                        .filter(hosts::id.nullable().eq(host_id))
+                        .filter(hosts::status.ne(host_status::REPAIR_FAILED)),
+                )
+                .set(hosts::status.eq("Ready"))
+                .execute($conn)
+                .await?;
                 diesel::insert_into(entry_history::table)
                     .values((
                         entry_history::entry_id.eq(entry_id),
@@ -853,6 +899,23 @@ macro_rules! infra_failure {
                 true
             }
         }
+    }};
+}
+
+/// Inside a transaction: takes a host out of service after its repair failed: Repair
+/// Failed, and locked, so that only `atest host repair` (or `host unlock`) brings it
+/// back.
+macro_rules! out_of_service {
+    ($conn:ident, $host:expr, $reason:expr) => {{
+        let (host, reason): (&str, &str) = ($host, $reason);
+        diesel::update(hosts::table.filter(hosts::hostname.eq(host)))
+            .set((
+                hosts::status.eq(host_status::REPAIR_FAILED),
+                hosts::locked.eq(true),
+                hosts::lock_reason.eq(format!("repair failed: {reason}")),
+            ))
+            .execute($conn)
+            .await?;
     }};
 }
 
@@ -955,6 +1018,157 @@ pub async fn apply(
                     .await?;
                     (n + aborted, true, Some(*entry_id))
                 }
+                StatusEvent::Task {
+                    entry_id,
+                    attempt,
+                    host,
+                    task,
+                    outcome,
+                } => {
+                    let current: i64 = target(*entry_id, *attempt)
+                        .filter(hqe::status.eq_any(status::ACTIVE))
+                        .count()
+                        .get_result(conn)
+                        .await?;
+                    if current > 0 {
+                        let host = hosts::table.filter(hosts::hostname.eq(host.as_str()));
+                        match (task, outcome) {
+                            (_, TaskOutcome::Started) => {
+                                let state = match task {
+                                    TaskKind::Verify => host_status::VERIFYING,
+                                    TaskKind::Repair => host_status::REPAIRING,
+                                    TaskKind::Cleanup => host_status::CLEANING,
+                                };
+                                diesel::update(host)
+                                    .set(hosts::status.eq(state))
+                                    .execute(conn)
+                                    .await?;
+                            }
+                            (TaskKind::Repair, TaskOutcome::Failed) => {
+                                let name: String = host.select(hosts::hostname).first(conn).await?;
+                                out_of_service!(conn, name.as_str(), "repair failed");
+                            }
+                            (_, outcome) => {
+                                // Back to the job that holds the host.
+                                diesel::update(host)
+                                    .set(hosts::status.eq("Running"))
+                                    .execute(conn)
+                                    .await?;
+                                if *outcome == TaskOutcome::Passed && *task == TaskKind::Cleanup {
+                                    diesel::update(host)
+                                        .set(hosts::dirty.eq(false))
+                                        .execute(conn)
+                                        .await?;
+                                }
+                                if *outcome == TaskOutcome::Passed && *task == TaskKind::Repair {
+                                    // A host locked because its repair failed is back.
+                                    diesel::update(
+                                        host.filter(hosts::lock_reason.like("repair failed%")),
+                                    )
+                                    .set((
+                                        hosts::locked.eq(false),
+                                        hosts::lock_reason.eq(None::<String>),
+                                    ))
+                                    .execute(conn)
+                                    .await?;
+                                }
+                                if *outcome == TaskOutcome::Failed {
+                                    diesel::insert_into(entry_history::table)
+                                        .values((
+                                            entry_history::entry_id.eq(*entry_id),
+                                            entry_history::attempt.eq(*attempt),
+                                            entry_history::drone.eq(Some(drone)),
+                                            entry_history::event.eq("task-failed"),
+                                            entry_history::detail
+                                                .eq(format!("{} failed; repairing", task.as_str())),
+                                            entry_history::at.eq(now),
+                                        ))
+                                        .execute(conn)
+                                        .await?;
+                                }
+                            }
+                        }
+                    }
+                    (usize::from(current > 0), false, None)
+                }
+                StatusEvent::RepairFailed {
+                    entry_id,
+                    attempt,
+                    host,
+                    reason,
+                } => {
+                    let row: Option<(Option<i64>, Option<i64>, i32)> = hqe::table
+                        .inner_join(jobs::table)
+                        .filter(hqe::id.eq(*entry_id))
+                        .filter(hqe::attempt.eq(*attempt))
+                        .filter(hqe::drone.eq(drone.clone()))
+                        .filter(hqe::status.eq_any(status::ACTIVE))
+                        .select((hqe::meta_label_id, hqe::host_id, jobs::tasks))
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    match row {
+                        None => (0, false, None),
+                        Some((meta_label, host_id, tasks)) => {
+                            let target = hqe::table.filter(hqe::id.eq(*entry_id));
+                            // A metahost entry tries another host; a named host (or
+                            // a repair of it) fails with it.
+                            let requeue = meta_label.is_some() && tasks != task_flags::REPAIR_ONLY;
+                            if requeue {
+                                diesel::update(target)
+                                    .set((
+                                        hqe::status.eq(status::QUEUED),
+                                        hqe::drone.eq(None::<String>),
+                                        hqe::host_id.eq(None::<i64>),
+                                        hqe::execution_subdir.eq(""),
+                                        hqe::dispatched_on.eq(None::<i64>),
+                                        hqe::failure_reason.eq(reason),
+                                    ))
+                                    .execute(conn)
+                                    .await?;
+                            } else {
+                                diesel::update(target)
+                                    .set((
+                                        hqe::status.eq(status::FAILED),
+                                        hqe::failure_kind.eq("infra"),
+                                        hqe::failure_reason.eq(reason),
+                                        hqe::finished_on.eq(now),
+                                    ))
+                                    .execute(conn)
+                                    .await?;
+                            }
+                            diesel::update(
+                                hosts::table
+                                    .filter(hosts::id.nullable().eq(host_id))
+                                    .filter(hosts::status.ne(host_status::REPAIR_FAILED)),
+                            )
+                            .set(hosts::status.eq(host_status::READY))
+                            .execute(conn)
+                            .await?;
+                            sync_group!(conn, *entry_id);
+                            out_of_service!(conn, host.as_str(), reason);
+                            diesel::insert_into(entry_history::table)
+                                .values((
+                                    entry_history::entry_id.eq(*entry_id),
+                                    entry_history::attempt.eq(*attempt),
+                                    entry_history::drone.eq(Some(drone)),
+                                    entry_history::event.eq("repair-failed"),
+                                    entry_history::detail.eq(format!(
+                                        "{reason}; {}",
+                                        if requeue {
+                                            "the entry goes back to the queue for another host"
+                                        } else {
+                                            "the entry failed"
+                                        }
+                                    )),
+                                    entry_history::at.eq(now),
+                                ))
+                                .execute(conn)
+                                .await?;
+                            (1, true, None)
+                        }
+                    }
+                }
                 StatusEvent::Refused {
                     entry_id,
                     attempt,
@@ -1013,10 +1227,14 @@ pub async fn apply(
                     .select(hqe::host_id)
                     .first(conn)
                     .await?;
-                diesel::update(hosts::table.filter(hosts::id.nullable().eq(host_id)))
-                    .set(hosts::status.eq("Ready"))
-                    .execute(conn)
-                    .await?;
+                diesel::update(
+                    hosts::table
+                        .filter(hosts::id.nullable().eq(host_id))
+                        .filter(hosts::status.ne(host_status::REPAIR_FAILED)),
+                )
+                .set(hosts::status.eq("Ready"))
+                .execute(conn)
+                .await?;
             }
             if let Some((entry_id, _)) = event_entry(event) {
                 sync_group!(conn, entry_id);
@@ -1048,6 +1266,12 @@ pub fn event_entry(event: &StatusEvent) -> Option<(i64, i32)> {
             entry_id, attempt, ..
         }
         | StatusEvent::Refused {
+            entry_id, attempt, ..
+        }
+        | StatusEvent::Task {
+            entry_id, attempt, ..
+        }
+        | StatusEvent::RepairFailed {
             entry_id, attempt, ..
         } => Some((*entry_id, *attempt)),
         StatusEvent::Heartbeat { .. } => None,

@@ -232,6 +232,17 @@ pub async fn set_locked(
             .set((hosts::locked.eq(locked), hosts::lock_reason.eq(&reason)))
             .execute(conn)
             .await?;
+        if !locked {
+            // Unlocking a host whose repair failed puts it back in service as it is.
+            diesel::update(
+                hosts::table
+                    .filter(hosts::id.eq(host_id))
+                    .filter(hosts::status.eq(crate::api::host_status::REPAIR_FAILED)),
+            )
+            .set(hosts::status.eq(crate::api::host_status::READY))
+            .execute(conn)
+            .await?;
+        }
         Ok(())
     })
 }

@@ -34,6 +34,8 @@ pub struct NewJob {
     pub drone_set: Option<common::names::DroneSetName>,
     /// Hosts per Autoserv run (1: each entry on its own).
     pub synch_count: i32,
+    /// Special tasks (`api::task_flags`).
+    pub tasks: i32,
 }
 
 /// Stores the job and its Queued entries (one per named host, `count` per metahost
@@ -124,6 +126,7 @@ pub async fn create(db: &Db, job: NewJob) -> Result<i64, DbError> {
                 jobs::created_on.eq(now),
                 jobs::drone_set_id.eq(drone_set_id),
                 jobs::synch_count.eq(job.synch_count),
+                jobs::tasks.eq(job.tasks),
             ))
             .execute(conn)
             .await?;
@@ -275,7 +278,7 @@ pub async fn show(
     results_host: &ResultsHost,
     results_dir: &Path,
 ) -> Result<JobView, DbError> {
-    type JobRow = (i64, String, String, i32, i64, Option<String>, i32);
+    type JobRow = (i64, String, String, i32, i64, Option<String>, i32, i32);
     type EntryRow = (
         i64,
         Option<String>,
@@ -310,6 +313,7 @@ pub async fn show(
                 jobs::created_on,
                 drone_sets::name.nullable(),
                 jobs::synch_count,
+                jobs::tasks,
             ))
             .first::<JobRow>(conn)
             .await
@@ -366,7 +370,7 @@ pub async fn show(
             at: format_micros(at),
         });
     }
-    let (id, name, owner, priority, created_on, drone_set, synch_count) =
+    let (id, name, owner, priority, created_on, drone_set, synch_count, tasks) =
         job.ok_or_else(|| DbError::NotFound(format!("no job {id}")))?;
     let entries: Vec<EntryView> = entries
         .into_iter()
@@ -423,6 +427,7 @@ pub async fn show(
         created_on: format_micros(created_on),
         drone_set,
         synch_count,
+        tasks: api::task_flags::names(tasks),
         entries,
     })
 }

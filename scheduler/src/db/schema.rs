@@ -8,6 +8,7 @@ diesel::table! {
         locked -> Bool,
         lock_reason -> Nullable<Text>,
         created_on -> BigInt,
+        dirty -> Bool,
     }
 }
 
@@ -35,6 +36,7 @@ diesel::table! {
         created_on -> BigInt,
         drone_set_id -> Nullable<BigInt>,
         synch_count -> Integer,
+        tasks -> Integer,
     }
 }
 

@@ -308,6 +308,9 @@ fn job(i: usize, host: &str) -> CreateJob {
         max_runtime_secs: None,
         drone_set: None,
         synch_count: None,
+        run_verify: false,
+        reboot_before: None,
+        reboot_after: None,
         owner: "bench".into(),
         priority: 0,
     }

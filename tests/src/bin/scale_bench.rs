@@ -175,6 +175,9 @@ async fn run(o: Options) {
                 max_runtime_secs: None,
                 drone_set: None,
                 synch_count: None,
+                run_verify: false,
+                reboot_before: None,
+                reboot_after: None,
             })
             .unwrap();
         }

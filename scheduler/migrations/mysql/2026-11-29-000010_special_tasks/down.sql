@@ -1,0 +1,2 @@
+ALTER TABLE hosts DROP COLUMN dirty;
+ALTER TABLE jobs DROP COLUMN tasks;
