@@ -232,6 +232,20 @@ pub async fn declare_drone_queue(channel: &Channel, drone: &DroneName) -> Result
     Ok(())
 }
 
+/// Declares the shared topology as [`declare_common`] does, on a channel of its own,
+/// where the credentials allow it: a drone's least-privilege user may not declare the
+/// shared exchanges and queues (the scheduler or `deploy/rabbitmq-setup.sh` has), and
+/// is refused without that being an error. The schema check still applies.
+pub async fn declare_common_if_allowed(connection: &Connection) -> Result<(), BrokerError> {
+    let channel = connection.create_channel().await?;
+    let result = declare_common(&channel).await;
+    let _ = channel.close(200, "declared".into()).await;
+    match result {
+        Err(BrokerError::Amqp(error)) if error.to_string().contains("ACCESS_REFUSED") => Ok(()),
+        other => other,
+    }
+}
+
 /// Puts a channel in confirm mode.
 pub async fn confirm_channel(connection: &Connection) -> Result<Channel, BrokerError> {
     let channel = connection.create_channel().await?;
@@ -345,10 +359,10 @@ impl Publisher {
             }
         }
         let connection = connect(&self.url, &self.connection_name).await?;
-        let channel = confirm_channel(&connection).await?;
         // Whoever publishes first (a worker's first heartbeat may beat the scheduler's
         // own declarations) finds the exchanges there; declaring is idempotent.
-        declare_common(&channel).await?;
+        declare_common_if_allowed(&connection).await?;
+        let channel = confirm_channel(&connection).await?;
         *link = Some((connection, channel.clone()));
         Ok(channel)
     }

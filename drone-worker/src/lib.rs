@@ -208,8 +208,8 @@ impl Inner {
     ) -> anyhow::Result<()> {
         let url = self.config.broker.url.expose();
         let connection = broker::connect(url, &format!("drone-worker@{}", self.name)).await?;
+        broker::declare_common_if_allowed(&connection).await?;
         let channel = broker::confirm_channel(&connection).await?;
-        broker::declare_common(&channel).await?;
         broker::declare_drone_queue(&channel, &self.name).await?;
         let prefetch = (self.capacity * 2).clamp(1, 1000) as u16;
         channel

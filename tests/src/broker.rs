@@ -142,3 +142,26 @@ pub fn exclusive() -> std::fs::File {
         .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
     file
 }
+
+/// Removes a broker user.
+pub fn delete_user(name: &str) {
+    let _ = call("DELETE", &format!("/api/users/{name}"), None);
+}
+
+/// The vhost's connections as (client-provided name, user).
+pub fn connections_with_users(vhost: &str) -> Vec<(String, String)> {
+    let (status, body) = call("GET", &format!("/api/vhosts/{vhost}/connections"), None);
+    assert_eq!(status, 200, "{body}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("connection list");
+    list.iter()
+        .map(|c| {
+            (
+                c["client_properties"]["connection_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                c["user"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}

@@ -53,6 +53,7 @@ pub struct WorldBuilder {
     worker_max_processes: Option<u32>,
     extra: Vec<(String, String, String)>,
     start_workers: bool,
+    least_privilege: bool,
 }
 
 impl Default for WorldBuilder {
@@ -68,6 +69,7 @@ impl WorldBuilder {
             worker_max_processes: None,
             extra: Vec::new(),
             start_workers: true,
+            least_privilege: false,
         }
     }
 
@@ -86,6 +88,13 @@ impl WorldBuilder {
     /// Any other config line.
     pub fn config(mut self, section: &str, key: &str, value: &str) -> Self {
         self.extra.push((section.into(), key.into(), value.into()));
+        self
+    }
+
+    /// Broker users made by `deploy/rabbitmq-setup.sh`: the scheduler and each drone
+    /// connect with their own least-privilege user instead of guest.
+    pub fn least_privilege(mut self) -> Self {
+        self.least_privilege = true;
         self
     }
 
@@ -183,7 +192,41 @@ impl WorldBuilder {
                 ),
             );
         }
-        put("BROKER", "url", amqp_url.clone());
+        // With least privilege, the users and their URLs come from the setup script.
+        let mut drone_urls = BTreeMap::new();
+        let mut broker_users = Vec::new();
+        let scheduler_url = if self.least_privilege {
+            let out = dir.join("rabbitmq");
+            let names: Vec<&str> = self.drones.iter().map(|(n, _)| n.as_str()).collect();
+            let status =
+                std::process::Command::new(crate::repo_root().join("deploy/rabbitmq-setup.sh"))
+                    .args(["--vhost", &vhost, "--drones", &names.join(",")])
+                    .args(["--prefix", &format!("{vhost}-")])
+                    .arg("--out")
+                    .arg(&out)
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("run deploy/rabbitmq-setup.sh");
+            assert!(status.success(), "deploy/rabbitmq-setup.sh failed");
+            let mut scheduler_url = String::new();
+            for line in std::fs::read_to_string(out.join("credentials"))
+                .expect("credentials")
+                .lines()
+            {
+                let (user, url) = line.split_once(' ').expect("USER URL");
+                broker_users.push(user.to_string());
+                match user.strip_prefix(&format!("{vhost}-drone-")) {
+                    Some(drone) => {
+                        drone_urls.insert(drone.to_string(), url.to_string());
+                    }
+                    None => scheduler_url = url.to_string(),
+                }
+            }
+            scheduler_url
+        } else {
+            amqp_url.clone()
+        };
+        put("BROKER", "url", scheduler_url);
         let mut text = String::new();
         for (section, pairs) in &sections {
             text.push_str(&format!("[{section}]\n"));
@@ -217,6 +260,8 @@ impl WorldBuilder {
             scheduler: None,
             workers: BTreeMap::new(),
             torn_down: false,
+            drone_urls,
+            broker_users,
         };
         world.start_scheduler().await;
         if self.start_workers {
@@ -259,6 +304,10 @@ pub struct World {
     scheduler: Option<Running>,
     workers: BTreeMap<String, Running>,
     torn_down: bool,
+    /// Each drone's own broker URL (least privilege), else the config's.
+    drone_urls: BTreeMap<String, String>,
+    /// Broker users made for this world, removed at teardown.
+    broker_users: Vec<String>,
 }
 
 impl World {
@@ -280,6 +329,9 @@ impl World {
     pub fn worker_config(&self, name: &str) -> Config {
         let mut config = self.config.clone();
         config.drone.results_dir = self.dir.join(format!("drone-{name}"));
+        if let Some(url) = self.drone_urls.get(name) {
+            config.broker.url = common::config::Secret::new(url.clone());
+        }
         config
     }
 
@@ -372,6 +424,10 @@ impl World {
             .env(
                 "AUTOTEST_DRONE_RESULTS_DIR",
                 self.dir.join(format!("drone-{name}")),
+            )
+            .env(
+                "AUTOTEST_BROKER_URL",
+                self.worker_config(name).broker.url.expose(),
             )
             .stdout(std::process::Stdio::null())
             .stderr(log)
@@ -679,6 +735,9 @@ impl World {
         }
         self.torn_down = true;
         mq::delete_vhost(&self.vhost);
+        for user in &self.broker_users {
+            mq::delete_user(user);
+        }
         if let TestDb::Mysql { server_url, name } = &self.db {
             mysql_exec(server_url, &format!("DROP DATABASE IF EXISTS {name}")).await;
         }
@@ -705,6 +764,9 @@ impl Drop for World {
             running.task.abort();
         }
         mq::delete_vhost(&self.vhost);
+        for user in &self.broker_users {
+            mq::delete_user(user);
+        }
         if let TestDb::Mysql { server_url, name } = self.db.clone() {
             let _ = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
