@@ -39,6 +39,7 @@ say "repository: $root"
 ensure_rust
 ensure_rsync
 ensure_sshd
+need_cmd openssl openssl
 ensure_rabbitmq
 ensure_mariadb
 if [ "$quick" -eq 0 ]; then

@@ -73,6 +73,8 @@ pub enum BrokerError {
         version: &'static str,
         reply: String,
     },
+    #[error("cannot read the TLS file {file}: {error}")]
+    Tls { file: String, error: String },
 }
 
 impl BrokerError {
@@ -115,7 +117,54 @@ async fn declare_schema(channel: &Channel) -> Result<(), BrokerError> {
 /// Opens a connection named so it reads well in the management UI.
 pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, BrokerError> {
     let props = ConnectionProperties::default().with_connection_name(connection_name.into());
-    Ok(Connection::connect(url, props).await?)
+    if !url.starts_with("amqps://") {
+        return Ok(Connection::connect(url, props).await?);
+    }
+    let tls = tls_config()?;
+    let runtime = lapin::runtime::default_runtime()?;
+    Ok(Connection::connect_with_config(url, props, tls, runtime).await?)
+}
+
+/// The TLS files for `amqps://` connections of this process (from `[BROKER]`).
+static TLS: std::sync::RwLock<Option<TlsFiles>> = std::sync::RwLock::new(None);
+
+#[derive(Clone, Debug)]
+struct TlsFiles {
+    ca_file: std::path::PathBuf,
+    client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// Uses the `[BROKER]` TLS files for this process's `amqps://` connections.
+pub fn configure_tls(config: &crate::config::BrokerConfig) {
+    *TLS.write().expect("TLS lock") = Some(TlsFiles {
+        ca_file: config.ca_file.clone(),
+        client: config.client_cert.clone().zip(config.client_key.clone()),
+    });
+}
+
+fn tls_config() -> Result<lapin::tcp::OwnedTLSConfig, BrokerError> {
+    let files = TLS.read().expect("TLS lock").clone().unwrap_or(TlsFiles {
+        ca_file: crate::config::DEFAULT_CA_FILE.into(),
+        client: None,
+    });
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|error| BrokerError::Tls {
+            file: path.display().to_string(),
+            error: error.to_string(),
+        })
+    };
+    let ca = read(&files.ca_file)?;
+    let identity = match &files.client {
+        Some((cert, key)) => Some(lapin::tcp::OwnedIdentity::PKCS8 {
+            pem: read(cert)?,
+            key: read(key)?,
+        }),
+        None => None,
+    };
+    Ok(lapin::tcp::OwnedTLSConfig {
+        identity,
+        cert_chain: Some(String::from_utf8_lossy(&ca).into_owned()),
+    })
 }
 
 fn durable() -> ExchangeDeclareOptions {

@@ -123,7 +123,15 @@ pub struct AutoservConfig {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub url: Secret,
+    /// For `amqps://`: the CA certificates (PEM) the broker's certificate must chain to.
+    pub ca_file: PathBuf,
+    /// For `amqps://`: a client certificate and its key (PEM), if the broker asks for one.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
+
+/// The system's CA certificates on Debian: the default `[BROKER] ca_file`.
+pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A string kept out of logs and `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -573,6 +581,40 @@ impl Config {
             },
         )?;
 
+        let tls = url.starts_with("amqps://");
+        let readable = |v: &str| -> Result<PathBuf, String> {
+            let path = base.join(v);
+            // Checked now only where it will be used, so a bad path stops the program
+            // before it connects.
+            if tls {
+                std::fs::File::open(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            }
+            Ok(path)
+        };
+        let ca_file = raw.parsed("BROKER", "ca_file", PathBuf::from(DEFAULT_CA_FILE), |v| {
+            readable(v)
+        })?;
+        let client_cert = raw.parsed("BROKER", "client_cert", None, |v| readable(v).map(Some))?;
+        let client_key = raw.parsed("BROKER", "client_key", None, |v| {
+            if client_cert.is_none() {
+                return Err("client_key needs client_cert".into());
+            }
+            readable(v).map(Some)
+        })?;
+        if client_cert.is_some() && client_key.is_none() {
+            let origin = raw
+                .get("BROKER", "client_cert")
+                .map(|(_, origin)| origin)
+                .unwrap_or_default();
+            return Err(raw.error(
+                &origin,
+                "BROKER",
+                "client_cert",
+                "client_cert needs client_key (its private key, PEM)",
+            ));
+        }
+
         let mut warnings = Vec::new();
         let mut names: Vec<_> = raw.sections.keys().cloned().collect();
         names.sort();
@@ -605,6 +647,9 @@ impl Config {
             },
             broker: BrokerConfig {
                 url: Secret::new(url),
+                ca_file,
+                client_cert,
+                client_key,
             },
             warnings,
         })

@@ -93,6 +93,7 @@ impl Worker {
                     .join(", "),
             });
         }
+        common::broker::configure_tls(&config.broker);
         let journal_dir = config
             .drone
             .results_dir

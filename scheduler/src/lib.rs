@@ -29,6 +29,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// Applies migrations, records the configured drones, binds `[SCHEDULER] http_listen`.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        common::broker::configure_tls(&config.broker);
         let db = db::Db::open(&config.database)
             .await
             .context("opening the database")?;

@@ -165,3 +165,19 @@ pub fn connections_with_users(vhost: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The client-provided names of the vhost's TLS connections.
+pub fn tls_connections(vhost: &str) -> Vec<String> {
+    let (status, body) = call("GET", &format!("/api/vhosts/{vhost}/connections"), None);
+    assert_eq!(status, 200, "{body}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("connection list");
+    list.iter()
+        .filter(|c| c["ssl"].as_bool() == Some(true))
+        .map(|c| {
+            c["client_properties"]["connection_name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}

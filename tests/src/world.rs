@@ -54,6 +54,7 @@ pub struct WorldBuilder {
     extra: Vec<(String, String, String)>,
     start_workers: bool,
     least_privilege: bool,
+    tls: Option<(u16, PathBuf)>,
 }
 
 impl Default for WorldBuilder {
@@ -70,6 +71,7 @@ impl WorldBuilder {
             extra: Vec::new(),
             start_workers: true,
             least_privilege: false,
+            tls: None,
         }
     }
 
@@ -95,6 +97,13 @@ impl WorldBuilder {
     /// connect with their own least-privilege user instead of guest.
     pub fn least_privilege(mut self) -> Self {
         self.least_privilege = true;
+        self
+    }
+
+    /// Everything reaches the broker over TLS (`amqps://`) on `port`, trusting the CA
+    /// certificates in `ca_file`.
+    pub fn tls(mut self, port: u16, ca_file: &Path) -> Self {
+        self.tls = Some((port, ca_file.to_path_buf()));
         self
     }
 
@@ -225,6 +234,17 @@ impl WorldBuilder {
             scheduler_url
         } else {
             amqp_url.clone()
+        };
+        let scheduler_url = match &self.tls {
+            Some((port, ca_file)) => {
+                put("BROKER", "ca_file", ca_file.display().to_string());
+                scheduler_url.replacen("amqp://", "amqps://", 1).replacen(
+                    ":5672/",
+                    &format!(":{port}/"),
+                    1,
+                )
+            }
+            None => scheduler_url,
         };
         put("BROKER", "url", scheduler_url);
         let mut text = String::new();

@@ -232,3 +232,164 @@ async fn a_broker_restart_mid_batch_loses_nothing_and_disturbs_no_running_job() 
     assert!(entry.history.is_empty(), "{:?}", entry.history);
     world.stop().await;
 }
+
+/// A TLS listener added to the running broker for a test, on 127.0.0.1 only, and
+/// removed when dropped; with a CA, a server certificate for 127.0.0.1, and a second
+/// CA that signed nothing of the broker's.
+struct TlsListener {
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl TlsListener {
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(autotest_tests::unique("tls"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl is installed (deploy/test.sh installs it)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-subj",
+                &format!("/CN=autotest test {ca}"),
+            ]);
+        }
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        // The broker runs as its own user: let it read the files.
+        for file in ["ca.pem", "server.pem", "server.key"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o644))
+                .unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let file = |name: &str| dir.join(name).display().to_string();
+        rabbitmqctl(&[
+            "eval",
+            &format!(
+                "ssl:start(), rabbit_networking:start_ssl_listener({{\"127.0.0.1\", {port}}}, [{{cacertfile,\"{}\"}},{{certfile,\"{}\"}},{{keyfile,\"{}\"}}], 1).",
+                file("ca.pem"),
+                file("server.pem"),
+                file("server.key")
+            ),
+        ]);
+        Self { port, dir }
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        rabbitmqctl(&[
+            "eval",
+            &format!(
+                "rabbit_networking:stop_tcp_listener({{\"127.0.0.1\", {}}}).",
+                self.port
+            ),
+        ]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_whole_path_works_over_tls_and_a_certificate_from_another_ca_is_refused() {
+    let _turn = SERIAL.lock().await;
+    let _broker = autotest_tests::broker::exclusive();
+    let listener = TlsListener::start();
+    let world = World::builder()
+        .drone("drone1", 2)
+        .tls(listener.port, &listener.dir.join("ca.pem"))
+        .start()
+        .await;
+    assert!(world.config.broker.url.expose().starts_with("amqps://"));
+    world.create_hosts(&["host1"]).await;
+    let id = world
+        .submit("over tls", "echo ok > out.txt\n", &["host1"])
+        .await;
+    assert_eq!(
+        world.wait_for_jobs(&[id], MINUTE).await[0].status,
+        "Completed"
+    );
+    // The management API shows the programs' connections as TLS ones.
+    world
+        .wait_for(
+            || {
+                let tls = autotest_tests::broker::tls_connections(&world.vhost);
+                tls.iter().any(|n| n == "drone-worker@drone1")
+                    && tls.iter().any(|n| n.starts_with("autotest-scheduler@"))
+            },
+            "the worker and the scheduler connected over TLS",
+        )
+        .await;
+
+    // A worker that trusts another CA does not connect, and says why.
+    let mut worker = Command::new(autotest_tests::binary("drone-worker"))
+        .arg("--config")
+        .arg(&world.config_path)
+        .args(["--name", "drone1"])
+        .env("AUTOTEST_DRONE_RESULTS_DIR", world.dir.join("other-drone"))
+        .env("AUTOTEST_BROKER_CA_FILE", listener.dir.join("other-ca.pem"))
+        .stderr(std::fs::File::create(world.dir.join("untrusting.log")).unwrap())
+        .spawn()
+        .unwrap();
+    world
+        .wait_for(
+            || read(&world.dir.join("untrusting.log")).contains("certificate"),
+            "the worker refusing the broker's certificate",
+        )
+        .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    world.stop().await;
+}
