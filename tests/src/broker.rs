@@ -181,3 +181,8 @@ pub fn tls_connections(vhost: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Whether a vhost exists.
+pub fn vhost_exists(name: &str) -> bool {
+    call("GET", &format!("/api/vhosts/{name}"), None).0 == 200
+}
