@@ -75,6 +75,8 @@ pub enum BrokerError {
     },
     #[error("cannot read the TLS file {file}: {error}")]
     Tls { file: String, error: String },
+    #[error("the broker did not answer within 10 s ({0})")]
+    Timeout(&'static str),
 }
 
 impl BrokerError {
@@ -117,13 +119,24 @@ async fn declare_schema(channel: &Channel) -> Result<(), BrokerError> {
 /// Opens a connection named so it reads well in the management UI.
 pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, BrokerError> {
     let props = ConnectionProperties::default().with_connection_name(connection_name.into());
-    if !url.starts_with("amqps://") {
-        return Ok(Connection::connect(url, props).await?);
-    }
-    let tls = tls_config()?;
-    let runtime = lapin::runtime::default_runtime()?;
-    Ok(Connection::connect_with_config(url, props, tls, runtime).await?)
+    // A broker that is starting up can accept the TCP connection and not answer for a
+    // long time; every caller retries, so give up and try again instead of hanging
+    // (a worker that hangs here stops renewing its lease).
+    let connecting = async {
+        if !url.starts_with("amqps://") {
+            return Ok(Connection::connect(url, props).await?);
+        }
+        let tls = tls_config()?;
+        let runtime = lapin::runtime::default_runtime()?;
+        Ok(Connection::connect_with_config(url, props, tls, runtime).await?)
+    };
+    tokio::time::timeout(BROKER_TIMEOUT, connecting)
+        .await
+        .map_err(|_| BrokerError::Timeout("connecting"))?
 }
+
+/// The longest wait for the broker to connect or to confirm a message.
+pub const BROKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The TLS files for `amqps://` connections of this process (from `[BROKER]`).
 static TLS: std::sync::RwLock<Option<TlsFiles>> = std::sync::RwLock::new(None);
@@ -323,19 +336,24 @@ pub async fn publish_confirmed(
     payload: &[u8],
     properties: BasicProperties,
 ) -> Result<(), BrokerError> {
-    let confirm = channel
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            payload,
-            properties,
-        )
-        .await?
-        .await?;
+    let publishing = async {
+        channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                payload,
+                properties,
+            )
+            .await?
+            .await
+    };
+    let confirm = tokio::time::timeout(BROKER_TIMEOUT, publishing)
+        .await
+        .map_err(|_| BrokerError::Timeout("waiting for a publish confirm"))??;
     if !confirm.is_ack() {
         return Err(BrokerError::Nacked);
     }
@@ -427,7 +445,7 @@ impl Publisher {
     ) -> Result<(), BrokerError> {
         let channel = self.channel().await?;
         let result = publish_confirmed(&channel, exchange, routing_key, payload, properties).await;
-        if matches!(result, Err(BrokerError::Amqp(_))) {
+        if matches!(result, Err(BrokerError::Amqp(_) | BrokerError::Timeout(_))) {
             self.reset().await;
         }
         result

@@ -533,7 +533,10 @@ impl Inner {
                     })
                 );
                 let exit_code = runner::wait(started.child).await;
-                if job.tasks.cleanup_after && supervise::lease_expired(&prefix).is_none() {
+                if job.tasks.cleanup_after
+                    && supervise::lease_expired(&prefix).is_none()
+                    && !self.is_aborted(&job)
+                {
                     self.after_job(&job).await;
                 }
                 exit_code
@@ -677,7 +680,8 @@ impl Inner {
             .lock()
             .expect("running lock")
             .remove(&(entry_id, attempt));
-        if supervise::lease_expired(&prefix).is_some() {
+        // Stopped by the lease or by an abort: says nothing about the host.
+        if supervise::lease_expired(&prefix).is_some() || self.is_aborted(job) {
             return None;
         }
         let passed = exit_code == 0;
@@ -716,7 +720,7 @@ impl Inner {
             for task in wanted {
                 let (n, task) = step(task);
                 let Some(passed) = self.run_task(job, host, n, task).await else {
-                    return BeforeJob::Stopped(LEASE_LOST.into());
+                    return BeforeJob::Stopped(self.stop_reason(job));
                 };
                 if self.is_aborted(job) {
                     return BeforeJob::Stopped("aborted during its special tasks".into());
@@ -732,7 +736,7 @@ impl Inner {
                 }
                 let (n, repair) = step(TaskKind::Repair);
                 let Some(repaired) = self.run_task(job, host, n, repair).await else {
-                    return BeforeJob::Stopped(LEASE_LOST.into());
+                    return BeforeJob::Stopped(self.stop_reason(job));
                 };
                 if !repaired {
                     return BeforeJob::RepairFailed {
@@ -760,6 +764,15 @@ impl Inner {
             if self.run_task(job, host, 10, TaskKind::Cleanup).await == Some(false) {
                 self.run_task(job, host, 11, TaskKind::Repair).await;
             }
+        }
+    }
+
+    /// Why a special task was stopped without failing: an abort, or the lease.
+    fn stop_reason(&self, job: &RunJob) -> String {
+        if self.is_aborted(job) {
+            "aborted during its special tasks".into()
+        } else {
+            LEASE_LOST.into()
         }
     }
 
@@ -889,6 +902,20 @@ impl Inner {
                 return;
             }
         };
+        // Down longer than the lease: the scheduler has (or will have) given these
+        // attempts to another drone. They are lost to this one before anything runs.
+        let timeout = self.config.scheduler.drone_timeout_sec;
+        let expired = supervise::lease_age(&self.lease_file).is_some_and(|age| age > timeout);
+        if expired && !records.is_empty() {
+            tracing::warn!(
+                attempts = records.len(),
+                "this drone was away longer than drone_timeout_sec: the attempts it held are reported as infra failures and not run"
+            );
+            let mut lease = self.lease.lock().expect("lease lock");
+            for record in &records {
+                lease.lost.insert((record.job.entry_id, record.job.attempt));
+            }
+        }
         for record in records {
             let job = record.job;
             tracing::info!(entry.id = job.entry_id, attempt = job.attempt, stage = ?record.stage, "resuming an attempt from the journal");

@@ -55,7 +55,7 @@ pub fn renew_lease(file: &Path) -> std::io::Result<()> {
 }
 
 /// Seconds since the lease file was last renewed; None when there is none yet.
-fn lease_age(file: &Path) -> Option<u64> {
+pub fn lease_age(file: &Path) -> Option<u64> {
     let modified = std::fs::metadata(file).ok()?.modified().ok()?;
     Some(modified.elapsed().map_or(0, |d| d.as_secs()))
 }

@@ -66,11 +66,20 @@ impl Dispatcher {
 
     /// Runs cycles whenever woken, until shutdown.
     pub async fn run(self, mut shutdown: Shutdown) {
-        self.republish_starting().await;
+        // Entries left in Starting by a previous run, and dispatches whose publish was
+        // not confirmed, are published again with the same attempt.
+        let mut republish = true;
         let mut backoff = Duration::from_millis(100);
         loop {
             let woken = self.wake.notified();
-            match self.cycle().await {
+            if republish {
+                republish = !self.republish_starting().await;
+            }
+            let cycle = self.cycle().await;
+            if matches!(cycle, Err(DispatchError::Publish { .. })) {
+                republish = true;
+            }
+            match cycle {
                 Ok(Progress::More) => continue,
                 Ok(Progress::Idle) => backoff = Duration::from_millis(100),
                 Err(error) => {
@@ -90,9 +99,12 @@ impl Dispatcher {
         }
     }
 
-    /// Entries left in Starting by a previous run may never have been published:
-    /// publish them again with the same attempt (a worker that has it ignores the copy).
-    async fn republish_starting(&self) {
+    /// Entries in Starting may never have been published (a previous run stopped, or a
+    /// publish was not confirmed): publish them again with the same attempt; a worker
+    /// that has it already ignores the copy. An unconfirmed publish may still have
+    /// reached the queue, so the entry is never given a new attempt for it: that could
+    /// run two attempts at once. Returns whether all went out.
+    async fn republish_starting(&self) -> bool {
         match entries::starting(&self.db).await {
             Ok(list) if !list.is_empty() => {
                 tracing::info!(
@@ -109,13 +121,17 @@ impl Dispatcher {
                         continue;
                     }
                     if let Err(error) = self.publish(&candidate, &hosts, &drone).await {
-                        tracing::warn!(%error, entry.id = candidate.entry_id, "republish failed; putting the entry back in the queue");
-                        let _ = self.unpublish(&candidate, hosts.len()).await;
+                        tracing::warn!(%error, entry.id = candidate.entry_id, "republish failed; will try again");
+                        return false;
                     }
                 }
+                true
             }
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, "cannot read entries left in Starting"),
+            Ok(_) => true,
+            Err(error) => {
+                tracing::error!(%error, "cannot read entries left in Starting");
+                false
+            }
         }
     }
 
@@ -184,9 +200,9 @@ impl Dispatcher {
         .await;
         let total = runs.len();
         let mut failures = Vec::new();
-        for ((candidate, hosts, _), result) in runs.iter().zip(results) {
+        for ((candidate, _, _), result) in runs.iter().zip(results) {
             if let Err(error) = result {
-                self.unpublish(candidate, hosts.len()).await?;
+                tracing::warn!(%error, entry.id = candidate.entry_id, "publish not confirmed; the entry stays Starting and is published again");
                 failures.push(error);
             }
         }
@@ -207,23 +223,6 @@ impl Dispatcher {
         );
         let more = (picked == limit && limit < total_free) || fetched_all;
         Ok(if more { Progress::More } else { Progress::Idle })
-    }
-
-    /// Takes back a dispatch that could not be published: a single entry goes back to
-    /// the queue, a synchronous group back to Pending.
-    async fn unpublish(&self, candidate: &Candidate, hosts: usize) -> Result<(), DbError> {
-        if hosts > 1 || candidate.synch_count > 1 {
-            entries::unassign_group(&self.db, candidate.entry_id, candidate.attempt).await
-        } else {
-            entries::unassign(
-                &self.db,
-                candidate.entry_id,
-                candidate.attempt,
-                candidate.host_id,
-            )
-            .await
-            .map(drop)
-        }
     }
 
     async fn publish(

@@ -205,6 +205,9 @@ async fn consume(
         let began = std::time::Instant::now();
         match entries::apply(db, &reports, rules).await {
             Ok(outcomes) => {
+                if listening.since().is_none() {
+                    listening.set(Some(common::time::now_micros()));
+                }
                 tracing::debug!(
                     reports = reports.len(),
                     applied_us = began.elapsed().as_micros() as u64,
@@ -246,6 +249,9 @@ async fn consume(
                 }
             }
             Err(error) => {
+                // Reports wait unrecorded: heartbeats too, so silence proves nothing
+                // until a batch is recorded again.
+                listening.set(None);
                 tracing::error!(%error, reports = readable.len(), "cannot record status reports; handing them back");
                 for delivery in readable {
                     delivery

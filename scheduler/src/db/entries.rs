@@ -461,14 +461,16 @@ pub async fn assign_group(
     };
     let job_id = members[0].job_id;
     write_txn!(db, |conn, _last_id| {
-        let groups: Vec<Option<i64>> = hqe::table
+        // Named by the position of the lead among the job's entries: unique within the
+        // job, and the same for a retry with the same lead (whose earlier, lost attempt
+        // left its results set aside).
+        let before: i64 = hqe::table
             .filter(hqe::job_id.eq(job_id))
-            .filter(hqe::group_lead_id.is_not_null())
-            .select(hqe::group_lead_id)
-            .distinct()
-            .load(conn)
+            .filter(hqe::id.lt(lead_id))
+            .count()
+            .get_result(conn)
             .await?;
-        let subdir = format!("group{}", groups.len());
+        let subdir = format!("group{before}");
         let mut taken = Vec::with_capacity(members.len());
         for member in &members {
             let n = diesel::update(
@@ -508,60 +510,6 @@ pub async fn assign_group(
     .or_else(|error| match error {
         DbError::Conflict(_) => Ok(None),
         other => Err(other),
-    })
-}
-
-/// Puts a synchronous group whose dispatch could not be published back to Pending.
-pub async fn unassign_group(db: &Db, lead_id: i64, attempt: i32) -> Result<(), DbError> {
-    write_txn!(db, |conn, _last_id| {
-        let lead = diesel::update(
-            hqe::table
-                .filter(hqe::id.eq(lead_id))
-                .filter(hqe::attempt.eq(attempt))
-                .filter(hqe::status.eq(status::STARTING)),
-        )
-        .set((
-            hqe::status.eq(status::PENDING),
-            hqe::drone.eq(None::<String>),
-        ))
-        .execute(conn)
-        .await?;
-        if lead == 0 {
-            return Ok(());
-        }
-        diesel::update(
-            hqe::table
-                .filter(hqe::group_lead_id.eq(lead_id))
-                .filter(hqe::status.eq(status::STARTING)),
-        )
-        .set((
-            hqe::status.eq(status::PENDING),
-            hqe::drone.eq(None::<String>),
-            hqe::group_lead_id.eq(None::<i64>),
-        ))
-        .execute(conn)
-        .await?;
-        let job_id: i64 = hqe::table
-            .filter(hqe::id.eq(lead_id))
-            .select(hqe::job_id)
-            .first(conn)
-            .await?;
-        let host_ids: Vec<Option<i64>> = hqe::table
-            .filter(hqe::status.eq(status::PENDING))
-            .filter(hqe::job_id.eq(job_id))
-            .select(hqe::host_id)
-            .load(conn)
-            .await?;
-        let host_ids: Vec<i64> = host_ids.into_iter().flatten().collect();
-        diesel::update(
-            hosts::table
-                .filter(hosts::id.eq_any(&host_ids))
-                .filter(hosts::status.eq("Running")),
-        )
-        .set(hosts::status.eq(status::PENDING))
-        .execute(conn)
-        .await?;
-        Ok(())
     })
 }
 
@@ -644,40 +592,6 @@ pub async fn redispatched(db: &Db, entry_id: i64, attempt: i32) -> Result<(), Db
         .execute(conn)
         .await?;
         Ok(())
-    })
-}
-
-/// Puts an entry whose dispatch could not be published back in the queue.
-pub async fn unassign(db: &Db, entry_id: i64, attempt: i32, host_id: i64) -> Result<bool, DbError> {
-    write_txn!(db, |conn, _last_id| {
-        let n = diesel::update(
-            hqe::table
-                .filter(hqe::id.eq(entry_id))
-                .filter(hqe::attempt.eq(attempt))
-                .filter(hqe::status.eq(status::STARTING)),
-        )
-        .set((
-            hqe::status.eq(status::QUEUED),
-            hqe::drone.eq(None::<String>),
-        ))
-        .execute(conn)
-        .await?;
-        if n > 0 {
-            diesel::update(hosts::table.filter(hosts::id.eq(host_id)))
-                .set(hosts::status.eq("Ready"))
-                .execute(conn)
-                .await?;
-            // A metahost entry may go to another host next time.
-            diesel::update(
-                hqe::table
-                    .filter(hqe::id.eq(entry_id))
-                    .filter(hqe::meta_label_id.is_not_null()),
-            )
-            .set((hqe::host_id.eq(None::<i64>), hqe::execution_subdir.eq("")))
-            .execute(conn)
-            .await?;
-        }
-        Ok(n > 0)
     })
 }
 
@@ -874,6 +788,16 @@ macro_rules! infra_failure {
                         .filter(hosts::status.ne(host_status::REPAIR_FAILED)),
                 )
                 .set(hosts::status.eq("Ready"))
+                .execute($conn)
+                .await?;
+                // A host still locked for a failed repair (a repair-only job lost with
+                // its drone) stays out of service.
+                diesel::update(
+                    hosts::table
+                        .filter(hosts::id.nullable().eq(host_id))
+                        .filter(hosts::lock_reason.like("repair failed%")),
+                )
+                .set(hosts::status.eq(host_status::REPAIR_FAILED))
                 .execute($conn)
                 .await?;
                 diesel::insert_into(entry_history::table)
@@ -1097,35 +1021,69 @@ pub async fn apply(
                     host,
                     reason,
                 } => {
-                    let row: Option<(Option<i64>, Option<i64>, i32)> = hqe::table
+                    type Row = (Option<i64>, Option<i64>, i32, Option<i64>);
+                    let row: Option<Row> = hqe::table
                         .inner_join(jobs::table)
                         .filter(hqe::id.eq(*entry_id))
                         .filter(hqe::attempt.eq(*attempt))
                         .filter(hqe::drone.eq(drone.clone()))
                         .filter(hqe::status.eq_any(status::ACTIVE))
-                        .select((hqe::meta_label_id, hqe::host_id, jobs::tasks))
+                        .select((
+                            hqe::meta_label_id,
+                            hqe::host_id,
+                            jobs::tasks,
+                            hqe::aborted_on,
+                        ))
                         .first(conn)
                         .await
                         .optional()?;
                     match row {
                         None => (0, false, None),
-                        Some((meta_label, host_id, tasks)) => {
+                        Some((meta_label, host_id, tasks, aborted_on)) => {
                             let target = hqe::table.filter(hqe::id.eq(*entry_id));
-                            // A metahost entry tries another host; a named host (or
-                            // a repair of it) fails with it.
-                            let requeue = meta_label.is_some() && tasks != task_flags::REPAIR_ONLY;
-                            if requeue {
+                            // Entries that go with the failed host: a named entry of
+                            // the run (the lead's or a group member's) cannot go
+                            // elsewhere, so the run fails; otherwise metahost entries
+                            // try other hosts and named ones wait for theirs.
+                            let named_on_failed: i64 = hqe::table
+                                .inner_join(hosts::table)
+                                .filter(hqe::id.eq(*entry_id).or(hqe::group_lead_id.eq(*entry_id)))
+                                .filter(hosts::hostname.eq(host.as_str()))
+                                .filter(hqe::meta_label_id.is_null())
+                                .count()
+                                .get_result(conn)
+                                .await?;
+                            let requeue = named_on_failed == 0
+                                && tasks != task_flags::REPAIR_ONLY
+                                && aborted_on.is_none();
+                            if aborted_on.is_some() {
+                                diesel::update(target)
+                                    .set((
+                                        hqe::status.eq(status::ABORTED),
+                                        hqe::failure_reason.eq(reason),
+                                        hqe::finished_on.eq(now),
+                                    ))
+                                    .execute(conn)
+                                    .await?;
+                            } else if requeue {
                                 diesel::update(target)
                                     .set((
                                         hqe::status.eq(status::QUEUED),
                                         hqe::drone.eq(None::<String>),
-                                        hqe::host_id.eq(None::<i64>),
-                                        hqe::execution_subdir.eq(""),
                                         hqe::dispatched_on.eq(None::<i64>),
                                         hqe::failure_reason.eq(reason),
                                     ))
                                     .execute(conn)
                                     .await?;
+                                if meta_label.is_some() {
+                                    diesel::update(target)
+                                        .set((
+                                            hqe::host_id.eq(None::<i64>),
+                                            hqe::execution_subdir.eq(""),
+                                        ))
+                                        .execute(conn)
+                                        .await?;
+                                }
                             } else {
                                 diesel::update(target)
                                     .set((
