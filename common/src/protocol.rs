@@ -140,6 +140,13 @@ pub enum StatusEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         infra_failure: Option<String>,
     },
+    /// The results could not be pushed yet (results host unreachable or full); the
+    /// worker keeps them and keeps trying. Sent once per attempt.
+    PushFailing {
+        entry_id: i64,
+        attempt: i32,
+        reason: String,
+    },
     /// A special task on one of the entry's hosts started or ended.
     Task {
         entry_id: i64,

@@ -597,7 +597,24 @@ impl Inner {
                 None => job.results_subdir(),
                 Some(_) => set_aside(&self.config.drone.results_dir, &job),
             };
-            tokio::join!(pusher.push(subdir), self.push_tasks(&job, &pusher));
+            // The first failed try is reported, so `job show` says why the entry waits.
+            let (failures, mut failed) = tokio::sync::mpsc::unbounded_channel();
+            let push = pusher.push_watched(subdir, Some(failures));
+            let watch = async {
+                if let Some(reason) = failed.recv().await {
+                    self.reporter
+                        .send(StatusEvent::PushFailing {
+                            entry_id,
+                            attempt,
+                            reason,
+                        })
+                        .await;
+                }
+            };
+            tokio::select! {
+                _ = async { tokio::join!(push, self.push_tasks(&job, &pusher)) } => {}
+                _ = async { watch.await; std::future::pending::<()>().await } => {}
+            }
             self.record(
                 &job,
                 Stage::Pushed {

@@ -22,6 +22,16 @@ pub struct PushTarget {
 struct Request {
     subdir: String,
     done: oneshot::Sender<()>,
+    /// Told why each failed try failed (the push goes on).
+    failures: Option<mpsc::UnboundedSender<String>>,
+}
+
+impl Request {
+    fn failed(&self, error: &str) {
+        if let Some(failures) = &self.failures {
+            let _ = failures.send(error.to_string());
+        }
+    }
 }
 
 /// Handle to the pusher task.
@@ -41,8 +51,22 @@ impl Pusher {
     /// Pushes `<drone results>/<subdir>` to `<results_dir>/<subdir>`; returns once the
     /// results host has it. Retries until it succeeds.
     pub async fn push(&self, subdir: String) {
+        self.push_watched(subdir, None).await
+    }
+
+    /// As [`Pusher::push`], telling `failures` why each failed try failed.
+    pub async fn push_watched(
+        &self,
+        subdir: String,
+        failures: Option<mpsc::UnboundedSender<String>>,
+    ) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Request { subdir, done }).is_err() {
+        let request = Request {
+            subdir,
+            done,
+            failures,
+        };
+        if self.tx.send(request).is_err() {
             return;
         }
         let _ = wait.await;
@@ -157,6 +181,7 @@ async fn push_loop(target: PushTarget, mut rx: mpsc::UnboundedReceiver<Request>)
                         }
                         Err(error) => {
                             tracing::warn!(%error, results = %request.subdir, "push failed, will retry");
+                            request.failed(&error);
                             failed.push(request);
                         }
                     }
@@ -169,6 +194,9 @@ async fn push_loop(target: PushTarget, mut rx: mpsc::UnboundedReceiver<Request>)
             }
             Err(error) => {
                 tracing::warn!(%error, results = %pending[0].subdir, retry_in = ?backoff, "push failed, will retry");
+                for request in &pending {
+                    request.failed(&error);
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(target.retry_max);
             }

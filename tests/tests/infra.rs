@@ -259,6 +259,22 @@ async fn results_wait_on_the_drone_while_the_results_host_is_unreachable() {
     let local = world
         .dir
         .join(format!("drone-drone1/{id}-tester/host1/out.txt"));
+    // The entry says why it waits: an infra matter, not the test.
+    let job = world
+        .wait_until(&[id], MINUTE, "push failure reported", |j| {
+            j[0].entries[0].failure_kind.as_deref() == Some("infra")
+        })
+        .await
+        .remove(0);
+    let entry = &job.entries[0];
+    assert!(
+        entry
+            .failure_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("results not pushed yet")),
+        "{entry:?}"
+    );
+    assert!(entry.history.iter().any(|h| h.event == "push-failing"));
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let job = world.job(id).await;
@@ -270,6 +286,7 @@ async fn results_wait_on_the_drone_while_the_results_host_is_unreachable() {
     sshd.start_again();
     let job = world.wait_for_jobs(&[id], MINUTE).await.remove(0);
     assert_eq!(job.entries[0].status, "Completed", "{job:?}");
+    assert_eq!(job.entries[0].failure_kind, None, "completed: no failure");
     assert_eq!(
         read(&results.join(format!("{id}-tester/host1/out.txt"))),
         "second\n"

@@ -942,6 +942,37 @@ pub async fn apply(
                     .await?;
                     (n + aborted, true, Some(*entry_id))
                 }
+                StatusEvent::PushFailing {
+                    entry_id,
+                    attempt,
+                    reason,
+                } => {
+                    // Not a test failure: the results wait on the drone until pushed.
+                    let reason = format!("results not pushed yet: {reason}");
+                    let n = diesel::update(
+                        target(*entry_id, *attempt).filter(hqe::status.eq(status::GATHERING)),
+                    )
+                    .set((
+                        hqe::failure_kind.eq("infra"),
+                        hqe::failure_reason.eq(&reason),
+                    ))
+                    .execute(conn)
+                    .await?;
+                    if n > 0 {
+                        diesel::insert_into(entry_history::table)
+                            .values((
+                                entry_history::entry_id.eq(*entry_id),
+                                entry_history::attempt.eq(*attempt),
+                                entry_history::drone.eq(Some(drone)),
+                                entry_history::event.eq("push-failing"),
+                                entry_history::detail.eq(&reason),
+                                entry_history::at.eq(now),
+                            ))
+                            .execute(conn)
+                            .await?;
+                    }
+                    (n, false, None)
+                }
                 StatusEvent::Task {
                     entry_id,
                     attempt,
@@ -1227,6 +1258,9 @@ pub fn event_entry(event: &StatusEvent) -> Option<(i64, i32)> {
             entry_id, attempt, ..
         }
         | StatusEvent::Task {
+            entry_id, attempt, ..
+        }
+        | StatusEvent::PushFailing {
             entry_id, attempt, ..
         }
         | StatusEvent::RepairFailed {
