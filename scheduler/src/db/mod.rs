@@ -30,7 +30,9 @@ const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql
 /// Every SQLite connection: WAL (readers never block the writer), a busy timeout
 /// instead of immediate SQLITE_BUSY, and full fsync on commit (a recorded state change
 /// survives a power cut).
-const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+/// The busy timeout comes first: switching to WAL takes a lock, and without it a
+/// scheduler started while another still holds the file failed at once.
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
 
 /// A database failure, in the caller's terms.
 #[derive(Debug, thiserror::Error)]
