@@ -60,6 +60,14 @@ impl Tasks {
     }
 }
 
+/// The size of an entry's results, from the manifest the worker wrote and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestSummary {
+    pub files: u64,
+    pub bytes: u64,
+}
+
 /// A special task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -139,6 +147,10 @@ pub enum StatusEvent {
         /// scheduler then counts an infra failure, not a test failure.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         infra_failure: Option<String>,
+        /// What the results directory holds, by its manifest (checked on the results
+        /// host before this report).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        manifest: Option<ManifestSummary>,
     },
     /// The results could not be pushed yet (results host unreachable or full); the
     /// worker keeps them and keeps trying. Sent once per attempt.

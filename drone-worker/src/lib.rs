@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod journal;
+pub mod manifest;
 pub mod pusher;
 pub mod reporter;
 pub mod runner;
@@ -24,6 +25,7 @@ use journal::{Journal, Stage};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{message::Delivery, Channel};
+use manifest::Manifest;
 use pusher::{PushTarget, Pusher};
 use reporter::Reporter;
 use std::collections::BTreeSet;
@@ -463,6 +465,7 @@ impl Inner {
                                     attempt,
                                     exit_code: 0,
                                     infra_failure: None,
+                                    manifest: None,
                                 })
                                 .await;
                             self.record(&job, Stage::Done { exit_code: 0 }).await;
@@ -597,9 +600,17 @@ impl Inner {
                 None => job.results_subdir(),
                 Some(_) => set_aside(&self.config.drone.results_dir, &job),
             };
+            let dir = self.config.drone.results_dir.join(&subdir);
+            let written = tokio::task::spawn_blocking(move || Manifest::write(&dir))
+                .await
+                .expect("writing the manifest does not panic");
+            if let Err(error) = &written {
+                // The results still go; only the check of their copy is lost.
+                tracing::error!(%error, results = %subdir, "cannot write the results manifest");
+            }
             // The first failed try is reported, so `job show` says why the entry waits.
             let (failures, mut failed) = tokio::sync::mpsc::unbounded_channel();
-            let push = pusher.push_watched(subdir, Some(failures));
+            let push = pusher.push_watched(subdir, written.is_ok(), Some(failures));
             let watch = async {
                 if let Some(reason) = failed.recv().await {
                     self.reporter
@@ -624,12 +635,20 @@ impl Inner {
             )
             .await;
         }
+        let subdir = match &infra_failure {
+            None => job.results_subdir(),
+            Some(_) => set_aside_subdir(&job),
+        };
+        let manifest = Manifest::read(&self.config.drone.results_dir.join(subdir))
+            .ok()
+            .map(|m| m.summary());
         self.reporter
             .send(StatusEvent::Finished {
                 entry_id,
                 attempt,
                 exit_code,
                 infra_failure,
+                manifest,
             })
             .await;
         self.record(&job, Stage::Done { exit_code }).await;
@@ -1011,7 +1030,7 @@ const LEASE_LOST: &str =
 /// `<subdir>.attempt-<N>`, so the retry on another drone owns the entry's directory on
 /// the results host; returns the new subdir to push.
 fn set_aside(drone_results: &std::path::Path, job: &RunJob) -> String {
-    let subdir = format!("{}.attempt-{}", job.results_subdir(), job.attempt);
+    let subdir = set_aside_subdir(job);
     let from = drone_results.join(job.results_subdir());
     let to = drone_results.join(&subdir);
     if from.exists() && !to.exists() {
@@ -1020,6 +1039,11 @@ fn set_aside(drone_results: &std::path::Path, job: &RunJob) -> String {
         }
     }
     subdir
+}
+
+/// Where [`set_aside`] puts an attempt's results.
+fn set_aside_subdir(job: &RunJob) -> String {
+    format!("{}.attempt-{}", job.results_subdir(), job.attempt)
 }
 
 /// Waits for an attempt found running after a restart; Autoserv's exit status as the

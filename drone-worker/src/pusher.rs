@@ -2,9 +2,13 @@
 //! that finishes while an rsync is running goes into the next one, so a busy drone pays
 //! one rsync start-up for many entries instead of one each. A batch that fails is
 //! split so one bad entry cannot hold back the others; failures are retried with
-//! backoff and nothing is deleted on the drone.
+//! backoff and nothing is deleted on the drone. A directory with a manifest (see
+//! [`crate::manifest`]) counts as pushed only once its copy matches the manifest; a
+//! copy that does not is pushed again with contents compared.
 
+use crate::manifest::Manifest;
 use common::config::ResultsHost;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +25,10 @@ pub struct PushTarget {
 
 struct Request {
     subdir: String,
+    /// The directory has a manifest to check the copy against.
+    verify: bool,
+    /// The last copy did not match: compare contents this time.
+    checksum: bool,
     done: oneshot::Sender<()>,
     /// Told why each failed try failed (the push goes on).
     failures: Option<mpsc::UnboundedSender<String>>,
@@ -51,18 +59,23 @@ impl Pusher {
     /// Pushes `<drone results>/<subdir>` to `<results_dir>/<subdir>`; returns once the
     /// results host has it. Retries until it succeeds.
     pub async fn push(&self, subdir: String) {
-        self.push_watched(subdir, None).await
+        self.push_watched(subdir, false, None).await
     }
 
-    /// As [`Pusher::push`], telling `failures` why each failed try failed.
+    /// As [`Pusher::push`], for a directory with a manifest (`verify`: the push is
+    /// done only when the copy matches it), telling `failures` why each failed try
+    /// failed.
     pub async fn push_watched(
         &self,
         subdir: String,
+        verify: bool,
         failures: Option<mpsc::UnboundedSender<String>>,
     ) {
         let (done, wait) = oneshot::channel();
         let request = Request {
             subdir,
+            verify,
+            checksum: false,
             done,
             failures,
         };
@@ -86,29 +99,17 @@ impl PushTarget {
         }
     }
 
-    /// One rsync for all of `subdirs`.
-    async fn rsync(&self, subdirs: &[&str]) -> Result<(), String> {
+    /// One rsync for all of `subdirs`; `checksum` compares contents, not only sizes
+    /// and times.
+    async fn rsync(&self, subdirs: &[&str], checksum: bool) -> Result<(), String> {
         if self.results_host == ResultsHost::Local {
             tokio::fs::create_dir_all(&self.results_dir)
                 .await
                 .map_err(|e| format!("cannot create {}: {e}", self.results_dir.display()))?;
         }
-        let mut command = tokio::process::Command::new("rsync");
-        // The supervisor's bookkeeping files stay on the drone.
-        command.args(["-a", "--relative", "--mkpath", "--exclude=.autoserv-*"]);
-        if let ResultsHost::Remote(_) = self.results_host {
-            let mut ssh = vec!["ssh".to_string(), "-oBatchMode=yes".to_string()];
-            ssh.extend(self.ssh_options.iter().cloned());
-            let ssh: Vec<String> = ssh.iter().map(|a| shell_quote(a)).collect();
-            command.arg("-e").arg(ssh.join(" "));
-        }
-        command.arg("--");
-        for subdir in subdirs {
-            command.arg(self.drone_results.join(".").join(subdir));
-        }
-        command.arg(self.destination());
-        let output = command
-            .kill_on_drop(true)
+        let extra: &[&str] = if checksum { &["--checksum"] } else { &[] };
+        let output = self
+            .rsync_command(subdirs, extra)
             .output()
             .await
             .map_err(|e| format!("cannot run rsync: {e}"))?;
@@ -121,6 +122,26 @@ impl PushTarget {
                 String::from_utf8_lossy(&output.stderr).trim()
             ))
         }
+    }
+
+    fn rsync_command(&self, subdirs: &[&str], extra: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("rsync");
+        // The supervisor's bookkeeping files stay on the drone.
+        command.args(["-a", "--relative", "--mkpath", "--exclude=.autoserv-*"]);
+        command.args(extra);
+        if let ResultsHost::Remote(_) = self.results_host {
+            let mut ssh = vec!["ssh".to_string(), "-oBatchMode=yes".to_string()];
+            ssh.extend(self.ssh_options.iter().cloned());
+            let ssh: Vec<String> = ssh.iter().map(|a| shell_quote(a)).collect();
+            command.arg("-e").arg(ssh.join(" "));
+        }
+        command.arg("--");
+        for subdir in subdirs {
+            command.arg(self.drone_results.join(".").join(subdir));
+        }
+        command.arg(self.destination());
+        command.kill_on_drop(true);
+        command
     }
 }
 
@@ -162,23 +183,35 @@ async fn push_loop(target: PushTarget, mut rx: mpsc::UnboundedReceiver<Request>)
             }
             continue;
         }
-        let subdirs: Vec<&str> = pending.iter().map(|r| r.subdir.as_str()).collect();
-        match target.rsync(&subdirs).await {
-            Ok(()) => {
-                tracing::debug!(entries = pending.len(), "results pushed");
-                for request in pending.drain(..) {
-                    let _ = request.done.send(());
-                }
-                backoff = Duration::from_millis(200);
-            }
-            Err(error) if pending.len() > 1 => {
-                tracing::warn!(%error, entries = pending.len(), "batched push failed, pushing entries one by one");
-                let mut failed = Vec::new();
-                for request in pending.drain(..) {
-                    match target.rsync(&[request.subdir.as_str()]).await {
-                        Ok(()) => {
-                            let _ = request.done.send(());
-                        }
+        pending = target.push_batch(std::mem::take(&mut pending)).await;
+        if pending.is_empty() {
+            backoff = Duration::from_millis(200);
+        } else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(target.retry_max);
+        }
+    }
+}
+
+impl PushTarget {
+    /// One push of `batch`, checked against the manifests; returns what is still to
+    /// do. A batch whose rsync fails is split so one bad entry cannot hold back the
+    /// others.
+    async fn push_batch(&self, batch: Vec<Request>) -> Vec<Request> {
+        let checksum = batch.iter().any(|r| r.checksum);
+        let subdirs: Vec<&str> = batch.iter().map(|r| r.subdir.as_str()).collect();
+        let mut failed = Vec::new();
+        let copied = match self.rsync(&subdirs, checksum).await {
+            Ok(()) => batch,
+            Err(error) if batch.len() > 1 => {
+                tracing::warn!(%error, entries = batch.len(), "batched push failed, pushing entries one by one");
+                let mut copied = Vec::new();
+                for request in batch {
+                    match self
+                        .rsync(&[request.subdir.as_str()], request.checksum)
+                        .await
+                    {
+                        Ok(()) => copied.push(request),
                         Err(error) => {
                             tracing::warn!(%error, results = %request.subdir, "push failed, will retry");
                             request.failed(&error);
@@ -186,20 +219,130 @@ async fn push_loop(target: PushTarget, mut rx: mpsc::UnboundedReceiver<Request>)
                         }
                     }
                 }
-                pending = failed;
-                if !pending.is_empty() {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(target.retry_max);
-                }
+                copied
             }
             Err(error) => {
-                tracing::warn!(%error, results = %pending[0].subdir, retry_in = ?backoff, "push failed, will retry");
-                for request in &pending {
+                tracing::warn!(%error, results = %batch[0].subdir, "push failed, will retry");
+                for request in &batch {
                     request.failed(&error);
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(target.retry_max);
+                return batch;
+            }
+        };
+        let mismatches = self.check(&copied).await;
+        for mut request in copied {
+            match mismatches.get(&request.subdir) {
+                None => {
+                    tracing::debug!(results = %request.subdir, "results pushed");
+                    let _ = request.done.send(());
+                }
+                Some(problem) => {
+                    let error = format!("the copy on the results host does not match the manifest ({problem}); pushing again, comparing contents");
+                    tracing::warn!(results = %request.subdir, %error);
+                    request.failed(&error);
+                    // rsync's quick check (size and time) passed these files over.
+                    request.checksum = true;
+                    failed.push(request);
+                }
             }
         }
+        failed
+    }
+
+    /// Checks the pushed copies of the requests that carry a manifest: what is wrong
+    /// with each copy that does not match. A local results directory is checked
+    /// against the manifest's SHA-256 sums; a remote one by rsync comparing checksums
+    /// of both sides (the drone's key may run nothing but rsync there).
+    async fn check(&self, copied: &[Request]) -> HashMap<String, String> {
+        let checked: Vec<(String, Manifest)> = copied
+            .iter()
+            .filter(|r| r.verify)
+            .filter_map(|r| {
+                Manifest::read(&self.drone_results.join(&r.subdir))
+                    .map_err(|error| tracing::warn!(%error, results = %r.subdir, "no manifest to check the copy against"))
+                    .ok()
+                    .map(|m| (r.subdir.clone(), m))
+            })
+            .collect();
+        if checked.is_empty() {
+            return HashMap::new();
+        }
+        match &self.results_host {
+            ResultsHost::Local => {
+                let results_dir = self.results_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    checked
+                        .into_iter()
+                        .filter_map(|(subdir, manifest)| {
+                            let problems = manifest.check(&results_dir.join(&subdir));
+                            (!problems.is_empty()).then(|| (subdir, describe(&problems)))
+                        })
+                        .collect()
+                })
+                .await
+                .expect("the check does not panic")
+            }
+            ResultsHost::Remote(_) => {
+                let subdirs: Vec<&str> = checked.iter().map(|(s, _)| s.as_str()).collect();
+                match self.differences(&subdirs).await {
+                    Ok(differing) => subdirs
+                        .iter()
+                        .filter_map(|subdir| {
+                            let prefix = format!("{subdir}/");
+                            let problems: Vec<String> = differing
+                                .iter()
+                                .filter(|path| path.starts_with(&prefix))
+                                .map(|path| format!("{}: differs", &path[prefix.len()..]))
+                                .collect();
+                            (!problems.is_empty())
+                                .then(|| (subdir.to_string(), describe(&problems)))
+                        })
+                        .collect(),
+                    Err(error) => subdirs
+                        .iter()
+                        .map(|s| (s.to_string(), format!("cannot compare: {error}")))
+                        .collect(),
+                }
+            }
+        }
+    }
+
+    /// The files (paths relative to the drone's results directory) whose contents
+    /// differ on the results host, by an rsync dry run comparing checksums.
+    async fn differences(&self, subdirs: &[&str]) -> Result<Vec<String>, String> {
+        let output = self
+            .rsync_command(subdirs, &["--checksum", "--dry-run", "--out-format=%i %n"])
+            .output()
+            .await
+            .map_err(|e| format!("cannot run rsync: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "rsync exited with {}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            // `<f...` and `>f...`: a file that would be sent; attribute-only changes
+            // (`.f..t...`) leave the contents alone.
+            .filter(|line| line.starts_with('<') || line.starts_with('>'))
+            .filter_map(|line| line.split_once(' ').map(|(_, path)| path.to_string()))
+            .collect())
+    }
+}
+
+/// The first problems of a copy, for a log line and `job show`.
+fn describe(problems: &[String]) -> String {
+    let shown: Vec<&str> = problems.iter().take(3).map(String::as_str).collect();
+    let more = problems.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!(
+            "{} file(s): {}, and {more} more",
+            problems.len(),
+            shown.join("; ")
+        )
+    } else {
+        format!("{} file(s): {}", problems.len(), shown.join("; "))
     }
 }

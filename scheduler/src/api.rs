@@ -209,6 +209,9 @@ pub struct EntryView {
     pub failure_kind: Option<String>,
     /// Infra failures retried so far (at most `[SCHEDULER] max_infra_retries`).
     pub infra_retries: i32,
+    /// The entry's results by the manifest its drone wrote and checked on the results
+    /// host: how many files, how many bytes (null until they are there).
+    pub manifest: Option<ManifestView>,
     /// Infra failures and stale reports (from an older attempt), oldest first.
     pub history: Vec<HistoryView>,
     pub created_on: String,
@@ -218,6 +221,13 @@ pub struct EntryView {
     pub aborted_by: Option<String>,
     /// When the abort was recorded.
     pub aborted_on: Option<String>,
+}
+
+/// The size of an entry's results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestView {
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// One event in an entry's history.

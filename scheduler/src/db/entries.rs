@@ -908,6 +908,7 @@ pub async fn apply(
                     attempt,
                     exit_code,
                     infra_failure: None,
+                    manifest,
                 } => {
                     // An entry with an abort recorded ends Aborted, whatever its exit.
                     let aborted = diesel::update(
@@ -940,6 +941,18 @@ pub async fn apply(
                     ))
                     .execute(conn)
                     .await?;
+                    if let (Some(manifest), true) = (manifest, n + aborted > 0) {
+                        diesel::update(
+                            hqe::table
+                                .filter(hqe::id.eq(*entry_id).or(hqe::group_lead_id.eq(*entry_id))),
+                        )
+                        .set((
+                            hqe::manifest_files.eq(manifest.files as i64),
+                            hqe::manifest_bytes.eq(manifest.bytes as i64),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    }
                     (n + aborted, true, Some(*entry_id))
                 }
                 StatusEvent::PushFailing {

@@ -5,7 +5,7 @@ use super::schema::{
     jobs, labels,
 };
 use super::{Db, DbError};
-use crate::api::{self, status, EntryView, HistoryView, JobSummary, JobView};
+use crate::api::{self, status, EntryView, HistoryView, JobSummary, JobView, ManifestView};
 use crate::{with_conn, write_txn};
 use common::config::ResultsHost;
 use common::names::{HostName, LabelName, Owner};
@@ -299,7 +299,7 @@ pub async fn show(
     #[allow(clippy::type_complexity)]
     let (job, entries, history): (
         Option<JobRow>,
-        Vec<(EntryRow, (Option<String>, i32))>,
+        Vec<(EntryRow, (Option<String>, i32, Option<i64>, Option<i64>))>,
         Vec<HistoryRow>,
     ) = with_conn!(db, |conn| {
         let job = jobs::table
@@ -340,7 +340,12 @@ pub async fn show(
                     hqe::aborted_by,
                     hqe::aborted_on,
                 ),
-                (hqe::failure_kind, hqe::infra_retries),
+                (
+                    hqe::failure_kind,
+                    hqe::infra_retries,
+                    hqe::manifest_files,
+                    hqe::manifest_bytes,
+                ),
             ))
             .load(conn)
             .await?;
@@ -392,7 +397,7 @@ pub async fn show(
                     aborted_by,
                     aborted_on,
                 ),
-                (failure_kind, infra_retries),
+                (failure_kind, infra_retries, manifest_files, manifest_bytes),
             )| {
                 let pushed = s == status::COMPLETED || (s == status::FAILED && exit_code.is_some());
                 EntryView {
@@ -410,6 +415,12 @@ pub async fn show(
                     failure_reason,
                     failure_kind,
                     infra_retries,
+                    manifest: manifest_files.zip(manifest_bytes).map(|(files, bytes)| {
+                        ManifestView {
+                            files: files as u64,
+                            bytes: bytes as u64,
+                        }
+                    }),
                     history: histories.remove(&entry_id).unwrap_or_default(),
                     created_on: format_micros(created),
                     started_on: started.map(format_micros),

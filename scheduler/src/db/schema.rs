@@ -80,6 +80,8 @@ diesel::table! {
         avoid_drone -> Nullable<Text>,
         dispatched_on -> Nullable<BigInt>,
         group_lead_id -> Nullable<BigInt>,
+        manifest_files -> Nullable<BigInt>,
+        manifest_bytes -> Nullable<BigInt>,
     }
 }
 
@@ -90,6 +92,7 @@ diesel::table! {
         capacity -> Integer,
         last_heartbeat -> Nullable<BigInt>,
         capacity_override -> Nullable<Integer>,
+        results_url -> Nullable<Text>,
     }
 }
 
