@@ -58,7 +58,10 @@ pub struct SchedulerConfig {
     pub results_host: ResultsHost,
     /// On the results host.
     pub results_dir: PathBuf,
-    pub archive_host: Option<String>,
+    /// `archive_host`: where results no longer on the results host nor on a drone are
+    /// sent (`GET /results/...` redirects to `<this>/results/...`): a base URL, or a
+    /// host name meaning `http://<host>`.
+    pub archive_url: Option<String>,
     /// The drone set of jobs created without `--drone-set` (Autotest's key).
     pub default_drone_set_name: Option<crate::names::DroneSetName>,
     pub max_processes_per_drone: u32,
@@ -106,6 +109,13 @@ pub struct DroneConfig {
     pub ssh_options: Vec<String>,
     /// Seconds between two heartbeats.
     pub heartbeat_sec: u64,
+    /// Where the worker serves its results directory over HTTP (read only), so the
+    /// scheduler can send readers to results not on the results host; None: `off`.
+    /// Port 0 takes any free port (the address goes to the scheduler in heartbeats).
+    pub http_listen: Option<SocketAddr>,
+    /// The address the scheduler sends readers to; defaults to
+    /// `http://<listen address, or this machine's name if it listens on all>:<port>`.
+    pub results_url: Option<String>,
 }
 
 /// `[AUTOSERV]`.
@@ -490,7 +500,19 @@ impl Config {
         let scheduler = SchedulerConfig {
             results_host: raw.parsed(sched, "results_host", ResultsHost::Local, results_host)?,
             results_dir: raw.path(sched, "results_dir", "/usr/local/autotest/results", &base)?,
-            archive_host: raw.get(sched, "archive_host").map(|(v, _)| v),
+            archive_url: raw.parsed(sched, "archive_host", None, |v| {
+                if v.is_empty() {
+                    Ok(None)
+                } else if v.starts_with("http://") || v.starts_with("https://") {
+                    Ok(Some(v.trim_end_matches('/').to_string()))
+                } else if v.contains("://") {
+                    Err(format!("expected a host name or an http(s):// URL, got {v:?}"))
+                } else {
+                    crate::names::HostName::new(v)
+                        .map(|h| Some(format!("http://{h}")))
+                        .map_err(|e| e.to_string())
+                }
+            })?,
             default_drone_set_name: raw.parsed(sched, "default_drone_set_name", None, |v| {
                 if v.is_empty() {
                     return Ok(None);
@@ -548,6 +570,26 @@ impl Config {
             })?,
             heartbeat_sec: raw
                 .parsed(drone, "heartbeat_sec", 10, |v| positive(v).map(u64::from))?,
+            http_listen: raw.parsed(
+                drone,
+                "http_listen",
+                Some(SocketAddr::from(([0, 0, 0, 0], 0))),
+                |v| {
+                    if v == "off" {
+                        return Ok(None);
+                    }
+                    v.parse()
+                        .map(Some)
+                        .map_err(|_| format!("expected ADDRESS:PORT or off, got {v:?}"))
+                },
+            )?,
+            results_url: raw.parsed(drone, "results_url", None, |v| {
+                if v.starts_with("http://") || v.starts_with("https://") {
+                    Ok(Some(v.trim_end_matches('/').to_string()))
+                } else {
+                    Err(format!("expected an http(s):// URL, got {v:?}"))
+                }
+            })?,
         };
 
         let command = raw.parsed(

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod config;
 pub mod names;
 pub mod protocol;
+pub mod results_http;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;

@@ -182,7 +182,12 @@ pub enum StatusEvent {
         reason: String,
     },
     /// The worker is alive; `running` lists the attempts it holds.
-    Heartbeat { running: Vec<(i64, i32)> },
+    Heartbeat {
+        running: Vec<(i64, i32)>,
+        /// Where the drone serves the results it holds (`GET <url>/results/...`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        results_url: Option<String>,
+    },
 }
 
 /// Scheduler → drone, on the drone's control queue.

@@ -77,6 +77,8 @@ struct Inner {
     lease: Mutex<LeaseState>,
     lease_file: std::path::PathBuf,
     idle: Notify,
+    /// Where this worker serves its results directory (sent in heartbeats).
+    results_url: std::sync::OnceLock<String>,
 }
 
 impl Worker {
@@ -129,6 +131,7 @@ impl Worker {
                 running: Mutex::new(Default::default()),
                 aborted: Mutex::new(Default::default()),
                 idle: Notify::new(),
+                results_url: std::sync::OnceLock::new(),
                 config,
             }),
         })
@@ -155,6 +158,24 @@ impl Worker {
                 ssh_options: inner.config.drone.ssh_options.clone(),
                 retry_max: Duration::from_secs(inner.config.drone.push_retry_max_sec),
             });
+            if let Some(address) = inner.config.drone.http_listen {
+                let root = inner.config.drone.results_dir.clone();
+                let (bound, _) = common::results_http::listen(root, address, shutdown.clone())
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot serve results on [DRONE] http_listen {address}: {e} (set another address, or off)"
+                        )
+                    })?;
+                let url = inner
+                    .config
+                    .drone
+                    .results_url
+                    .clone()
+                    .unwrap_or_else(|| default_results_url(bound));
+                tracing::info!(%url, "serving results");
+                let _ = inner.results_url.set(url);
+            }
             inner.recover(&pusher).await;
             let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(shutdown.clone()));
             let lease = tokio::spawn(inner.clone().lease_loop(shutdown.clone()));
@@ -987,7 +1008,10 @@ impl Inner {
             // scheduler counts this drone as lost and sends it nothing.
             let next = match self
                 .reporter
-                .try_send(&StatusEvent::Heartbeat { running })
+                .try_send(&StatusEvent::Heartbeat {
+                    running,
+                    results_url: self.results_url.get().cloned(),
+                })
                 .await
             {
                 Ok(()) => every,
@@ -1039,6 +1063,17 @@ fn set_aside(drone_results: &std::path::Path, job: &RunJob) -> String {
         }
     }
     subdir
+}
+
+/// `http://<address>:<port>`, with this machine's name for an address that listens on
+/// all interfaces.
+fn default_results_url(bound: std::net::SocketAddr) -> String {
+    let host = match bound.ip() {
+        ip if ip.is_unspecified() => common::hostname().unwrap_or_else(|_| "localhost".into()),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", bound.port())
 }
 
 /// Where [`set_aside`] puts an attempt's results.

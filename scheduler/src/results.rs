@@ -1,50 +1,20 @@
-//! `GET /results/<job_id>-<owner>/<host>/<path>`: results served from the results
-//! directory when the results host is this machine (Autotest's retrieve_logs, first
-//! stop). Files come back as they are; directories as a plain-text listing, one name a
-//! line, directories ending in `/`. Nothing outside the results directory is ever read:
-//! `..`, absolute and empty components are refused (400), and a path whose real
-//! location (symlinks resolved) is outside the directory is not found (404).
+//! `GET /results/<job_id>-<owner>/<subdir>/<path>` (Autotest's retrieve_logs): from the
+//! results host's directory when the file is there (this scheduler must see that
+//! directory: `results_host` localhost); otherwise a temporary redirect to the drone
+//! that ran the entry, when it still serves that path (results not pushed yet, or
+//! kept there); otherwise to `[SCHEDULER] archive_host`. Hostile paths are refused the
+//! same way everywhere (see [`common::results_http`]).
 
 use crate::http::{ApiError, AppState};
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use common::config::ResultsHost;
-use std::path::{Component, PathBuf};
+use common::results_http;
+use std::time::Duration;
 
-/// Resolves a request path inside `root`, or says why not.
-pub fn resolve(root: &std::path::Path, requested: &str) -> Result<PathBuf, (StatusCode, String)> {
-    let bad = |why: &str| (StatusCode::BAD_REQUEST, format!("bad results path: {why}"));
-    if requested.contains('\0') || requested.contains('\\') {
-        return Err(bad("forbidden character"));
-    }
-    let mut relative = PathBuf::new();
-    for part in requested.split('/') {
-        match part {
-            "" if relative.as_os_str().is_empty() => return Err(bad("empty or absolute path")),
-            "" => continue, // a trailing slash
-            "." | ".." => return Err(bad("'.' and '..' are not allowed")),
-            _ => relative.push(part),
-        }
-    }
-    if relative
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_)))
-    {
-        return Err(bad("not a plain relative path"));
-    }
-    let not_found = || (StatusCode::NOT_FOUND, format!("no results at {requested}"));
-    let root = root.canonicalize().map_err(|_| not_found())?;
-    let real = root
-        .join(&relative)
-        .canonicalize()
-        .map_err(|_| not_found())?;
-    if !real.starts_with(&root) {
-        return Err(not_found());
-    }
-    Ok(real)
-}
+/// How long the scheduler waits for a drone to say whether it has a path.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The handler.
 pub async fn serve(
@@ -52,80 +22,71 @@ pub async fn serve(
     Path(requested): Path<String>,
 ) -> Result<Response, ApiError> {
     let scheduler = &state.config.scheduler;
-    if let ResultsHost::Remote(host) = &scheduler.results_host {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("results are kept on {host}:{}; this scheduler serves only a local results directory", scheduler.results_dir.display()),
-        ));
-    }
-    let path = resolve(&scheduler.results_dir, &requested)
-        .map_err(|(code, message)| ApiError::new(code, message))?;
-    let metadata = tokio::fs::metadata(&path)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no results at {requested}")))?;
-    if metadata.is_dir() {
-        let mut names = Vec::new();
-        let mut entries = tokio::fs::read_dir(&path)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let is_dir = entry.file_type().await.map(|t| t.is_dir()).unwrap_or(false);
-            names.push(if is_dir { format!("{name}/") } else { name });
+    let relative =
+        results_http::check(&requested).map_err(|(code, message)| ApiError::new(code, message))?;
+    let not_here = match &scheduler.results_host {
+        ResultsHost::Local => match results_http::serve(&scheduler.results_dir, &requested).await
+        {
+            Ok(response) => return Ok(response),
+            Err((StatusCode::NOT_FOUND, _)) => "not on the results host".to_string(),
+            Err((code, message)) => return Err(ApiError::new(code, message)),
+        },
+        ResultsHost::Remote(host) => format!(
+            "the results host {host}:{} is not this machine",
+            scheduler.results_dir.display()
+        ),
+    };
+    let path = results_http::encode(&relative);
+    let drone = drone_of(&state, &relative).await?;
+    if let Some((name, base)) = drone {
+        let url = format!("{}/results/{path}", base.trim_end_matches('/'));
+        if has(&url).await {
+            tracing::debug!(drone = %name, %url, "results served by the drone");
+            return Ok(Redirect::temporary(&url).into_response());
         }
-        names.sort();
-        let body = names.iter().map(|n| format!("{n}\n")).collect::<String>();
-        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response());
     }
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no results at {requested}")))?;
-    let stream = file_body(file);
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], stream).into_response())
+    if let Some(archive) = &scheduler.archive_url {
+        return Ok(Redirect::temporary(&format!(
+            "{}/results/{path}",
+            archive.trim_end_matches('/')
+        ))
+        .into_response());
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no results at {requested}: {not_here}, not on the drone that ran it, and no [SCHEDULER] archive_host"),
+    ))
 }
 
-/// Streams a file in chunks without loading it whole.
-fn file_body(file: tokio::fs::File) -> Body {
-    use tokio::io::AsyncReadExt;
-    let stream = futures_util::stream::unfold(file, |mut file| async move {
-        let mut buffer = vec![0u8; 64 * 1024];
-        match file.read(&mut buffer).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buffer.truncate(n);
-                Some((
-                    Ok::<_, std::io::Error>(axum::body::Bytes::from(buffer)),
-                    file,
-                ))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    });
-    Body::from_stream(stream)
+/// The drone that ran the entry `relative` names, and where it serves results.
+async fn drone_of(
+    state: &AppState,
+    relative: &std::path::Path,
+) -> Result<Option<(String, String)>, ApiError> {
+    let mut parts = relative.iter().map(|p| p.to_string_lossy());
+    let (Some(tag), Some(subdir)) = (parts.next(), parts.next()) else {
+        return Ok(None);
+    };
+    let Some(job_id) = tag.split_once('-').and_then(|(id, _)| id.parse::<i64>().ok()) else {
+        return Ok(None);
+    };
+    // A lost attempt's results are set aside as `<subdir>.attempt-N`.
+    let subdir = match subdir.rsplit_once(".attempt-") {
+        Some((base, n)) if n.parse::<u32>().is_ok() => base.to_string(),
+        _ => subdir.to_string(),
+    };
+    Ok(crate::db::drones::results_url_of(&state.db, job_id, &subdir).await?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refuses_paths_that_leave_the_results_directory() {
-        let root = std::env::temp_dir().join(format!("results-test-{}", std::process::id()));
-        std::fs::create_dir_all(root.join("1-alice/host1")).unwrap();
-        std::fs::write(root.join("1-alice/host1/status"), "ok").unwrap();
-        std::os::unix::fs::symlink("/etc", root.join("1-alice/host1/escape")).unwrap();
-        assert!(resolve(&root, "1-alice/host1/status").is_ok());
-        assert!(resolve(&root, "1-alice/host1/").is_ok());
-        for (path, code) in [
-            ("../etc/passwd", StatusCode::BAD_REQUEST),
-            ("1-alice/../../etc/passwd", StatusCode::BAD_REQUEST),
-            ("/etc/passwd", StatusCode::BAD_REQUEST),
-            ("1-alice/./host1", StatusCode::BAD_REQUEST),
-            ("1-alice/host1/escape/passwd", StatusCode::NOT_FOUND),
-            ("1-alice/host1/missing", StatusCode::NOT_FOUND),
-        ] {
-            assert_eq!(resolve(&root, path).unwrap_err().0, code, "{path}");
-        }
-        let _ = std::fs::remove_dir_all(&root);
-    }
+/// Whether a drone answers `url` (HEAD) with success, within [`PROBE_TIMEOUT`].
+async fn has(url: &str) -> bool {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(PROBE_TIMEOUT))
+            .build();
+        ureq::Agent::new_with_config(config).head(&url).call().is_ok()
+    })
+    .await
+    .unwrap_or(false)
 }

@@ -174,6 +174,7 @@ impl WorldBuilder {
             dir.join("drone-results").display().to_string(),
         );
         put("DRONE", "heartbeat_sec", "1".into());
+        put("DRONE", "http_listen", "127.0.0.1:0".into());
         if let Some(n) = self.worker_max_processes {
             put("DRONE", "max_processes", n.to_string());
         }

@@ -1,4 +1,5 @@
-//! Results read over HTTP from the scheduler, and hostile paths refused.
+//! Results read over HTTP from the scheduler (from the results host, else the drone
+//! that ran the entry, else the archive), and hostile paths refused.
 
 use autotest_tests::World;
 use std::io::{Read, Write};
@@ -6,6 +7,12 @@ use std::time::Duration;
 
 /// A raw HTTP/1.0 GET (no client-side path normalisation, no chunked body): (status, body).
 fn get(server: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = get_with_location(server, path);
+    (status, body)
+}
+
+/// As [`get`], with the `Location` header: (status, location, body).
+fn get_with_location(server: &str, path: &str) -> (u16, Option<String>, String) {
     let addr = server.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     write!(
@@ -16,11 +23,19 @@ fn get(server: &str, path: &str) -> (u16, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: ").or(l.strip_prefix("Location: ")))
+        .map(str::to_string);
+    (status, location, body.to_string())
+}
+
+/// Splits `http://host:port/path` into (`http://host:port`, `/path`).
+fn split_url(url: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    (format!("http://{host}"), format!("/{path}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -79,5 +94,108 @@ async fn results_are_served_over_http_and_hostile_paths_are_refused() {
     for (path, status) in checks.2 {
         assert!(status == 400 || status == 404, "{path} answered {status}");
     }
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_not_on_the_results_host_come_from_the_drone_then_the_archive() {
+    let world = World::builder()
+        .drone("drone1", 1)
+        .config("SCHEDULER", "archive_host", "http://archive.example:8080")
+        .start()
+        .await;
+    world.create_hosts(&["host1"]).await;
+    let control = format!(
+        "echo early > early.txt\necho spaced > 'my log.txt'\n{}",
+        world.blocking_control()
+    );
+    let id = world.submit("on the drone", &control, &["host1"]).await;
+    world
+        .wait_until(&[id], Duration::from_secs(60), "Running", |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await;
+    let server = world.server().to_string();
+    let path = format!("/results/{id}-tester/host1/early.txt");
+
+    // Running: the results are only on the drone, which serves them.
+    let (s, p) = (server.clone(), path.clone());
+    let (drone, on_drone, spaced, hostile) = tokio::task::spawn_blocking(move || {
+        let (status, location, _) = get_with_location(&s, &p);
+        assert_eq!(status, 307, "a temporary redirect to the drone");
+        let (drone, drone_path) = split_url(&location.expect("a Location"));
+        assert_eq!(drone_path, p, "the same path on the drone");
+        let on_drone = get(&drone, &drone_path);
+        let (_, spaced, _) =
+            get_with_location(&s, &format!("/results/{id}-tester/host1/my%20log.txt"));
+        let spaced = get(&drone, &split_url(&spaced.expect("a Location")).1);
+        // The drone refuses what the scheduler refuses, and its own files.
+        let hostile: Vec<(String, u16, String)> = [
+            "/results/../../etc/passwd".to_string(),
+            "/results/%2e%2e/%2e%2e/etc/passwd".to_string(),
+            format!("/results/{id}-tester/host1/..%2f..%2f..%2f..%2fetc/passwd"),
+            "/results/.journal/drone1/journal".to_string(),
+            "/results/.journal/".to_string(),
+        ]
+        .into_iter()
+        .map(|p| {
+            let (status, body) = get(&drone, &p);
+            (p, status, body)
+        })
+        .collect();
+        (drone, on_drone, spaced, hostile)
+    })
+    .await
+    .unwrap();
+    assert_eq!(on_drone, (200, "early\n".to_string()));
+    assert_eq!(spaced, (200, "spaced\n".to_string()), "names are encoded in the redirect");
+    for (p, status, body) in hostile {
+        assert!(status == 400 || status == 404, "the drone answered {status} to {p}");
+        assert!(!body.contains("root:") && !body.contains("running"), "{p}: {body}");
+    }
+
+    // Finished: served by the scheduler from the results host.
+    world.release();
+    world.wait_for_jobs(&[id], Duration::from_secs(60)).await;
+    let (s, p) = (server.clone(), path.clone());
+    let done = tokio::task::spawn_blocking(move || get_with_location(&s, &p))
+        .await
+        .unwrap();
+    assert_eq!(done, (200, None, "early\n".to_string()));
+
+    // Gone from the results host: the drone still has its copy.
+    std::fs::remove_dir_all(world.results_dir().join(format!("{id}-tester"))).unwrap();
+    let (s, p) = (server.clone(), path.clone());
+    let (status, location, _) = tokio::task::spawn_blocking(move || get_with_location(&s, &p))
+        .await
+        .unwrap();
+    assert_eq!(status, 307);
+    assert_eq!(location, Some(format!("{drone}{path}")));
+
+    // Gone from the drone too: the archive.
+    let drone_results = world.worker_config("drone1").drone.results_dir;
+    std::fs::remove_dir_all(drone_results.join(format!("{id}-tester"))).unwrap();
+    let (s, p) = (server.clone(), path.clone());
+    let (status, location, _) = tokio::task::spawn_blocking(move || get_with_location(&s, &p))
+        .await
+        .unwrap();
+    assert_eq!(status, 307);
+    assert_eq!(
+        location,
+        Some(format!("http://archive.example:8080{path}")),
+        "then the archive_host"
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_nowhere_are_not_found_with_the_places_looked_at() {
+    let world = World::builder().drone("drone1", 1).start().await;
+    let server = world.server().to_string();
+    let (status, body) = tokio::task::spawn_blocking(move || get(&server, "/results/99-nobody/host1/x"))
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+    assert!(body.contains("not on the results host"), "{body}");
     world.stop().await;
 }

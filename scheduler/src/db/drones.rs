@@ -149,3 +149,27 @@ pub async fn list(
         })
         .collect())
 }
+
+/// The drone that ran the entry of job `job_id` with results subdir `subdir`, and the
+/// address where it serves results (from its heartbeats), if it serves any.
+pub async fn results_url_of(
+    db: &Db,
+    job_id: i64,
+    subdir: &str,
+) -> Result<Option<(String, String)>, DbError> {
+    use super::schema::host_queue_entries as hqe;
+    let found: Vec<(String, Option<String>)> = with_conn!(db, |conn| {
+        hqe::table
+            .inner_join(drones::table.on(drones::name.nullable().eq(hqe::drone)))
+            .filter(hqe::job_id.eq(job_id))
+            .filter(hqe::execution_subdir.eq(subdir))
+            .select((drones::name, drones::results_url))
+            .limit(1)
+            .load(conn)
+            .await?
+    });
+    Ok(found
+        .into_iter()
+        .next()
+        .and_then(|(name, url)| url.map(|url| (name, url))))
+}

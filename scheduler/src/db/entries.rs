@@ -1181,7 +1181,14 @@ pub async fn apply(
                     let n = infra_failure!(conn, *entry_id, *attempt, drone, &reason, now, rules);
                     (usize::from(n), true, None)
                 }
-                StatusEvent::Heartbeat { running } => {
+                StatusEvent::Heartbeat {
+                    running,
+                    results_url,
+                } => {
+                    diesel::update(drones::table.filter(drones::name.eq(drone)))
+                        .set(drones::results_url.eq(results_url))
+                        .execute(conn)
+                        .await?;
                     let held: BTreeSet<(i64, i32)> = running.iter().copied().collect();
                     let dispatched_before = sent_at - rules.reclaim_after_us;
                     let on_drone: Vec<(i64, i32)> = hqe::table

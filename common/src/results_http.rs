@@ -1,0 +1,185 @@
+//! `GET /results/<job_id>-<owner>/<host>/<path>`, served from a results directory: by
+//! the scheduler from the results host's directory, and by each drone from its own
+//! (Autotest's retrieve_logs). Files come back as they are; directories as a
+//! plain-text listing, one name a line, directories ending in `/`. Nothing outside the
+//! directory is ever read: `..`, absolute and empty components are refused (400), and
+//! a path whose real location (symlinks resolved) is outside the directory is not
+//! found (404).
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::path::{Component, PathBuf};
+
+/// Checks a request path: a plain relative path (no `..`, `.`, absolute or empty
+/// components, NUL or backslash), returned as one; 400 and why otherwise.
+pub fn check(requested: &str) -> Result<PathBuf, (StatusCode, String)> {
+    let bad = |why: &str| (StatusCode::BAD_REQUEST, format!("bad results path: {why}"));
+    if requested.contains('\0') || requested.contains('\\') {
+        return Err(bad("forbidden character"));
+    }
+    let mut relative = PathBuf::new();
+    for part in requested.split('/') {
+        match part {
+            "" if relative.as_os_str().is_empty() => return Err(bad("empty or absolute path")),
+            "" => continue, // a trailing slash
+            "." | ".." => return Err(bad("'.' and '..' are not allowed")),
+            _ => relative.push(part),
+        }
+    }
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return Err(bad("not a plain relative path"));
+    }
+    Ok(relative)
+}
+
+/// Percent-encodes a checked relative path for a URL.
+pub fn encode(relative: &std::path::Path) -> String {
+    relative
+        .iter()
+        .map(|part| {
+            part.as_encoded_bytes()
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Resolves a request path inside `root`, or says why not.
+pub fn resolve(root: &std::path::Path, requested: &str) -> Result<PathBuf, (StatusCode, String)> {
+    let relative = check(requested)?;
+    let not_found = || (StatusCode::NOT_FOUND, format!("no results at {requested}"));
+    let root = root.canonicalize().map_err(|_| not_found())?;
+    let real = root
+        .join(&relative)
+        .canonicalize()
+        .map_err(|_| not_found())?;
+    if !real.starts_with(&root) {
+        return Err(not_found());
+    }
+    Ok(real)
+}
+
+/// Answers a GET of `requested` (a path under `root`): a file's bytes, or a directory's
+/// listing; an error (status and one line) otherwise.
+pub async fn serve(root: &std::path::Path, requested: &str) -> Result<Response, (StatusCode, String)> {
+    let path = resolve(root, requested)?;
+    let not_found = || (StatusCode::NOT_FOUND, format!("no results at {requested}"));
+    let metadata = tokio::fs::metadata(&path).await.map_err(|_| not_found())?;
+    if metadata.is_dir() {
+        let mut names = Vec::new();
+        let mut entries = tokio::fs::read_dir(&path)
+            .await
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let is_dir = entry.file_type().await.map(|t| t.is_dir()).unwrap_or(false);
+            names.push(if is_dir { format!("{name}/") } else { name });
+        }
+        names.sort();
+        let body = names.iter().map(|n| format!("{n}\n")).collect::<String>();
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response());
+    }
+    let file = tokio::fs::File::open(&path).await.map_err(|_| not_found())?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        file_body(file),
+    )
+        .into_response())
+}
+
+/// A read-only HTTP server of `root` under `/results/`: what a drone runs so the
+/// scheduler can send readers to results not pushed yet. Returns the bound address.
+pub async fn listen(
+    root: PathBuf,
+    address: std::net::SocketAddr,
+    mut shutdown: crate::shutdown::Shutdown,
+) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let root = std::sync::Arc::new(root);
+    let app = axum::Router::new().route(
+        "/results/{*path}",
+        axum::routing::get(move |Path(requested): Path<String>| {
+            let root = root.clone();
+            async move {
+                // The worker's own files (journal, lease) are not results.
+                if requested.starts_with('.') {
+                    return (StatusCode::NOT_FOUND, format!("no results at {requested}\n"))
+                        .into_response();
+                }
+                match serve(&root, &requested).await {
+                    Ok(response) => response,
+                    Err((code, message)) => (code, format!("{message}\n")).into_response(),
+                }
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "results server stopped");
+        }
+    });
+    Ok((bound, task))
+}
+
+/// Streams a file in chunks without loading it whole.
+fn file_body(file: tokio::fs::File) -> Body {
+    use tokio::io::AsyncReadExt;
+    let stream = futures_util::stream::unfold(file, |mut file| async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(buffer)),
+                    file,
+                ))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    Body::from_stream(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_paths_that_leave_the_results_directory() {
+        let root = std::env::temp_dir().join(format!("results-test-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("1-alice/host1")).unwrap();
+        std::fs::write(root.join("1-alice/host1/status"), "ok").unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("1-alice/host1/escape")).unwrap();
+        assert!(resolve(&root, "1-alice/host1/status").is_ok());
+        assert!(resolve(&root, "1-alice/host1/").is_ok());
+        for (path, code) in [
+            ("../etc/passwd", StatusCode::BAD_REQUEST),
+            ("1-alice/../../etc/passwd", StatusCode::BAD_REQUEST),
+            ("/etc/passwd", StatusCode::BAD_REQUEST),
+            ("1-alice/./host1", StatusCode::BAD_REQUEST),
+            ("1-alice/host1/escape/passwd", StatusCode::NOT_FOUND),
+            ("1-alice/host1/missing", StatusCode::NOT_FOUND),
+        ] {
+            assert_eq!(resolve(&root, path).unwrap_err().0, code, "{path}");
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
