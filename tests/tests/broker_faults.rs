@@ -234,8 +234,8 @@ async fn a_broker_restart_mid_batch_loses_nothing_and_disturbs_no_running_job() 
 }
 
 /// A TLS listener added to the running broker for a test, on 127.0.0.1 only, and
-/// removed when dropped; with a CA, a server certificate for 127.0.0.1, and a second
-/// CA that signed nothing of the broker's.
+/// removed when dropped; with a CA, a server certificate for 127.0.0.1, a client
+/// certificate from the same CA, and a second CA that signed nothing of the broker's.
 struct TlsListener {
     port: u16,
     dir: std::path::PathBuf,
@@ -243,6 +243,12 @@ struct TlsListener {
 
 impl TlsListener {
     fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// With `client_certs`, the listener asks clients for a certificate signed by its
+    /// CA and refuses those without one.
+    fn start_with(client_certs: bool) -> Self {
         let dir = std::env::temp_dir().join(autotest_tests::unique("tls"));
         std::fs::create_dir_all(&dir).unwrap();
         let openssl = |args: &[&str]| {
@@ -287,6 +293,41 @@ impl TlsListener {
             "/CN=127.0.0.1",
         ]);
         std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        // An X.509 v3 certificate (rustls takes no v1 ones) for a client.
+        std::fs::write(
+            dir.join("client.cnf"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=drone1",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "client.cnf",
+        ]);
         openssl(&[
             "x509",
             "-req",
@@ -316,10 +357,15 @@ impl TlsListener {
             .unwrap()
             .port();
         let file = |name: &str| dir.join(name).display().to_string();
+        let verify = if client_certs {
+            ",{verify,verify_peer},{fail_if_no_peer_cert,true}"
+        } else {
+            ""
+        };
         rabbitmqctl(&[
             "eval",
             &format!(
-                "ssl:start(), rabbit_networking:start_ssl_listener({{\"127.0.0.1\", {port}}}, [{{cacertfile,\"{}\"}},{{certfile,\"{}\"}},{{keyfile,\"{}\"}}], 1).",
+                "ssl:start(), rabbit_networking:start_ssl_listener({{\"127.0.0.1\", {port}}}, [{{cacertfile,\"{}\"}},{{certfile,\"{}\"}},{{keyfile,\"{}\"}}{verify}], 1).",
                 file("ca.pem"),
                 file("server.pem"),
                 file("server.key")
@@ -389,6 +435,72 @@ async fn the_whole_path_works_over_tls_and_a_certificate_from_another_ca_is_refu
             "the worker refusing the broker's certificate",
         )
         .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_that_asks_for_client_certificates_gets_the_configured_one() {
+    let _turn = SERIAL.lock().await;
+    let _broker = autotest_tests::broker::exclusive();
+    let listener = TlsListener::start_with(true);
+    let file = |name: &str| listener.dir.join(name).display().to_string();
+    let world = World::builder()
+        .drone("drone1", 2)
+        .tls(listener.port, &listener.dir.join("ca.pem"))
+        .config("BROKER", "client_cert", &file("client.pem"))
+        .config("BROKER", "client_key", &file("client.key"))
+        .start()
+        .await;
+    world.create_hosts(&["host1"]).await;
+    let id = world
+        .submit("client certificate", "echo ok > out.txt\n", &["host1"])
+        .await;
+    assert_eq!(
+        world.wait_for_jobs(&[id], MINUTE).await[0].status,
+        "Completed"
+    );
+    world
+        .wait_for(
+            || {
+                let tls = autotest_tests::broker::tls_connections(&world.vhost);
+                tls.iter().any(|n| n == "drone-worker@drone1")
+                    && tls.iter().any(|n| n.starts_with("autotest-scheduler@"))
+            },
+            "the worker and the scheduler connected with their certificate",
+        )
+        .await;
+
+    // The same config without the client certificate: the broker refuses the worker.
+    let config: String = read(&world.config_path)
+        .lines()
+        .filter(|l| !l.starts_with("client_cert") && !l.starts_with("client_key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let without = world.dir.join("without-cert.ini");
+    std::fs::write(&without, config).unwrap();
+    let mut worker = Command::new(autotest_tests::binary("drone-worker"))
+        .arg("--config")
+        .arg(&without)
+        .args(["--name", "drone1"])
+        .env("AUTOTEST_DRONE_RESULTS_DIR", world.dir.join("other-drone"))
+        .stderr(std::fs::File::create(world.dir.join("no-cert.log")).unwrap())
+        .spawn()
+        .unwrap();
+    world
+        .wait_for(
+            || read(&world.dir.join("no-cert.log")).contains("lost the broker"),
+            "the worker without a certificate failing to connect",
+        )
+        .await;
+    eprintln!("{}", read(&world.dir.join("no-cert.log")));
+    let tls = autotest_tests::broker::tls_connections(&world.vhost);
+    assert_eq!(
+        tls.iter().filter(|n| *n == "drone-worker@drone1").count(),
+        1,
+        "only the worker with a certificate is connected: {tls:?}"
+    );
     worker.kill().unwrap();
     worker.wait().unwrap();
     world.stop().await;

@@ -26,7 +26,10 @@ fn get_with_location(server: &str, path: &str) -> (u16, Option<String>, String) 
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let location = head
         .lines()
-        .find_map(|l| l.strip_prefix("location: ").or(l.strip_prefix("Location: ")))
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or(l.strip_prefix("Location: "))
+        })
         .map(str::to_string);
     (status, location, body.to_string())
 }
@@ -148,10 +151,20 @@ async fn results_not_on_the_results_host_come_from_the_drone_then_the_archive() 
     .await
     .unwrap();
     assert_eq!(on_drone, (200, "early\n".to_string()));
-    assert_eq!(spaced, (200, "spaced\n".to_string()), "names are encoded in the redirect");
+    assert_eq!(
+        spaced,
+        (200, "spaced\n".to_string()),
+        "names are encoded in the redirect"
+    );
     for (p, status, body) in hostile {
-        assert!(status == 400 || status == 404, "the drone answered {status} to {p}");
-        assert!(!body.contains("root:") && !body.contains("running"), "{p}: {body}");
+        assert!(
+            status == 400 || status == 404,
+            "the drone answered {status} to {p}"
+        );
+        assert!(
+            !body.contains("root:") && !body.contains("running"),
+            "{p}: {body}"
+        );
     }
 
     // Finished: served by the scheduler from the results host.
@@ -192,9 +205,10 @@ async fn results_not_on_the_results_host_come_from_the_drone_then_the_archive() 
 async fn results_nowhere_are_not_found_with_the_places_looked_at() {
     let world = World::builder().drone("drone1", 1).start().await;
     let server = world.server().to_string();
-    let (status, body) = tokio::task::spawn_blocking(move || get(&server, "/results/99-nobody/host1/x"))
-        .await
-        .unwrap();
+    let (status, body) =
+        tokio::task::spawn_blocking(move || get(&server, "/results/99-nobody/host1/x"))
+            .await
+            .unwrap();
     assert_eq!(status, 404);
     assert!(body.contains("not on the results host"), "{body}");
     world.stop().await;
