@@ -12,7 +12,7 @@
 # while DIR/cleanup-fails-HOST exists; verify waits while DIR/hold-verify-HOST exists.
 # Each task appends "TASK HOST" to DIR/tasks.log.
 set -u
-results=. hosts= owner= label= control= mode=job state=""
+results=. hosts='' owner='' label='' control='' mode=job state=''
 for arg in "$@"; do printf '%s\n' "$arg"; done > "${TMPDIR:-/tmp}/autoserv.args.$$"
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -7,16 +7,20 @@
 # host keys checked.
 #
 # usage: deploy/lab.sh up|status|down
-#   up      builds the release binaries, makes the lab, starts everything, and ends
-#           by printing `export ATEST_SERVER=URL` for the lab's scheduler
+#   up      builds the release binaries, makes the lab, installs the scheduler with
+#           deploy/install-scheduler.sh (prefix LAB/scheduler) and each worker with
+#           deploy/install-drone.sh over SSH to its namespace (prefix LAB/<drone>),
+#           and ends by printing `export ATEST_SERVER=URL` for the lab's scheduler
 #   status  says which parts are up; exits non-zero when a part is down
-#   down    removes everything `up` made: processes, namespaces, bridge, the extra
-#           RabbitMQ listener, the vhost and its users, the lab directory
+#   down    removes everything `up` made: the services, processes, namespaces,
+#           bridge, the extra RabbitMQ listener, the vhost and its users, the
+#           `autotest` user if the lab created it, the lab directory
 #
 # Needs root, iproute2, rsync, sshd, RabbitMQ (installed if missing, as root).
 # Addresses: bridge atl-br 10.77.0.1/24 (the scheduler's side, where RabbitMQ gets an
 # extra listener), drone1 10.77.0.11, drone2 10.77.0.12, results host 10.77.0.13.
 # AUTOTEST_LAB_DIR (default /var/tmp/autotest-lab) holds configs, keys, logs, results;
+# it and the repository must be reachable by the user autotest the programs run as.
 # AUTOTEST_LAB_HTTP_PORT is the scheduler's port (default 13480); AUTOTEST_LAB_BIN, a
 # directory with the binaries to use instead of building them.
 set -euo pipefail
@@ -26,7 +30,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 usage() {
-    sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+    sed -n '2,25s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 }
 
 lab=${AUTOTEST_LAB_DIR:-/var/tmp/autotest-lab}
@@ -39,9 +43,29 @@ declare -A addr=([drone1]=$net.11 [drone2]=$net.12 [results]=$net.13)
 http_port=${AUTOTEST_LAB_HTTP_PORT:-13480}
 api=${AUTOTEST_TEST_RABBITMQ_API:-http://guest:guest@127.0.0.1:15672}
 
+user=autotest
 ns() { echo "atl-$1"; }
 pidfile() { echo "$lab/run/$1.pid"; }
 alive() { [ -f "$(pidfile "$1")" ] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
+# The service scripts the install scripts leave (no systemd in the lab: the namespaces
+# share this machine's filesystem, and the services run in the drones' namespaces).
+service() { # scheduler|DRONE
+    if [ "$1" = scheduler ]; then
+        echo "$lab/scheduler/bin/autotest-scheduler-service"
+    else
+        echo "$lab/$1/bin/autotest-drone-worker-service"
+    fi
+}
+service_up() { [ -x "$(service "$1")" ] && "$(service "$1")" status >/dev/null 2>&1; }
+# The ssh options for the lab's machines, as --ssh-option arguments.
+lab_ssh_options() {
+    local o
+    for o in "-oIdentityFile=$lab/ssh/lab_key" -oIdentitiesOnly=yes \
+        "-oUserKnownHostsFile=$lab/ssh/known_hosts" -oGlobalKnownHostsFile=/dev/null \
+        -oStrictHostKeyChecking=yes -oConnectTimeout=5; do
+        printf '%s\n' --ssh-option "$o"
+    done
+}
 
 api_call() { # METHOD PATH
     local base auth
@@ -97,7 +121,8 @@ EOF
 ini() { # the lab's config; $1: the [BROKER] url, $2: extra [DRONE] lines
     cat <<EOF
 [AUTOTEST_WEB]
-database: $lab/autotest.db
+# Relative: deploy/install-scheduler.sh puts it in its data directory.
+database: autotest.db
 
 [SCHEDULER]
 drones: $(IFS=,; echo "${drones[*]}")
@@ -108,7 +133,8 @@ http_listen: 127.0.0.1:$http_port
 drone_timeout_sec: 30
 
 [DRONE]
-ssh_options: -i $lab/ssh/lab_key -oIdentitiesOnly=yes -oUserKnownHostsFile=$lab/ssh/known_hosts -oGlobalKnownHostsFile=/dev/null -oStrictHostKeyChecking=yes -oConnectTimeout=5
+# ssh_options come from deploy/install-drone.sh (AUTOTEST_DRONE_SSH_OPTIONS: the
+# drone's own key and the results host's key).
 heartbeat_sec: 5
 $2
 
@@ -124,6 +150,7 @@ up() {
     is_root || die "deploy/lab.sh makes network namespaces: run it as root"
     need_cmd ip iproute2
     need_cmd python3 python3
+    need_cmd runuser util-linux
     ensure_rust
     ensure_rsync
     ensure_sshd
@@ -136,7 +163,18 @@ up() {
     fi
 
     mkdir -p "$lab"/{run,log,ssh,results}
+    chmod 755 "$lab" "$lab"/{run,log,results}
     chmod 700 "$lab/ssh"
+    # The programs run as autotest; the lab removes the user in `down` if it made it.
+    if ! id -u "$user" >/dev/null 2>&1; then
+        ensure_user "$user" "$lab"
+        : >"$lab/created-user"
+    fi
+    local path
+    for path in "$lab" "$root/deploy/demo-autoserv.sh"; do
+        runuser -u "$user" -- test -r "$path" -a -x "$path" ||
+            die "user $user cannot reach $path: the directories above it must be searchable by others (chmod o+x), or set AUTOTEST_LAB_DIR elsewhere"
+    done
     net_up
 
     say "RabbitMQ: an extra listener on $net.1:5672 for the drones"
@@ -154,21 +192,26 @@ up() {
     done
 
     url_of() { grep "^$1 " "$lab/rabbitmq/credentials" | cut -d' ' -f2-; }
-    ini "$(url_of "${prefix}scheduler")" "" >"$lab/global_config.ini"
-    say "scheduler on 127.0.0.1:$http_port"
-    setsid "$bin/autotest-scheduler" --config "$lab/global_config.ini" \
-        >"$lab/log/scheduler.log" 2>&1 < /dev/null &
-    echo $! >"$(pidfile scheduler)"
-    wait_until 30 curl -fs -o /dev/null "http://127.0.0.1:$http_port/api/health" ||
-        die "the scheduler did not answer (see $lab/log/scheduler.log)"
+    # The configs hold broker passwords: root's only (the install scripts give their
+    # copies to group autotest).
+    (umask 077 && ini "$(url_of "${prefix}scheduler")" "" >"$lab/global_config.ini")
+    say "scheduler on 127.0.0.1:$http_port: deploy/install-scheduler.sh --prefix $lab/scheduler"
+    "$here/install-scheduler.sh" --config "$lab/global_config.ini" --prefix "$lab/scheduler" \
+        --etc "$lab/scheduler/etc" --bin "$bin" --timeout 30 ||
+        die "installing the scheduler failed (see $lab/scheduler/log/scheduler.log)"
 
-    local d
+    local d ssh_options
+    mapfile -t ssh_options < <(lab_ssh_options)
     for d in "${drones[@]}"; do
-        ini "$(url_of "${prefix}drone-$d")" "results_dir: $lab/$d-results" >"$lab/$d.ini"
-        say "worker $d in namespace $(ns "$d") (${addr[$d]})"
-        ip netns exec "$(ns "$d")" setsid "$bin/drone-worker" --config "$lab/$d.ini" --name "$d" \
-            >"$lab/log/$d.log" 2>&1 < /dev/null &
-        echo $! >"$(pidfile "$d")"
+        (umask 077 && ini "$(url_of "${prefix}drone-$d")" "results_dir: $lab/$d-results
+http_listen: ${addr[$d]}:0" >"$lab/$d.ini")
+        say "worker $d in namespace $(ns "$d"): deploy/install-drone.sh ${addr[$d]} over SSH, prefix $lab/$d"
+        "$here/install-drone.sh" "${addr[$d]}" --config "$lab/$d.ini" --name "$d" \
+            --prefix "$lab/$d" --bin "$bin" "${ssh_options[@]}" \
+            --known-hosts "$lab/ssh/known_hosts" \
+            --results-authorized-keys "$lab/ssh/authorized_keys" \
+            --server "http://127.0.0.1:$http_port" --timeout 60 ||
+            die "installing the worker on $d failed (see $lab/$d/log/drone-worker.log)"
     done
     drones_ok() {
         "$bin/atest" --server "http://127.0.0.1:$http_port" drone list --json |
@@ -192,27 +235,31 @@ status() {
         check "namespace $(ns "$part")" ip netns exec "$(ns "$part")" true 2>/dev/null
         check "sshd on $part (${addr[$part]})" alive "sshd-$part"
     done
-    check "scheduler (127.0.0.1:$http_port)" alive scheduler
+    check "scheduler (127.0.0.1:$http_port)" service_up scheduler
     for part in "${drones[@]}"; do
-        check "worker $part" alive "$part"
+        check "worker $part" service_up "$part"
     done
     return $down
 }
 
 down() {
     is_root || die "run deploy/lab.sh down as root"
-    local part
+    local part f
+    # Workers finish what they hold before they stop (the drain); the lab waits 20 s
+    # at most, then kills what is left in the namespaces.
     for part in "${drones[@]}" scheduler; do
-        if alive "$part"; then
-            kill "$(cat "$(pidfile "$part")")" 2>/dev/null || true
+        if [ -x "$(service "$part")" ]; then
+            timeout 20 "$(service "$part")" stop >/dev/null 2>&1 || true
         fi
     done
-    # Workers finish what they hold before they stop; the lab does not wait long.
-    sleep 1
-    for part in "${drones[@]}" scheduler results; do
-        for f in "$(pidfile "$part")" "$(pidfile "sshd-$part")"; do
-            [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
+    for part in "${drones[@]}" scheduler; do
+        for f in "$lab/$part"/run/*.pid; do
+            if [ -f "$f" ]; then kill -9 "$(cat "$f")" 2>/dev/null || true; fi
         done
+    done
+    for part in "${drones[@]}" results; do
+        f=$(pidfile "sshd-$part")
+        if [ -f "$f" ]; then kill -9 "$(cat "$f")" 2>/dev/null || true; fi
     done
     for part in "${drones[@]}" results; do
         ip netns pids "$(ns "$part")" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
@@ -224,6 +271,15 @@ down() {
     for part in scheduler "${drones[@]/#/drone-}"; do
         api_call DELETE "/api/users/$prefix$part" >/dev/null 2>&1 || true
     done
+    if [ -f "$lab/created-user" ] && id -u "$user" >/dev/null 2>&1; then
+        # Whatever still runs as the lab's user is the lab's (pids, one by one).
+        local pids
+        mapfile -t pids < <(ps -o pid= -u "$user" 2>/dev/null | tr -d ' ')
+        [ "${#pids[@]}" -eq 0 ] || kill -9 "${pids[@]}" 2>/dev/null || true
+        wait_until 10 sh -c "! ps -u $user >/dev/null 2>&1" || true
+        userdel "$user" 2>/dev/null || say "warning: userdel $user failed"
+        ! getent group "$user" >/dev/null || groupdel "$user" 2>/dev/null || true
+    fi
     rm -rf "$lab"
     say "the lab is down"
 }

@@ -19,6 +19,12 @@
 #   ensure_rabbitmq       broker on 127.0.0.1:5672 + management API on :15672
 #   ensure_mariadb        server answering, test user autotest_test usable over
 #                         TCP; exports AUTOTEST_TEST_MYSQL_URL
+#   ini_get FILE SECTION KEY   a global_config.ini value, read as the programs read
+#                         it (sections and keys case-insensitive, `-`/`.` in keys as
+#                         `_`, `:` or `=`, last one wins); empty when absent or blank
+#   ini_path VALUE BASE   VALUE if absolute, else BASE/VALUE (relative paths in the
+#                         config are relative to the config file's directory)
+#   ensure_user NAME HOME make NAME a system user (nologin shell) unless it exists
 
 # Daemons and admin tools live in sbin; a non-root PATH may lack it.
 case ":$PATH:" in
@@ -60,6 +66,49 @@ wait_until() {
         fi
         sleep 1
     done
+}
+
+# ------------------------------------------------------ global_config ----
+
+ini_get() {
+    local section key
+    section=$(printf '%s' "$2" | tr '[:lower:]' '[:upper:]')
+    key=$(printf '%s' "$3" | tr '[:upper:]' '[:lower:]' | tr -- '-.' '__')
+    awk -v want_section="$section" -v want_key="$key" '
+        function trim(s) { gsub(/^[ \t\r]+|[ \t\r]+$/, "", s); return s }
+        { line = trim($0) }
+        line == "" || line ~ /^[#;]/ { next }
+        line ~ /^\[.*\]$/ { section = toupper(trim(substr(line, 2, length(line) - 2))); next }
+        {
+            i = match(line, /[:=]/)
+            if (!i) next
+            k = tolower(trim(substr(line, 1, i - 1)))
+            gsub(/[-.]/, "_", k)
+            if (section == want_section && k == want_key) value = trim(substr(line, i + 1))
+        }
+        END { print value }' "$1"
+}
+
+ini_path() {
+    case $1 in
+        /*) printf '%s\n' "$1" ;;
+        *) printf '%s/%s\n' "${2%/}" "$1" ;;
+    esac
+}
+
+# ----------------------------------------------------------------- users ----
+
+ensure_user() {
+    local name=$1 home=$2 nologin
+    if id -u "$name" >/dev/null 2>&1; then
+        say "user $name exists already ($(getent passwd "$name" | cut -d: -f6) is its home)"
+        return 0
+    fi
+    nologin=$(command -v nologin 2>/dev/null || echo /usr/sbin/nologin)
+    useradd --system --user-group --home-dir "$home" --no-create-home \
+        --shell "$nologin" --comment "Autotest" "$name" ||
+        die "useradd $name failed"
+    say "created system user $name (home $home, shell $nologin)"
 }
 
 _LIB_APT_UPDATED=${_LIB_APT_UPDATED:-}

@@ -101,7 +101,9 @@ done
 
 controls="$run/controls"
 mkdir -p "$controls"
+# shellcheck disable=SC2016 # $AUTOSERV_HOSTS is for the control files to expand
 printf 'echo "hello from $AUTOSERV_HOSTS"\nsleep 1\necho done > result.txt\n' > "$controls/pass.control"
+# shellcheck disable=SC2016
 printf 'echo "running a longer test on $AUTOSERV_HOSTS"\nsleep 3\necho ok > result.txt\n' > "$controls/long.control"
 printf 'echo "this test fails on purpose" >&2\nexit 1\n' > "$controls/fail.control"
 

@@ -506,7 +506,9 @@ impl Config {
                 } else if v.starts_with("http://") || v.starts_with("https://") {
                     Ok(Some(v.trim_end_matches('/').to_string()))
                 } else if v.contains("://") {
-                    Err(format!("expected a host name or an http(s):// URL, got {v:?}"))
+                    Err(format!(
+                        "expected a host name or an http(s):// URL, got {v:?}"
+                    ))
                 } else {
                     crate::names::HostName::new(v)
                         .map(|h| Some(format!("http://{h}")))

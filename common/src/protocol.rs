@@ -187,6 +187,9 @@ pub enum StatusEvent {
         /// Where the drone serves the results it holds (`GET <url>/results/...`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         results_url: Option<String>,
+        /// The worker is stopping: it finishes what it holds and takes nothing new.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stopping: bool,
     },
 }
 

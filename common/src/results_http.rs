@@ -74,7 +74,10 @@ pub fn resolve(root: &std::path::Path, requested: &str) -> Result<PathBuf, (Stat
 
 /// Answers a GET of `requested` (a path under `root`): a file's bytes, or a directory's
 /// listing; an error (status and one line) otherwise.
-pub async fn serve(root: &std::path::Path, requested: &str) -> Result<Response, (StatusCode, String)> {
+pub async fn serve(
+    root: &std::path::Path,
+    requested: &str,
+) -> Result<Response, (StatusCode, String)> {
     let path = resolve(root, requested)?;
     let not_found = || (StatusCode::NOT_FOUND, format!("no results at {requested}"));
     let metadata = tokio::fs::metadata(&path).await.map_err(|_| not_found())?;
@@ -92,7 +95,9 @@ pub async fn serve(root: &std::path::Path, requested: &str) -> Result<Response, 
         let body = names.iter().map(|n| format!("{n}\n")).collect::<String>();
         return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response());
     }
-    let file = tokio::fs::File::open(&path).await.map_err(|_| not_found())?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| not_found())?;
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
         file_body(file),
@@ -117,7 +122,10 @@ pub async fn listen(
             async move {
                 // The worker's own files (journal, lease) are not results.
                 if requested.starts_with('.') {
-                    return (StatusCode::NOT_FOUND, format!("no results at {requested}\n"))
+                    return (
+                        StatusCode::NOT_FOUND,
+                        format!("no results at {requested}\n"),
+                    )
                         .into_response();
                 }
                 match serve(&root, &requested).await {

@@ -5,8 +5,11 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber for a binary.
 pub fn init() {
+    // lapin logs every channel the broker closes as an error, including the refusals
+    // a least-privilege drone user expects (it may not declare the shared topology);
+    // each of them also comes back to the caller, which logs what matters.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,amq_protocol=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,lapin::channel=off,amq_protocol=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -22,7 +22,9 @@ use common::protocol::{self, RunJob, StatusEvent, TaskKind, TaskOutcome};
 use common::shutdown::Shutdown;
 use futures_util::StreamExt;
 use journal::{Journal, Stage};
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{message::Delivery, Channel};
 use manifest::Manifest;
@@ -79,6 +81,10 @@ struct Inner {
     idle: Notify,
     /// Where this worker serves its results directory (sent in heartbeats).
     results_url: std::sync::OnceLock<String>,
+    /// Draining before it exits (sent in heartbeats).
+    stopping: std::sync::atomic::AtomicBool,
+    /// Wakes the heartbeat loop at once.
+    beat_now: Notify,
 }
 
 impl Worker {
@@ -132,6 +138,8 @@ impl Worker {
                 aborted: Mutex::new(Default::default()),
                 idle: Notify::new(),
                 results_url: std::sync::OnceLock::new(),
+                stopping: Default::default(),
+                beat_now: Notify::new(),
                 config,
             }),
         })
@@ -146,10 +154,13 @@ impl Worker {
         self
     }
 
-    /// Runs until `shutdown`, then stops consuming and waits for the attempts it holds.
+    /// Runs until `shutdown`, then stops consuming and waits for the attempts it holds
+    /// (the drain), heartbeating, keeping its lease and serving results meanwhile.
     pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let inner = self.inner;
         let span = tracing::info_span!("worker", drone.name = %inner.name);
+        // What must go on during the drain stops only after it.
+        let (drained, until_drained) = Shutdown::new();
         async move {
             let pusher = Pusher::start(PushTarget {
                 drone_results: inner.config.drone.results_dir.clone(),
@@ -160,7 +171,8 @@ impl Worker {
             });
             if let Some(address) = inner.config.drone.http_listen {
                 let root = inner.config.drone.results_dir.clone();
-                let (bound, _) = common::results_http::listen(root, address, shutdown.clone())
+                let (bound, _) =
+                    common::results_http::listen(root, address, until_drained.clone())
                     .await
                     .map_err(|e| {
                         anyhow::anyhow!(
@@ -177,8 +189,23 @@ impl Worker {
                 let _ = inner.results_url.set(url);
             }
             inner.recover(&pusher).await;
-            let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(shutdown.clone()));
-            let lease = tokio::spawn(inner.clone().lease_loop(shutdown.clone()));
+            let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(until_drained.clone()));
+            let stopping = {
+                let (inner, mut shutdown) = (inner.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    shutdown.wait().await;
+                    // The scheduler sends nothing new once it hears this.
+                    inner
+                        .stopping
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    inner.beat_now.notify_one();
+                    let holding = inner.held.lock().expect("held lock").len();
+                    if holding > 0 {
+                        tracing::info!(entries = holding, "stopped consuming; waiting for running entries to finish");
+                    }
+                })
+            };
+            let lease = tokio::spawn(inner.clone().lease_loop(until_drained.clone()));
             tracing::info!(capacity = inner.capacity, queue = %inner.queue, "drone worker started");
             let mut backoff = Duration::from_millis(200);
             while !shutdown.is_triggered() {
@@ -186,6 +213,7 @@ impl Worker {
                     Ok(()) => break,
                     Err(error) if is_fatal(&error) => {
                         // What it holds stays in the journal for a compatible release.
+                        stopping.abort();
                         heartbeat.abort();
                         lease.abort();
                         tracing::error!(error = %format!("{error:#}"), "cannot work with this vhost");
@@ -201,17 +229,9 @@ impl Worker {
                     }
                 }
             }
-            let holding = inner.held.lock().expect("held lock").len();
-            if holding > 0 {
-                tracing::info!(entries = holding, "stopped consuming; waiting for running entries to finish");
-            }
-            loop {
-                let idle = inner.idle.notified();
-                if inner.held.lock().expect("held lock").is_empty() {
-                    break;
-                }
-                idle.await;
-            }
+            inner.drained().await;
+            drained.trigger();
+            stopping.abort();
             heartbeat.abort();
             lease.abort();
             inner.reporter.close().await;
@@ -258,13 +278,23 @@ impl Inner {
             .await?;
         tracing::info!(queue = %self.queue, control = %control_queue, "consuming");
         self.reporter.contact();
+        let mut draining = false;
         loop {
             tokio::select! {
-                _ = shutdown.wait() => {
+                _ = shutdown.wait(), if !draining => {
+                    // No new jobs (what was delivered and not taken goes back to the
+                    // queue with the connection); aborts are still heard until the
+                    // entries held are done.
+                    let _ = channel
+                        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                        .await;
+                    draining = true;
+                }
+                _ = self.drained(), if draining => {
                     let _ = connection.close(200, "drone worker shutting down".into()).await;
                     return Ok(());
                 }
-                next = consumer.next() => match next {
+                next = consumer.next(), if !draining => match next {
                     Some(Ok(delivery)) => self.on_delivery(&channel, delivery, pusher).await,
                     Some(Err(error)) => return Err(error.into()),
                     None => anyhow::bail!("the broker cancelled the consumer"),
@@ -275,6 +305,17 @@ impl Inner {
                     None => anyhow::bail!("the broker cancelled the control consumer"),
                 },
             }
+        }
+    }
+
+    /// Completes once no attempt is held.
+    async fn drained(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.held.lock().expect("held lock").is_empty() {
+                return;
+            }
+            idle.await;
         }
     }
 
@@ -409,13 +450,17 @@ impl Inner {
             attempt = job.attempt
         );
         let (entry_id, attempt) = key;
+        let (gate, opened) = tokio::sync::oneshot::channel();
         tokio::spawn(
             self.clone()
-                .drive(job, Stage::Accepted, pusher.clone())
+                .drive(job, Stage::Accepted, pusher.clone(), Some(gate))
                 .instrument(span),
         );
         let journal = self.journal.clone();
         tokio::spawn(async move {
+            // The fsync waits until Autoserv is spawned (or has to wait): creating the
+            // entry's files during a journal commit of the filesystem would stall.
+            let _ = opened.await;
             let synced = tokio::task::spawn_blocking(move || journal.sync(entry_id, attempt)).await;
             if let Ok(Err(error)) = synced {
                 tracing::error!(%error, entry.id = entry_id, "cannot fsync the journal; acking anyway (the job is running)");
@@ -439,7 +484,16 @@ impl Inner {
     }
 
     /// Takes an attempt from `stage` to Finished.
-    async fn drive(self: Arc<Self>, job: RunJob, stage: Stage, pusher: Pusher) {
+    /// `gate` is told once Autoserv is spawned, or when the start has to wait (for a
+    /// slot, a special task) or will not happen.
+    async fn drive(
+        self: Arc<Self>,
+        job: RunJob,
+        stage: Stage,
+        pusher: Pusher,
+        gate: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
+        let mut gate = Gate(gate);
         let (entry_id, attempt) = (job.entry_id, job.attempt);
         let dir = runner::entry_dir(&self.config.drone.results_dir, &job);
         let prefix = supervise::prefix(&dir, attempt);
@@ -450,11 +504,16 @@ impl Inner {
         };
         let exit_code = match stage {
             Stage::Accepted => {
-                let _slot = self
-                    .slots
-                    .acquire()
-                    .await
-                    .expect("semaphore is never closed");
+                let _slot = match self.slots.try_acquire() {
+                    Ok(slot) => slot,
+                    Err(_) => {
+                        gate.open();
+                        self.slots
+                            .acquire()
+                            .await
+                            .expect("semaphore is never closed")
+                    }
+                };
                 let aborted = self
                     .aborted
                     .lock()
@@ -474,6 +533,7 @@ impl Inner {
                     None
                 };
                 if blocked.is_none() && !job.tasks.is_empty() {
+                    gate.open();
                     match self.before_job(&job).await {
                         BeforeJob::Go => {}
                         BeforeJob::Stopped(reason) => blocked = Some(reason),
@@ -520,6 +580,7 @@ impl Inner {
                     )
                     .map_err(|error| error.to_string())
                 };
+                gate.open();
                 let started = match started {
                     Ok(started) => started,
                     Err(reason) => {
@@ -988,7 +1049,7 @@ impl Inner {
             );
             tokio::spawn(
                 self.clone()
-                    .drive(job, record.stage, pusher.clone())
+                    .drive(job, record.stage, pusher.clone(), None)
                     .instrument(span),
             );
         }
@@ -1011,6 +1072,7 @@ impl Inner {
                 .try_send(&StatusEvent::Heartbeat {
                     running,
                     results_url: self.results_url.get().cloned(),
+                    stopping: self.stopping.load(std::sync::atomic::Ordering::Relaxed),
                 })
                 .await
             {
@@ -1023,6 +1085,7 @@ impl Inner {
             tokio::select! {
                 _ = tokio::time::sleep(next) => {}
                 _ = shutdown.wait() => return,
+                _ = self.beat_now.notified() => {}
             }
         }
     }
@@ -1063,6 +1126,23 @@ fn set_aside(drone_results: &std::path::Path, job: &RunJob) -> String {
         }
     }
     subdir
+}
+
+/// Opens once: told when [`Inner::drive`] has spawned Autoserv or will not soon.
+struct Gate(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Gate {
+    fn open(&mut self) {
+        if let Some(gate) = self.0.take() {
+            let _ = gate.send(());
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.open();
+    }
 }
 
 /// `http://<address>:<port>`, with this machine's name for an address that listens on

@@ -259,7 +259,8 @@ pub struct DroneView {
     /// Entries Starting or Running on the drone now.
     pub running: i64,
     /// `ok`; `disabled` (no new work, by an operator); `draining` (disabled, entries
-    /// still running); `lost` (no heartbeat within `[SCHEDULER] drone_timeout_sec`: no
+    /// still running); `stopping` (its worker is stopping: it takes nothing new and
+    /// finishes what it holds, as before an upgrade); `lost` (no heartbeat within `[SCHEDULER] drone_timeout_sec`: no
     /// new work until it is heard from again, and its running entries are retried
     /// elsewhere as infra failures).
     pub status: String,

@@ -148,7 +148,7 @@ impl Dispatcher {
         .await?;
         let mut slots: Vec<(String, i64, i64)> = std::mem::take(&mut view.loads)
             .into_iter()
-            .filter(|d| d.enabled && d.alive && d.running < d.capacity)
+            .filter(|d| d.accepting && d.alive && d.running < d.capacity)
             .map(|d| (d.name, d.running, d.capacity))
             .collect();
         let total_free: i64 = slots.iter().map(|(_, r, c)| c - r).sum();

@@ -25,8 +25,7 @@ pub async fn serve(
     let relative =
         results_http::check(&requested).map_err(|(code, message)| ApiError::new(code, message))?;
     let not_here = match &scheduler.results_host {
-        ResultsHost::Local => match results_http::serve(&scheduler.results_dir, &requested).await
-        {
+        ResultsHost::Local => match results_http::serve(&scheduler.results_dir, &requested).await {
             Ok(response) => return Ok(response),
             Err((StatusCode::NOT_FOUND, _)) => "not on the results host".to_string(),
             Err((code, message)) => return Err(ApiError::new(code, message)),
@@ -67,7 +66,10 @@ async fn drone_of(
     let (Some(tag), Some(subdir)) = (parts.next(), parts.next()) else {
         return Ok(None);
     };
-    let Some(job_id) = tag.split_once('-').and_then(|(id, _)| id.parse::<i64>().ok()) else {
+    let Some(job_id) = tag
+        .split_once('-')
+        .and_then(|(id, _)| id.parse::<i64>().ok())
+    else {
         return Ok(None);
     };
     // A lost attempt's results are set aside as `<subdir>.attempt-N`.
@@ -85,7 +87,10 @@ async fn has(url: &str) -> bool {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(PROBE_TIMEOUT))
             .build();
-        ureq::Agent::new_with_config(config).head(&url).call().is_ok()
+        ureq::Agent::new_with_config(config)
+            .head(&url)
+            .call()
+            .is_ok()
     })
     .await
     .unwrap_or(false)

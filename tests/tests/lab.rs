@@ -1,12 +1,16 @@
 //! The lab of `deploy/lab.sh`: drones and a results host in network namespaces of
 //! their own, workers on least-privilege broker users over the bridge, results pushed
-//! with rsync over SSH with host keys checked; `status` notices a part that is down,
-//! and `down` removes everything. Its own test binary: the lab has fixed names and
-//! addresses, and adds a listener to the machine's RabbitMQ.
+//! with rsync over SSH with host keys checked; the scheduler and the workers installed
+//! by `deploy/install-scheduler.sh` and `deploy/install-drone.sh` (over SSH) and run as
+//! `autotest`; running `install-drone.sh` again upgrades a drone with a drain; `status`
+//! notices a part that is down, and `down` removes everything. Its own test binary: the
+//! lab has fixed names and addresses, and adds a listener to the machine's RabbitMQ.
 
 use scheduler::api::{CreateHost, CreateJob};
 use scheduler::client::Client;
-use std::process::Command;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn lab(dir: &std::path::Path, port: u16, action: &str) -> std::process::Output {
@@ -20,6 +24,122 @@ fn lab(dir: &std::path::Path, port: u16, action: &str) -> std::process::Output {
         )
         .output()
         .expect("run deploy/lab.sh")
+}
+
+/// `deploy/install-drone.sh` for a drone of the lab, as `deploy/lab.sh up` runs it
+/// (started, with stdout and stderr piped).
+fn install_drone(dir: &Path, port: u16, drone: &str, address: &str) -> std::process::Child {
+    let mut command = Command::new(autotest_tests::repo_root().join("deploy/install-drone.sh"));
+    command
+        .arg(address)
+        .arg("--config")
+        .arg(dir.join(format!("{drone}.ini")))
+        .args(["--name", drone])
+        .arg("--prefix")
+        .arg(dir.join(drone))
+        .arg("--bin")
+        .arg(autotest_tests::binary("drone-worker").parent().unwrap());
+    for option in [
+        format!("-oIdentityFile={}", dir.join("ssh/lab_key").display()),
+        "-oIdentitiesOnly=yes".into(),
+        format!(
+            "-oUserKnownHostsFile={}",
+            dir.join("ssh/known_hosts").display()
+        ),
+        "-oGlobalKnownHostsFile=/dev/null".into(),
+        "-oStrictHostKeyChecking=yes".into(),
+        "-oConnectTimeout=5".into(),
+    ] {
+        command.arg("--ssh-option").arg(option);
+    }
+    command
+        .arg("--known-hosts")
+        .arg(dir.join("ssh/known_hosts"))
+        .arg("--results-authorized-keys")
+        .arg(dir.join("ssh/authorized_keys"))
+        .args(["--server", &format!("http://127.0.0.1:{port}")])
+        .args(["--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run deploy/install-drone.sh")
+}
+
+/// A pid written in a pid file of the install scripts' services.
+fn pid_in(path: &Path) -> u32 {
+    autotest_tests::world::read(path)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// When a process started, in microseconds since the epoch (from /proc, to ~10 ms).
+fn started_micros(pid: u32) -> i64 {
+    let stat = autotest_tests::world::read(Path::new(&format!("/proc/{pid}/stat")));
+    // Field 22, starttime, in clock ticks since boot; the fields after `comm` start at 3.
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let ticks: f64 = after_comm
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let per_sec: f64 = String::from_utf8(
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let uptime: f64 = autotest_tests::world::read(Path::new("/proc/uptime"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    common::time::now_micros() - ((uptime - ticks / per_sec) * 1e6) as i64
+}
+
+/// A raw HTTP/1.0 GET: (status, Location header, body).
+fn http_get(server: &str, path: &str) -> (u16, Option<String>, String) {
+    use std::io::{Read, Write};
+    let addr = server.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .map(str::to_string);
+    (status, location, body.to_string())
+}
+
+fn process_user(pid: u32) -> String {
+    let out = Command::new("ps")
+        .args(["-o", "user=", "-p", &pid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn user_exists(name: &str) -> bool {
+    Command::new("id")
+        .arg(name)
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -52,6 +172,7 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         eprintln!("skipped: the lab makes network namespaces and needs root (deploy/test.sh runs as root in CI)");
         return;
     }
+    let user_before = user_exists("autotest");
     let dir = std::env::temp_dir().join(autotest_tests::unique("lab"));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -131,9 +252,9 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         let out = dir.join(format!("results/{id}-tester/{host}/out.txt"));
         assert_eq!(autotest_tests::world::read(&out), format!("{host}\n"));
     }
-    // The workers really run inside their namespaces.
+    // The workers really run inside their namespaces, as the unprivileged autotest.
     for drone in ["drone1", "drone2"] {
-        let pid = std::fs::read_to_string(dir.join(format!("run/{drone}.pid"))).unwrap();
+        let pid = pid_in(&dir.join(format!("{drone}/run/drone-worker.pid")));
         let pids = Command::new("ip")
             .args(["netns", "pids", &format!("atl-{drone}")])
             .output()
@@ -141,18 +262,245 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         assert!(
             String::from_utf8_lossy(&pids.stdout)
                 .lines()
-                .any(|p| p.trim() == pid.trim()),
+                .any(|p| p.trim() == pid.to_string()),
             "worker {drone} (pid {pid}) is not in namespace atl-{drone}"
         );
+        assert_eq!(process_user(pid), "autotest", "worker {drone} (pid {pid})");
     }
+    let scheduler = pid_in(&dir.join("scheduler/run/scheduler.pid"));
+    assert_eq!(
+        process_user(scheduler),
+        "autotest",
+        "the scheduler (pid {scheduler})"
+    );
+
+    // Each drone's own key may only write into the results directory, through rrsync.
+    let authorized = autotest_tests::world::read(&dir.join("ssh/authorized_keys"));
+    let forced = format!(
+        "command=\"rrsync -wo -absolute -no-lock {}\",restrict ",
+        dir.join("results").display()
+    );
+    let drone_key_lines = |drone: &str| -> Vec<String> {
+        let public =
+            autotest_tests::world::read(&dir.join(format!("{drone}/etc/ssh/id_ed25519.pub")));
+        let blob = public.split_whitespace().nth(1).unwrap().to_string();
+        authorized
+            .lines()
+            .filter(|line| line.split_whitespace().any(|w| w == blob))
+            .map(str::to_string)
+            .collect()
+    };
+    for drone in ["drone1", "drone2"] {
+        let lines = drone_key_lines(drone);
+        assert_eq!(
+            lines.len(),
+            1,
+            "{drone}'s key in authorized_keys:\n{authorized}"
+        );
+        assert!(lines[0].starts_with(&forced), "{drone}: {}", lines[0]);
+    }
+
+    // Upgrade drone1 while it runs a job: install-drone.sh again drains the worker. The
+    // job runs until the test lets it end, once the drain has begun.
+    client
+        .create_drone_set("only-drone1", vec!["drone1".into()])
+        .unwrap();
+    let release = dir.join("release-the-job");
+    let long = client
+        .create_job(&CreateJob {
+            name: "during the upgrade".into(),
+            control_file: format!(
+                "echo started > early.txt\nwhile [ ! -e {} ]; do sleep 0.1; done\necho \"$AUTOSERV_HOSTS\" > out.txt\n",
+                release.display()
+            ),
+            hosts: vec!["labhost1".into()],
+            label: None,
+            count: None,
+            dependencies: vec![],
+            owner: "tester".into(),
+            priority: 0,
+            timeout_mins: None,
+            max_runtime_mins: None,
+            timeout_secs: None,
+            max_runtime_secs: None,
+            drone_set: Some("only-drone1".into()),
+            synch_count: None,
+            run_verify: false,
+            reboot_before: None,
+            reboot_after: None,
+        })
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = client.job(long).unwrap();
+        if job.entries[0].status == "Running" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the long job did not start: {job:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Its logs are only on drone1 yet: the scheduler sends readers there, over the
+    // lab's network.
+    let early = format!("/results/{long}-tester/labhost1/early.txt");
+    let (status, location, _) = http_get(&format!("http://127.0.0.1:{port}"), &early);
+    assert_eq!(status, 307, "a redirect to the drone");
+    let location = location.expect("a Location");
+    assert!(
+        location.starts_with("http://10.77.0.11:") && location.ends_with(&early),
+        "{location}"
+    );
+    let (base, path) = location.split_at(location.find("/results/").unwrap());
+    assert_eq!(http_get(base, path), (200, None, "started\n".to_string()));
+
+    let old_worker = pid_in(&dir.join("drone1/run/drone-worker.pid"));
+    let mut upgrade = install_drone(&dir, port, "drone1", "10.77.0.11");
+    let stdout = upgrade.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
+    let (lines, said) = std::sync::mpsc::channel();
+    let stderr = upgrade.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines.send(line);
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let line = said
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("install-drone.sh never said the worker was draining");
+        if line.contains("draining") {
+            break;
+        }
+    }
+    // The old worker has its SIGTERM and waits for the job, which still runs.
+    let log_path = dir.join("drone1/log/drone-worker.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !autotest_tests::world::read(&log_path)
+        .contains("stopped consuming; waiting for running entries to finish entries=1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the old worker does not say it drains:\n{}",
+            autotest_tests::world::read(&log_path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        Path::new(&format!("/proc/{old_worker}")).exists(),
+        "the old worker exited before its job ended"
+    );
+    assert_eq!(client.job(long).unwrap().entries[0].status, "Running");
+    // The scheduler hears that drone1 is stopping, and sends it nothing new.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let drones = client.drones().unwrap();
+        let drone1 = drones.iter().find(|d| d.name == "drone1").unwrap();
+        if drone1.status == "stopping" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drone1 not shown stopping: {drones:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&release, "").unwrap();
+    let upgraded = upgrade.wait().unwrap();
+    let upgrade_text = format!("{}{}", stdout.join().unwrap(), stderr.join().unwrap());
+    assert!(upgraded.success(), "upgrade failed:\n{upgrade_text}");
+    assert!(
+        upgrade_text.contains("1 entries running on drone1"),
+        "{upgrade_text}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let job = client.job(long).unwrap();
+        if job.status != "Queued" && job.status != "Running" {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not done after the upgrade: {job:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let entry = &job.entries[0];
+    assert_eq!(job.status, "Completed", "{job:?}");
+    assert_eq!(entry.drone.as_deref(), Some("drone1"), "{entry:?}");
+    assert_eq!(
+        (entry.attempt, entry.infra_retries),
+        (1, 0),
+        "run once: {entry:?}"
+    );
+    assert_eq!(
+        autotest_tests::world::read(&dir.join(format!("results/{long}-tester/labhost1/out.txt"))),
+        "labhost1\n"
+    );
+    let new_worker = pid_in(&dir.join("drone1/run/drone-worker.pid"));
+    assert_ne!(new_worker, old_worker, "the worker was not restarted");
+    assert!(
+        !Path::new(&format!("/proc/{old_worker}")).exists(),
+        "the old worker (pid {old_worker}) still runs"
+    );
+    assert_eq!(process_user(new_worker), "autotest");
+    let finished = common::time::parse_micros(entry.finished_on.as_deref().unwrap()).unwrap();
+    let started = started_micros(new_worker);
+    assert!(
+        started > finished,
+        "the new worker (pid {new_worker}) started at {}, before the job ended at {}",
+        common::time::format_micros(started),
+        common::time::format_micros(finished)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let drone1 = client
+            .drones()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.name == "drone1")
+            .unwrap();
+        let heard = drone1
+            .last_heartbeat
+            .as_deref()
+            .and_then(common::time::parse_micros)
+            .is_some_and(|at| at > started);
+        if heard && drone1.status == "ok" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat from the new worker: {drone1:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Installing again added no second line for drone1's key.
+    let authorized = autotest_tests::world::read(&dir.join("ssh/authorized_keys"));
+    let public = autotest_tests::world::read(&dir.join("drone1/etc/ssh/id_ed25519.pub"));
+    let blob = public.split_whitespace().nth(1).unwrap();
+    assert_eq!(
+        authorized.lines().filter(|l| l.contains(blob)).count(),
+        1,
+        "{authorized}"
+    );
 
     let status = lab(&dir, port, "status");
     assert!(status.status.success(), "{}", text(&status));
-    let pid = std::fs::read_to_string(dir.join("run/drone2.pid")).unwrap();
-    Command::new("kill")
-        .args(["-9", pid.trim()])
-        .status()
-        .unwrap();
+    // drone2 dies: its supervisor loop and its worker.
+    for file in ["drone-worker-loop.pid", "drone-worker.pid"] {
+        let pid = pid_in(&dir.join(format!("drone2/run/{file}")));
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         let status = lab(&dir, port, "status");
@@ -181,6 +529,22 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         .status
         .success());
     assert!(!dir.exists(), "the lab directory is left behind");
+    if !user_before {
+        assert!(!user_exists("autotest"), "the user autotest is left behind");
+    }
+    // No process of the lab is left: none runs from, or names, the lab directory.
+    let lab_path = dir.display().to_string();
+    for proc in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(proc.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !cmdline.contains(&lab_path),
+            "left behind: pid {} {cmdline}",
+            proc.file_name().to_string_lossy()
+        );
+    }
     let vhosts = autotest_tests::broker::vhost_exists("autotest-lab");
     assert!(!vhosts, "the lab's vhost is left behind");
 }

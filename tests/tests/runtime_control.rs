@@ -366,3 +366,73 @@ async fn a_job_runs_only_on_the_drones_of_its_drone_set() {
     }
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopping_worker_finishes_its_job_past_the_drone_timeout_and_gets_nothing_new() {
+    let mut world = World::builder()
+        .drone("drone1", 2)
+        .drone("drone2", 2)
+        .config("SCHEDULER", "drone_timeout_sec", "2")
+        .without_workers()
+        .start()
+        .await;
+    world.create_hosts(&["h1", "h2", "h3"]).await;
+    let mut drone1 = world.spawn_worker_process("drone1");
+    wait_status(&world, "drone1", "ok").await;
+    // drone2 has not been heard from yet: the jobs go to drone1.
+    let long = world.start_blocking("long", "h1").await;
+    let doomed = world.start_blocking("to abort", "h3").await;
+    for job in [&long, &doomed] {
+        assert_eq!(job.entries[0].drone.as_deref(), Some("drone1"));
+    }
+    world.start_worker("drone2").await;
+    wait_status(&world, "drone2", "ok").await;
+
+    // SIGTERM, as `systemctl stop` or an upgrade sends: the worker drains.
+    let pid = drone1.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_status(&world, "drone1", "stopping").await;
+    let other = world.submit("meanwhile", "true\n", &["h2"]).await;
+    let job = &world.wait_for_jobs(&[other], MINUTE).await[0];
+    assert_eq!(
+        job.entries[0].drone.as_deref(),
+        Some("drone2"),
+        "a stopping drone got new work"
+    );
+
+    // Aborts still reach a draining worker.
+    let aborted = world.atest(&["job", "abort", &doomed.id.to_string()]).await;
+    assert!(aborted.status.success(), "{aborted:?}");
+    let job = world.wait_for_jobs(&[doomed.id], MINUTE).await.remove(0);
+    assert_eq!(job.entries[0].status, "Aborted", "{job:#?}");
+
+    // Well past drone_timeout_sec (and the scheduler's 5 s margin) the job still runs
+    // on drone1, in its first attempt: the drain keeps the lease.
+    let until = std::time::Instant::now() + Duration::from_secs(2 + 5 + 2);
+    while std::time::Instant::now() < until {
+        let job = world.job(long.id).await;
+        let entry = &job.entries[0];
+        assert_eq!(
+            (entry.status.as_str(), entry.attempt, entry.drone.as_deref()),
+            ("Running", 1, Some("drone1")),
+            "{job:#?}"
+        );
+        assert_eq!(drone_status(&world, "drone1").await, "stopping");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    world.release();
+    let job = world.wait_for_jobs(&[long.id], MINUTE).await.remove(0);
+    let entry = &job.entries[0];
+    assert_eq!(entry.status, "Completed", "{job:#?}");
+    assert_eq!((entry.attempt, entry.failure_kind.as_deref()), (1, None));
+    let exit = tokio::time::timeout(MINUTE, drone1.wait())
+        .await
+        .expect("the worker exits once drained")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    world.stop().await;
+}

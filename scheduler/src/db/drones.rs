@@ -82,7 +82,12 @@ pub async fn set_capacity(db: &Db, name: &str, capacity: i32) -> Result<(), DbEr
 #[derive(Debug, Clone)]
 pub struct DroneLoad {
     pub name: String,
+    /// The operator's flag (`atest drone enable/disable`).
     pub enabled: bool,
+    /// Its worker said it is stopping (draining before an exit or an upgrade).
+    pub stopping: bool,
+    /// Takes new work: enabled, and its worker not stopping.
+    pub accepting: bool,
     /// Heard from within `[SCHEDULER] drone_timeout_sec`.
     pub alive: bool,
     pub capacity: i64,
@@ -136,6 +141,7 @@ pub async fn list(
             last_heartbeat: beats.get(&d.name).copied().flatten().map(format_micros),
             status: match (d.enabled, d.alive) {
                 (_, false) => "lost",
+                _ if d.stopping => "stopping",
                 (false, true) if d.running > 0 => "draining",
                 (false, true) => "disabled",
                 (true, true) => "ok",

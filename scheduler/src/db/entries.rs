@@ -112,9 +112,13 @@ pub async fn dispatch_view(
     fetch: impl FnOnce(i64) -> i64,
 ) -> Result<DispatchView, DbError> {
     let mut view = DispatchView::default();
-    type Loads = (Vec<(String, bool, i32, bool)>, Vec<(Option<String>, i64)>);
-    let (rows, counts): Loads = with_conn!(db, |conn| {
-        type DroneRow = (String, bool, i32, Option<i32>, Option<i64>);
+    type Loads = (
+        Vec<(String, bool, i32, bool)>,
+        Vec<(Option<String>, i64)>,
+        BTreeMap<String, (bool, bool)>,
+    );
+    let (rows, counts, flags): Loads = with_conn!(db, |conn| {
+        type DroneRow = (String, bool, i32, Option<i32>, Option<i64>, bool);
         let rows: Vec<DroneRow> = drones::table
             .filter(drones::name.eq_any(configured))
             .order(drones::name.asc())
@@ -124,17 +128,24 @@ pub async fn dispatch_view(
                 drones::capacity,
                 drones::capacity_override,
                 drones::last_heartbeat,
+                drones::stopping,
             ))
             .load(conn)
             .await?;
+        // The operator's flag and the worker's own (stopping) for the drone list.
+        let flags: BTreeMap<String, (bool, bool)> = rows
+            .iter()
+            .map(|(name, enabled, _, _, _, stopping)| (name.clone(), (*enabled, *stopping)))
+            .collect();
         // A capacity set at run time wins over the config's; a drone silent since
-        // `alive_since` counts as lost and takes nothing new.
+        // `alive_since` counts as lost and takes nothing new, and so does one whose
+        // worker is stopping.
         let rows: Vec<(String, bool, i32, bool)> = rows
             .into_iter()
-            .map(|(name, enabled, capacity, set, beat)| {
+            .map(|(name, enabled, capacity, set, beat, stopping)| {
                 (
                     name,
-                    enabled,
+                    enabled && !stopping,
                     set.unwrap_or(capacity),
                     beat.is_some_and(|t| t >= alive_since),
                 )
@@ -328,7 +339,7 @@ pub async fn dispatch_view(
                 .filter_map(|(j, h)| Some((j, h?)))
                 .collect();
         }
-        (rows, counts)
+        (rows, counts, flags)
     });
     let counts: BTreeMap<String, i64> = counts
         .into_iter()
@@ -336,10 +347,12 @@ pub async fn dispatch_view(
         .collect();
     view.loads = rows
         .into_iter()
-        .map(|(name, enabled, capacity, alive)| DroneLoad {
+        .map(|(name, accepting, capacity, alive)| DroneLoad {
             running: counts.get(&name).copied().unwrap_or(0),
+            enabled: flags.get(&name).is_none_or(|f| f.0),
+            stopping: flags.get(&name).is_some_and(|f| f.1),
+            accepting,
             name,
-            enabled,
             alive,
             capacity: i64::from(capacity),
         })
@@ -1184,9 +1197,13 @@ pub async fn apply(
                 StatusEvent::Heartbeat {
                     running,
                     results_url,
+                    stopping,
                 } => {
                     diesel::update(drones::table.filter(drones::name.eq(drone)))
-                        .set(drones::results_url.eq(results_url))
+                        .set((
+                            drones::results_url.eq(results_url),
+                            drones::stopping.eq(stopping),
+                        ))
                         .execute(conn)
                         .await?;
                     let held: BTreeSet<(i64, i32)> = running.iter().copied().collect();

@@ -93,6 +93,7 @@ diesel::table! {
         last_heartbeat -> Nullable<BigInt>,
         capacity_override -> Nullable<Integer>,
         results_url -> Nullable<Text>,
+        stopping -> Bool,
     }
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE drones DROP COLUMN stopping;
