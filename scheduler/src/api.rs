@@ -75,6 +75,36 @@ pub struct CreateJob {
     pub reboot_after: Option<String>,
 }
 
+impl CreateJob {
+    /// A job of one entry per named host, with every option at its default.
+    pub fn new(
+        name: impl Into<String>,
+        control_file: impl Into<String>,
+        hosts: Vec<String>,
+        owner: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            control_file: control_file.into(),
+            hosts,
+            label: None,
+            count: None,
+            dependencies: vec![],
+            owner: owner.into(),
+            priority: 0,
+            timeout_mins: None,
+            max_runtime_mins: None,
+            timeout_secs: None,
+            max_runtime_secs: None,
+            drone_set: None,
+            synch_count: None,
+            run_verify: false,
+            reboot_before: None,
+            reboot_after: None,
+        }
+    }
+}
+
 /// The special tasks of a job, as stored in `jobs.tasks`.
 pub mod task_flags {
     pub const VERIFY: i32 = 1;

@@ -514,23 +514,13 @@ impl World {
         priority: i32,
     ) -> i64 {
         let body = CreateJob {
-            name: name.into(),
-            control_file: control.into(),
-            hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            label: None,
-            count: None,
-            dependencies: vec![],
-            timeout_mins: None,
-            max_runtime_mins: None,
-            timeout_secs: None,
-            max_runtime_secs: None,
-            drone_set: None,
-            synch_count: None,
-            run_verify: false,
-            reboot_before: None,
-            reboot_after: None,
-            owner: "tester".into(),
             priority,
+            ..CreateJob::new(
+                name,
+                control,
+                hosts.iter().map(|h| h.to_string()).collect(),
+                "tester",
+            )
         };
         self.api(move |c| c.create_job(&body))
             .await

@@ -108,25 +108,7 @@ async fn aborting_a_running_entry_kills_its_process_group_and_keeps_its_results(
 }
 
 fn body(name: &str, control: &str, host: &str) -> scheduler::api::CreateJob {
-    scheduler::api::CreateJob {
-        name: name.into(),
-        control_file: control.into(),
-        hosts: vec![host.into()],
-        label: None,
-        count: None,
-        dependencies: vec![],
-        owner: "tester".into(),
-        priority: 0,
-        timeout_mins: None,
-        max_runtime_mins: None,
-        timeout_secs: None,
-        max_runtime_secs: None,
-        drone_set: None,
-        synch_count: None,
-        run_verify: false,
-        reboot_before: None,
-        reboot_after: None,
-    }
+    scheduler::api::CreateJob::new(name, control, vec![host.into()], "tester")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

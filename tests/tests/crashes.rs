@@ -302,25 +302,12 @@ async fn the_scheduler_serves_and_queues_jobs_while_the_broker_is_unreachable() 
             })
             .unwrap();
         let id = client
-            .create_job(&scheduler::api::CreateJob {
-                name: "waits".into(),
-                control_file: "true\n".into(),
-                hosts: vec!["host1".into()],
-                label: None,
-                count: None,
-                dependencies: vec![],
-                owner: "tester".into(),
-                priority: 0,
-                timeout_mins: None,
-                max_runtime_mins: None,
-                timeout_secs: None,
-                max_runtime_secs: None,
-                drone_set: None,
-                synch_count: None,
-                run_verify: false,
-                reboot_before: None,
-                reboot_after: None,
-            })
+            .create_job(&scheduler::api::CreateJob::new(
+                "waits",
+                "true\n",
+                vec!["host1".into()],
+                "tester",
+            ))
             .unwrap();
         client.job(id).unwrap()
     })

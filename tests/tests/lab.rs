@@ -205,25 +205,12 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
             .unwrap();
     }
     let id = client
-        .create_job(&CreateJob {
-            name: "in the lab".into(),
-            control_file: "echo \"$AUTOSERV_HOSTS\" > out.txt\n".into(),
-            hosts: hosts.clone(),
-            label: None,
-            count: None,
-            dependencies: vec![],
-            owner: "tester".into(),
-            priority: 0,
-            timeout_mins: None,
-            max_runtime_mins: None,
-            timeout_secs: None,
-            max_runtime_secs: None,
-            drone_set: None,
-            synch_count: None,
-            run_verify: false,
-            reboot_before: None,
-            reboot_after: None,
-        })
+        .create_job(&CreateJob::new(
+            "in the lab",
+            "echo \"$AUTOSERV_HOSTS\" > out.txt\n",
+            hosts.clone(),
+            "tester",
+        ))
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
     let job = loop {
@@ -252,6 +239,39 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         let out = dir.join(format!("results/{id}-tester/{host}/out.txt"));
         assert_eq!(autotest_tests::world::read(&out), format!("{host}\n"));
     }
+    // A job that fails ends Failed with its exit code, its results on the results host
+    // all the same, checked against its manifest.
+    let failing = client
+        .create_job(&CreateJob::new(
+            "fails in the lab",
+            "echo broken >&2\nexit 3\n",
+            vec!["labhost2".into()],
+            "tester",
+        ))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let job = client.job(failing).unwrap();
+        if job.status != "Queued" && job.status != "Running" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "not done: {job:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let entry = &job.entries[0];
+    assert_eq!(
+        (job.status.as_str(), entry.exit_code),
+        ("Failed", Some(3)),
+        "{job:?}"
+    );
+    assert!(entry.manifest.is_some_and(|m| m.files >= 3), "{entry:?}");
+    assert_eq!(
+        autotest_tests::world::read(
+            &dir.join(format!("results/{failing}-tester/labhost2/autoserv.stderr"))
+        ),
+        "broken\n"
+    );
+
     // The workers really run inside their namespaces, as the unprivileged autotest.
     for drone in ["drone1", "drone2"] {
         let pid = pid_in(&dir.join(format!("{drone}/run/drone-worker.pid")));
@@ -306,28 +326,19 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         .create_drone_set("only-drone1", vec!["drone1".into()])
         .unwrap();
     let release = dir.join("release-the-job");
+    let control = format!(
+        "echo started > early.txt\nwhile [ ! -e {} ]; do sleep 0.1; done\necho \"$AUTOSERV_HOSTS\" > out.txt\n",
+        release.display()
+    );
     let long = client
         .create_job(&CreateJob {
-            name: "during the upgrade".into(),
-            control_file: format!(
-                "echo started > early.txt\nwhile [ ! -e {} ]; do sleep 0.1; done\necho \"$AUTOSERV_HOSTS\" > out.txt\n",
-                release.display()
-            ),
-            hosts: vec!["labhost1".into()],
-            label: None,
-            count: None,
-            dependencies: vec![],
-            owner: "tester".into(),
-            priority: 0,
-            timeout_mins: None,
-            max_runtime_mins: None,
-            timeout_secs: None,
-            max_runtime_secs: None,
             drone_set: Some("only-drone1".into()),
-            synch_count: None,
-            run_verify: false,
-            reboot_before: None,
-            reboot_after: None,
+            ..CreateJob::new(
+                "during the upgrade",
+                control,
+                vec!["labhost1".into()],
+                "tester",
+            )
         })
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

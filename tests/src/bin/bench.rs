@@ -295,25 +295,12 @@ async fn run(o: Options) {
 }
 
 fn job(i: usize, host: &str) -> CreateJob {
-    CreateJob {
-        name: format!("bench {i}"),
-        control_file: "job.run_test('sleeptest', seconds=0)\n".into(),
-        hosts: vec![host.into()],
-        label: None,
-        count: None,
-        dependencies: vec![],
-        timeout_mins: None,
-        max_runtime_mins: None,
-        timeout_secs: None,
-        max_runtime_secs: None,
-        drone_set: None,
-        synch_count: None,
-        run_verify: false,
-        reboot_before: None,
-        reboot_after: None,
-        owner: "bench".into(),
-        priority: 0,
-    }
+    CreateJob::new(
+        format!("bench {i}"),
+        "job.run_test('sleeptest', seconds=0)\n",
+        vec![host.into()],
+        "bench",
+    )
 }
 
 /// The same path with nothing recorded and one rsync per job: `drones` consumers, each

@@ -158,27 +158,14 @@ async fn run(o: Options) {
         let c = Client::new(&format!("http://127.0.0.1:{port}"));
         for j in (t..jobs).step_by(threads) {
             let first = (j * HOSTS_PER_JOB) % hosts;
-            c.create_job(&CreateJob {
-                name: format!("scale {j}"),
-                control_file: control.clone(),
-                hosts: (0..HOSTS_PER_JOB)
+            c.create_job(&CreateJob::new(
+                format!("scale {j}"),
+                control.clone(),
+                (0..HOSTS_PER_JOB)
                     .map(|k| format!("h{}", (first + k) % hosts))
                     .collect(),
-                label: None,
-                count: None,
-                dependencies: vec![],
-                owner: "bench".into(),
-                priority: 0,
-                timeout_mins: None,
-                max_runtime_mins: None,
-                timeout_secs: None,
-                max_runtime_secs: None,
-                drone_set: None,
-                synch_count: None,
-                run_verify: false,
-                reboot_before: None,
-                reboot_after: None,
-            })
+                "bench",
+            ))
             .unwrap();
         }
     })
