@@ -208,7 +208,11 @@ impl Worker {
             let lease = tokio::spawn(inner.clone().lease_loop(until_drained.clone()));
             tracing::info!(capacity = inner.capacity, queue = %inner.queue, "drone worker started");
             let mut backoff = Duration::from_millis(200);
-            while !shutdown.is_triggered() {
+            loop {
+                let was_stopping = shutdown.is_triggered();
+                if was_stopping && inner.held.lock().expect("held lock").is_empty() {
+                    break;
+                }
                 match inner.consume(&pusher, &mut shutdown).await {
                     Ok(()) => break,
                     Err(error) if is_fatal(&error) => {
@@ -221,9 +225,12 @@ impl Worker {
                     }
                     Err(error) => {
                         tracing::warn!(%error, retry_in = ?backoff, "lost the broker, reconnecting");
+                        // Draining, it reconnects to hear aborts, until it holds nothing.
+                        let mut signal = shutdown.clone();
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
-                            _ = shutdown.wait() => break,
+                            _ = signal.wait(), if !was_stopping => {}
+                            _ = inner.drained(), if was_stopping => break,
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(10));
                     }
@@ -259,14 +266,22 @@ impl Inner {
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await?;
-        let mut consumer = channel
-            .basic_consume(
-                self.queue.as_str().into(),
-                format!("drone-worker@{}", self.name).into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
+        // Reconnected while draining: aborts only, no jobs.
+        let mut draining = shutdown.is_triggered();
+        let mut consumer = if draining {
+            None
+        } else {
+            Some(
+                channel
+                    .basic_consume(
+                        self.queue.as_str().into(),
+                        format!("drone-worker@{}", self.name).into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?,
             )
-            .await?;
+        };
         let control_queue = broker::control_queue(&self.name);
         let mut control = channel
             .basic_consume(
@@ -278,23 +293,24 @@ impl Inner {
             .await?;
         tracing::info!(queue = %self.queue, control = %control_queue, "consuming");
         self.reporter.contact();
-        let mut draining = false;
         loop {
             tokio::select! {
                 _ = shutdown.wait(), if !draining => {
                     // No new jobs (what was delivered and not taken goes back to the
                     // queue with the connection); aborts are still heard until the
                     // entries held are done.
-                    let _ = channel
-                        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-                        .await;
+                    if let Some(consumer) = &consumer {
+                        let _ = channel
+                            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                            .await;
+                    }
                     draining = true;
                 }
                 _ = self.drained(), if draining => {
                     let _ = connection.close(200, "drone worker shutting down".into()).await;
                     return Ok(());
                 }
-                next = consumer.next(), if !draining => match next {
+                next = async { consumer.as_mut()?.next().await }, if !draining => match next {
                     Some(Ok(delivery)) => self.on_delivery(&channel, delivery, pusher).await,
                     Some(Err(error)) => return Err(error.into()),
                     None => anyhow::bail!("the broker cancelled the consumer"),

@@ -1,7 +1,8 @@
 //! The dispatcher: woken by events (a new job, a finished entry, a freed slot), never
 //! by a timer. One cycle records a batch of assignments in one transaction, then
-//! publishes their job messages with confirms; a dispatch that cannot be published is
-//! put back in the queue.
+//! publishes their job messages with confirms; a dispatch whose publish is not
+//! confirmed stays Starting with its attempt and is published again (the worker's
+//! journal ignores a second delivery of the same attempt).
 
 use crate::db::entries::{self, Candidate, DispatchView, LabelEntry};
 use crate::db::{Db, DbError};

@@ -749,9 +749,15 @@ macro_rules! infra_failure {
         match row {
             None => false,
             Some((retries, meta_label, host_id, aborted_on)) => {
-                let target = hqe::table.filter(hqe::id.eq(entry_id));
-                let outcome = if aborted_on.is_some() {
-                    diesel::update(target)
+                // As conditional as the read: where writers run side by side (MySQL),
+                // a report recorded in between wins and this changes nothing.
+                let target = hqe::table
+                    .filter(hqe::id.eq(entry_id))
+                    .filter(hqe::attempt.eq(attempt))
+                    .filter(hqe::drone.eq(drone))
+                    .filter(hqe::status.eq_any(status::ACTIVE));
+                let (changed, outcome) = if aborted_on.is_some() {
+                    let n = diesel::update(target)
                         .set((
                             hqe::status.eq(status::ABORTED),
                             hqe::failure_reason.eq(reason),
@@ -759,9 +765,9 @@ macro_rules! infra_failure {
                         ))
                         .execute($conn)
                         .await?;
-                    "aborted (an abort was recorded)".to_string()
+                    (n, "aborted (an abort was recorded)".to_string())
                 } else if retries < $rules.max_retries {
-                    diesel::update(target)
+                    let n = diesel::update(target)
                         .set((
                             hqe::status.eq(status::QUEUED),
                             hqe::drone.eq(None::<String>),
@@ -775,16 +781,19 @@ macro_rules! infra_failure {
                         ))
                         .execute($conn)
                         .await?;
-                    if meta_label.is_some() {
+                    if n > 0 && meta_label.is_some() {
                         // A metahost entry may go to another host this time.
-                        diesel::update(target)
+                        diesel::update(hqe::table.filter(hqe::id.eq(entry_id)))
                             .set((hqe::host_id.eq(None::<i64>), hqe::execution_subdir.eq("")))
                             .execute($conn)
                             .await?;
                     }
-                    format!("retry {} of {}", retries + 1, $rules.max_retries)
+                    (
+                        n,
+                        format!("retry {} of {}", retries + 1, $rules.max_retries),
+                    )
                 } else {
-                    diesel::update(target)
+                    let n = diesel::update(target)
                         .set((
                             hqe::status.eq(status::FAILED),
                             hqe::failure_kind.eq("infra"),
@@ -793,47 +802,54 @@ macro_rules! infra_failure {
                         ))
                         .execute($conn)
                         .await?;
-                    format!("failed: no infra retries left ({} made)", retries)
+                    (
+                        n,
+                        format!("failed: no infra retries left ({} made)", retries),
+                    )
                 };
-                diesel::update(
-                    hosts::table
-                        .filter(hosts::id.nullable().eq(host_id))
-                        .filter(hosts::status.ne(host_status::REPAIR_FAILED)),
-                )
-                .set(hosts::status.eq("Ready"))
-                .execute($conn)
-                .await?;
-                // A host still locked for a failed repair (a repair-only job lost with
-                // its drone) stays out of service.
-                diesel::update(
-                    hosts::table
-                        .filter(hosts::id.nullable().eq(host_id))
-                        .filter(hosts::lock_reason.like("repair failed%")),
-                )
-                .set(hosts::status.eq(host_status::REPAIR_FAILED))
-                .execute($conn)
-                .await?;
-                diesel::insert_into(entry_history::table)
-                    .values((
-                        entry_history::entry_id.eq(entry_id),
-                        entry_history::attempt.eq(attempt),
-                        entry_history::drone.eq(Some(drone)),
-                        entry_history::event.eq("infra-failure"),
-                        entry_history::detail.eq(format!("{reason}; {outcome}")),
-                        entry_history::at.eq(now),
-                    ))
+                if changed == 0 {
+                    false
+                } else {
+                    diesel::update(
+                        hosts::table
+                            .filter(hosts::id.nullable().eq(host_id))
+                            .filter(hosts::status.ne(host_status::REPAIR_FAILED)),
+                    )
+                    .set(hosts::status.eq("Ready"))
                     .execute($conn)
                     .await?;
-                tracing::warn!(
-                    entry.id = entry_id,
-                    attempt,
-                    drone.name = drone,
-                    reason,
-                    outcome,
-                    "infra failure"
-                );
-                sync_group!($conn, entry_id);
-                true
+                    // A host still locked for a failed repair (a repair-only job lost with
+                    // its drone) stays out of service.
+                    diesel::update(
+                        hosts::table
+                            .filter(hosts::id.nullable().eq(host_id))
+                            .filter(hosts::lock_reason.like("repair failed%")),
+                    )
+                    .set(hosts::status.eq(host_status::REPAIR_FAILED))
+                    .execute($conn)
+                    .await?;
+                    diesel::insert_into(entry_history::table)
+                        .values((
+                            entry_history::entry_id.eq(entry_id),
+                            entry_history::attempt.eq(attempt),
+                            entry_history::drone.eq(Some(drone)),
+                            entry_history::event.eq("infra-failure"),
+                            entry_history::detail.eq(format!("{reason}; {outcome}")),
+                            entry_history::at.eq(now),
+                        ))
+                        .execute($conn)
+                        .await?;
+                    tracing::warn!(
+                        entry.id = entry_id,
+                        attempt,
+                        drone.name = drone,
+                        reason,
+                        outcome,
+                        "infra failure"
+                    );
+                    sync_group!($conn, entry_id);
+                    true
+                }
             }
         }
     }};
