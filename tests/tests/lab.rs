@@ -125,6 +125,19 @@ fn http_get(server: &str, path: &str) -> (u16, Option<String>, String) {
     (status, location, body.to_string())
 }
 
+/// Waits (a minute at most) until a job is neither Queued nor Running.
+fn wait_done(client: &Client, id: i64) -> scheduler::api::JobView {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = client.job(id).unwrap();
+        if job.status != "Queued" && job.status != "Running" {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "not done: {job:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn process_user(pid: u32) -> String {
     let out = Command::new("ps")
         .args(["-o", "user=", "-p", &pid.to_string()])
@@ -271,6 +284,126 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         ),
         "broken\n"
     );
+
+    // A job name with quotes, $(...) and backticks reaches Autoserv on the drone as one
+    // argument and runs nothing.
+    let marker = dir.join("name-ran");
+    let name = format!(
+        "it's \"quoted\" $(touch {m}) `touch {m}` and  spaces",
+        m = marker.display()
+    );
+    let quoted = client
+        .create_job(&CreateJob::new(
+            name.clone(),
+            "true\n",
+            vec!["labhost3".into()],
+            "tester",
+        ))
+        .unwrap();
+    let job = wait_done(&client, quoted);
+    assert_eq!(job.status, "Completed", "{job:?}");
+    let args = autotest_tests::world::read(
+        &dir.join(format!("results/{quoted}-tester/labhost3/autoserv.args")),
+    );
+    let args: Vec<&str> = args.lines().collect();
+    let label = args
+        .iter()
+        .position(|a| *a == "-l")
+        .expect("-l in the args");
+    assert_eq!(args[label + 1], name, "{args:?}");
+    assert!(!marker.exists(), "the job name ran a command");
+
+    // A malformed message on a drone's queue (put there with the scheduler's broker
+    // user, over the lab's network) is dead-lettered; the workers go on working.
+    let credentials = autotest_tests::world::read(&dir.join("rabbitmq/credentials"));
+    let scheduler_url = credentials
+        .lines()
+        .find_map(|l| l.strip_prefix("autotest-lab-scheduler "))
+        .expect("the scheduler's broker URL")
+        .to_string();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let connection = common::broker::connect(&scheduler_url, "lab test")
+            .await
+            .expect("connect as the scheduler");
+        let channel = common::broker::confirm_channel(&connection).await.unwrap();
+        common::broker::publish_confirmed(
+            &channel,
+            common::broker::JOBS_EXCHANGE,
+            "drone1",
+            b"{\"schema\": 1, \"not\": \"a job\"}",
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("published");
+        let _ = connection.close(200, "done".into()).await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !autotest_tests::broker::queues("autotest-lab")
+        .iter()
+        .any(|q| q.name == common::broker::DEAD_LETTER_QUEUE && q.messages_ready >= 1)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the malformed message never reached the dead-letter queue"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // Capacity holds on the lab's drones (4 each): jobs record when they ran.
+    let times = dir.join("times");
+    std::fs::create_dir_all(&times).unwrap();
+    // The jobs run as the drones' unprivileged user.
+    std::fs::set_permissions(&times, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut capacity_jobs = Vec::new();
+    for i in 0..12 {
+        let host = format!("cap{i}");
+        client
+            .create_host(&CreateHost {
+                name: host.clone(),
+                labels: vec![],
+            })
+            .unwrap();
+        let control = format!(
+            "s=$(date +%s%N)\nsleep 0.4\necho \"$s $(date +%s%N)\" > {}/{host}\n",
+            times.display()
+        );
+        capacity_jobs.push(
+            client
+                .create_job(&CreateJob::new(
+                    format!("capacity {i}"),
+                    control,
+                    vec![host],
+                    "tester",
+                ))
+                .unwrap(),
+        );
+    }
+    let mut spans: std::collections::BTreeMap<String, Vec<(u128, u128)>> = Default::default();
+    for id in capacity_jobs {
+        let job = wait_done(&client, id);
+        assert_eq!(job.status, "Completed", "{job:?}");
+        let entry = &job.entries[0];
+        let line = autotest_tests::world::read(&times.join(entry.host.as_deref().expect("a host")));
+        let (start, end) = line.trim().split_once(' ').unwrap();
+        spans
+            .entry(entry.drone.clone().expect("a drone"))
+            .or_default()
+            .push((start.parse().unwrap(), end.parse().unwrap()));
+    }
+    assert_eq!(spans.len(), 2, "both drones ran capacity jobs: {spans:?}");
+    for (drone, spans) in &spans {
+        let most = spans
+            .iter()
+            .map(|(start, _)| {
+                spans
+                    .iter()
+                    .filter(|(s, e)| s <= start && start < e)
+                    .count()
+            })
+            .max()
+            .unwrap();
+        assert!(most <= 4, "{drone} ran {most} jobs at once (capacity 4)");
+    }
 
     // The workers really run inside their namespaces, as the unprivileged autotest.
     for drone in ["drone1", "drone2"] {
