@@ -10,6 +10,7 @@
 
 pub mod benchkit;
 pub mod broker;
+pub mod http;
 pub mod proxy;
 pub mod sshd;
 pub mod world;

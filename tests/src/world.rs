@@ -405,6 +405,24 @@ impl World {
         self.workers.insert(name.into(), Running { trigger, task });
     }
 
+    /// Starts an in-process worker that pushes its results over SSH to `sshd` (the
+    /// results host), retrying a failed push every second at most, and waits until
+    /// the scheduler hears from it.
+    pub async fn start_worker_pushing_to(&mut self, name: &str, sshd: &crate::sshd::Sshd) {
+        let (host, options) = (sshd.results_host(), sshd.ssh_options());
+        self.start_worker_with(
+            name,
+            |c| {
+                c.scheduler.results_host = common::config::ResultsHost::Remote(host);
+                c.drone.ssh_options = options;
+                c.drone.push_retry_max_sec = 1;
+            },
+            crate::binary("autoserv-supervisor"),
+        )
+        .await;
+        self.wait_for_drone(name, "ok").await;
+    }
+
     /// Polls `check` until it holds (one minute at most).
     pub async fn wait_for(&self, mut check: impl FnMut() -> bool, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);

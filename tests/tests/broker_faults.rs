@@ -388,6 +388,29 @@ impl Drop for TlsListener {
     }
 }
 
+/// A job runs to Completed, and the management API shows the worker's and the
+/// scheduler's connections as TLS ones.
+async fn a_job_completes_over_tls(world: &World) {
+    world.create_hosts(&["host1"]).await;
+    let id = world
+        .submit("over tls", "echo ok > out.txt\n", &["host1"])
+        .await;
+    assert_eq!(
+        world.wait_for_jobs(&[id], MINUTE).await[0].status,
+        "Completed"
+    );
+    world
+        .wait_for(
+            || {
+                let tls = autotest_tests::broker::tls_connections(&world.vhost);
+                tls.iter().any(|n| n == "drone-worker@drone1")
+                    && tls.iter().any(|n| n.starts_with("autotest-scheduler@"))
+            },
+            "the worker and the scheduler connected over TLS",
+        )
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_whole_path_works_over_tls_and_a_certificate_from_another_ca_is_refused() {
     let _turn = SERIAL.lock().await;
@@ -399,25 +422,7 @@ async fn the_whole_path_works_over_tls_and_a_certificate_from_another_ca_is_refu
         .start()
         .await;
     assert!(world.config.broker.url.expose().starts_with("amqps://"));
-    world.create_hosts(&["host1"]).await;
-    let id = world
-        .submit("over tls", "echo ok > out.txt\n", &["host1"])
-        .await;
-    assert_eq!(
-        world.wait_for_jobs(&[id], MINUTE).await[0].status,
-        "Completed"
-    );
-    // The management API shows the programs' connections as TLS ones.
-    world
-        .wait_for(
-            || {
-                let tls = autotest_tests::broker::tls_connections(&world.vhost);
-                tls.iter().any(|n| n == "drone-worker@drone1")
-                    && tls.iter().any(|n| n.starts_with("autotest-scheduler@"))
-            },
-            "the worker and the scheduler connected over TLS",
-        )
-        .await;
+    a_job_completes_over_tls(&world).await;
 
     // A worker that trusts another CA does not connect, and says why.
     let mut worker = Command::new(autotest_tests::binary("drone-worker"))
@@ -453,24 +458,7 @@ async fn a_broker_that_asks_for_client_certificates_gets_the_configured_one() {
         .config("BROKER", "client_key", &file("client.key"))
         .start()
         .await;
-    world.create_hosts(&["host1"]).await;
-    let id = world
-        .submit("client certificate", "echo ok > out.txt\n", &["host1"])
-        .await;
-    assert_eq!(
-        world.wait_for_jobs(&[id], MINUTE).await[0].status,
-        "Completed"
-    );
-    world
-        .wait_for(
-            || {
-                let tls = autotest_tests::broker::tls_connections(&world.vhost);
-                tls.iter().any(|n| n == "drone-worker@drone1")
-                    && tls.iter().any(|n| n.starts_with("autotest-scheduler@"))
-            },
-            "the worker and the scheduler connected with their certificate",
-        )
-        .await;
+    a_job_completes_over_tls(&world).await;
 
     // The same config without the client certificate: the broker refuses the worker.
     let config: String = read(&world.config_path)

@@ -216,19 +216,7 @@ async fn results_wait_on_the_drone_while_the_results_host_is_unreachable() {
         .start()
         .await;
     let mut sshd = autotest_tests::sshd::Sshd::start(&world.dir.join("sshd"));
-    let (host, options) = (sshd.results_host(), sshd.ssh_options());
-    world
-        .start_worker_with(
-            "drone1",
-            |c| {
-                c.scheduler.results_host = common::config::ResultsHost::Remote(host);
-                c.drone.ssh_options = options;
-                c.drone.push_retry_max_sec = 1;
-            },
-            autotest_tests::binary("autoserv-supervisor"),
-        )
-        .await;
-    world.wait_for_drone("drone1", "ok").await;
+    world.start_worker_pushing_to("drone1", &sshd).await;
     world.create_hosts(&["host1"]).await;
 
     // A push over SSH works while the results host is up.

@@ -116,19 +116,7 @@ async fn a_stale_copy_on_a_results_host_over_ssh_is_replaced_before_the_entry_co
         .start()
         .await;
     let sshd = autotest_tests::sshd::Sshd::start(&world.dir.join("sshd"));
-    let (host, options) = (sshd.results_host(), sshd.ssh_options());
-    world
-        .start_worker_with(
-            "drone1",
-            |c| {
-                c.scheduler.results_host = common::config::ResultsHost::Remote(host);
-                c.drone.ssh_options = options;
-                c.drone.push_retry_max_sec = 1;
-            },
-            autotest_tests::binary("autoserv-supervisor"),
-        )
-        .await;
-    world.wait_for_drone("drone1", "ok").await;
+    world.start_worker_pushing_to("drone1", &sshd).await;
     stale_copy_is_pushed_again(&world).await;
     drop(sshd);
     world.stop().await;

@@ -6,6 +6,7 @@
 //! notices a part that is down, and `down` removes everything. Its own test binary: the
 //! lab has fixed names and addresses, and adds a listener to the machine's RabbitMQ.
 
+use autotest_tests::http::get as http_get;
 use scheduler::api::{CreateHost, CreateJob};
 use scheduler::client::Client;
 use std::io::BufRead;
@@ -102,27 +103,6 @@ fn started_micros(pid: u32) -> i64 {
         .parse()
         .unwrap();
     common::time::now_micros() - ((uptime - ticks / per_sec) * 1e6) as i64
-}
-
-/// A raw HTTP/1.0 GET: (status, Location header, body).
-fn http_get(server: &str, path: &str) -> (u16, Option<String>, String) {
-    use std::io::{Read, Write};
-    let addr = server.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let location = head
-        .lines()
-        .find_map(|l| l.strip_prefix("location: "))
-        .map(str::to_string);
-    (status, location, body.to_string())
 }
 
 /// Waits (a minute at most) until a job is neither Queued nor Running.

@@ -1,44 +1,14 @@
 //! Results read over HTTP from the scheduler (from the results host, else the drone
 //! that ran the entry, else the archive), and hostile paths refused.
 
+use autotest_tests::http::{get as get_with_location, split_url};
 use autotest_tests::World;
-use std::io::{Read, Write};
 use std::time::Duration;
 
-/// A raw HTTP/1.0 GET (no client-side path normalisation, no chunked body): (status, body).
+/// (status, body) of a raw GET.
 fn get(server: &str, path: &str) -> (u16, String) {
     let (status, _, body) = get_with_location(server, path);
     (status, body)
-}
-
-/// As [`get`], with the `Location` header: (status, location, body).
-fn get_with_location(server: &str, path: &str) -> (u16, Option<String>, String) {
-    let addr = server.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let location = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("location: ")
-                .or(l.strip_prefix("Location: "))
-        })
-        .map(str::to_string);
-    (status, location, body.to_string())
-}
-
-/// Splits `http://host:port/path` into (`http://host:port`, `/path`).
-fn split_url(url: &str) -> (String, String) {
-    let rest = url.strip_prefix("http://").expect("an http URL");
-    let (host, path) = rest.split_once('/').expect("a path");
-    (format!("http://{host}"), format!("/{path}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
