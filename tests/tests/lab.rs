@@ -615,6 +615,56 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         "{authorized}"
     );
 
+    // drone2 moves to this machine: `install-drone.sh localhost`, no SSH to the drone.
+    // Its results server listens on this machine's side of the bridge now.
+    let ini = dir.join("drone2.ini");
+    let config = autotest_tests::world::read(&ini)
+        .replace("http_listen: 10.77.0.12:0", "http_listen: 10.77.0.1:0");
+    std::fs::write(&ini, config).unwrap();
+    let in_namespace = pid_in(&dir.join("drone2/run/drone-worker.pid"));
+    let moved = install_drone(&dir, port, "drone2", "localhost")
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        moved.status.success(),
+        "install on localhost:\n{}",
+        text(&moved)
+    );
+    let local = pid_in(&dir.join("drone2/run/drone-worker.pid"));
+    assert_ne!(local, in_namespace, "drone2's worker was not replaced");
+    let identify = Command::new("ip")
+        .args(["netns", "identify", &local.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&identify.stdout).trim(),
+        "",
+        "the local worker runs in a namespace"
+    );
+    assert_eq!(process_user(local), "autotest");
+    client
+        .create_drone_set("only-drone2", vec!["drone2".into()])
+        .unwrap();
+    let here = client
+        .create_job(&CreateJob {
+            drone_set: Some("only-drone2".into()),
+            ..CreateJob::new(
+                "on the local drone",
+                "echo local > out.txt\n",
+                vec!["labhost4".into()],
+                "tester",
+            )
+        })
+        .unwrap();
+    let job = wait_done(&client, here);
+    assert_eq!(job.status, "Completed", "{job:?}");
+    assert_eq!(job.entries[0].drone.as_deref(), Some("drone2"));
+    assert_eq!(
+        autotest_tests::world::read(&dir.join(format!("results/{here}-tester/labhost4/out.txt"))),
+        "local\n",
+        "pushed over SSH to the results host's namespace"
+    );
+
     let status = lab(&dir, port, "status");
     assert!(status.status.success(), "{}", text(&status));
     // drone2 dies: its supervisor loop and its worker.
