@@ -9,7 +9,8 @@
 # file. With --state-dir DIR they act on files there, so tests and demos can break
 # hosts: verify fails while DIR/broken-HOST exists; repair fails while
 # DIR/unrepairable-HOST exists and otherwise removes DIR/broken-HOST; cleanup fails
-# while DIR/cleanup-fails-HOST exists; verify waits while DIR/hold-verify-HOST exists.
+# while DIR/cleanup-fails-HOST exists; verify waits while DIR/hold-verify-HOST exists,
+# cleanup while DIR/hold-cleanup-HOST exists.
 # Each task appends "TASK HOST" to DIR/tasks.log.
 set -u
 results=. hosts='' owner='' label='' control='' mode=job state=''
@@ -46,6 +47,7 @@ if [ "$mode" != job ]; then
                 fi
                 rm -f "$state/broken-$host" ;;
             cleanup)
+                while [ -e "$state/hold-cleanup-$host" ]; do sleep 0.05; done
                 if [ -e "$state/cleanup-fails-$host" ]; then
                     echo "cleanup: failed on $host"; exit 1
                 fi ;;

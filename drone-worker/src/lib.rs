@@ -651,7 +651,17 @@ impl Inner {
                     .lock()
                     .expect("running lock")
                     .insert((entry_id, attempt), prefix.clone());
-                wait_recovered(&prefix).await
+                let exit_code = wait_recovered(&prefix).await;
+                // The cleanup after the job is part of the attempt: one started before
+                // the restart is re-attached to (or its recorded end taken), one not
+                // started yet runs now.
+                if job.tasks.cleanup_after
+                    && supervise::lease_expired(&prefix).is_none()
+                    && !self.is_aborted(&job)
+                {
+                    self.after_job(&job).await;
+                }
+                exit_code
             }
             Stage::Exited { exit_code, .. } | Stage::Pushed { exit_code, .. } => exit_code,
             Stage::Done { .. } | Stage::Refused { .. } => return self.release(entry_id, attempt),

@@ -318,3 +318,70 @@ async fn the_scheduler_serves_and_queues_jobs_while_the_broker_is_unreachable() 
     task.await.unwrap().expect("stops cleanly");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_during_the_cleanup_after_a_job_re_attaches_to_it() {
+    let world = World::builder()
+        .drone("drone1", 2)
+        .without_workers()
+        .start()
+        .await;
+    world.create_hosts(&["host1"]).await;
+    let state = world.dir.join("hoststate");
+    let hold = state.join("hold-cleanup-host1");
+    std::fs::write(&hold, "").unwrap();
+    let mut worker = world.spawn_worker_process("drone1");
+    let id = world
+        .submit_body(scheduler::api::CreateJob {
+            reboot_after: Some("always".into()),
+            ..scheduler::api::CreateJob::new(
+                "cleaned after",
+                "echo ran > out.txt\n",
+                vec!["host1".into()],
+                "tester",
+            )
+        })
+        .await;
+    // The job has run; the cleanup after it holds the host.
+    let deadline = std::time::Instant::now() + MINUTE;
+    while host_status(&world).await != "Cleaning" {
+        assert!(std::time::Instant::now() < deadline, "host1 never Cleaning");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.start_kill().expect("SIGKILL the worker");
+    worker.wait().await.expect("worker gone");
+    let _worker = world.spawn_worker_process("drone1");
+    // The restarted worker waits for the cleanup: the entry is not over before it.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let job = world.job(id).await;
+        assert!(
+            !matches!(job.entries[0].status.as_str(), "Completed" | "Failed"),
+            "finished while its cleanup still ran: {job:?}"
+        );
+    }
+    std::fs::remove_file(&hold).unwrap();
+    let job = world.wait_for_jobs(&[id], MINUTE).await.remove(0);
+    assert_eq!(job.entries[0].status, "Completed", "{job:?}");
+    assert_eq!(job.entries[0].attempt, 1);
+    assert_eq!(
+        autotest_tests::world::read(&state.join("tasks.log")),
+        "cleanup host1\n",
+        "the cleanup ran once"
+    );
+    let deadline = std::time::Instant::now() + MINUTE;
+    while host_status(&world).await != "Ready" {
+        assert!(std::time::Instant::now() < deadline, "host1 never Ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    world.stop().await;
+}
+
+async fn host_status(world: &World) -> String {
+    let hosts = world.api(|c| c.hosts().unwrap()).await;
+    hosts
+        .into_iter()
+        .find(|h| h.name == "host1")
+        .unwrap()
+        .status
+}
