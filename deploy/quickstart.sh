@@ -49,6 +49,18 @@ say "building in release mode (the first build takes a few minutes)"
 mkdir -p "$run"
 stop_previous
 
+# A vhost of its own, made afresh each run: nothing of another release (whose message
+# schema may differ) or of another program is in the way.
+vhost=autotest-quickstart
+mq_api=http://127.0.0.1:15672/api
+say "RabbitMQ vhost $vhost (made afresh; the management UI shows it)"
+curl -fsS -u guest:guest -X DELETE "$mq_api/vhosts/$vhost" >/dev/null 2>&1 || true
+curl -fsS -u guest:guest -X PUT "$mq_api/vhosts/$vhost" >/dev/null ||
+    die "cannot create the vhost $vhost through RabbitMQ's management API ($mq_api)"
+curl -fsS -u guest:guest -X PUT -H 'content-type: application/json' \
+    -d '{"configure":".*","write":".*","read":".*"}' "$mq_api/permissions/$vhost/guest" >/dev/null ||
+    die "cannot give guest the vhost $vhost"
+
 say "writing $run/global_config.ini"
 cat > "$run/global_config.ini" <<CONFIG
 [AUTOTEST_WEB]
@@ -71,7 +83,7 @@ results_dir: $run/drone-results
 command: $root/deploy/demo-autoserv.sh -p -r {results_dir} -m {hosts} -u {owner} -l {job_name} {control_file}
 
 [BROKER]
-url: amqp://guest:guest@127.0.0.1:5672/%2f
+url: amqp://guest:guest@127.0.0.1:5672/$vhost
 CONFIG
 
 say "starting the scheduler (log: $run/scheduler.log)"
@@ -133,5 +145,5 @@ say "  or over HTTP: curl $server/results/${ids[0]}-$(id -un)/host1/"
 say "the scheduler and the worker are still running; try:"
 say "  export ATEST_SERVER=$server"
 say "  $bin/atest job list"
-say "RabbitMQ's management UI (http://127.0.0.1:15672, guest/guest) shows the queue autotest.drone.localdrone"
+say "RabbitMQ's management UI (http://127.0.0.1:15672, guest/guest) shows the queue autotest.drone.localdrone in the vhost $vhost"
 say "stop everything with: deploy/quickstart.sh --stop"

@@ -510,9 +510,19 @@ impl Config {
                         "expected a host name or an http(s):// URL, got {v:?}"
                     ))
                 } else {
-                    crate::names::HostName::new(v)
-                        .map(|h| Some(format!("http://{h}")))
-                        .map_err(|e| e.to_string())
+                    // A host name, with or without a port.
+                    let (host, port) = match v.rsplit_once(':') {
+                        Some((host, port)) => (host, Some(port)),
+                        None => (v, None),
+                    };
+                    let host = crate::names::HostName::new(host).map_err(|e| e.to_string())?;
+                    match port {
+                        None => Ok(Some(format!("http://{host}"))),
+                        Some(port) => port
+                            .parse::<u16>()
+                            .map(|port| Some(format!("http://{host}:{port}")))
+                            .map_err(|_| format!("expected HOST[:PORT] or a URL, got {v:?}")),
+                    }
                 }
             })?,
             default_drone_set_name: raw.parsed(sched, "default_drone_set_name", None, |v| {
@@ -586,7 +596,9 @@ impl Config {
                 },
             )?,
             results_url: raw.parsed(drone, "results_url", None, |v| {
-                if v.starts_with("http://") || v.starts_with("https://") {
+                if v.len() > 1000 {
+                    Err(format!("expected at most 1000 characters, got {}", v.len()))
+                } else if v.starts_with("http://") || v.starts_with("https://") {
                     Ok(Some(v.trim_end_matches('/').to_string()))
                 } else {
                     Err(format!("expected an http(s):// URL, got {v:?}"))
@@ -731,6 +743,26 @@ mod tests {
         assert_eq!(c.scheduler.capacity_of(&d2), 3);
         assert_eq!(c.scheduler.http_listen.port(), 13467);
         assert_eq!(c.scheduler.results_host, ResultsHost::Local);
+    }
+
+    #[test]
+    fn archive_host_is_a_url_or_a_host_with_an_optional_port() {
+        let archive = |v: &str| {
+            load(&format!("[SCHEDULER]\narchive_host: {v}\n"), &[]).map(|c| c.scheduler.archive_url)
+        };
+        assert_eq!(archive("arch1").unwrap().as_deref(), Some("http://arch1"));
+        assert_eq!(
+            archive("arch1:8080").unwrap().as_deref(),
+            Some("http://arch1:8080")
+        );
+        assert_eq!(
+            archive("https://arch.lab/x/").unwrap().as_deref(),
+            Some("https://arch.lab/x")
+        );
+        for bad in ["arch1:http", "ftp://arch1", "a b"] {
+            let error = archive(bad).unwrap_err().to_string();
+            assert!(error.contains("archive_host"), "{bad}: {error}");
+        }
     }
 
     #[test]

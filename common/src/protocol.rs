@@ -8,7 +8,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// The schema version this build writes and reads. A message with another version is
 /// dead-lettered, never guessed at.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: heartbeats carry `results_url` and `stopping`, Finished carries `manifest` (a
+/// release reading version 1 refuses them, so the versions must not mix).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Messages larger than this are refused (control files are a few KiB).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

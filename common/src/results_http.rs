@@ -69,6 +69,16 @@ pub fn resolve(root: &std::path::Path, requested: &str) -> Result<PathBuf, (Stat
     if !real.starts_with(&root) {
         return Err(not_found());
     }
+    // Nothing at the top of the directory whose name starts with a dot (a drone's
+    // journal, the worker's lease), even through a symlink inside the results.
+    let hidden = real
+        .strip_prefix(&root)
+        .ok()
+        .and_then(|r| r.components().next())
+        .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+    if hidden {
+        return Err(not_found());
+    }
     Ok(real)
 }
 
@@ -176,6 +186,9 @@ mod tests {
         std::fs::create_dir_all(root.join("1-alice/host1")).unwrap();
         std::fs::write(root.join("1-alice/host1/status"), "ok").unwrap();
         std::os::unix::fs::symlink("/etc", root.join("1-alice/host1/escape")).unwrap();
+        std::fs::create_dir_all(root.join(".journal/drone1")).unwrap();
+        std::fs::write(root.join(".journal/drone1/lease"), "").unwrap();
+        std::os::unix::fs::symlink("../../.journal", root.join("1-alice/host1/j")).unwrap();
         assert!(resolve(&root, "1-alice/host1/status").is_ok());
         assert!(resolve(&root, "1-alice/host1/").is_ok());
         for (path, code) in [
@@ -185,6 +198,8 @@ mod tests {
             ("1-alice/./host1", StatusCode::BAD_REQUEST),
             ("1-alice/host1/escape/passwd", StatusCode::NOT_FOUND),
             ("1-alice/host1/missing", StatusCode::NOT_FOUND),
+            (".journal/drone1/lease", StatusCode::NOT_FOUND),
+            ("1-alice/host1/j/drone1/lease", StatusCode::NOT_FOUND),
         ] {
             assert_eq!(resolve(&root, path).unwrap_err().0, code, "{path}");
         }

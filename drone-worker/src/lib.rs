@@ -478,6 +478,14 @@ impl Inner {
             // entry's files during a journal commit of the filesystem would stall.
             let _ = opened.await;
             let synced = tokio::task::spawn_blocking(move || journal.sync(entry_id, attempt)).await;
+            // NotFound: the attempt ended at once (refused) and its record moved to
+            // the done log already.
+            if let Ok(Err(error)) = synced.as_ref().map(|r| r.as_ref().map_err(|e| e.kind())) {
+                if error == std::io::ErrorKind::NotFound {
+                    tracing::debug!(entry.id = entry_id, "journal record already closed");
+                    return ack(&delivery).await;
+                }
+            }
             if let Ok(Err(error)) = synced {
                 tracing::error!(%error, entry.id = entry_id, "cannot fsync the journal; acking anyway (the job is running)");
             }
@@ -643,6 +651,7 @@ impl Inner {
                 exit_code
             }
             Stage::Running { pid } => {
+                gate.open();
                 tracing::info!(
                     pid,
                     "re-attaching to an Autoserv started before the worker restarted"

@@ -242,6 +242,14 @@ impl PushTarget {
                     request.failed(&error);
                     // rsync's quick check (size and time) passed these files over.
                     request.checksum = true;
+                    // A process of the job that outlived it may have changed the
+                    // drone's files since: the manifest follows what is pushed now.
+                    let dir = self.drone_results.join(&request.subdir);
+                    if let Ok(Err(error)) =
+                        tokio::task::spawn_blocking(move || Manifest::write(&dir)).await
+                    {
+                        tracing::warn!(%error, results = %request.subdir, "cannot rewrite the manifest");
+                    }
                     failed.push(request);
                 }
             }

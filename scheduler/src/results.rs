@@ -36,8 +36,7 @@ pub async fn serve(
         ),
     };
     let path = results_http::encode(&relative);
-    let drone = drone_of(&state, &relative).await?;
-    if let Some((name, base)) = drone {
+    for (name, base) in drones_of(&state, &relative).await? {
         let url = format!("{}/results/{path}", base.trim_end_matches('/'));
         if has(&url).await {
             tracing::debug!(drone = %name, %url, "results served by the drone");
@@ -57,27 +56,28 @@ pub async fn serve(
     ))
 }
 
-/// The drone that ran the entry `relative` names, and where it serves results.
-async fn drone_of(
+/// The drones that may hold what `relative` names (see
+/// [`crate::db::drones::results_urls_of`]), and where they serve results.
+async fn drones_of(
     state: &AppState,
     relative: &std::path::Path,
-) -> Result<Option<(String, String)>, ApiError> {
+) -> Result<Vec<(String, String)>, ApiError> {
     let mut parts = relative.iter().map(|p| p.to_string_lossy());
     let (Some(tag), Some(subdir)) = (parts.next(), parts.next()) else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let Some(job_id) = tag
         .split_once('-')
         .and_then(|(id, _)| id.parse::<i64>().ok())
     else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     // A lost attempt's results are set aside as `<subdir>.attempt-N`.
     let subdir = match subdir.rsplit_once(".attempt-") {
         Some((base, n)) if n.parse::<u32>().is_ok() => base.to_string(),
         _ => subdir.to_string(),
     };
-    Ok(crate::db::drones::results_url_of(&state.db, job_id, &subdir).await?)
+    Ok(crate::db::drones::results_urls_of(&state.db, job_id, &subdir).await?)
 }
 
 /// Whether a drone answers `url` (HEAD) with success, within [`PROBE_TIMEOUT`].

@@ -177,11 +177,16 @@ async fn a_malformed_message_goes_to_the_dead_letter_queue_and_the_worker_keeps_
         .publish_raw(
             common::broker::JOBS_EXCHANGE,
             "drone1",
-            br#"{"schema": 1, "entry_id": 5}"#,
+            format!(
+                "{{\"schema\": {}, \"entry_id\": 5}}",
+                common::protocol::SCHEMA_VERSION
+            )
+            .as_bytes(),
         )
         .await;
     let oversized = format!(
-        "{{\"schema\": 1, \"pad\": \"{}\"}}",
+        "{{\"schema\": {}, \"pad\": \"{}\"}}",
+        common::protocol::SCHEMA_VERSION,
         "x".repeat(common::protocol::MAX_MESSAGE_BYTES)
     );
     world

@@ -310,7 +310,11 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
             &channel,
             common::broker::JOBS_EXCHANGE,
             "drone1",
-            b"{\"schema\": 1, \"not\": \"a job\"}",
+            format!(
+                "{{\"schema\": {}, \"not\": \"a job\"}}",
+                common::protocol::SCHEMA_VERSION
+            )
+            .as_bytes(),
             lapin::BasicProperties::default().with_delivery_mode(2),
         )
         .await

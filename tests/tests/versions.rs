@@ -68,7 +68,11 @@ async fn a_worker_and_a_scheduler_of_another_message_schema_refuse_to_start_and_
         .unwrap();
     assert!(!status.success());
     assert!(
-        log.contains("incompatible versions") && log.contains("message schema 1"),
+        log.contains("incompatible versions")
+            && log.contains(&format!(
+                "message schema {}",
+                common::protocol::SCHEMA_VERSION
+            )),
         "{log}"
     );
 

@@ -156,26 +156,57 @@ pub async fn list(
         .collect())
 }
 
-/// The drone that ran the entry of job `job_id` with results subdir `subdir`, and the
-/// address where it serves results (from its heartbeats), if it serves any.
-pub async fn results_url_of(
+/// The drones that ran entries of job `job_id`, with the address where each serves
+/// results (from its heartbeats): first the one that ran the entry with results subdir
+/// `subdir`, then the others, and those of earlier attempts (their results may be set
+/// aside there as `<subdir>.attempt-N`, and a retried metahost entry may have had
+/// another host).
+pub async fn results_urls_of(
     db: &Db,
     job_id: i64,
     subdir: &str,
-) -> Result<Option<(String, String)>, DbError> {
-    use super::schema::host_queue_entries as hqe;
-    let found: Vec<(String, Option<String>)> = with_conn!(db, |conn| {
-        hqe::table
-            .inner_join(drones::table.on(drones::name.nullable().eq(hqe::drone)))
+) -> Result<Vec<(String, String)>, DbError> {
+    use super::schema::{entry_history, host_queue_entries as hqe};
+    type Found = (Vec<(Option<String>, String)>, Vec<Option<String>>);
+    let (current, earlier): Found = with_conn!(db, |conn| {
+        let current: Vec<(Option<String>, String)> = hqe::table
             .filter(hqe::job_id.eq(job_id))
-            .filter(hqe::execution_subdir.eq(subdir))
+            .filter(hqe::drone.is_not_null())
+            .select((hqe::drone, hqe::execution_subdir))
+            .load(conn)
+            .await?;
+        let earlier: Vec<Option<String>> = entry_history::table
+            .inner_join(hqe::table.on(hqe::id.eq(entry_history::entry_id)))
+            .filter(hqe::job_id.eq(job_id))
+            .select(entry_history::drone)
+            .load(conn)
+            .await?;
+        (current, earlier)
+    });
+    let mut names: Vec<String> = Vec::new();
+    let exact = current.iter().filter(|(_, s)| s == subdir);
+    let others = current.iter().filter(|(_, s)| s != subdir);
+    for drone in exact
+        .chain(others)
+        .filter_map(|(d, _)| d.clone())
+        .chain(earlier.into_iter().flatten())
+    {
+        if !names.contains(&drone) {
+            names.push(drone);
+        }
+    }
+    let urls: Vec<(String, Option<String>)> = with_conn!(db, |conn| {
+        drones::table
+            .filter(drones::name.eq_any(&names))
             .select((drones::name, drones::results_url))
-            .limit(1)
             .load(conn)
             .await?
     });
-    Ok(found
+    Ok(names
         .into_iter()
-        .next()
-        .and_then(|(name, url)| url.map(|url| (name, url))))
+        .filter_map(|name| {
+            let url = urls.iter().find(|(n, _)| *n == name)?.1.clone()?;
+            Some((name, url))
+        })
+        .collect())
 }

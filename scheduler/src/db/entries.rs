@@ -1215,6 +1215,8 @@ pub async fn apply(
                     results_url,
                     stopping,
                 } => {
+                    // A URL that does not fit the column is dropped, not a failed batch.
+                    let results_url = results_url.as_ref().filter(|u| u.len() <= 1024);
                     diesel::update(drones::table.filter(drones::name.eq(drone)))
                         .set((
                             drones::results_url.eq(results_url),
