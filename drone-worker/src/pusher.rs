@@ -108,13 +108,18 @@ impl PushTarget {
                 .map_err(|e| format!("cannot create {}: {e}", self.results_dir.display()))?;
         }
         let extra: &[&str] = if checksum { &["--checksum"] } else { &[] };
+        self.run_rsync(subdirs, extra).await.map(drop)
+    }
+
+    /// Runs rsync for `subdirs` with `extra` options: its stdout, or why it failed.
+    async fn run_rsync(&self, subdirs: &[&str], extra: &[&str]) -> Result<String, String> {
         let output = self
             .rsync_command(subdirs, extra)
             .output()
             .await
             .map_err(|e| format!("cannot run rsync: {e}"))?;
         if output.status.success() {
-            Ok(())
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
             Err(format!(
                 "rsync exited with {}: {}",
@@ -318,19 +323,10 @@ impl PushTarget {
     /// The files (paths relative to the drone's results directory) whose contents
     /// differ on the results host, by an rsync dry run comparing checksums.
     async fn differences(&self, subdirs: &[&str]) -> Result<Vec<String>, String> {
-        let output = self
-            .rsync_command(subdirs, &["--checksum", "--dry-run", "--out-format=%i %n"])
-            .output()
-            .await
-            .map_err(|e| format!("cannot run rsync: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "rsync exited with {}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&output.stdout)
+        let listing = self
+            .run_rsync(subdirs, &["--checksum", "--dry-run", "--out-format=%i %n"])
+            .await?;
+        Ok(listing
             .lines()
             // `<f...` and `>f...`: a file that would be sent; attribute-only changes
             // (`.f..t...`) leave the contents alone.

@@ -388,6 +388,27 @@ impl Drop for TlsListener {
     }
 }
 
+/// A second `drone-worker` process for drone1 on `config` (its own results directory;
+/// with `ca_file`, trusting that CA instead), its stderr in `<world>/<log>`.
+fn second_worker(
+    world: &World,
+    config: &std::path::Path,
+    ca_file: Option<std::path::PathBuf>,
+    log: &str,
+) -> std::process::Child {
+    let mut command = Command::new(autotest_tests::binary("drone-worker"));
+    command
+        .arg("--config")
+        .arg(config)
+        .args(["--name", "drone1"])
+        .env("AUTOTEST_DRONE_RESULTS_DIR", world.dir.join("other-drone"))
+        .stderr(std::fs::File::create(world.dir.join(log)).unwrap());
+    if let Some(ca_file) = ca_file {
+        command.env("AUTOTEST_BROKER_CA_FILE", ca_file);
+    }
+    command.spawn().unwrap()
+}
+
 /// A job runs to Completed, and the management API shows the worker's and the
 /// scheduler's connections as TLS ones.
 async fn a_job_completes_over_tls(world: &World) {
@@ -425,15 +446,12 @@ async fn the_whole_path_works_over_tls_and_a_certificate_from_another_ca_is_refu
     a_job_completes_over_tls(&world).await;
 
     // A worker that trusts another CA does not connect, and says why.
-    let mut worker = Command::new(autotest_tests::binary("drone-worker"))
-        .arg("--config")
-        .arg(&world.config_path)
-        .args(["--name", "drone1"])
-        .env("AUTOTEST_DRONE_RESULTS_DIR", world.dir.join("other-drone"))
-        .env("AUTOTEST_BROKER_CA_FILE", listener.dir.join("other-ca.pem"))
-        .stderr(std::fs::File::create(world.dir.join("untrusting.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut worker = second_worker(
+        &world,
+        &world.config_path,
+        Some(listener.dir.join("other-ca.pem")),
+        "untrusting.log",
+    );
     world
         .wait_for(
             || read(&world.dir.join("untrusting.log")).contains("certificate"),
@@ -468,21 +486,13 @@ async fn a_broker_that_asks_for_client_certificates_gets_the_configured_one() {
         .collect();
     let without = world.dir.join("without-cert.ini");
     std::fs::write(&without, config).unwrap();
-    let mut worker = Command::new(autotest_tests::binary("drone-worker"))
-        .arg("--config")
-        .arg(&without)
-        .args(["--name", "drone1"])
-        .env("AUTOTEST_DRONE_RESULTS_DIR", world.dir.join("other-drone"))
-        .stderr(std::fs::File::create(world.dir.join("no-cert.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut worker = second_worker(&world, &without, None, "no-cert.log");
     world
         .wait_for(
             || read(&world.dir.join("no-cert.log")).contains("lost the broker"),
             "the worker without a certificate failing to connect",
         )
         .await;
-    eprintln!("{}", read(&world.dir.join("no-cert.log")));
     let tls = autotest_tests::broker::tls_connections(&world.vhost);
     assert_eq!(
         tls.iter().filter(|n| *n == "drone-worker@drone1").count(),

@@ -105,9 +105,9 @@ fn started_micros(pid: u32) -> i64 {
     common::time::now_micros() - ((uptime - ticks / per_sec) * 1e6) as i64
 }
 
-/// Waits (a minute at most) until a job is neither Queued nor Running.
-fn wait_done(client: &Client, id: i64) -> scheduler::api::JobView {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Waits (`secs` at most) until a job is neither Queued nor Running.
+fn wait_done(client: &Client, id: i64, secs: u64) -> scheduler::api::JobView {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let job = client.job(id).unwrap();
         if job.status != "Queued" && job.status != "Running" {
@@ -205,15 +205,7 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
             "tester",
         ))
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let job = loop {
-        let job = client.job(id).unwrap();
-        if job.status != "Queued" && job.status != "Running" {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "not done: {job:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let job = wait_done(&client, id, 90);
     assert_eq!(job.status, "Completed", "{job:?}");
     let drones: std::collections::BTreeSet<_> =
         job.entries.iter().filter_map(|e| e.drone.clone()).collect();
@@ -242,15 +234,7 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
             "tester",
         ))
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let job = loop {
-        let job = client.job(failing).unwrap();
-        if job.status != "Queued" && job.status != "Running" {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "not done: {job:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let job = wait_done(&client, failing, 60);
     let entry = &job.entries[0];
     assert_eq!(
         (job.status.as_str(), entry.exit_code),
@@ -280,7 +264,7 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
             "tester",
         ))
         .unwrap();
-    let job = wait_done(&client, quoted);
+    let job = wait_done(&client, quoted, 60);
     assert_eq!(job.status, "Completed", "{job:?}");
     let args = autotest_tests::world::read(
         &dir.join(format!("results/{quoted}-tester/labhost3/autoserv.args")),
@@ -364,7 +348,7 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
     }
     let mut spans: std::collections::BTreeMap<String, Vec<(u128, u128)>> = Default::default();
     for id in capacity_jobs {
-        let job = wait_done(&client, id);
+        let job = wait_done(&client, id, 60);
         assert_eq!(job.status, "Completed", "{job:?}");
         let entry = &job.entries[0];
         let line = autotest_tests::world::read(&times.join(entry.host.as_deref().expect("a host")));
@@ -548,18 +532,7 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         upgrade_text.contains("1 entries running on drone1"),
         "{upgrade_text}"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let job = loop {
-        let job = client.job(long).unwrap();
-        if job.status != "Queued" && job.status != "Running" {
-            break job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not done after the upgrade: {job:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let job = wait_done(&client, long, 30);
     let entry = &job.entries[0];
     assert_eq!(job.status, "Completed", "{job:?}");
     assert_eq!(entry.drone.as_deref(), Some("drone1"), "{entry:?}");
@@ -660,7 +633,7 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
             )
         })
         .unwrap();
-    let job = wait_done(&client, here);
+    let job = wait_done(&client, here, 60);
     assert_eq!(job.status, "Completed", "{job:?}");
     assert_eq!(job.entries[0].drone.as_deref(), Some("drone2"));
     assert_eq!(
