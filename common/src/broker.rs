@@ -116,6 +116,12 @@ async fn declare_schema(channel: &Channel) -> Result<(), BrokerError> {
     }
 }
 
+/// Closes a connection, waiting for the broker's agreement at most [`BROKER_TIMEOUT`]
+/// (a quiet broker never agrees; the socket goes with the connection anyway).
+pub async fn close(connection: &Connection, reason: &str) {
+    let _ = tokio::time::timeout(BROKER_TIMEOUT, connection.close(200, reason.into())).await;
+}
+
 /// Opens a connection named so it reads well in the management UI.
 pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, BrokerError> {
     let props = ConnectionProperties::default().with_connection_name(connection_name.into());
@@ -137,6 +143,22 @@ pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, Bro
 
 /// The longest wait for the broker to connect or to confirm a message.
 pub const BROKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Bounds an exchange with the broker by [`BROKER_TIMEOUT`]. A broker that accepted the
+/// connection and then went quiet (still starting up after a restart, overloaded, a
+/// half-open network) would otherwise leave the caller waiting for an answer that never
+/// comes; every caller retries, so an error is what it needs.
+pub async fn within<T, E>(
+    what: &'static str,
+    exchange: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E>
+where
+    E: From<BrokerError>,
+{
+    tokio::time::timeout(BROKER_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| Err(BrokerError::Timeout(what).into()))
+}
 
 /// The TLS files for `amqps://` connections of this process (from `[BROKER]`).
 static TLS: std::sync::RwLock<Option<TlsFiles>> = std::sync::RwLock::new(None);
@@ -425,11 +447,16 @@ impl Publisher {
                 return Ok(channel.clone());
             }
         }
-        let connection = connect(&self.url, &self.connection_name).await?;
-        // Whoever publishes first (a worker's first heartbeat may beat the scheduler's
-        // own declarations) finds the exchanges there; declaring is idempotent.
-        declare_common_if_allowed(&connection).await?;
-        let channel = confirm_channel(&connection).await?;
+        let (connection, channel) = within("opening a channel to publish", async {
+            let connection = connect(&self.url, &self.connection_name).await?;
+            // Whoever publishes first (a worker's first heartbeat may beat the
+            // scheduler's own declarations) finds the exchanges there; declaring is
+            // idempotent.
+            declare_common_if_allowed(&connection).await?;
+            let channel = confirm_channel(&connection).await?;
+            Ok::<_, BrokerError>((connection, channel))
+        })
+        .await?;
         *link = Some((connection, channel.clone()));
         Ok(channel)
     }
@@ -458,22 +485,28 @@ impl Publisher {
             passive: true,
             ..Default::default()
         };
-        match channel
-            .queue_declare(queue.into(), passive, FieldTable::default())
-            .await
-        {
+        let declared = within("reading a queue's depth", async {
+            Ok::<_, BrokerError>(
+                channel
+                    .queue_declare(queue.into(), passive, FieldTable::default())
+                    .await?,
+            )
+        })
+        .await;
+        match declared {
             Ok(declared) => Ok(declared.message_count()),
             Err(error) => {
                 self.reset().await;
-                Err(error.into())
+                Err(error)
             }
         }
     }
 
     /// Drops the connection (it is reopened on the next publish).
     pub async fn reset(&self) {
-        if let Some((connection, _)) = self.link.lock().await.take() {
-            let _ = connection.close(200, "closing".into()).await;
+        let link = self.link.lock().await.take();
+        if let Some((connection, _)) = link {
+            close(&connection, "closing").await;
         }
     }
 }

@@ -257,39 +257,45 @@ impl Inner {
         pusher: &Pusher,
         shutdown: &mut Shutdown,
     ) -> anyhow::Result<()> {
-        let url = self.config.broker.url.expose();
-        let connection = broker::connect(url, &format!("drone-worker@{}", self.name)).await?;
-        broker::declare_common_if_allowed(&connection).await?;
-        let channel = broker::confirm_channel(&connection).await?;
-        broker::declare_drone_queue(&channel, &self.name).await?;
-        let prefetch = (self.capacity * 2).clamp(1, 1000) as u16;
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await?;
         // Reconnected while draining: aborts only, no jobs.
         let mut draining = shutdown.is_triggered();
-        let mut consumer = if draining {
-            None
-        } else {
-            Some(
+        let control_queue = broker::control_queue(&self.name);
+        let (connection, channel, mut consumer, mut control) =
+            broker::within("setting up the drone's consumers", async {
+                let url = self.config.broker.url.expose();
+                let connection =
+                    broker::connect(url, &format!("drone-worker@{}", self.name)).await?;
+                broker::declare_common_if_allowed(&connection).await?;
+                let channel = broker::confirm_channel(&connection).await?;
+                broker::declare_drone_queue(&channel, &self.name).await?;
+                let prefetch = (self.capacity * 2).clamp(1, 1000) as u16;
                 channel
+                    .basic_qos(prefetch, BasicQosOptions::default())
+                    .await?;
+                let consumer = if draining {
+                    None
+                } else {
+                    Some(
+                        channel
+                            .basic_consume(
+                                self.queue.as_str().into(),
+                                format!("drone-worker@{}", self.name).into(),
+                                BasicConsumeOptions::default(),
+                                FieldTable::default(),
+                            )
+                            .await?,
+                    )
+                };
+                let control = channel
                     .basic_consume(
-                        self.queue.as_str().into(),
-                        format!("drone-worker@{}", self.name).into(),
+                        control_queue.as_str().into(),
+                        format!("drone-worker@{} (control)", self.name).into(),
                         BasicConsumeOptions::default(),
                         FieldTable::default(),
                     )
-                    .await?,
-            )
-        };
-        let control_queue = broker::control_queue(&self.name);
-        let mut control = channel
-            .basic_consume(
-                control_queue.as_str().into(),
-                format!("drone-worker@{} (control)", self.name).into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+                    .await?;
+                Ok::<_, anyhow::Error>((connection, channel, consumer, control))
+            })
             .await?;
         tracing::info!(queue = %self.queue, control = %control_queue, "consuming");
         self.reporter.contact();
@@ -307,7 +313,7 @@ impl Inner {
                     draining = true;
                 }
                 _ = self.drained(), if draining => {
-                    let _ = connection.close(200, "drone worker shutting down".into()).await;
+                    broker::close(&connection, "drone worker shutting down").await;
                     return Ok(());
                 }
                 next = async { consumer.as_mut()?.next().await }, if !draining => match next {

@@ -140,11 +140,14 @@ async fn declare_once(config: &Config, host: &str) -> anyhow::Result<()> {
     let connection = common::broker::connect(config.broker.url.expose(), &name)
         .await
         .context("connecting to the broker")?;
-    let channel = connection.create_channel().await?;
-    status::declare_topology(&channel, config)
-        .await
-        .context("declaring the broker topology")?;
-    let _ = connection.close(200, "topology declared".into()).await;
+    common::broker::within("declaring the broker topology", async {
+        let channel = connection.create_channel().await?;
+        status::declare_topology(&channel, config)
+            .await
+            .context("declaring the broker topology")
+    })
+    .await?;
+    common::broker::close(&connection, "topology declared").await;
     Ok(())
 }
 

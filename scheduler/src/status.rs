@@ -146,26 +146,31 @@ async fn consume(
         listening,
     } = shared;
     let rules = infra_rules(config);
-    let connection = broker::connect(config.broker.url.expose(), connection_name).await?;
-    let channel = broker::confirm_channel(&connection).await?;
-    declare_topology(&channel, config).await?;
-    channel
-        .basic_qos(BATCH as u16 * 2, BasicQosOptions::default())
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            broker::STATUS_QUEUE.into(),
-            connection_name.into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
+    let (connection, channel, mut consumer) =
+        broker::within("setting up the status consumer", async {
+            let connection = broker::connect(config.broker.url.expose(), connection_name).await?;
+            let channel = broker::confirm_channel(&connection).await?;
+            declare_topology(&channel, config).await?;
+            channel
+                .basic_qos(BATCH as u16 * 2, BasicQosOptions::default())
+                .await?;
+            let consumer = channel
+                .basic_consume(
+                    broker::STATUS_QUEUE.into(),
+                    connection_name.into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            Ok::<_, anyhow::Error>((connection, channel, consumer))
+        })
         .await?;
     tracing::info!(queue = broker::STATUS_QUEUE, "consuming status reports");
     listening.set(Some(common::time::now_micros()));
     loop {
         let first = tokio::select! {
             _ = shutdown.wait() => {
-                let _ = connection.close(200, "scheduler shutting down".into()).await;
+                broker::close(&connection, "scheduler shutting down").await;
                 return Ok(());
             }
             next = consumer.next() => next,
