@@ -452,7 +452,10 @@ impl Inner {
         // Journal first (no fsync yet), start at once, and ack only once the journal
         // is on disk: a crash before the ack means a redelivery, which the journal
         // recognises; a power cut before it also took Autoserv down with it.
-        if let Err(error) = self.put(&job, Stage::Accepted).await {
+        // In place: a small write, and waiting for a blocking-pool thread and then
+        // for this task to be woken again cost more than it does.
+        let journaled = tokio::task::block_in_place(|| self.journal.put(&job, Stage::Accepted));
+        if let Err(error) = journaled {
             tracing::error!(%error, entry.id = job.entry_id, "cannot journal the job; handing it back");
             let _ = delivery
                 .nack(BasicNackOptions {

@@ -73,6 +73,7 @@ pub fn start(
         .collect::<Vec<_>>()
         .join(",");
     let job_id = job.job_id.to_string();
+    tracing::debug!("entry directory ready");
     let argv = template.render(&[
         ("results_dir", &dir.to_string_lossy()),
         ("hosts", &hosts),

@@ -29,6 +29,8 @@ pub struct AppState {
     pub broker: Arc<common::broker::Publisher>,
     /// Wakes the timeout keeper (new deadlines).
     pub timers: Arc<Notify>,
+    /// Stores new jobs, several per transaction when they arrive together.
+    pub jobs: db::jobs::Creator,
 }
 
 /// An error answer.
@@ -212,14 +214,10 @@ async fn create_job(
             deps
         },
     };
-    let id = db::jobs::create(&state.db, job)
-        .await
-        .map_err(|e| match e {
-            DbError::NotFound(message) | DbError::Invalid(message) => {
-                ApiError::bad_request(message)
-            }
-            other => other.into(),
-        })?;
+    let id = state.jobs.create(job).await.map_err(|e| match e {
+        DbError::NotFound(message) | DbError::Invalid(message) => ApiError::bad_request(message),
+        other => other.into(),
+    })?;
     state.wake.notify_one();
     state.timers.notify_one();
     Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
@@ -452,14 +450,10 @@ async fn repair_host(
         synch_count: 1,
         tasks: crate::api::task_flags::REPAIR_ONLY,
     };
-    let id = db::jobs::create(&state.db, job)
-        .await
-        .map_err(|e| match e {
-            DbError::NotFound(message) | DbError::Invalid(message) => {
-                ApiError::bad_request(message)
-            }
-            other => other.into(),
-        })?;
+    let id = state.jobs.create(job).await.map_err(|e| match e {
+        DbError::NotFound(message) | DbError::Invalid(message) => ApiError::bad_request(message),
+        other => other.into(),
+    })?;
     state.wake.notify_one();
     Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
 }

@@ -119,6 +119,7 @@ impl Scheduler {
             wake,
             broker,
             timers,
+            jobs: db::jobs::Creator::start(self.db.clone()),
         };
         tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
         let mut http_shutdown = shutdown.clone();

@@ -91,3 +91,44 @@ pub async fn wait_blocking(check: impl Fn() -> bool + Send + 'static, timeout: D
     .await
     .unwrap();
 }
+
+/// Microseconds to create one entry-like directory under `dir` (two levels, three
+/// small files), averaged over 20; what it made is removed again.
+pub fn entry_dir_cost_us(dir: &std::path::Path) -> f64 {
+    let probe = dir.join("fs-probe");
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        let entry = probe.join(format!("{i}-bench")).join("host");
+        std::fs::create_dir_all(&entry).expect("probe directory");
+        for name in ["control", "debug.stdout", "debug.stderr"] {
+            std::fs::write(entry.join(name), b"x").expect("probe file");
+        }
+    }
+    let cost = started.elapsed().as_secs_f64() * 1e6 / 20.0;
+    let _ = std::fs::remove_dir_all(&probe);
+    cost
+}
+
+/// Waits (up to two minutes) until creating files under `dir` costs what it does on a
+/// quiet filesystem, and says what it found. On a filesystem mounted with `discard`
+/// (this benchmark's VM), deleting thousands of files, such as an earlier run's, makes
+/// every file creation about ten times slower for the next half minute or so: a run
+/// started then measures the filesystem's cleanup, not the scheduler.
+pub fn settle_filesystem(dir: &std::path::Path) {
+    const QUIET_US: f64 = 300.0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut cost = entry_dir_cost_us(dir);
+    let first = cost;
+    while cost > QUIET_US && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(3));
+        cost = entry_dir_cost_us(dir);
+    }
+    if first > QUIET_US {
+        println!("filesystem: {first:.0} us to create an entry directory at first (deletes still settling); waited until {cost:.0} us");
+    } else {
+        println!("filesystem: {cost:.0} us to create an entry directory");
+    }
+    if cost > QUIET_US {
+        println!("filesystem: still slow after two minutes; the figures below include it");
+    }
+}

@@ -613,11 +613,12 @@ impl World {
     }
 
     /// A control file that runs until `release()` is called for this world, after
-    /// leaving `started-<host>` in the world's directory.
+    /// leaving `started-<host>` in the world's directory. It also ends when that
+    /// directory is gone (a failed test's world removed it), so nothing is left running.
     pub fn blocking_control(&self) -> String {
         let dir = self.dir.display();
         format!(
-            "touch \"{dir}/started-$AUTOSERV_HOSTS\"\nwhile [ ! -e \"{dir}/release\" ]; do sleep 0.02; done\n"
+            "touch \"{dir}/started-$AUTOSERV_HOSTS\"\nwhile [ -d \"{dir}\" ] && [ ! -e \"{dir}/release\" ]; do sleep 0.02; done\n"
         )
     }
 

@@ -274,6 +274,77 @@ async fn atest_refuses_an_unknown_host_or_an_unreadable_control_file_and_creates
     world.stop().await;
 }
 
+/// Jobs submitted at the same moment are stored together (one transaction and one
+/// fsync for the lot); one of them naming an unknown host is refused alone, and every
+/// other submitter gets the id of its own job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_submitted_together_are_each_stored_or_refused_on_their_own() {
+    let world = World::builder().drone("drone1", 4).start().await;
+    world.create_hosts(&["host1", "host2"]).await;
+    let answers: Vec<(usize, Result<i64, String>)> = world
+        .api(|c| {
+            std::thread::scope(|scope| {
+                let submitters: Vec<_> = (0..24)
+                    .map(|i| {
+                        scope.spawn(move || {
+                            let host = match i % 4 {
+                                3 => "nosuchhost",
+                                0 | 2 => "host1",
+                                _ => "host2",
+                            };
+                            let body = scheduler::api::CreateJob::new(
+                                format!("together {i}"),
+                                "echo ok > out.txt\n",
+                                vec![host.to_string()],
+                                "tester",
+                            );
+                            (i, c.create_job(&body).map_err(|e| e.to_string()))
+                        })
+                    })
+                    .collect();
+                submitters.into_iter().map(|s| s.join().unwrap()).collect()
+            })
+        })
+        .await;
+    let mut stored = Vec::new();
+    for (i, answer) in answers {
+        match answer {
+            Err(error) => {
+                assert_eq!(i % 4, 3, "job {i} refused: {error}");
+                assert!(error.contains("unknown host: nosuchhost"), "{error}");
+            }
+            Ok(id) => {
+                assert_ne!(i % 4, 3, "job {i} on an unknown host was stored as {id}");
+                stored.push((i, id));
+            }
+        }
+    }
+    assert_eq!(stored.len(), 18);
+    let ids: Vec<i64> = stored.iter().map(|(_, id)| *id).collect();
+    let mut listed: Vec<i64> = world
+        .api(|c| c.jobs())
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    listed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(listed, expected, "exactly the accepted jobs exist");
+    let jobs = world.wait_for_jobs(&ids, MINUTE).await;
+    for ((i, id), job) in stored.iter().zip(&jobs) {
+        assert_eq!(job.id, *id);
+        assert_eq!(
+            job.name,
+            format!("together {i}"),
+            "submitter {i} got job {id}"
+        );
+        assert_eq!(job.status, "Completed", "{job:?}");
+    }
+    world.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn atest_json_documents_have_the_documented_fields() {
     let world = World::builder().drone("drone1", 2).start().await;

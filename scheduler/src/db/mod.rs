@@ -51,6 +51,9 @@ pub enum DbError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// A write shared with other requests failed (group commit).
+    #[error("storing failed: {0}")]
+    Failed(String),
 }
 
 impl DbError {

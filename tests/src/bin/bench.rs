@@ -82,6 +82,7 @@ async fn run(o: Options) {
     let id = autotest_tests::unique("autotest_bench");
     let dir = std::env::temp_dir().join(&id);
     std::fs::create_dir_all(&dir).unwrap();
+    settle_filesystem(&dir);
     let vhost = id.replace('_', "-");
     let amqp = mq::create_vhost(&vhost);
     let port = free_port();
