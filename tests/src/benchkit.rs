@@ -93,9 +93,12 @@ pub async fn wait_blocking(check: impl Fn() -> bool + Send + 'static, timeout: D
 }
 
 /// Microseconds to create one entry-like directory under `dir` (two levels, three
-/// small files), averaged over 20; what it made is removed again.
+/// small files), averaged over 20. What it made stays until `dir` is removed:
+/// deleting it would slow the next probe (see [`settle_filesystem`]).
 pub fn entry_dir_cost_us(dir: &std::path::Path) -> f64 {
-    let probe = dir.join("fs-probe");
+    static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join("fs-probe").join(n.to_string());
     let started = std::time::Instant::now();
     for i in 0..20 {
         let entry = probe.join(format!("{i}-bench")).join("host");
@@ -104,19 +107,19 @@ pub fn entry_dir_cost_us(dir: &std::path::Path) -> f64 {
             std::fs::write(entry.join(name), b"x").expect("probe file");
         }
     }
-    let cost = started.elapsed().as_secs_f64() * 1e6 / 20.0;
-    let _ = std::fs::remove_dir_all(&probe);
-    cost
+    started.elapsed().as_secs_f64() * 1e6 / 20.0
 }
 
-/// Waits (up to two minutes) until creating files under `dir` costs what it does on a
-/// quiet filesystem, and says what it found. On a filesystem mounted with `discard`
-/// (this benchmark's VM), deleting thousands of files, such as an earlier run's, makes
-/// every file creation about ten times slower for the next half minute or so: a run
-/// started then measures the filesystem's cleanup, not the scheduler.
+/// Waits (up to five minutes) until creating files under `dir` costs what it does on a
+/// quiet filesystem, and says what it found. This VM's root is ext4 without a journal;
+/// there the inode allocator passes over every inode deleted in the last minute (five,
+/// while its inode-table block is still dirty), checking each one. After an earlier
+/// run deleted its tens of thousands of files from /tmp's block group, creating a file
+/// there is about ten times slower for a minute or more: a run started then measures
+/// that, not the scheduler. The probe's own files stay, so it does not prolong it.
 pub fn settle_filesystem(dir: &std::path::Path) {
     const QUIET_US: f64 = 300.0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
     let mut cost = entry_dir_cost_us(dir);
     let first = cost;
     while cost > QUIET_US && std::time::Instant::now() < deadline {
@@ -129,6 +132,6 @@ pub fn settle_filesystem(dir: &std::path::Path) {
         println!("filesystem: {cost:.0} us to create an entry directory");
     }
     if cost > QUIET_US {
-        println!("filesystem: still slow after two minutes; the figures below include it");
+        println!("filesystem: still slow after five minutes; the figures below include it");
     }
 }
