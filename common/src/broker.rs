@@ -428,7 +428,9 @@ pub async fn dead_letter(
 pub struct Publisher {
     url: String,
     connection_name: String,
-    link: tokio::sync::Mutex<Option<(Connection, Channel)>>,
+    /// The connection, and how many have been opened: a failure on an older one must
+    /// not close its successor.
+    link: tokio::sync::Mutex<(u64, Option<(Connection, Channel)>)>,
 }
 
 impl Publisher {
@@ -436,15 +438,16 @@ impl Publisher {
         Self {
             url: url.to_string(),
             connection_name: connection_name.to_string(),
-            link: tokio::sync::Mutex::new(None),
+            link: tokio::sync::Mutex::new((0, None)),
         }
     }
 
-    async fn channel(&self) -> Result<Channel, BrokerError> {
+    /// The publishing channel and its connection's number.
+    async fn channel(&self) -> Result<(Channel, u64), BrokerError> {
         let mut link = self.link.lock().await;
-        if let Some((connection, channel)) = link.as_ref() {
+        if let (opened, Some((connection, channel))) = &*link {
             if connection.status().connected() && channel.status().connected() {
-                return Ok(channel.clone());
+                return Ok((channel.clone(), *opened));
             }
         }
         let (connection, channel) = within("opening a channel to publish", async {
@@ -457,8 +460,9 @@ impl Publisher {
             Ok::<_, BrokerError>((connection, channel))
         })
         .await?;
-        *link = Some((connection, channel.clone()));
-        Ok(channel)
+        link.0 += 1;
+        link.1 = Some((connection, channel.clone()));
+        Ok((channel, link.0))
     }
 
     /// Publishes once with confirm and `mandatory`; after a failure the next call
@@ -470,17 +474,17 @@ impl Publisher {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), BrokerError> {
-        let channel = self.channel().await?;
+        let (channel, opened) = self.channel().await?;
         let result = publish_confirmed(&channel, exchange, routing_key, payload, properties).await;
         if matches!(result, Err(BrokerError::Amqp(_) | BrokerError::Timeout(_))) {
-            self.reset().await;
+            self.reset_if(opened).await;
         }
         result
     }
 
     /// Messages ready in a queue (a passive declare on this connection).
     pub async fn queue_depth(&self, queue: &str) -> Result<u32, BrokerError> {
-        let channel = self.channel().await?;
+        let (channel, opened) = self.channel().await?;
         let passive = QueueDeclareOptions {
             passive: true,
             ..Default::default()
@@ -496,7 +500,7 @@ impl Publisher {
         match declared {
             Ok(declared) => Ok(declared.message_count()),
             Err(error) => {
-                self.reset().await;
+                self.reset_if(opened).await;
                 Err(error)
             }
         }
@@ -504,7 +508,22 @@ impl Publisher {
 
     /// Drops the connection (it is reopened on the next publish).
     pub async fn reset(&self) {
-        let link = self.link.lock().await.take();
+        let link = self.link.lock().await.1.take();
+        if let Some((connection, _)) = link {
+            close(&connection, "closing").await;
+        }
+    }
+
+    /// Drops connection number `opened` if it is still the current one.
+    async fn reset_if(&self, opened: u64) {
+        let link = {
+            let mut link = self.link.lock().await;
+            if link.0 == opened {
+                link.1.take()
+            } else {
+                None
+            }
+        };
         if let Some((connection, _)) = link {
             close(&connection, "closing").await;
         }

@@ -80,6 +80,24 @@ async fn an_attempt_the_drone_cannot_start_is_retried_elsewhere_and_fails_as_inf
     world.stop().await;
 }
 
+/// Starts `drone`'s worker with its broker connections through a relay the test
+/// controls, and waits until the scheduler sees the drone.
+async fn worker_behind_proxy(world: &mut World, drone: &str) -> Proxy {
+    let proxy = Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let via_proxy = world
+        .amqp_url
+        .replace("127.0.0.1:5672", &proxy.addr().to_string());
+    world
+        .start_worker_with(
+            drone,
+            |c| c.broker.url = common::config::Secret::new(via_proxy),
+            autotest_tests::binary("autoserv-supervisor"),
+        )
+        .await;
+    world.wait_for_drone(drone, "ok").await;
+    proxy
+}
+
 /// Nanosecond timestamps the control file logged, as (event, drone dir, time).
 fn runs(path: &std::path::Path) -> Vec<(String, String, u128)> {
     read(path)
@@ -103,18 +121,7 @@ async fn a_drone_cut_off_from_the_broker_stops_its_job_before_the_retry_runs_els
         .without_workers()
         .start()
         .await;
-    let proxy = Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
-    let via_proxy = world
-        .amqp_url
-        .replace("127.0.0.1:5672", &proxy.addr().to_string());
-    world
-        .start_worker_with(
-            "drone1",
-            |c| c.broker.url = common::config::Secret::new(via_proxy),
-            autotest_tests::binary("autoserv-supervisor"),
-        )
-        .await;
-    world.wait_for_drone("drone1", "ok").await;
+    let proxy = worker_behind_proxy(&mut world, "drone1").await;
     world.create_hosts(&["host1"]).await;
     let dir = world.dir.display().to_string();
     let control = format!(
@@ -222,18 +229,7 @@ async fn a_worker_reconnecting_into_a_silent_broker_gives_up_and_connects_again(
         .without_workers()
         .start()
         .await;
-    let proxy = Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
-    let via_proxy = world
-        .amqp_url
-        .replace("127.0.0.1:5672", &proxy.addr().to_string());
-    world
-        .start_worker_with(
-            "drone1",
-            |c| c.broker.url = common::config::Secret::new(via_proxy),
-            autotest_tests::binary("autoserv-supervisor"),
-        )
-        .await;
-    world.wait_for_drone("drone1", "ok").await;
+    let proxy = worker_behind_proxy(&mut world, "drone1").await;
     world.create_hosts(&["host1"]).await;
 
     // The worker's consumer connection reconnects at once, its reporter at the next

@@ -54,8 +54,14 @@ type Submitted = (
     tokio::sync::oneshot::Sender<Result<i64, DbError>>,
 );
 
-/// The most jobs stored in one transaction.
+/// The most jobs stored in one transaction, and the most entries (hosts and metahost
+/// counts) a group takes more jobs up to: status reports wait for the writer meanwhile.
 const GROUP_MAX: usize = 64;
+const GROUP_ENTRIES: usize = 1000;
+
+fn entries_of(job: &NewJob) -> usize {
+    job.hosts.len() + job.label.as_ref().map_or(0, |(_, count)| *count as usize)
+}
 
 impl Creator {
     /// Starts the task that stores jobs; it ends when every handle is dropped.
@@ -63,10 +69,14 @@ impl Creator {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Submitted>();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
+                let mut entries = entries_of(&first.0);
                 let mut group = vec![first];
-                while group.len() < GROUP_MAX {
+                while group.len() < GROUP_MAX && entries < GROUP_ENTRIES {
                     match rx.try_recv() {
-                        Ok(next) => group.push(next),
+                        Ok(next) => {
+                            entries += entries_of(&next.0);
+                            group.push(next);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -77,18 +87,8 @@ impl Creator {
                 if jobs.len() > 1 {
                     tracing::debug!(jobs = jobs.len(), "storing jobs submitted together");
                 }
-                match create_group(&db, jobs).await {
-                    Ok(results) => {
-                        for (reply, result) in replies.into_iter().zip(results) {
-                            let _ = reply.send(result);
-                        }
-                    }
-                    Err(error) => {
-                        let message = error.to_string();
-                        for reply in replies {
-                            let _ = reply.send(Err(DbError::Failed(message.clone())));
-                        }
-                    }
+                for (reply, result) in replies.into_iter().zip(store(&db, jobs).await) {
+                    let _ = reply.send(result);
                 }
             }
         });
@@ -110,16 +110,51 @@ impl Creator {
     }
 }
 
+/// Stores a group of jobs, one result per job in order. When the group's transaction
+/// fails (a deadlock, a host deleted meanwhile), each job is tried again on its own,
+/// so one job's failure stays its own; a panic while storing fails the jobs it was
+/// storing, not the creator.
+async fn store(db: &Db, jobs: Vec<(NewJob, i64)>) -> Vec<Result<i64, DbError>> {
+    let jobs = std::sync::Arc::new(jobs);
+    let count = jobs.len();
+    match store_range(db, &jobs, 0..count).await {
+        Ok(results) => results,
+        Err(error) if count == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, jobs = count, "storing jobs together failed; storing them one by one");
+            let mut out = Vec::with_capacity(count);
+            for i in 0..count {
+                out.push(match store_range(db, &jobs, i..i + 1).await {
+                    Ok(mut one) => one.remove(0),
+                    Err(error) => Err(error),
+                });
+            }
+            out
+        }
+    }
+}
+
+async fn store_range(
+    db: &Db,
+    jobs: &std::sync::Arc<Vec<(NewJob, i64)>>,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<Result<i64, DbError>>, DbError> {
+    let (db, jobs) = (db.clone(), jobs.clone());
+    tokio::spawn(async move { create_group(&db, &jobs[range]).await })
+        .await
+        .unwrap_or_else(|panic| Err(DbError::Failed(format!("storing jobs failed: {panic}"))))
+}
+
 /// Stores a group of jobs in one transaction, each in a savepoint: a job refused
 /// (unknown host or label, missing dependency) leaves the others stored; a database
 /// failure fails them all.
 async fn create_group(
     db: &Db,
-    group: Vec<(NewJob, i64)>,
+    group: &[(NewJob, i64)],
 ) -> Result<Vec<Result<i64, DbError>>, DbError> {
     write_txn!(db, |conn, last_id| {
         let mut out = Vec::with_capacity(group.len());
-        for (job, now) in &group {
+        for (job, now) in group {
             let (job, now) = (job, *now);
             let stored = diesel_async::AsyncConnection::transaction(
                 conn,
