@@ -117,6 +117,15 @@ async fn list_jobs(State(state): State<AppState>) -> ApiResult<Vec<crate::api::J
     Ok(Json(db::jobs::list(&state.db).await?))
 }
 
+/// A job that could not be stored: a bad request when it names something unknown or
+/// lacks a dependency, else the database's error.
+fn job_refused(error: DbError) -> ApiError {
+    match error {
+        DbError::NotFound(message) | DbError::Invalid(message) => ApiError::bad_request(message),
+        other => other.into(),
+    }
+}
+
 async fn create_job(
     State(state): State<AppState>,
     Json(body): Json<CreateJob>,
@@ -214,10 +223,7 @@ async fn create_job(
             deps
         },
     };
-    let id = state.jobs.create(job).await.map_err(|e| match e {
-        DbError::NotFound(message) | DbError::Invalid(message) => ApiError::bad_request(message),
-        other => other.into(),
-    })?;
+    let id = state.jobs.create(job).await.map_err(job_refused)?;
     state.wake.notify_one();
     state.timers.notify_one();
     Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
@@ -450,10 +456,7 @@ async fn repair_host(
         synch_count: 1,
         tasks: crate::api::task_flags::REPAIR_ONLY,
     };
-    let id = state.jobs.create(job).await.map_err(|e| match e {
-        DbError::NotFound(message) | DbError::Invalid(message) => ApiError::bad_request(message),
-        other => other.into(),
-    })?;
+    let id = state.jobs.create(job).await.map_err(job_refused)?;
     state.wake.notify_one();
     Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
 }

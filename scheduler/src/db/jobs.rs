@@ -101,12 +101,11 @@ impl Creator {
     pub async fn create(&self, job: NewJob) -> Result<i64, DbError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let created = common::time::now_micros();
+        let stopping = || DbError::Failed("the scheduler is shutting down".into());
         self.tx
             .send((job, created, reply))
-            .map_err(|_| DbError::Failed("the scheduler is shutting down".into()))?;
-        answer
-            .await
-            .map_err(|_| DbError::Failed("the scheduler is shutting down".into()))?
+            .map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())?
     }
 }
 
