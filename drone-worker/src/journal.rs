@@ -7,8 +7,11 @@
 //! - `entry-<id>.<attempt>.jsonl` per attempt held: the job on the first line, then
 //!   one line per stage, appended; the last complete line is the current stage;
 //! - `done.log`: one line `<id>.<attempt> <stage>` per finished attempt, appended,
-//!   read at start into memory, so a late duplicate delivery is still recognised.
+//!   read at start into memory, so a late duplicate delivery is still recognised;
+//! - `spare-<n>`: empty files made ahead of time (see [`crate::spare`]); a new record is
+//!   written into one and renamed, so accepting a job allocates no inode.
 
+use crate::spare::{self, Kind, Spares};
 use common::protocol::RunJob;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -68,6 +71,7 @@ const DONE_KEPT: usize = 100_000;
 pub struct Journal {
     dir: PathBuf,
     done: Arc<Mutex<HashSet<(i64, i32)>>>,
+    spares: Arc<Spares>,
 }
 
 fn key_text(entry_id: i64, attempt: i32) -> String {
@@ -75,8 +79,9 @@ fn key_text(entry_id: i64, attempt: i32) -> String {
 }
 
 impl Journal {
-    /// Opens (creating) `dir` and loads the finished attempts.
-    pub fn open(dir: &Path) -> std::io::Result<Self> {
+    /// Opens (creating) `dir` and loads the finished attempts; keeps `spares` record
+    /// files made ahead (made by [`Journal::refill`]).
+    pub fn open(dir: &Path, spares: usize) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let log = dir.join("done.log");
         let mut lines: Vec<String> = match std::fs::File::open(&log) {
@@ -102,7 +107,40 @@ impl Journal {
         Ok(Self {
             dir: dir.to_path_buf(),
             done: Arc::new(Mutex::new(done)),
+            spares: Arc::new(Spares::open(dir, Kind::File, spares)?),
         })
+    }
+
+    /// Makes record files ahead until the journal keeps enough (blocking).
+    pub fn refill(&self) -> std::io::Result<usize> {
+        self.spares.refill()
+    }
+
+    /// Whether a record file made ahead was used and not replaced yet.
+    pub fn wants_spares(&self) -> bool {
+        self.spares.wants_more()
+    }
+
+    /// Writes a new record into a spare file and renames it into place; false when
+    /// there was no spare or it could not be used (the caller creates the file).
+    fn put_new_in_spare(&self, path: &Path, text: &str) -> bool {
+        let Some(spare) = self.spares.take() else {
+            return false;
+        };
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&spare)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .and_then(|()| spare::move_file_new(&spare, path));
+        match written {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, spare = %spare.display(), "spare journal record not used");
+                self.spares.give_back(spare);
+                false
+            }
+        }
     }
 
     fn path(&self, entry_id: i64, attempt: i32) -> PathBuf {
@@ -125,9 +163,12 @@ impl Journal {
         let path = self.path(job.entry_id, job.attempt);
         let stage_line = serde_json::to_string(&stage).expect("stages serialize") + "\n";
         if stage == Stage::Accepted {
-            let mut file = std::fs::File::create(&path)?;
             let job_line = serde_json::to_string(job).expect("jobs serialize") + "\n";
-            return file.write_all((job_line + &stage_line).as_bytes());
+            let text = job_line + &stage_line;
+            if self.put_new_in_spare(&path, &text) {
+                return Ok(());
+            }
+            return std::fs::File::create(&path)?.write_all(text.as_bytes());
         }
         if stage.is_final() {
             let mut log = std::fs::OpenOptions::new()
@@ -213,8 +254,14 @@ mod tests {
     #[test]
     fn remembers_stages_and_finished_attempts_across_reopening() {
         let dir = std::env::temp_dir().join(format!("journal-test-{}", std::process::id()));
-        let journal = Journal::open(&dir).unwrap();
+        let journal = Journal::open(&dir, 1).unwrap();
+        assert_eq!(journal.refill().unwrap(), 1);
         journal.put(&job(1), Stage::Accepted).unwrap();
+        assert!(
+            journal.wants_spares(),
+            "the first record was written into the spare"
+        );
+        assert!(!dir.join("spare-0").exists());
         journal.put(&job(1), Stage::Running { pid: 42 }).unwrap();
         journal.put(&job(2), Stage::Accepted).unwrap();
         journal.put(&job(2), Stage::Done { exit_code: 0 }).unwrap();
@@ -225,7 +272,7 @@ mod tests {
             .unwrap()
             .write_all(b"{\"state\":\"exi")
             .unwrap();
-        let reopened = Journal::open(&dir).unwrap();
+        let reopened = Journal::open(&dir, 1).unwrap();
         assert!(reopened.knows(1, 1) && reopened.knows(2, 1) && !reopened.knows(3, 1));
         let unfinished = reopened.unfinished().unwrap();
         assert_eq!(unfinished.len(), 1);

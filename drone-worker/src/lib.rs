@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod pusher;
 pub mod reporter;
 pub mod runner;
+pub mod spare;
 pub mod supervise;
 
 use common::broker;
@@ -50,6 +51,11 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot open the spare entry directories in {path}: {source}")]
+    Spares {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// One drone's worker.
@@ -63,6 +69,10 @@ struct Inner {
     queue: String,
     capacity: usize,
     journal: Journal,
+    /// Entry directories made ahead (see [`spare`]).
+    entry_spares: spare::Spares,
+    /// Wakes the refill of spares (one was taken).
+    refill: Notify,
     reporter: Reporter,
     slots: Semaphore,
     /// `autoserv-supervisor`, run in front of Autoserv (by default the one installed
@@ -109,14 +119,26 @@ impl Worker {
             .results_dir
             .join(".journal")
             .join(name.as_str());
-        let journal = Journal::open(&journal_dir).map_err(|source| StartError::Journal {
-            path: journal_dir.display().to_string(),
-            source,
-        })?;
         let capacity = config
             .drone
             .max_processes
             .unwrap_or_else(|| config.scheduler.capacity_of(&name)) as usize;
+        // Deliveries are prefetched up to twice the capacity and each is journaled at
+        // once; entries start up to the capacity at once.
+        let journal =
+            Journal::open(&journal_dir, (2 * capacity).clamp(1, 64)).map_err(|source| {
+                StartError::Journal {
+                    path: journal_dir.display().to_string(),
+                    source,
+                }
+            })?;
+        let spares_dir = config.drone.results_dir.join(".spare").join(name.as_str());
+        let entry_spares =
+            spare::Spares::open(&spares_dir, spare::Kind::EntryDir, capacity.clamp(1, 32))
+                .map_err(|source| StartError::Spares {
+                    path: spares_dir.display().to_string(),
+                    source,
+                })?;
         let lease_file = journal_dir.join("lease");
         let reporter = Reporter::new(config.broker.url.expose(), name.clone(), lease_file.clone());
         Ok(Self {
@@ -125,6 +147,8 @@ impl Worker {
                 name,
                 capacity,
                 journal,
+                entry_spares,
+                refill: Notify::new(),
                 reporter,
                 slots: Semaphore::new(capacity),
                 supervisor: std::env::current_exe()
@@ -188,6 +212,7 @@ impl Worker {
                 tracing::info!(%url, "serving results");
                 let _ = inner.results_url.set(url);
             }
+            let refill = tokio::spawn(inner.clone().refill_loop());
             inner.recover(&pusher).await;
             let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(until_drained.clone()));
             let stopping = {
@@ -220,6 +245,7 @@ impl Worker {
                         stopping.abort();
                         heartbeat.abort();
                         lease.abort();
+                        refill.abort();
                         tracing::error!(error = %format!("{error:#}"), "cannot work with this vhost");
                         return Err(error);
                     }
@@ -241,6 +267,7 @@ impl Worker {
             stopping.abort();
             heartbeat.abort();
             lease.abort();
+            refill.abort();
             inner.reporter.close().await;
             tracing::info!("drone worker stopped");
             Ok(())
@@ -468,6 +495,7 @@ impl Inner {
         }
         self.held.lock().expect("held lock").insert(key);
         tracing::debug!(entry.id = job.entry_id, "journaled");
+        self.refill.notify_one();
         let span = tracing::info_span!(
             "entry",
             entry.id = job.entry_id,
@@ -513,6 +541,35 @@ impl Inner {
     async fn record(&self, job: &RunJob, stage: Stage) {
         if let Err(error) = self.put(job, stage).await {
             tracing::error!(%error, "cannot update the journal");
+        }
+    }
+
+    /// Keeps the spare journal records and entry directories (see [`spare`]) filled:
+    /// at start, and each time a start took one.
+    async fn refill_loop(self: Arc<Self>) {
+        loop {
+            let inner = self.clone();
+            let made = tokio::task::spawn_blocking(move || {
+                let records = inner.journal.refill()?;
+                let entries = inner.entry_spares.refill()?;
+                Ok::<_, std::io::Error>((records, entries))
+            })
+            .await;
+            match made {
+                Ok(Ok((records, entries))) => {
+                    tracing::trace!(records, entries, "spares made");
+                    self.refill.notified().await;
+                }
+                Ok(Err(error)) => {
+                    // Starts make their files themselves meanwhile.
+                    tracing::warn!(%error, "cannot make spare entry directories; retrying in 10 s");
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "making spares failed");
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+            }
         }
     }
 
@@ -610,10 +667,12 @@ impl Inner {
                         &self.config.autoserv.command,
                         &self.supervisor,
                         &self.lease(),
+                        &self.entry_spares,
                     )
                     .map_err(|error| error.to_string())
                 };
                 gate.open();
+                self.refill.notify_one();
                 let started = match started {
                     Ok(started) => started,
                     Err(reason) => {

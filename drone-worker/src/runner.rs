@@ -1,6 +1,7 @@
 //! Running Autoserv for one attempt: the entry's results directory, the control file,
 //! and the command as its own process group with stdout and stderr saved beside it.
 
+use crate::spare::{Spares, ENTRY};
 use common::config::CommandTemplate;
 use common::protocol::RunJob;
 use std::os::unix::process::ExitStatusExt;
@@ -11,6 +12,8 @@ use std::process::Stdio;
 pub const CONTROL_FILE: &str = "control";
 pub const STDOUT_FILE: &str = "autoserv.stdout";
 pub const STDERR_FILE: &str = "autoserv.stderr";
+/// The files [`start`] writes, which a spare entry directory holds already.
+pub const ENTRY_FILES: [&str; 3] = [CONTROL_FILE, STDOUT_FILE, STDERR_FILE];
 
 /// Why Autoserv could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -47,20 +50,59 @@ pub struct Lease {
     pub secs: u64,
 }
 
+/// Moves a spare (see [`crate::spare`]) into place as the entry's directory `dir`, with
+/// the job's directory around it when that does not exist yet. False when there is no
+/// spare or `dir` exists already (a retry on this drone): the caller makes it.
+///
+/// A rename of a directory fails when the target is a directory with something in it
+/// and replaces it when it is empty; either is right here (an empty directory has
+/// nothing to lose, and names are only ever used by path).
+pub fn place(spares: &Spares, dir: &Path) -> bool {
+    let Some(job_dir) = dir.parent() else {
+        return false;
+    };
+    let Some(spare) = spares.take() else {
+        return false;
+    };
+    if std::fs::rename(&spare, job_dir).is_ok() {
+        // The job's directory was absent or empty, so the entry's cannot exist.
+        if std::fs::rename(job_dir.join(ENTRY), dir).is_ok() {
+            return true;
+        }
+        let _ = std::fs::remove_dir_all(job_dir.join(ENTRY));
+        return false;
+    }
+    match std::fs::rename(spare.join(ENTRY), dir) {
+        Ok(()) => {
+            spares.give_back_hollow(spare);
+            true
+        }
+        Err(_) => {
+            spares.give_back(spare);
+            false
+        }
+    }
+}
+
 /// Writes the control file and starts the command in `dir` as its own process group,
-/// under `supervisor` (`autoserv-supervisor`, see [`crate::supervise`]).
+/// under `supervisor` (`autoserv-supervisor`, see [`crate::supervise`]). The directory
+/// is a spare from `spares` when there is one.
 pub fn start(
     dir: &Path,
     job: &RunJob,
     template: &CommandTemplate,
     supervisor: &Path,
     lease: &Lease,
+    spares: &Spares,
 ) -> Result<Started, RunError> {
     let prepare = |source| RunError::Prepare {
         path: dir.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(prepare)?;
+    if !place(spares, dir) {
+        std::fs::create_dir_all(dir).map_err(prepare)?;
+    }
+    // The spare's files exist: these truncate them, allocating nothing.
     let control = dir.join(CONTROL_FILE);
     std::fs::write(&control, &job.control_file).map_err(prepare)?;
     let stdout = std::fs::File::create(dir.join(STDOUT_FILE)).map_err(prepare)?;
@@ -154,5 +196,65 @@ pub async fn wait(mut child: tokio::process::Child) -> i32 {
             tracing::error!(error = %e, "waiting for Autoserv failed");
             -1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spare::Kind;
+    use std::os::unix::fs::MetadataExt;
+
+    fn ino(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().ino()
+    }
+
+    #[test]
+    fn a_spare_becomes_the_entry_directory_and_a_retry_keeps_what_is_there() {
+        let root = std::env::temp_dir().join(format!("runner-place-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let spares = Spares::open(&root.join(".spare"), Kind::EntryDir, 2).unwrap();
+        assert!(
+            !place(&spares, &root.join("1-alice/host1")),
+            "no spare made yet"
+        );
+        spares.refill().unwrap();
+        let first = spares.take().unwrap();
+        let (first_job, first_entry) = (ino(&first), ino(&first.join(ENTRY)));
+        spares.give_back(first);
+
+        // A new job: the spare becomes both its directory and the entry's.
+        let entry = root.join("1-alice/host1");
+        assert!(place(&spares, &entry));
+        assert_eq!(ino(&root.join("1-alice")), first_job);
+        assert_eq!(ino(&entry), first_entry);
+        for name in ENTRY_FILES {
+            assert!(entry.join(name).is_file(), "{name} is in place");
+        }
+        assert!(!root.join("1-alice").join(ENTRY).exists());
+
+        // Another host of the same job: only the spare's entry moves; the spare stays.
+        let other = spares.take().unwrap();
+        let other_entry = ino(&other.join(ENTRY));
+        spares.give_back(other.clone());
+        assert!(place(&spares, &root.join("1-alice/host2")));
+        assert_eq!(ino(&root.join("1-alice/host2")), other_entry);
+        assert!(other.is_dir() && !other.join(ENTRY).exists());
+        assert!(
+            entry.join(CONTROL_FILE).is_file(),
+            "the first host is untouched"
+        );
+
+        // A retry on this drone: the entry's directory has results; nothing moves.
+        std::fs::write(entry.join("status.log"), "attempt 1").unwrap();
+        assert!(spares.wants_more());
+        spares.refill().unwrap();
+        assert!(!place(&spares, &entry));
+        assert!(!spares.wants_more(), "the spare went back to the pool");
+        assert_eq!(
+            std::fs::read_to_string(entry.join("status.log")).unwrap(),
+            "attempt 1"
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
