@@ -79,7 +79,8 @@ macro_rules! with_conn {
             $crate::db::Db::Sqlite(pool, _) => {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
                 let $conn = &mut *guard;
-                $body
+                let body = async { Ok::<_, $crate::db::DbError>($body) };
+                $crate::db::in_place(body).await?
             }
             $crate::db::Db::Mysql(pool) => {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
@@ -104,11 +105,11 @@ macro_rules! write_txn {
                 // BEGIN (deferred) is safe: this process is the only writer and its
                 // writers hold `write_lock`, so no other write can slip in between
                 // this transaction's reads and writes.
-                diesel_async::AsyncConnection::transaction(
+                let body = diesel_async::AsyncConnection::transaction(
                     &mut *guard,
                     async |$conn| -> Result<_, $crate::db::DbError> { $body },
-                )
-                .await
+                );
+                $crate::db::in_place(body).await
             }
             $crate::db::Db::Mysql(pool) => {
                 let mut guard = pool.get().await.map_err($crate::db::DbError::pool)?;
@@ -225,11 +226,39 @@ impl Db {
     }
 }
 
-/// Runs SQLite calls on the calling thread inside `block_in_place`, instead of one
-/// `spawn_blocking` round trip per statement: SQLite is in-process and its calls take
-/// microseconds (a commit's fsync, a fraction of a millisecond), and `block_in_place`
-/// hands this worker's other tasks to another thread meanwhile.
+/// Runs SQLite calls on the calling thread instead of one `spawn_blocking` round trip
+/// per statement: SQLite is in-process and its calls take microseconds (a commit's
+/// fsync, a fraction of a millisecond). Inside [`in_place`] (a whole query body) they
+/// run as they are; elsewhere each is wrapped in `block_in_place`, which hands this
+/// worker's other tasks to another thread meanwhile.
 pub struct InPlace;
+
+thread_local! {
+    /// Set while [`in_place`] runs a query body on this thread.
+    static IN_PLACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a whole SQLite query body (every statement of a [`with_conn!`] or
+/// [`write_txn!`]) on this thread inside one `block_in_place`. Handing the worker's
+/// other tasks to another thread costs two thread wake-ups; once per statement, it was
+/// most of the scheduler's CPU (context switches) and a good part of a job's dispatch
+/// latency. A body started inside another runs as a plain `.await`.
+pub async fn in_place<F: std::future::Future>(body: F) -> F::Output {
+    if IN_PLACE.get() {
+        return body.await;
+    }
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IN_PLACE.set(false);
+        }
+    }
+    tokio::task::block_in_place(|| {
+        IN_PLACE.set(true);
+        let _reset = Reset;
+        tokio::runtime::Handle::current().block_on(body)
+    })
+}
 
 impl diesel_async::sync_connection_wrapper::SpawnBlocking for InPlace {
     fn spawn_blocking<'a, R>(
@@ -242,10 +271,44 @@ impl diesel_async::sync_connection_wrapper::SpawnBlocking for InPlace {
     where
         R: Send + 'static,
     {
-        Box::pin(std::future::ready(Ok(tokio::task::block_in_place(task))))
+        let done = if IN_PLACE.get() {
+            task()
+        } else {
+            tokio::task::block_in_place(task)
+        };
+        Box::pin(std::future::ready(Ok(done)))
     }
 
     fn get_runtime() -> Self {
         InPlace
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel_async::sync_connection_wrapper::SpawnBlocking;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_body_runs_on_one_thread_and_may_nest() {
+        let outer = in_place(async {
+            let body = std::thread::current().id();
+            // A statement inside the body runs inline, on the body's thread.
+            let statement = InPlace
+                .spawn_blocking(|| std::thread::current().id())
+                .await
+                .unwrap();
+            // A body inside a body (a query helper calling another) runs as an await
+            // instead of starting a runtime inside the runtime, which would panic.
+            let nested = in_place(async { std::thread::current().id() }).await;
+            (body, statement, nested)
+        })
+        .await;
+        assert_eq!(outer.0, outer.1);
+        assert_eq!(outer.0, outer.2);
+        assert!(!IN_PLACE.get(), "the flag is cleared after the body");
+        // Outside a body a statement still leaves the worker's other tasks to run.
+        let alone = InPlace.spawn_blocking(|| IN_PLACE.get()).await.unwrap();
+        assert!(!alone);
     }
 }
