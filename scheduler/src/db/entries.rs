@@ -114,7 +114,7 @@ pub async fn dispatch_view(
     let mut view = DispatchView::default();
     type Loads = (
         Vec<(String, bool, i32, bool)>,
-        Vec<(Option<String>, i64)>,
+        BTreeMap<String, i64>,
         BTreeMap<String, (bool, bool)>,
     );
     let (rows, counts, flags): Loads = with_conn!(db, |conn| {
@@ -151,18 +151,23 @@ pub async fn dispatch_view(
                 )
             })
             .collect();
-        // One Autoserv per group: a synchronous group's lead stands for it.
-        let counts: Vec<(Option<String>, i64)> = hqe::table
+        // One Autoserv per group: a synchronous group's lead stands for it. Counted
+        // here, not with `group_lead_id IS NULL` in SQL: SQLite then picked the index
+        // on group_lead_id, which every lead and lone entry shares, and walked the
+        // whole queue on each cycle (at 100,000 queued, most of the scheduler's CPU).
+        // The entries on drones are few (the drones' capacity, plus group members).
+        let on_drones: Vec<(Option<String>, Option<i64>)> = hqe::table
             .filter(hqe::status.eq_any(status::ON_DRONE))
-            .filter(hqe::group_lead_id.is_null())
-            .group_by(hqe::drone)
-            .select((hqe::drone, diesel::dsl::count_star()))
+            .select((hqe::drone, hqe::group_lead_id))
             .load(conn)
             .await?;
-        let by_drone: BTreeMap<&str, i64> = counts
-            .iter()
-            .filter_map(|(d, n)| Some((d.as_deref()?, *n)))
-            .collect();
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for (drone, lead) in on_drones {
+            if let (Some(drone), None) = (drone, lead) {
+                *counts.entry(drone).or_default() += 1;
+            }
+        }
+        let by_drone: BTreeMap<&str, i64> = counts.iter().map(|(d, n)| (d.as_str(), *n)).collect();
         let free: i64 = rows
             .iter()
             .filter(|(_, enabled, _, alive)| *enabled && *alive)
@@ -341,10 +346,6 @@ pub async fn dispatch_view(
         }
         (rows, counts, flags)
     });
-    let counts: BTreeMap<String, i64> = counts
-        .into_iter()
-        .filter_map(|(d, n)| Some((d?, n)))
-        .collect();
     view.loads = rows
         .into_iter()
         .map(|(name, accepting, capacity, alive)| DroneLoad {
