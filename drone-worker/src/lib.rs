@@ -495,7 +495,6 @@ impl Inner {
         }
         self.held.lock().expect("held lock").insert(key);
         tracing::debug!(entry.id = job.entry_id, "journaled");
-        self.refill.notify_one();
         let span = tracing::info_span!(
             "entry",
             entry.id = job.entry_id,
@@ -672,10 +671,10 @@ impl Inner {
                     .map_err(|error| error.to_string())
                 };
                 gate.open();
-                self.refill.notify_one();
                 let started = match started {
                     Ok(started) => started,
                     Err(reason) => {
+                        self.refill.notify_one();
                         tracing::warn!(%reason, "Autoserv not started");
                         self.record(
                             &job,
@@ -700,7 +699,9 @@ impl Inner {
                     .expect("running lock")
                     .insert((entry_id, attempt), prefix.clone());
                 tracing::info!(pid, "Autoserv started");
-                // The journal and the report are independent: do both at once.
+                // The journal and the report are independent: do both at once. New
+                // spares wait until the report is out (on a small machine, making
+                // them meanwhile slowed it down).
                 tokio::join!(
                     self.record(&job, Stage::Running { pid }),
                     self.reporter.send(StatusEvent::Running {
@@ -709,6 +710,7 @@ impl Inner {
                         pid,
                     })
                 );
+                self.refill.notify_one();
                 let exit_code = runner::wait(started.child).await;
                 if job.tasks.cleanup_after
                     && supervise::lease_expired(&prefix).is_none()
