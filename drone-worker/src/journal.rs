@@ -11,7 +11,7 @@
 //! - `spare-<n>`: empty files made ahead of time (see [`crate::spare`]); a new record is
 //!   written into one and renamed, so accepting a job allocates no inode.
 
-use crate::spare::{self, Kind, Spares};
+use crate::spare::{Kind, Spares};
 use common::protocol::RunJob;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -132,7 +132,9 @@ impl Journal {
             .truncate(true)
             .open(&spare)
             .and_then(|mut file| file.write_all(text.as_bytes()))
-            .and_then(|()| spare::move_file_new(&spare, path));
+            // A rename, never two names for one file: a spare that was also a record
+            // would be truncated by the next job written into it.
+            .and_then(|()| std::fs::rename(&spare, path));
         match written {
             Ok(()) => true,
             Err(error) => {
@@ -262,6 +264,10 @@ mod tests {
             "the first record was written into the spare"
         );
         assert!(!dir.join("spare-0").exists());
+        // One name only: a spare that stayed linked to a record would be truncated
+        // by the next job written into it.
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(journal.path(1, 1)).unwrap().nlink(), 1);
         journal.put(&job(1), Stage::Running { pid: 42 }).unwrap();
         journal.put(&job(2), Stage::Accepted).unwrap();
         journal.put(&job(2), Stage::Done { exit_code: 0 }).unwrap();

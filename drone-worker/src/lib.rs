@@ -549,25 +549,29 @@ impl Inner {
         loop {
             let inner = self.clone();
             let made = tokio::task::spawn_blocking(move || {
-                let records = inner.journal.refill()?;
-                let entries = inner.entry_spares.refill()?;
-                Ok::<_, std::io::Error>((records, entries))
+                (inner.journal.refill(), inner.entry_spares.refill())
             })
             .await;
-            match made {
-                Ok(Ok((records, entries))) => {
-                    tracing::trace!(records, entries, "spares made");
-                    self.refill.notified().await;
-                }
-                Ok(Err(error)) => {
-                    // Starts make their files themselves meanwhile.
-                    tracing::warn!(%error, "cannot make spare entry directories; retrying in 10 s");
-                    tokio::time::sleep(Duration::from_secs(10)).await;
+            let failed = match made {
+                Ok((records, entries)) => {
+                    if let Err(error) = &records {
+                        tracing::warn!(%error, "cannot make spare journal records; retrying in 10 s");
+                    }
+                    if let Err(error) = &entries {
+                        tracing::warn!(%error, "cannot make spare entry directories; retrying in 10 s");
+                    }
+                    records.is_err() || entries.is_err()
                 }
                 Err(error) => {
-                    tracing::error!(%error, "making spares failed");
-                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    tracing::error!(%error, "making spares failed; retrying in 10 s");
+                    true
                 }
+            };
+            // Starts make their files themselves meanwhile.
+            if failed {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            } else {
+                self.refill.notified().await;
             }
         }
     }

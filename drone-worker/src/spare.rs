@@ -81,9 +81,19 @@ impl Spares {
         self.state.lock().expect("spares lock").ready.pop()
     }
 
-    /// Returns an untouched spare.
+    /// Returns a spare that could not be used: to the ready ones when it is still
+    /// whole, else (someone removed it) to be made again by the next refill.
     pub fn give_back(&self, spare: PathBuf) {
-        self.state.lock().expect("spares lock").ready.push(spare);
+        let whole = match self.kind {
+            Kind::File => spare.is_file(),
+            Kind::EntryDir => spare.join(ENTRY).is_dir(),
+        };
+        let mut state = self.state.lock().expect("spares lock");
+        if whole {
+            state.ready.push(spare);
+        } else {
+            state.hollow.push(spare);
+        }
     }
 
     /// Returns an `EntryDir` spare whose [`ENTRY`] was renamed away.
@@ -115,8 +125,12 @@ impl Spares {
                 }
             };
             if let Err(error) = self.make(&path) {
-                self.state.lock().expect("spares lock").hollow.push(path);
-                return Err(error);
+                // Not retried under this name: something in the way (a file where a
+                // directory goes) would fail every refill. A later one takes a new name.
+                return Err(io::Error::new(
+                    error.kind(),
+                    format!("{}: {error}", path.display()),
+                ));
             }
             self.state.lock().expect("spares lock").ready.push(path);
             made += 1;
@@ -145,13 +159,6 @@ impl Spares {
             }
         }
     }
-}
-
-/// Moves the file `from` to `to` unless `to` exists (a hard link, then the old name
-/// removed: no inode is allocated or freed).
-pub fn move_file_new(from: &Path, to: &Path) -> io::Result<()> {
-    std::fs::hard_link(from, to)?;
-    std::fs::remove_file(from)
 }
 
 #[cfg(test)]
@@ -195,6 +202,13 @@ mod tests {
                 .count()
         };
         assert_eq!(spares(&dir), 3, "no spare made beyond what the pool keeps");
+        // A spare removed behind the pool's back is made again, not handed out.
+        let gone = pool.take().unwrap();
+        std::fs::remove_dir_all(&gone).unwrap();
+        pool.give_back(gone.clone());
+        assert!(pool.wants_more());
+        assert_eq!(pool.refill().unwrap(), 1);
+        assert!(gone.join(ENTRY).join("control").is_file());
         drop(pool);
         let again = Spares::open(&dir, Kind::EntryDir, 3).unwrap();
         assert_eq!(
@@ -203,21 +217,6 @@ mod tests {
             "adopted spares are checked, not new ones made"
         );
         assert_eq!(spares(&dir), 3);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_file_is_moved_only_to_a_new_name() {
-        let dir = temp("move");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("a"), "new").unwrap();
-        std::fs::write(dir.join("taken"), "old").unwrap();
-        let error = move_file_new(&dir.join("a"), &dir.join("taken")).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(std::fs::read_to_string(dir.join("taken")).unwrap(), "old");
-        move_file_new(&dir.join("a"), &dir.join("b")).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join("b")).unwrap(), "new");
-        assert!(!dir.join("a").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -71,7 +71,10 @@ pub enum Db {
     Mysql(MysqlPool),
 }
 
-/// Runs `$body` with `$conn` bound to a pooled connection of either backend.
+/// Runs `$body` with `$conn` bound to a pooled connection of either backend. On SQLite
+/// the body runs inside an `async` block (see [`in_place`]): `?` and `return Err(..)`
+/// work as in the enclosing function, but never write `return Ok(..)` in a body (on
+/// SQLite it would end the block, not the function).
 #[macro_export]
 macro_rules! with_conn {
     ($db:expr, |$conn:ident| $body:expr) => {
