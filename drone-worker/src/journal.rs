@@ -117,6 +117,7 @@ impl Journal {
     }
 
     /// Whether a record file made ahead was used and not replaced yet.
+    #[cfg(test)]
     pub fn wants_spares(&self) -> bool {
         self.spares.wants_more()
     }

@@ -102,7 +102,7 @@ pub fn start(
     if !place(spares, dir) {
         std::fs::create_dir_all(dir).map_err(prepare)?;
     }
-    // The spare's files exist: these truncate them, allocating nothing.
+    // In a spare the files exist already: these truncate them, allocating nothing.
     let control = dir.join(CONTROL_FILE);
     std::fs::write(&control, &job.control_file).map_err(prepare)?;
     let stdout = std::fs::File::create(dir.join(STDOUT_FILE)).map_err(prepare)?;
