@@ -16,6 +16,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// How many queued entries of each kind a cycle reads when `free` slots are free: more
+/// than it can start, since some wait for busy hosts. A power of two: the number is
+/// written into the statement's text, so each value is a prepared statement of its own.
+fn fetch_size(free: i64, max_start: i64) -> i64 {
+    if free <= 0 {
+        return 0;
+    }
+    let wanted = free.min(max_start).max(1) * 4 + 16;
+    u64::try_from(wanted).map_or(i64::MAX, |w| {
+        i64::try_from(w.next_power_of_two()).unwrap_or(i64::MAX)
+    })
+}
+
 /// What a cycle found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -144,7 +157,7 @@ impl Dispatcher {
             i64::try_from(self.config.scheduler.drone_timeout_sec).unwrap_or(i64::MAX / 2);
         let alive_since = common::time::now_micros() - timeout * 1_000_000;
         let mut view = entries::dispatch_view(&self.db, &self.drone_names, alive_since, |free| {
-            (free.min(max_start) * 4 + 16) * i64::from(free > 0)
+            fetch_size(free, max_start)
         })
         .await?;
         let mut slots: Vec<(String, i64, i64)> = std::mem::take(&mut view.loads)
@@ -157,7 +170,7 @@ impl Dispatcher {
             return Ok(Progress::Idle);
         }
         let limit = total_free.min(max_start);
-        let fetch = limit * 4 + 16;
+        let fetch = fetch_size(total_free, max_start);
         let fetched_all = view.named.len() as i64 == fetch || view.by_label.len() as i64 == fetch;
         let Plan {
             picks,

@@ -7,7 +7,7 @@ use super::schema::{
     drone_set_drones, drones, entry_history, host_labels, host_queue_entries as hqe, hosts,
     job_dependencies, jobs,
 };
-use super::{Db, DbError};
+use super::{Cache, Db, DbError};
 use crate::api::{host_status, status, task_flags};
 use crate::{with_conn, write_txn};
 use common::protocol::{StatusEvent, TaskKind, TaskOutcome};
@@ -130,6 +130,7 @@ pub async fn dispatch_view(
                 drones::last_heartbeat,
                 drones::stopping,
             ))
+            .cached()
             .load(conn)
             .await?;
         // The operator's flag and the worker's own (stopping) for the drone list.
@@ -159,6 +160,7 @@ pub async fn dispatch_view(
         let on_drones: Vec<(Option<String>, Option<i64>)> = hqe::table
             .filter(hqe::status.eq_any(status::ON_DRONE))
             .select((hqe::drone, hqe::group_lead_id))
+            .cached()
             .load(conn)
             .await?;
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
@@ -176,10 +178,13 @@ pub async fn dispatch_view(
             })
             .sum();
         let limit = fetch(free);
+        // Written into the statements' text (see `Cached`).
+        let fetched = u32::try_from(limit).unwrap_or(u32::MAX);
         // Entries of a drone set whose drones are all full, disabled or lost cannot
         // start now: leave them out, so they never crowd out entries that can.
         let members: Vec<(i64, String)> = drone_set_drones::table
             .select((drone_set_drones::drone_set_id, drone_set_drones::drone))
+            .cached()
             .load(conn)
             .await?;
         let room = |drone: &str| {
@@ -220,7 +225,6 @@ pub async fn dispatch_view(
                         .or(jobs::drone_set_id.eq_any(&sets_with_room)),
                 )
                 .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
-                .limit(limit)
                 .select((
                     hqe::id,
                     hqe::job_id,
@@ -238,6 +242,7 @@ pub async fn dispatch_view(
                     jobs::tasks,
                     hosts::dirty,
                 ))
+                .cached_limit(fetched)
                 .load::<Candidate>(conn)
                 .await?;
             view.by_label = hqe::table
@@ -251,7 +256,6 @@ pub async fn dispatch_view(
                         .or(jobs::drone_set_id.eq_any(&sets_with_room)),
                 )
                 .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
-                .limit(limit)
                 .select((
                     hqe::id,
                     hqe::job_id,
@@ -266,6 +270,7 @@ pub async fn dispatch_view(
                     jobs::synch_count,
                     jobs::tasks,
                 ))
+                .cached_limit(fetched)
                 .load::<LabelEntry>(conn)
                 .await?;
         }
@@ -292,6 +297,7 @@ pub async fn dispatch_view(
                     jobs::tasks,
                     hosts::dirty,
                 ))
+                .cached()
                 .load::<Candidate>(conn)
                 .await?;
         }
@@ -304,8 +310,8 @@ pub async fn dispatch_view(
                     .filter(hosts::status.eq("Ready"))
                     .filter(hosts::locked.eq(false))
                     .order(hosts::id.asc())
-                    .limit(limit)
                     .select((hosts::id, hosts::hostname, hosts::dirty))
+                    .cached_limit(fetched)
                     .load(conn)
                     .await?;
                 view.pools.insert(label_id, pool);
@@ -544,6 +550,7 @@ pub async fn assign(
                         hosts::status.eq_any([host_status::READY, host_status::REPAIR_FAILED]),
                     ))
                     .set(hosts::status.eq("Running"))
+                    .cached()
                     .execute(conn)
                     .await?
                 } else {
@@ -555,6 +562,7 @@ pub async fn assign(
                             .filter(hosts::locked.eq(false)),
                     )
                     .set((hosts::status.eq("Running"), hosts::dirty.eq(true)))
+                    .cached()
                     .execute(conn)
                     .await?
                 };
@@ -576,11 +584,13 @@ pub async fn assign(
                 hqe::host_id.eq(Some(candidate.host_id)),
                 hqe::execution_subdir.eq(&candidate.execution_subdir),
             ))
+            .cached()
             .execute(conn)
             .await?;
             if entry == 0 {
                 diesel::update(hosts::table.filter(hosts::id.eq(candidate.host_id)))
                     .set(hosts::status.eq("Ready"))
+                    .cached()
                     .execute(conn)
                     .await?;
                 continue;
@@ -675,7 +685,7 @@ macro_rules! sync_group {
                         hqe::failure_reason,
                         hqe::infra_retries,
                     ))
-                    .first($conn)
+                    .get_result($conn)
                     .await?;
             let ids: Vec<i64> = members.iter().map(|m| m.0).collect();
             diesel::update(hqe::table.filter(hqe::id.eq_any(&ids)))
@@ -744,7 +754,7 @@ macro_rules! infra_failure {
                 hqe::host_id,
                 hqe::aborted_on,
             ))
-            .first($conn)
+            .get_result($conn)
             .await
             .optional()?;
         match row {
@@ -903,6 +913,7 @@ pub async fn apply(
                         target(*entry_id, *attempt).filter(hqe::status.eq(status::STARTING)),
                     )
                     .set((hqe::status.eq(status::RUNNING), hqe::started_on.eq(now)))
+                    .cached()
                     .execute(conn)
                     .await?;
                     (n, false, None)
@@ -920,6 +931,7 @@ pub async fn apply(
                         hqe::status.eq(status::GATHERING),
                         hqe::exit_code.eq(exit_code),
                     ))
+                    .cached()
                     .execute(conn)
                     .await?;
                     (n, true, None)
@@ -951,6 +963,7 @@ pub async fn apply(
                         hqe::exit_code.eq(exit_code),
                         hqe::finished_on.eq(now),
                     ))
+                    .cached()
                     .execute(conn)
                     .await?;
                     let (final_status, kind) = if *exit_code == 0 {
@@ -969,6 +982,7 @@ pub async fn apply(
                         hqe::exit_code.eq(exit_code),
                         hqe::finished_on.eq(now),
                     ))
+                    .cached()
                     .execute(conn)
                     .await?;
                     if let (Some(manifest), true) = (manifest, n + aborted > 0) {
@@ -980,6 +994,7 @@ pub async fn apply(
                             hqe::manifest_files.eq(manifest.files as i64),
                             hqe::manifest_bytes.eq(manifest.bytes as i64),
                         ))
+                        .cached()
                         .execute(conn)
                         .await?;
                     }
@@ -999,6 +1014,7 @@ pub async fn apply(
                         hqe::failure_kind.eq("infra"),
                         hqe::failure_reason.eq(&reason),
                     ))
+                    .cached()
                     .execute(conn)
                     .await?;
                     if n > 0 {
@@ -1011,6 +1027,7 @@ pub async fn apply(
                                 entry_history::detail.eq(&reason),
                                 entry_history::at.eq(now),
                             ))
+                            .cached()
                             .execute(conn)
                             .await?;
                     }
@@ -1026,6 +1043,7 @@ pub async fn apply(
                     let current: i64 = target(*entry_id, *attempt)
                         .filter(hqe::status.eq_any(status::ACTIVE))
                         .count()
+                        .cached()
                         .get_result(conn)
                         .await?;
                     if current > 0 {
@@ -1039,6 +1057,7 @@ pub async fn apply(
                                 };
                                 diesel::update(host)
                                     .set(hosts::status.eq(state))
+                                    .cached()
                                     .execute(conn)
                                     .await?;
                             }
@@ -1050,11 +1069,13 @@ pub async fn apply(
                                 // Back to the job that holds the host.
                                 diesel::update(host)
                                     .set(hosts::status.eq("Running"))
+                                    .cached()
                                     .execute(conn)
                                     .await?;
                                 if *outcome == TaskOutcome::Passed && *task == TaskKind::Cleanup {
                                     diesel::update(host)
                                         .set(hosts::dirty.eq(false))
+                                        .cached()
                                         .execute(conn)
                                         .await?;
                                 }
@@ -1067,6 +1088,7 @@ pub async fn apply(
                                         hosts::locked.eq(false),
                                         hosts::lock_reason.eq(None::<String>),
                                     ))
+                                    .cached()
                                     .execute(conn)
                                     .await?;
                                 }
@@ -1081,6 +1103,7 @@ pub async fn apply(
                                                 .eq(format!("{} failed; repairing", task.as_str())),
                                             entry_history::at.eq(now),
                                         ))
+                                        .cached()
                                         .execute(conn)
                                         .await?;
                                 }
@@ -1125,6 +1148,7 @@ pub async fn apply(
                                 .filter(hosts::hostname.eq(host.as_str()))
                                 .filter(hqe::meta_label_id.is_null())
                                 .count()
+                                .cached()
                                 .get_result(conn)
                                 .await?;
                             let requeue = named_on_failed == 0
@@ -1137,6 +1161,7 @@ pub async fn apply(
                                         hqe::failure_reason.eq(reason),
                                         hqe::finished_on.eq(now),
                                     ))
+                                    .cached()
                                     .execute(conn)
                                     .await?;
                             } else if requeue {
@@ -1147,6 +1172,7 @@ pub async fn apply(
                                         hqe::dispatched_on.eq(None::<i64>),
                                         hqe::failure_reason.eq(reason),
                                     ))
+                                    .cached()
                                     .execute(conn)
                                     .await?;
                                 if meta_label.is_some() {
@@ -1155,6 +1181,7 @@ pub async fn apply(
                                             hqe::host_id.eq(None::<i64>),
                                             hqe::execution_subdir.eq(""),
                                         ))
+                                        .cached()
                                         .execute(conn)
                                         .await?;
                                 }
@@ -1166,6 +1193,7 @@ pub async fn apply(
                                         hqe::failure_reason.eq(reason),
                                         hqe::finished_on.eq(now),
                                     ))
+                                    .cached()
                                     .execute(conn)
                                     .await?;
                             }
@@ -1175,6 +1203,7 @@ pub async fn apply(
                                     .filter(hosts::status.ne(host_status::REPAIR_FAILED)),
                             )
                             .set(hosts::status.eq(host_status::READY))
+                            .cached()
                             .execute(conn)
                             .await?;
                             sync_group!(conn, *entry_id);
@@ -1195,6 +1224,7 @@ pub async fn apply(
                                     )),
                                     entry_history::at.eq(now),
                                 ))
+                                .cached()
                                 .execute(conn)
                                 .await?;
                             (1, true, None)
@@ -1223,6 +1253,7 @@ pub async fn apply(
                             drones::results_url.eq(results_url),
                             drones::stopping.eq(stopping),
                         ))
+                        .cached()
                         .execute(conn)
                         .await?;
                     let held: BTreeSet<(i64, i32)> = running.iter().copied().collect();
@@ -1233,6 +1264,7 @@ pub async fn apply(
                         .filter(hqe::group_lead_id.is_null())
                         .filter(hqe::dispatched_on.lt(dispatched_before))
                         .select((hqe::id, hqe::attempt))
+                        .cached()
                         .load(conn)
                         .await?;
                     let mut reclaimed = false;
@@ -1261,6 +1293,7 @@ pub async fn apply(
                         entry_history::detail.eq(serde_json::to_string(event).unwrap_or_default()),
                         entry_history::at.eq(now),
                     ))
+                    .cached()
                     .execute(conn)
                     .await?;
                 out.push(Applied::Stale);
@@ -1270,7 +1303,7 @@ pub async fn apply(
                 let host_id: Option<i64> = hqe::table
                     .filter(hqe::id.eq(entry_id))
                     .select(hqe::host_id)
-                    .first(conn)
+                    .get_result(conn)
                     .await?;
                 diesel::update(
                     hosts::table
@@ -1278,6 +1311,7 @@ pub async fn apply(
                         .filter(hosts::status.ne(host_status::REPAIR_FAILED)),
                 )
                 .set(hosts::status.eq("Ready"))
+                .cached()
                 .execute(conn)
                 .await?;
             }
@@ -1291,6 +1325,7 @@ pub async fn apply(
         for drone in heard {
             diesel::update(drones::table.filter(drones::name.eq(drone)))
                 .set(drones::last_heartbeat.eq(now))
+                .cached()
                 .execute(conn)
                 .await?;
         }
@@ -1443,13 +1478,15 @@ pub async fn timeouts(
             .filter(hqe::status.eq_any([status::QUEUED, status::PENDING]))
             .filter(hqe::queue_deadline.le(now))
             .select(hqe::id)
+            .cached()
             .load(conn)
             .await?;
         let next: Option<i64> = hqe::table
             .filter(hqe::status.eq_any([status::QUEUED, status::PENDING]))
             .filter(hqe::queue_deadline.gt(now))
             .select(diesel::dsl::min(hqe::queue_deadline))
-            .first(conn)
+            .cached()
+            .get_result(conn)
             .await?;
         let running: Vec<(i64, Option<i64>, Option<i64>)> = hqe::table
             .filter(hqe::status.eq_any(status::ACTIVE))
@@ -1457,6 +1494,7 @@ pub async fn timeouts(
             .filter(hqe::aborted_on.is_null())
             .filter(hqe::started_on.is_not_null())
             .select((hqe::id, hqe::started_on, hqe::max_runtime_us))
+            .cached()
             .load(conn)
             .await?;
         let running = running
@@ -1476,7 +1514,7 @@ pub async fn current(
         hqe::table
             .filter(hqe::id.eq(entry_id))
             .select((hqe::attempt, hqe::status, hqe::drone))
-            .first(conn)
+            .get_result(conn)
             .await
             .optional()?
     }))

@@ -4,7 +4,7 @@ use super::schema::{
     drone_sets, entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies,
     jobs, labels,
 };
-use super::{Db, DbError};
+use super::{Cache, Db, DbError};
 use crate::api::{self, status, EntryView, HistoryView, JobSummary, JobView, ManifestView};
 use crate::{with_conn, write_txn};
 use common::config::ResultsHost;
@@ -167,6 +167,8 @@ async fn create_group(
             let found: Vec<(i64, String)> = hosts::table
                 .filter(hosts::hostname.eq_any(&names))
                 .select((hosts::id, hosts::hostname))
+                // One statement per number of hosts: kept for the common few.
+                .cached_if(names.len() <= 4)
                 .load(conn)
                 .await?;
             let ids: BTreeMap<String, i64> = found.into_iter().map(|(id, n)| (n, id)).collect();
@@ -244,9 +246,11 @@ async fn create_group(
                     jobs::synch_count.eq(job.synch_count),
                     jobs::tasks.eq(job.tasks),
                 ))
+                .cached()
                 .execute(conn)
                 .await?;
             let job_id: i64 = diesel::select(sql::<BigInt>(last_id))
+                .cached()
                 .get_result(conn)
                 .await?;
             for dep_id in &dep_ids {
@@ -282,6 +286,7 @@ async fn create_group(
                         hqe::queue_deadline.eq(job.timeout_us.map(|t| now + t)),
                         hqe::max_runtime_us.eq(job.max_runtime_us),
                     ))
+                    .cached()
                     .execute(conn)
                     .await?;
             }
@@ -451,7 +456,7 @@ pub async fn show(
                 jobs::synch_count,
                 jobs::tasks,
             ))
-            .first::<JobRow>(conn)
+            .get_result::<JobRow>(conn)
             .await
             .optional()?;
         let entries = hqe::table
@@ -497,6 +502,7 @@ pub async fn show(
                 entry_history::detail,
                 entry_history::at,
             ))
+            .cached_if(ids.len() <= 4)
             .load::<HistoryRow>(conn)
             .await?;
         (job, entries, history)
