@@ -584,3 +584,86 @@ pub async fn show(
         entries,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::config::DatabaseConfig;
+    use diesel_async::SimpleAsyncConnection;
+
+    fn job(name: &str, host: &HostName) -> NewJob {
+        NewJob {
+            name: name.to_string(),
+            owner: Owner::new("tester").unwrap(),
+            priority: 0,
+            control_file: "job.run_test('sleeptest')\n".to_string(),
+            hosts: vec![host.clone()],
+            label: None,
+            dependencies: Vec::new(),
+            timeout_us: None,
+            max_runtime_us: None,
+            drone_set: None,
+            synch_count: 1,
+            tasks: 0,
+        }
+    }
+
+    /// A group whose transaction fails for one job's sake is stored again job by job:
+    /// the others are stored, the one the database refuses fails alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_the_database_refuses_fails_alone_when_stored_with_others() {
+        let dir = std::env::temp_dir().join(format!(
+            "autotest-group-commit-{}-{}",
+            std::process::id(),
+            common::time::now_micros()
+        ));
+        let path = dir.join("autotest.db");
+        let db = Db::open(&DatabaseConfig::Sqlite { path }).await.unwrap();
+        let host = HostName::new("host1").unwrap();
+        super::super::hosts::create(&db, &host, &[]).await.unwrap();
+        // A failure of the database itself, not a refusal the query layer knows about
+        // (unknown host or label): a trigger that aborts one job's insert.
+        let Db::Sqlite(pool, _) = &db else {
+            unreachable!("opened as SQLite")
+        };
+        pool.get()
+            .await
+            .unwrap()
+            .batch_execute(
+                "CREATE TRIGGER poison BEFORE INSERT ON jobs WHEN NEW.name = 'poison' \
+                 BEGIN SELECT RAISE(ABORT, 'poisoned job'); END;",
+            )
+            .await
+            .unwrap();
+        let now = common::time::now_micros();
+        let group = ["first", "poison", "third"]
+            .iter()
+            .map(|name| (job(name, &host), now))
+            .collect();
+        let results = store(&db, group).await;
+        assert_eq!(results.len(), 3);
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        match &results[1] {
+            Err(DbError::Query(error)) => assert!(error.to_string().contains("poisoned job")),
+            other => panic!("the poisoned job should fail with the database's error: {other:?}"),
+        }
+        assert!(results[2].is_ok(), "{:?}", results[2]);
+        let mut stored: Vec<(String, String)> = list(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| (j.name, j.status))
+            .collect();
+        stored.sort();
+        assert_eq!(
+            stored,
+            vec![
+                ("first".to_string(), "Queued".to_string()),
+                ("third".to_string(), "Queued".to_string())
+            ],
+            "the other jobs are stored once each, with their entries"
+        );
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
