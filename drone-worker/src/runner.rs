@@ -72,6 +72,14 @@ pub fn place(spares: &Spares, dir: &Path) -> bool {
         let _ = std::fs::remove_dir_all(job_dir.join(ENTRY));
         return false;
     }
+    // The job's directory exists. A worker stopped between the two renames above left
+    // its `.entry` in it, hollow (nothing is written before both are done): that becomes
+    // this entry's directory, and the spare stays whole. Taken from a sibling entry
+    // between its two renames, it costs the sibling only the fallback of making its own.
+    if std::fs::rename(job_dir.join(ENTRY), dir).is_ok() {
+        spares.give_back(spare);
+        return true;
+    }
     match std::fs::rename(spare.join(ENTRY), dir) {
         Ok(()) => {
             spares.give_back_hollow(spare);
@@ -255,6 +263,32 @@ mod tests {
             std::fs::read_to_string(entry.join("status.log")).unwrap(),
             "attempt 1"
         );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn an_entry_left_between_the_two_renames_is_used_not_left_behind() {
+        let root = std::env::temp_dir().join(format!("runner-leftover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let spares = Spares::open(&root.join(".spare"), Kind::EntryDir, 2).unwrap();
+        spares.refill().unwrap();
+        // The state a worker stopped between the renames leaves: the spare is the job's
+        // directory, its `.entry` not yet the entry's.
+        let stopped = spares.take().unwrap();
+        let job_dir = root.join("7-alice");
+        std::fs::rename(&stopped, &job_dir).unwrap();
+        let leftover = ino(&job_dir.join(ENTRY));
+
+        let entry = job_dir.join("host1");
+        assert!(place(&spares, &entry));
+        assert_eq!(ino(&entry), leftover, "the leftover became the entry");
+        assert!(!job_dir.join(ENTRY).exists(), "nothing is left behind");
+        for name in ENTRY_FILES {
+            assert!(entry.join(name).is_file(), "{name} is in place");
+        }
+        let back = spares.take().expect("the spare place() took went back");
+        assert!(back.join(ENTRY).is_dir(), "whole, with its entry");
+        assert!(spares.take().is_none(), "and it was the only one left");
         let _ = std::fs::remove_dir_all(&root);
     }
 }
