@@ -12,6 +12,7 @@ use common::names::{DroneName, HostName, Owner};
 use common::protocol::{self, RunJob, SCHEMA_VERSION};
 use common::shutdown::Shutdown;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -54,14 +55,29 @@ pub enum DispatchError {
 /// Dispatches queued entries to drones.
 pub struct Dispatcher {
     db: Db,
-    config: Arc<Config>,
-    publisher: Publisher,
-    wake: Arc<Notify>,
-    drone_names: Vec<String>,
+    shared: Arc<Shared>,
 }
 
-impl Dispatcher {
-    pub fn new(db: Db, config: Arc<Config>, wake: Arc<Notify>, connection_name: &str) -> Self {
+/// What the dispatcher shares with job creation, which dispatches the jobs it stores in
+/// their own transaction when it can (see `jobs::Creator`): one commit on the path of
+/// a job in an idle lab instead of two, and no wake-up in between.
+pub struct Shared {
+    config: Arc<Config>,
+    publisher: Publisher,
+    /// Wakes the dispatcher.
+    pub wake: Arc<Notify>,
+    /// Held from reading the dispatch view to recording its assignments: two dispatches
+    /// at once would both count the same free slots.
+    pub lock: tokio::sync::Mutex<()>,
+    /// A publish by job creation was not confirmed: the dispatcher publishes the entries
+    /// left in Starting again.
+    republish: AtomicBool,
+    drone_names: Vec<String>,
+    max_start: i64,
+}
+
+impl Shared {
+    pub fn new(config: Arc<Config>, wake: Arc<Notify>, connection_name: &str) -> Self {
         let publisher = Publisher::new(config.broker.url.expose(), connection_name);
         let drone_names = config
             .scheduler
@@ -69,13 +85,105 @@ impl Dispatcher {
             .iter()
             .map(|d| d.to_string())
             .collect();
+        let max_start = i64::from(config.scheduler.max_jobs_started_per_cycle);
         Self {
-            db,
             config,
             publisher,
             wake,
+            lock: tokio::sync::Mutex::new(()),
+            republish: AtomicBool::new(false),
             drone_names,
+            max_start,
         }
+    }
+
+    /// The configured drones, by name.
+    pub fn drone_names(&self) -> &[String] {
+        &self.drone_names
+    }
+
+    /// Drones heard from since then (UTC microseconds) count as alive.
+    pub fn alive_since(&self) -> i64 {
+        let timeout =
+            i64::try_from(self.config.scheduler.drone_timeout_sec).unwrap_or(i64::MAX / 2);
+        common::time::now_micros() - timeout * 1_000_000
+    }
+
+    /// Queued entries of each kind to read with `free` slots free.
+    pub fn fetch(&self, free: i64) -> i64 {
+        fetch_size(free, self.max_start)
+    }
+
+    /// Decides what to start from `view`: None when no slot is free.
+    pub fn decide(&self, view: &mut DispatchView) -> Option<Decision> {
+        decide(view, self.max_start)
+    }
+
+    /// Publishes the job messages of runs recorded by job creation. One not confirmed
+    /// stays Starting: the dispatcher is told to publish it again.
+    pub async fn publish_recorded(&self, runs: Vec<(Candidate, String)>) {
+        for (candidate, drone) in runs {
+            let hosts = vec![candidate.hostname.clone()];
+            if let Err(error) = self.publish(&candidate, &hosts, &drone).await {
+                tracing::warn!(%error, entry.id = candidate.entry_id, "publish not confirmed; the entry stays Starting and is published again");
+                self.republish.store(true, Ordering::Relaxed);
+                self.wake.notify_one();
+            }
+        }
+    }
+}
+
+/// What a cycle decided, with what it needs to know whether more may start.
+pub struct Decision {
+    plan: Plan,
+    limit: i64,
+    total_free: i64,
+    fetched_all: bool,
+}
+
+impl Decision {
+    /// Single entries to start, when that is all there is to do: synchronous jobs
+    /// (groups, reservations) are left to the dispatcher.
+    pub fn only_picks(self) -> Result<(Vec<(Candidate, String)>, bool), Self> {
+        if self.plan.groups.is_empty() && self.plan.reservations.is_empty() {
+            let more = self.more(self.plan.picks.len() as i64);
+            Ok((self.plan.picks, more))
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Whether more may start once `picked` runs have.
+    fn more(&self, picked: i64) -> bool {
+        (picked == self.limit && self.limit < self.total_free) || self.fetched_all
+    }
+}
+
+fn decide(view: &mut DispatchView, max_start: i64) -> Option<Decision> {
+    let mut slots: Vec<(String, i64, i64)> = std::mem::take(&mut view.loads)
+        .into_iter()
+        .filter(|d| d.accepting && d.alive && d.running < d.capacity)
+        .map(|d| (d.name, d.running, d.capacity))
+        .collect();
+    let total_free: i64 = slots.iter().map(|(_, r, c)| c - r).sum();
+    if total_free == 0 {
+        return None;
+    }
+    let limit = total_free.min(max_start);
+    let fetch = fetch_size(total_free, max_start);
+    let fetched_all = view.named.len() as i64 == fetch || view.by_label.len() as i64 == fetch;
+    let plan = plan(view, &mut slots, limit);
+    Some(Decision {
+        plan,
+        limit,
+        total_free,
+        fetched_all,
+    })
+}
+
+impl Dispatcher {
+    pub fn new(db: Db, shared: Arc<Shared>) -> Self {
+        Self { db, shared }
     }
 
     /// Runs cycles whenever woken, until shutdown.
@@ -85,7 +193,8 @@ impl Dispatcher {
         let mut republish = true;
         let mut backoff = Duration::from_millis(100);
         loop {
-            let woken = self.wake.notified();
+            let woken = self.shared.wake.notified();
+            republish |= self.shared.republish.swap(false, Ordering::Relaxed);
             if republish {
                 republish = !self.republish_starting().await;
             }
@@ -134,7 +243,7 @@ impl Dispatcher {
                         tracing::error!(%error, "cannot record the republish");
                         continue;
                     }
-                    if let Err(error) = self.publish(&candidate, &hosts, &drone).await {
+                    if let Err(error) = self.shared.publish(&candidate, &hosts, &drone).await {
                         tracing::warn!(%error, entry.id = candidate.entry_id, "republish failed; will try again");
                         return false;
                     }
@@ -152,31 +261,24 @@ impl Dispatcher {
     /// One dispatch cycle.
     pub async fn cycle(&self) -> Result<Progress, DispatchError> {
         let began = std::time::Instant::now();
-        let max_start = i64::from(self.config.scheduler.max_jobs_started_per_cycle);
-        let timeout =
-            i64::try_from(self.config.scheduler.drone_timeout_sec).unwrap_or(i64::MAX / 2);
-        let alive_since = common::time::now_micros() - timeout * 1_000_000;
-        let mut view = entries::dispatch_view(&self.db, &self.drone_names, alive_since, |free| {
-            fetch_size(free, max_start)
-        })
+        let shared = &self.shared;
+        // Released once the assignments are recorded, before publishing.
+        let dispatching = shared.lock.lock().await;
+        let mut view = entries::dispatch_view(
+            &self.db,
+            shared.drone_names(),
+            shared.alive_since(),
+            |free| shared.fetch(free),
+        )
         .await?;
-        let mut slots: Vec<(String, i64, i64)> = std::mem::take(&mut view.loads)
-            .into_iter()
-            .filter(|d| d.accepting && d.alive && d.running < d.capacity)
-            .map(|d| (d.name, d.running, d.capacity))
-            .collect();
-        let total_free: i64 = slots.iter().map(|(_, r, c)| c - r).sum();
-        if total_free == 0 {
+        let Some(mut decision) = shared.decide(&mut view) else {
             return Ok(Progress::Idle);
-        }
-        let limit = total_free.min(max_start);
-        let fetch = fetch_size(total_free, max_start);
-        let fetched_all = view.named.len() as i64 == fetch || view.by_label.len() as i64 == fetch;
+        };
         let Plan {
             picks,
             groups,
             reservations,
-        } = plan(&mut view, &mut slots, limit);
+        } = std::mem::take(&mut decision.plan);
         let reserved = if reservations.is_empty() {
             0
         } else {
@@ -206,10 +308,11 @@ impl Dispatcher {
                 runs.push((members[0].clone(), hosts, drone));
             }
         }
+        drop(dispatching);
         let recorded = began.elapsed();
         let results = futures_util::future::join_all(
             runs.iter()
-                .map(|(candidate, hosts, drone)| self.publish(candidate, hosts, drone)),
+                .map(|(candidate, hosts, drone)| shared.publish(candidate, hosts, drone)),
         )
         .await;
         let total = runs.len();
@@ -235,10 +338,15 @@ impl Dispatcher {
             published_us = began.elapsed().as_micros() as u64,
             "dispatch cycle"
         );
-        let more = (picked == limit && limit < total_free) || fetched_all;
-        Ok(if more { Progress::More } else { Progress::Idle })
+        Ok(if decision.more(picked) {
+            Progress::More
+        } else {
+            Progress::Idle
+        })
     }
+}
 
+impl Shared {
     async fn publish(
         &self,
         candidate: &Candidate,

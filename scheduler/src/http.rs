@@ -223,8 +223,8 @@ async fn create_job(
             deps
         },
     };
+    // The creator dispatches the job, or wakes the dispatcher when that is left to it.
     let id = state.jobs.create(job).await.map_err(job_refused)?;
-    state.wake.notify_one();
     state.timers.notify_one();
     Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
 }
@@ -457,7 +457,6 @@ async fn repair_host(
         tasks: crate::api::task_flags::REPAIR_ONLY,
     };
     let id = state.jobs.create(job).await.map_err(job_refused)?;
-    state.wake.notify_one();
     Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
 }
 

@@ -74,12 +74,12 @@ impl Scheduler {
             tracing::warn!(error = %format!("{error:#}"), "the broker is unreachable; serving the API and retrying in the background");
         }
 
-        let dispatcher = dispatch::Dispatcher::new(
-            self.db.clone(),
+        let dispatching = Arc::new(dispatch::Shared::new(
             self.config.clone(),
             wake.clone(),
             &format!("autotest-scheduler@{host} (dispatch)"),
-        );
+        ));
+        let dispatcher = dispatch::Dispatcher::new(self.db.clone(), dispatching.clone());
         let dispatch_task = tokio::spawn(dispatcher.run(shutdown.clone()));
         let broker = Arc::new(common::broker::Publisher::new(
             self.config.broker.url.expose(),
@@ -119,7 +119,7 @@ impl Scheduler {
             wake,
             broker,
             timers,
-            jobs: db::jobs::Creator::start(self.db.clone()),
+            jobs: db::jobs::Creator::start(self.db.clone(), Some(dispatching)),
         };
         tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
         let mut http_shutdown = shutdown.clone();

@@ -3,10 +3,7 @@
 //! taken on a stale view, or a report from an older attempt, changes nothing.
 
 use super::drones::DroneLoad;
-use super::schema::{
-    drone_set_drones, drones, entry_history, host_labels, host_queue_entries as hqe, hosts,
-    job_dependencies, jobs,
-};
+use super::schema::{drones, entry_history, host_queue_entries as hqe, hosts, jobs};
 use super::{Cache, Db, DbError};
 use crate::api::{host_status, status, task_flags};
 use crate::{with_conn, write_txn};
@@ -103,6 +100,284 @@ pub struct DispatchView {
     pub pending: Vec<Candidate>,
 }
 
+/// The body of [`dispatch_view`] on `$conn`, a connection of either backend, in a
+/// transaction or not (job creation dispatches in its own: see `jobs::Creator`).
+macro_rules! dispatch_view_in {
+    ($conn:ident, $configured:expr, $alive_since:expr, $fetch:expr) => {{
+        use super::drones::DroneLoad;
+        use super::entries::{Candidate, DispatchView, LabelEntry};
+        use super::schema::{
+            drone_set_drones, drones, host_labels, host_queue_entries as hqe, hosts,
+            job_dependencies, jobs,
+        };
+        use super::Cache;
+        use crate::api::{host_status, status, task_flags};
+        use std::collections::{BTreeMap, BTreeSet};
+        let conn = &mut *$conn;
+        let configured: &[String] = $configured;
+        let alive_since: i64 = $alive_since;
+        let fetch = $fetch;
+        let mut view = DispatchView::default();
+        type Loads = (
+            Vec<(String, bool, i32, bool)>,
+            BTreeMap<String, i64>,
+            BTreeMap<String, (bool, bool)>,
+        );
+        let (rows, counts, flags): Loads = {
+            type DroneRow = (String, bool, i32, Option<i32>, Option<i64>, bool);
+            let rows: Vec<DroneRow> = drones::table
+                .filter(drones::name.eq_any(configured))
+                .order(drones::name.asc())
+                .select((
+                    drones::name,
+                    drones::enabled,
+                    drones::capacity,
+                    drones::capacity_override,
+                    drones::last_heartbeat,
+                    drones::stopping,
+                ))
+                .cached()
+                .load(conn)
+                .await?;
+            // The operator's flag and the worker's own (stopping) for the drone list.
+            let flags: BTreeMap<String, (bool, bool)> = rows
+                .iter()
+                .map(|(name, enabled, _, _, _, stopping)| (name.clone(), (*enabled, *stopping)))
+                .collect();
+            // A capacity set at run time wins over the config's; a drone silent since
+            // `alive_since` counts as lost and takes nothing new, and so does one whose
+            // worker is stopping.
+            let rows: Vec<(String, bool, i32, bool)> = rows
+                .into_iter()
+                .map(|(name, enabled, capacity, set, beat, stopping)| {
+                    (
+                        name,
+                        enabled && !stopping,
+                        set.unwrap_or(capacity),
+                        beat.is_some_and(|t| t >= alive_since),
+                    )
+                })
+                .collect();
+            // One Autoserv per group: a synchronous group's lead stands for it. Counted
+            // here, not with `group_lead_id IS NULL` in SQL: SQLite then picked the index
+            // on group_lead_id, which every lead and lone entry shares, and walked the
+            // whole queue on each cycle (at 100,000 queued, most of the scheduler's CPU).
+            // The entries on drones are few (the drones' capacity, plus group members).
+            let on_drones: Vec<(Option<String>, Option<i64>)> = hqe::table
+                .filter(hqe::status.eq_any(status::ON_DRONE))
+                .select((hqe::drone, hqe::group_lead_id))
+                .cached()
+                .load(conn)
+                .await?;
+            let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+            for (drone, lead) in on_drones {
+                if let (Some(drone), None) = (drone, lead) {
+                    *counts.entry(drone).or_default() += 1;
+                }
+            }
+            let by_drone: BTreeMap<&str, i64> =
+                counts.iter().map(|(d, n)| (d.as_str(), *n)).collect();
+            let free: i64 = rows
+                .iter()
+                .filter(|(_, enabled, _, alive)| *enabled && *alive)
+                .map(|(name, _, capacity, _)| {
+                    (i64::from(*capacity) - by_drone.get(name.as_str()).copied().unwrap_or(0))
+                        .max(0)
+                })
+                .sum();
+            let limit = fetch(free);
+            // Written into the statements' text (see `Cached`).
+            let fetched = u32::try_from(limit).unwrap_or(u32::MAX);
+            // Entries of a drone set whose drones are all full, disabled or lost cannot
+            // start now: leave them out, so they never crowd out entries that can.
+            let members: Vec<(i64, String)> = drone_set_drones::table
+                .select((drone_set_drones::drone_set_id, drone_set_drones::drone))
+                .cached()
+                .load(conn)
+                .await?;
+            let room = |drone: &str| {
+                rows.iter().any(|(name, enabled, capacity, alive)| {
+                    name == drone
+                        && *enabled
+                        && *alive
+                        && i64::from(*capacity) > by_drone.get(drone).copied().unwrap_or(0)
+                })
+            };
+            let sets_with_room: BTreeSet<i64> = members
+                .iter()
+                .filter(|(_, drone)| room(drone))
+                .map(|(set, _)| *set)
+                .collect();
+            let sets_with_room: Vec<i64> = sets_with_room.into_iter().collect();
+            for (set, drone) in members {
+                view.drone_sets.entry(set).or_default().insert(drone);
+            }
+            if limit > 0 {
+                view.named = hqe::table
+                    .inner_join(hosts::table)
+                    .inner_join(jobs::table)
+                    .filter(hqe::status.eq(status::QUEUED))
+                    // A ready, unlocked host; `atest host repair` also takes one whose
+                    // repair failed (locked for that reason).
+                    .filter(
+                        hosts::status
+                            .eq(host_status::READY)
+                            .and(hosts::locked.eq(false))
+                            .or(jobs::tasks.eq(task_flags::REPAIR_ONLY).and(
+                                hosts::status
+                                    .eq_any([host_status::READY, host_status::REPAIR_FAILED]),
+                            )),
+                    )
+                    .filter(
+                        jobs::drone_set_id
+                            .is_null()
+                            .or(jobs::drone_set_id.eq_any(&sets_with_room)),
+                    )
+                    .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
+                    .select((
+                        hqe::id,
+                        hqe::job_id,
+                        hqe::attempt,
+                        hqe::priority,
+                        hqe::execution_subdir,
+                        hosts::id,
+                        hosts::hostname,
+                        jobs::name,
+                        jobs::owner,
+                        jobs::control_file,
+                        hqe::avoid_drone,
+                        jobs::drone_set_id,
+                        jobs::synch_count,
+                        jobs::tasks,
+                        hosts::dirty,
+                    ))
+                    .cached_limit(fetched)
+                    .load::<Candidate>(conn)
+                    .await?;
+                view.by_label = hqe::table
+                    .inner_join(jobs::table)
+                    .filter(hqe::status.eq(status::QUEUED))
+                    .filter(hqe::host_id.is_null())
+                    .filter(hqe::meta_label_id.is_not_null())
+                    .filter(
+                        jobs::drone_set_id
+                            .is_null()
+                            .or(jobs::drone_set_id.eq_any(&sets_with_room)),
+                    )
+                    .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
+                    .select((
+                        hqe::id,
+                        hqe::job_id,
+                        hqe::attempt,
+                        hqe::priority,
+                        hqe::meta_label_id.assume_not_null(),
+                        jobs::name,
+                        jobs::owner,
+                        jobs::control_file,
+                        hqe::avoid_drone,
+                        jobs::drone_set_id,
+                        jobs::synch_count,
+                        jobs::tasks,
+                    ))
+                    .cached_limit(fetched)
+                    .load::<LabelEntry>(conn)
+                    .await?;
+            }
+            if limit > 0 {
+                view.pending = hqe::table
+                    .inner_join(hosts::table)
+                    .inner_join(jobs::table)
+                    .filter(hqe::status.eq(status::PENDING))
+                    .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
+                    .select((
+                        hqe::id,
+                        hqe::job_id,
+                        hqe::attempt,
+                        hqe::priority,
+                        hqe::execution_subdir,
+                        hosts::id,
+                        hosts::hostname,
+                        jobs::name,
+                        jobs::owner,
+                        jobs::control_file,
+                        hqe::avoid_drone,
+                        jobs::drone_set_id,
+                        jobs::synch_count,
+                        jobs::tasks,
+                        hosts::dirty,
+                    ))
+                    .cached()
+                    .load::<Candidate>(conn)
+                    .await?;
+            }
+            if !view.by_label.is_empty() {
+                let wanted: BTreeSet<i64> = view.by_label.iter().map(|e| e.label_id).collect();
+                for label_id in wanted {
+                    let pool: Vec<(i64, String, bool)> = hosts::table
+                        .inner_join(host_labels::table)
+                        .filter(host_labels::label_id.eq(label_id))
+                        .filter(hosts::status.eq("Ready"))
+                        .filter(hosts::locked.eq(false))
+                        .order(hosts::id.asc())
+                        .select((hosts::id, hosts::hostname, hosts::dirty))
+                        .cached_limit(fetched)
+                        .load(conn)
+                        .await?;
+                    view.pools.insert(label_id, pool);
+                }
+                let pool_hosts: BTreeSet<i64> = view
+                    .pools
+                    .values()
+                    .flatten()
+                    .map(|(id, _, _)| *id)
+                    .collect();
+                let pairs: Vec<(i64, i64)> = host_labels::table
+                    .filter(host_labels::host_id.eq_any(&pool_hosts))
+                    .select((host_labels::host_id, host_labels::label_id))
+                    .load(conn)
+                    .await?;
+                for (host_id, label_id) in pairs {
+                    view.host_labels.entry(host_id).or_default().push(label_id);
+                }
+                let job_ids: BTreeSet<i64> = view.by_label.iter().map(|e| e.job_id).collect();
+                let deps: Vec<(i64, i64)> = job_dependencies::table
+                    .filter(job_dependencies::job_id.eq_any(&job_ids))
+                    .select((job_dependencies::job_id, job_dependencies::label_id))
+                    .load(conn)
+                    .await?;
+                for (job_id, label_id) in deps {
+                    view.dependencies.entry(job_id).or_default().push(label_id);
+                }
+                let used: Vec<(i64, Option<i64>)> = hqe::table
+                    .filter(hqe::job_id.eq_any(&job_ids))
+                    .filter(hqe::host_id.is_not_null())
+                    .select((hqe::job_id, hqe::host_id))
+                    .load(conn)
+                    .await?;
+                view.used = used
+                    .into_iter()
+                    .filter_map(|(j, h)| Some((j, h?)))
+                    .collect();
+            }
+            (rows, counts, flags)
+        };
+        view.loads = rows
+            .into_iter()
+            .map(|(name, accepting, capacity, alive)| DroneLoad {
+                running: counts.get(&name).copied().unwrap_or(0),
+                enabled: flags.get(&name).is_none_or(|f| f.0),
+                stopping: flags.get(&name).is_some_and(|f| f.1),
+                accepting,
+                name,
+                alive,
+                capacity: i64::from(capacity),
+            })
+            .collect();
+        view
+    }};
+}
+pub(crate) use dispatch_view_in;
+
 /// Reads the drones with their load, then, when there are free slots, up to
 /// `fetch(free slots)` entries of each kind, best first (priority, then job age).
 pub async fn dispatch_view(
@@ -111,260 +386,12 @@ pub async fn dispatch_view(
     alive_since: i64,
     fetch: impl FnOnce(i64) -> i64,
 ) -> Result<DispatchView, DbError> {
-    let mut view = DispatchView::default();
-    type Loads = (
-        Vec<(String, bool, i32, bool)>,
-        BTreeMap<String, i64>,
-        BTreeMap<String, (bool, bool)>,
-    );
-    let (rows, counts, flags): Loads = with_conn!(db, |conn| {
-        type DroneRow = (String, bool, i32, Option<i32>, Option<i64>, bool);
-        let rows: Vec<DroneRow> = drones::table
-            .filter(drones::name.eq_any(configured))
-            .order(drones::name.asc())
-            .select((
-                drones::name,
-                drones::enabled,
-                drones::capacity,
-                drones::capacity_override,
-                drones::last_heartbeat,
-                drones::stopping,
-            ))
-            .cached()
-            .load(conn)
-            .await?;
-        // The operator's flag and the worker's own (stopping) for the drone list.
-        let flags: BTreeMap<String, (bool, bool)> = rows
-            .iter()
-            .map(|(name, enabled, _, _, _, stopping)| (name.clone(), (*enabled, *stopping)))
-            .collect();
-        // A capacity set at run time wins over the config's; a drone silent since
-        // `alive_since` counts as lost and takes nothing new, and so does one whose
-        // worker is stopping.
-        let rows: Vec<(String, bool, i32, bool)> = rows
-            .into_iter()
-            .map(|(name, enabled, capacity, set, beat, stopping)| {
-                (
-                    name,
-                    enabled && !stopping,
-                    set.unwrap_or(capacity),
-                    beat.is_some_and(|t| t >= alive_since),
-                )
-            })
-            .collect();
-        // One Autoserv per group: a synchronous group's lead stands for it. Counted
-        // here, not with `group_lead_id IS NULL` in SQL: SQLite then picked the index
-        // on group_lead_id, which every lead and lone entry shares, and walked the
-        // whole queue on each cycle (at 100,000 queued, most of the scheduler's CPU).
-        // The entries on drones are few (the drones' capacity, plus group members).
-        let on_drones: Vec<(Option<String>, Option<i64>)> = hqe::table
-            .filter(hqe::status.eq_any(status::ON_DRONE))
-            .select((hqe::drone, hqe::group_lead_id))
-            .cached()
-            .load(conn)
-            .await?;
-        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-        for (drone, lead) in on_drones {
-            if let (Some(drone), None) = (drone, lead) {
-                *counts.entry(drone).or_default() += 1;
-            }
-        }
-        let by_drone: BTreeMap<&str, i64> = counts.iter().map(|(d, n)| (d.as_str(), *n)).collect();
-        let free: i64 = rows
-            .iter()
-            .filter(|(_, enabled, _, alive)| *enabled && *alive)
-            .map(|(name, _, capacity, _)| {
-                (i64::from(*capacity) - by_drone.get(name.as_str()).copied().unwrap_or(0)).max(0)
-            })
-            .sum();
-        let limit = fetch(free);
-        // Written into the statements' text (see `Cached`).
-        let fetched = u32::try_from(limit).unwrap_or(u32::MAX);
-        // Entries of a drone set whose drones are all full, disabled or lost cannot
-        // start now: leave them out, so they never crowd out entries that can.
-        let members: Vec<(i64, String)> = drone_set_drones::table
-            .select((drone_set_drones::drone_set_id, drone_set_drones::drone))
-            .cached()
-            .load(conn)
-            .await?;
-        let room = |drone: &str| {
-            rows.iter().any(|(name, enabled, capacity, alive)| {
-                name == drone
-                    && *enabled
-                    && *alive
-                    && i64::from(*capacity) > by_drone.get(drone).copied().unwrap_or(0)
-            })
-        };
-        let sets_with_room: BTreeSet<i64> = members
-            .iter()
-            .filter(|(_, drone)| room(drone))
-            .map(|(set, _)| *set)
-            .collect();
-        let sets_with_room: Vec<i64> = sets_with_room.into_iter().collect();
-        for (set, drone) in members {
-            view.drone_sets.entry(set).or_default().insert(drone);
-        }
-        if limit > 0 {
-            view.named = hqe::table
-                .inner_join(hosts::table)
-                .inner_join(jobs::table)
-                .filter(hqe::status.eq(status::QUEUED))
-                // A ready, unlocked host; `atest host repair` also takes one whose
-                // repair failed (locked for that reason).
-                .filter(
-                    hosts::status
-                        .eq(host_status::READY)
-                        .and(hosts::locked.eq(false))
-                        .or(jobs::tasks.eq(task_flags::REPAIR_ONLY).and(
-                            hosts::status.eq_any([host_status::READY, host_status::REPAIR_FAILED]),
-                        )),
-                )
-                .filter(
-                    jobs::drone_set_id
-                        .is_null()
-                        .or(jobs::drone_set_id.eq_any(&sets_with_room)),
-                )
-                .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
-                .select((
-                    hqe::id,
-                    hqe::job_id,
-                    hqe::attempt,
-                    hqe::priority,
-                    hqe::execution_subdir,
-                    hosts::id,
-                    hosts::hostname,
-                    jobs::name,
-                    jobs::owner,
-                    jobs::control_file,
-                    hqe::avoid_drone,
-                    jobs::drone_set_id,
-                    jobs::synch_count,
-                    jobs::tasks,
-                    hosts::dirty,
-                ))
-                .cached_limit(fetched)
-                .load::<Candidate>(conn)
-                .await?;
-            view.by_label = hqe::table
-                .inner_join(jobs::table)
-                .filter(hqe::status.eq(status::QUEUED))
-                .filter(hqe::host_id.is_null())
-                .filter(hqe::meta_label_id.is_not_null())
-                .filter(
-                    jobs::drone_set_id
-                        .is_null()
-                        .or(jobs::drone_set_id.eq_any(&sets_with_room)),
-                )
-                .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
-                .select((
-                    hqe::id,
-                    hqe::job_id,
-                    hqe::attempt,
-                    hqe::priority,
-                    hqe::meta_label_id.assume_not_null(),
-                    jobs::name,
-                    jobs::owner,
-                    jobs::control_file,
-                    hqe::avoid_drone,
-                    jobs::drone_set_id,
-                    jobs::synch_count,
-                    jobs::tasks,
-                ))
-                .cached_limit(fetched)
-                .load::<LabelEntry>(conn)
-                .await?;
-        }
-        if limit > 0 {
-            view.pending = hqe::table
-                .inner_join(hosts::table)
-                .inner_join(jobs::table)
-                .filter(hqe::status.eq(status::PENDING))
-                .order((hqe::priority.desc(), hqe::job_id.asc(), hqe::id.asc()))
-                .select((
-                    hqe::id,
-                    hqe::job_id,
-                    hqe::attempt,
-                    hqe::priority,
-                    hqe::execution_subdir,
-                    hosts::id,
-                    hosts::hostname,
-                    jobs::name,
-                    jobs::owner,
-                    jobs::control_file,
-                    hqe::avoid_drone,
-                    jobs::drone_set_id,
-                    jobs::synch_count,
-                    jobs::tasks,
-                    hosts::dirty,
-                ))
-                .cached()
-                .load::<Candidate>(conn)
-                .await?;
-        }
-        if !view.by_label.is_empty() {
-            let wanted: BTreeSet<i64> = view.by_label.iter().map(|e| e.label_id).collect();
-            for label_id in wanted {
-                let pool: Vec<(i64, String, bool)> = hosts::table
-                    .inner_join(host_labels::table)
-                    .filter(host_labels::label_id.eq(label_id))
-                    .filter(hosts::status.eq("Ready"))
-                    .filter(hosts::locked.eq(false))
-                    .order(hosts::id.asc())
-                    .select((hosts::id, hosts::hostname, hosts::dirty))
-                    .cached_limit(fetched)
-                    .load(conn)
-                    .await?;
-                view.pools.insert(label_id, pool);
-            }
-            let pool_hosts: BTreeSet<i64> = view
-                .pools
-                .values()
-                .flatten()
-                .map(|(id, _, _)| *id)
-                .collect();
-            let pairs: Vec<(i64, i64)> = host_labels::table
-                .filter(host_labels::host_id.eq_any(&pool_hosts))
-                .select((host_labels::host_id, host_labels::label_id))
-                .load(conn)
-                .await?;
-            for (host_id, label_id) in pairs {
-                view.host_labels.entry(host_id).or_default().push(label_id);
-            }
-            let job_ids: BTreeSet<i64> = view.by_label.iter().map(|e| e.job_id).collect();
-            let deps: Vec<(i64, i64)> = job_dependencies::table
-                .filter(job_dependencies::job_id.eq_any(&job_ids))
-                .select((job_dependencies::job_id, job_dependencies::label_id))
-                .load(conn)
-                .await?;
-            for (job_id, label_id) in deps {
-                view.dependencies.entry(job_id).or_default().push(label_id);
-            }
-            let used: Vec<(i64, Option<i64>)> = hqe::table
-                .filter(hqe::job_id.eq_any(&job_ids))
-                .filter(hqe::host_id.is_not_null())
-                .select((hqe::job_id, hqe::host_id))
-                .load(conn)
-                .await?;
-            view.used = used
-                .into_iter()
-                .filter_map(|(j, h)| Some((j, h?)))
-                .collect();
-        }
-        (rows, counts, flags)
-    });
-    view.loads = rows
-        .into_iter()
-        .map(|(name, accepting, capacity, alive)| DroneLoad {
-            running: counts.get(&name).copied().unwrap_or(0),
-            enabled: flags.get(&name).is_none_or(|f| f.0),
-            stopping: flags.get(&name).is_some_and(|f| f.1),
-            accepting,
-            name,
-            alive,
-            capacity: i64::from(capacity),
-        })
-        .collect();
-    Ok(view)
+    Ok(with_conn!(db, |conn| dispatch_view_in!(
+        conn,
+        configured,
+        alive_since,
+        fetch
+    )))
 }
 
 /// Entries left in Starting (dispatched, maybe never published), with the hosts of
@@ -533,14 +560,16 @@ pub async fn assign_group(
     })
 }
 
-/// Records the assignments (entry → Starting on drone, attempt + 1, host → Running)
-/// in one transaction; returns those that took, with their new attempt number.
-pub async fn assign(
-    db: &Db,
-    assignments: Vec<(Candidate, String)>,
-) -> Result<Vec<(Candidate, String)>, DbError> {
-    let now = common::time::now_micros();
-    write_txn!(db, |conn, _last_id| {
+/// The body of [`assign`] on `$conn`, inside a write transaction of either backend:
+/// the assignments that took.
+macro_rules! assign_in {
+    ($conn:ident, $assignments:expr, $now:expr) => {{
+        use super::schema::{host_queue_entries as hqe, hosts};
+        use super::Cache;
+        use crate::api::{host_status, status, task_flags};
+        let conn = &mut *$conn;
+        let assignments: Vec<(Candidate, String)> = $assignments;
+        let now: i64 = $now;
         let mut taken = Vec::with_capacity(assignments.len());
         for (mut candidate, drone) in assignments {
             let repair_only = candidate.job_tasks == task_flags::REPAIR_ONLY;
@@ -598,8 +627,19 @@ pub async fn assign(
             candidate.attempt += 1;
             taken.push((candidate, drone));
         }
-        Ok(taken)
-    })
+        taken
+    }};
+}
+pub(crate) use assign_in;
+
+/// Records the assignments (entry → Starting on drone, attempt + 1, host → Running)
+/// in one transaction; returns those that took, with their new attempt number.
+pub async fn assign(
+    db: &Db,
+    assignments: Vec<(Candidate, String)>,
+) -> Result<Vec<(Candidate, String)>, DbError> {
+    let now = common::time::now_micros();
+    write_txn!(db, |conn, _last_id| Ok(assign_in!(conn, assignments, now)))
 }
 
 /// Records that an entry left in Starting was published again just now.

@@ -1,11 +1,13 @@
 //! Jobs and their host-queue entries, as users create and read them.
 
+use super::entries::{assign_in, dispatch_view_in, Candidate};
 use super::schema::{
     drone_sets, entry_history, host_labels, host_queue_entries as hqe, hosts, job_dependencies,
     jobs, labels,
 };
 use super::{Cache, Db, DbError};
 use crate::api::{self, status, EntryView, HistoryView, JobSummary, JobView, ManifestView};
+use crate::dispatch::{Decision, Shared};
 use crate::{with_conn, write_txn};
 use common::config::ResultsHost;
 use common::names::{HostName, LabelName, Owner};
@@ -16,6 +18,7 @@ use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// A job ready to be stored: every field already validated.
 pub struct NewJob {
@@ -42,6 +45,12 @@ pub struct NewJob {
 /// committed go into the next one together (one fsync for all of them, where each used
 /// to wait for its own), each in a savepoint of its own, so a job naming an unknown
 /// host is refused alone.
+///
+/// With the dispatcher's [`Shared`] part, the same transaction also dispatches: it
+/// reads the dispatch view and records the assignments (single entries only;
+/// synchronous jobs are left to the dispatcher), then the job messages are published
+/// once it has committed. In an idle lab a job then costs one commit before its message
+/// goes out instead of two, and no wake-up of the dispatcher in between.
 #[derive(Clone)]
 pub struct Creator {
     tx: tokio::sync::mpsc::UnboundedSender<Submitted>,
@@ -63,9 +72,19 @@ fn entries_of(job: &NewJob) -> usize {
     job.hosts.len() + job.label.as_ref().map_or(0, |(_, count)| *count as usize)
 }
 
+/// What the dispatch inside a creation transaction did.
+#[derive(Default)]
+struct Dispatched {
+    /// Assignments recorded, to publish.
+    runs: Vec<(Candidate, String)>,
+    /// The dispatcher has work left (more may start, or synchronous jobs wait).
+    wake: bool,
+}
+
 impl Creator {
-    /// Starts the task that stores jobs; it ends when every handle is dropped.
-    pub fn start(db: Db) -> Self {
+    /// Starts the task that stores jobs, dispatching them with `dispatch` when given;
+    /// it ends when every handle is dropped.
+    pub fn start(db: Db, dispatch: Option<Arc<Shared>>) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Submitted>();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -87,8 +106,25 @@ impl Creator {
                 if jobs.len() > 1 {
                     tracing::debug!(jobs = jobs.len(), "storing jobs submitted together");
                 }
-                for (reply, result) in replies.into_iter().zip(store(&db, jobs).await) {
+                let Some(shared) = &dispatch else {
+                    let (results, _) = store(&db, jobs, None).await;
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
+                    continue;
+                };
+                let dispatching = shared.lock.lock().await;
+                let (results, dispatched) = store(&db, jobs, Some(shared.clone())).await;
+                drop(dispatching);
+                for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
+                }
+                if dispatched.wake {
+                    shared.wake.notify_one();
+                }
+                if !dispatched.runs.is_empty() {
+                    let shared = shared.clone();
+                    tokio::spawn(async move { shared.publish_recorded(dispatched.runs).await });
                 }
             }
         });
@@ -109,37 +145,47 @@ impl Creator {
     }
 }
 
-/// Stores a group of jobs, one result per job in order. When the group's transaction
-/// fails (a deadlock, a host deleted meanwhile), each job is tried again on its own,
-/// so one job's failure stays its own; a panic while storing fails the jobs it was
+/// Stores a group of jobs, one result per job in order, and dispatches with `dispatch`.
+/// When the group's transaction fails (a deadlock, a host deleted meanwhile), each job
+/// is tried again on its own, without dispatching (the dispatcher is woken instead), so
+/// one job's failure stays its own; a panic while storing fails the jobs it was
 /// storing, not the creator.
-async fn store(db: &Db, jobs: Vec<(NewJob, i64)>) -> Vec<Result<i64, DbError>> {
-    let jobs = std::sync::Arc::new(jobs);
+async fn store(
+    db: &Db,
+    jobs: Vec<(NewJob, i64)>,
+    dispatch: Option<Arc<Shared>>,
+) -> (Vec<Result<i64, DbError>>, Dispatched) {
+    let jobs = Arc::new(jobs);
     let count = jobs.len();
-    match store_range(db, &jobs, 0..count).await {
-        Ok(results) => results,
-        Err(error) if count == 1 => vec![Err(error)],
+    let fallback = Dispatched {
+        runs: Vec::new(),
+        wake: true,
+    };
+    match store_range(db, &jobs, 0..count, dispatch).await {
+        Ok(stored) => stored,
+        Err(error) if count == 1 => (vec![Err(error)], fallback),
         Err(error) => {
             tracing::warn!(%error, jobs = count, "storing jobs together failed; storing them one by one");
             let mut out = Vec::with_capacity(count);
             for i in 0..count {
-                out.push(match store_range(db, &jobs, i..i + 1).await {
-                    Ok(mut one) => one.remove(0),
+                out.push(match store_range(db, &jobs, i..i + 1, None).await {
+                    Ok((mut one, _)) => one.remove(0),
                     Err(error) => Err(error),
                 });
             }
-            out
+            (out, fallback)
         }
     }
 }
 
 async fn store_range(
     db: &Db,
-    jobs: &std::sync::Arc<Vec<(NewJob, i64)>>,
+    jobs: &Arc<Vec<(NewJob, i64)>>,
     range: std::ops::Range<usize>,
-) -> Result<Vec<Result<i64, DbError>>, DbError> {
+    dispatch: Option<Arc<Shared>>,
+) -> Result<(Vec<Result<i64, DbError>>, Dispatched), DbError> {
     let (db, jobs) = (db.clone(), jobs.clone());
-    tokio::spawn(async move { create_group(&db, &jobs[range]).await })
+    tokio::spawn(async move { create_group(&db, &jobs[range], dispatch.as_deref()).await })
         .await
         .unwrap_or_else(|panic| Err(DbError::Failed(format!("storing jobs failed: {panic}"))))
 }
@@ -151,8 +197,34 @@ async fn store_range(
 async fn create_group(
     db: &Db,
     group: &[(NewJob, i64)],
-) -> Result<Vec<Result<i64, DbError>>, DbError> {
+    dispatch: Option<&Shared>,
+) -> Result<(Vec<Result<i64, DbError>>, Dispatched), DbError> {
     write_txn!(db, |conn, last_id| {
+        // Reads the dispatch view in this transaction (so it sees the jobs just stored)
+        // and records what can start.
+        macro_rules! dispatch_here {
+            ($shared:expr) => {{
+                let shared: &Shared = $shared;
+                let mut view =
+                    dispatch_view_in!(conn, shared.drone_names(), shared.alive_since(), |free| {
+                        shared.fetch(free)
+                    });
+                match shared.decide(&mut view).map(Decision::only_picks) {
+                    None => Dispatched::default(),
+                    Some(Err(_)) => Dispatched {
+                        runs: Vec::new(),
+                        wake: true,
+                    },
+                    Some(Ok((picks, more))) => {
+                        let now = common::time::now_micros();
+                        Dispatched {
+                            runs: assign_in!(conn, picks, now),
+                            wake: more,
+                        }
+                    }
+                }
+            }};
+        }
         let insert = async |conn: &mut _, job: &NewJob, now: i64| -> Result<i64, DbError> {
             let names: Vec<String> = job.hosts.iter().map(|h| h.as_str().to_string()).collect();
             let deps: Vec<String> = job
@@ -294,7 +366,12 @@ async fn create_group(
         };
         if let [(job, now)] = group {
             // Alone, the job's transaction is its savepoint: a refusal rolls it back.
-            return Ok(vec![Ok(insert(conn, job, *now).await?)]);
+            let id = insert(conn, job, *now).await?;
+            let dispatched = match dispatch {
+                Some(shared) => dispatch_here!(shared),
+                None => Dispatched::default(),
+            };
+            return Ok((vec![Ok(id)], dispatched));
         }
         let mut out = Vec::with_capacity(group.len());
         for (job, now) in group {
@@ -310,7 +387,11 @@ async fn create_group(
                 Ok(id) => out.push(Ok(id)),
             }
         }
-        Ok(out)
+        let dispatched = match dispatch {
+            Some(shared) if out.iter().any(Result::is_ok) => dispatch_here!(shared),
+            _ => Dispatched::default(),
+        };
+        Ok((out, dispatched))
     })
 }
 
@@ -640,7 +721,7 @@ mod tests {
             .iter()
             .map(|name| (job(name, &host), now))
             .collect();
-        let results = store(&db, group).await;
+        let (results, _) = store(&db, group, None).await;
         assert_eq!(results.len(), 3);
         assert!(results[0].is_ok(), "{:?}", results[0]);
         match &results[1] {
