@@ -113,9 +113,7 @@ impl Creator {
                     }
                     continue;
                 };
-                let dispatching = shared.lock.lock().await;
                 let (results, dispatched) = store(&db, jobs, Some(shared.clone())).await;
-                drop(dispatching);
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
@@ -145,11 +143,12 @@ impl Creator {
     }
 }
 
-/// Stores a group of jobs, one result per job in order, and dispatches with `dispatch`.
-/// When the group's transaction fails (a deadlock, a host deleted meanwhile), each job
-/// is tried again on its own, without dispatching (the dispatcher is woken instead), so
-/// one job's failure stays its own; a panic while storing fails the jobs it was
-/// storing, not the creator.
+/// Stores a group of jobs, one result per job in order, and dispatches with `dispatch`
+/// (holding its lock for that transaction only). When the transaction fails (a
+/// deadlock, a host deleted meanwhile, a failure while dispatching), each job is tried
+/// again on its own, without dispatching (the dispatcher is woken instead), so one
+/// job's failure stays its own and a job is never refused for the dispatch's sake; a
+/// panic while storing fails the jobs it was storing, not the creator.
 async fn store(
     db: &Db,
     jobs: Vec<(NewJob, i64)>,
@@ -161,11 +160,23 @@ async fn store(
         runs: Vec::new(),
         wake: true,
     };
-    match store_range(db, &jobs, 0..count, dispatch).await {
+    let dispatching = dispatch.is_some();
+    let stored = match dispatch {
+        Some(shared) => {
+            let _dispatching = shared.lock.lock().await;
+            store_range(db, &jobs, 0..count, Some(shared.clone())).await
+        }
+        None => store_range(db, &jobs, 0..count, None).await,
+    };
+    match stored {
         Ok(stored) => stored,
-        Err(error) if count == 1 => (vec![Err(error)], fallback),
+        // A job alone and refused (unknown host or label, missing dependency) stays so.
+        Err(refused @ (DbError::NotFound(_) | DbError::Invalid(_))) if count == 1 => {
+            (vec![Err(refused)], fallback)
+        }
+        Err(error) if count == 1 && !dispatching => (vec![Err(error)], fallback),
         Err(error) => {
-            tracing::warn!(%error, jobs = count, "storing jobs together failed; storing them one by one");
+            tracing::warn!(%error, jobs = count, "storing jobs failed; storing them one by one without dispatching");
             let mut out = Vec::with_capacity(count);
             for i in 0..count {
                 out.push(match store_range(db, &jobs, i..i + 1, None).await {
@@ -687,6 +698,119 @@ mod tests {
             synch_count: 1,
             tasks: 0,
         }
+    }
+
+    /// A database with one live drone of capacity 2 and one host, and the dispatcher's
+    /// shared part for it (its publisher connects only when used).
+    async fn lab(name: &str) -> (std::path::PathBuf, Db, Arc<Shared>, HostName) {
+        let dir = std::env::temp_dir().join(format!(
+            "autotest-{name}-{}-{}",
+            std::process::id(),
+            common::time::now_micros()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!(
+            "[AUTOTEST_WEB]\ndatabase: {}\n[SCHEDULER]\ndrones: drone1\nmax_processes_per_drone: 2\n",
+            dir.join("autotest.db").display()
+        );
+        let config = common::config::Config::from_parts(
+            &dir.join("global_config.ini"),
+            &text,
+            std::iter::empty(),
+        )
+        .unwrap();
+        let db = Db::open(&config.database).await.unwrap();
+        super::super::drones::sync_from_config(&db, &config.scheduler)
+            .await
+            .unwrap();
+        let Db::Sqlite(pool, _) = &db else {
+            unreachable!("opened as SQLite")
+        };
+        pool.get()
+            .await
+            .unwrap()
+            .batch_execute(&format!(
+                "UPDATE drones SET last_heartbeat = {}",
+                common::time::now_micros()
+            ))
+            .await
+            .unwrap();
+        let host = HostName::new("host1").unwrap();
+        super::super::hosts::create(&db, &host, &[]).await.unwrap();
+        let shared = Arc::new(Shared::new(
+            Arc::new(config),
+            Arc::new(tokio::sync::Notify::new()),
+            "test",
+        ));
+        (dir, db, shared, host)
+    }
+
+    async fn statuses(db: &Db) -> Vec<(String, String)> {
+        let mut jobs: Vec<(String, String)> = list(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| (j.name, j.status))
+            .collect();
+        jobs.sort();
+        jobs
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_is_dispatched_in_the_transaction_that_stores_it() {
+        let (dir, db, shared, host) = lab("dispatch-on-create").await;
+        let now = common::time::now_micros();
+        let (results, dispatched) =
+            store(&db, vec![(job("first", &host), now)], Some(shared.clone())).await;
+        let id = *results[0].as_ref().unwrap();
+        assert_eq!(dispatched.runs.len(), 1, "assigned in the same transaction");
+        let (candidate, drone) = &dispatched.runs[0];
+        assert_eq!((candidate.job_id, candidate.attempt), (id, 1));
+        assert_eq!(drone, "drone1");
+        assert!(!dispatched.wake, "nothing left for the dispatcher");
+        // A job's summed-up status is Running from its dispatch on.
+        assert_eq!(
+            statuses(&db).await,
+            vec![("first".to_string(), "Running".to_string())]
+        );
+        // The host is taken: a second job for it waits, and is not assigned twice.
+        let (results, dispatched) =
+            store(&db, vec![(job("second", &host), now)], Some(shared)).await;
+        assert!(results[0].is_ok());
+        assert!(dispatched.runs.is_empty());
+        assert_eq!(statuses(&db).await[1].1, "Queued");
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A failure while dispatching never refuses the job: it is stored again without
+    /// dispatching, and the dispatcher is woken.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_dispatch_fails_is_stored_all_the_same() {
+        let (dir, db, shared, host) = lab("dispatch-fails").await;
+        let Db::Sqlite(pool, _) = &db else {
+            unreachable!("opened as SQLite")
+        };
+        pool.get()
+            .await
+            .unwrap()
+            .batch_execute(
+                "CREATE TRIGGER no_start BEFORE UPDATE OF status ON host_queue_entries \
+                 WHEN NEW.status = 'Starting' BEGIN SELECT RAISE(ABORT, 'cannot start'); END;",
+            )
+            .await
+            .unwrap();
+        let now = common::time::now_micros();
+        let (results, dispatched) = store(&db, vec![(job("lone", &host), now)], Some(shared)).await;
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(dispatched.runs.is_empty());
+        assert!(dispatched.wake, "the dispatcher is told to try");
+        assert_eq!(
+            statuses(&db).await,
+            vec![("lone".to_string(), "Queued".to_string())]
+        );
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A group whose transaction fails for one job's sake is stored again job by job:
