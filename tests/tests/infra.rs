@@ -167,7 +167,20 @@ async fn a_drone_cut_off_from_the_broker_stops_its_job_before_the_retry_runs_els
         "{drones:?}"
     );
     // The first attempt was stopped by drone1's own lease before the retry started.
-    let log = runs(&world.dir.join("runs.log"));
+    // Running is recorded once the retry's Autoserv is spawned, which can be before
+    // its first line is written.
+    let runs_log = world.dir.join("runs.log");
+    world
+        .wait_for(
+            || {
+                runs(&runs_log)
+                    .iter()
+                    .any(|(e, d, _)| e == "started" && d.contains("/drone-drone2/"))
+            },
+            "drone2's attempt logs its start",
+        )
+        .await;
+    let log = runs(&runs_log);
     let on = |drone: &str, event: &str| {
         log.iter()
             .find(|(e, d, _)| e == event && d.contains(&format!("/drone-{drone}/")))
