@@ -700,6 +700,14 @@ mod tests {
         }
     }
 
+    /// Runs `sql` on the test's SQLite database as it is (a trigger, a heartbeat).
+    async fn execute(db: &Db, sql: &str) {
+        let Db::Sqlite(pool, _) = db else {
+            unreachable!("opened as SQLite")
+        };
+        pool.get().await.unwrap().batch_execute(sql).await.unwrap();
+    }
+
     /// A database with one live drone of capacity 2 and one host, and the dispatcher's
     /// shared part for it (its publisher connects only when used).
     async fn lab(name: &str) -> (std::path::PathBuf, Db, Arc<Shared>, HostName) {
@@ -723,18 +731,14 @@ mod tests {
         super::super::drones::sync_from_config(&db, &config.scheduler)
             .await
             .unwrap();
-        let Db::Sqlite(pool, _) = &db else {
-            unreachable!("opened as SQLite")
-        };
-        pool.get()
-            .await
-            .unwrap()
-            .batch_execute(&format!(
+        execute(
+            &db,
+            &format!(
                 "UPDATE drones SET last_heartbeat = {}",
                 common::time::now_micros()
-            ))
-            .await
-            .unwrap();
+            ),
+        )
+        .await;
         let host = HostName::new("host1").unwrap();
         super::super::hosts::create(&db, &host, &[]).await.unwrap();
         let shared = Arc::new(Shared::new(
@@ -788,18 +792,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_whose_dispatch_fails_is_stored_all_the_same() {
         let (dir, db, shared, host) = lab("dispatch-fails").await;
-        let Db::Sqlite(pool, _) = &db else {
-            unreachable!("opened as SQLite")
-        };
-        pool.get()
-            .await
-            .unwrap()
-            .batch_execute(
-                "CREATE TRIGGER no_start BEFORE UPDATE OF status ON host_queue_entries \
+        execute(
+            &db,
+            "CREATE TRIGGER no_start BEFORE UPDATE OF status ON host_queue_entries \
                  WHEN NEW.status = 'Starting' BEGIN SELECT RAISE(ABORT, 'cannot start'); END;",
-            )
-            .await
-            .unwrap();
+        )
+        .await;
         let now = common::time::now_micros();
         let (results, dispatched) = store(&db, vec![(job("lone", &host), now)], Some(shared)).await;
         assert!(results[0].is_ok(), "{:?}", results[0]);
@@ -828,18 +826,12 @@ mod tests {
         super::super::hosts::create(&db, &host, &[]).await.unwrap();
         // A failure of the database itself, not a refusal the query layer knows about
         // (unknown host or label): a trigger that aborts one job's insert.
-        let Db::Sqlite(pool, _) = &db else {
-            unreachable!("opened as SQLite")
-        };
-        pool.get()
-            .await
-            .unwrap()
-            .batch_execute(
-                "CREATE TRIGGER poison BEFORE INSERT ON jobs WHEN NEW.name = 'poison' \
+        execute(
+            &db,
+            "CREATE TRIGGER poison BEFORE INSERT ON jobs WHEN NEW.name = 'poison' \
                  BEGIN SELECT RAISE(ABORT, 'poisoned job'); END;",
-            )
-            .await
-            .unwrap();
+        )
+        .await;
         let now = common::time::now_micros();
         let group = ["first", "poison", "third"]
             .iter()
