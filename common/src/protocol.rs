@@ -10,7 +10,11 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// dead-lettered, never guessed at.
 /// 2: heartbeats carry `results_url` and `stopping`, Finished carries `manifest` (a
 /// release reading version 1 refuses them, so the versions must not mix).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: a status report carries `events`, several in order, instead of one `event`.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The most events a worker puts in one status report.
+pub const MAX_EVENTS_PER_REPORT: usize = 64;
 
 /// Messages larger than this are refused (control files are a few KiB).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -116,10 +120,27 @@ impl RunJob {
 pub struct StatusReport {
     pub schema: u32,
     pub drone: DroneName,
-    pub event: StatusEvent,
+    /// What happened, oldest first: one event, or the several that were waiting while
+    /// the drone's previous report was on its way. Never empty.
+    #[serde(deserialize_with = "non_empty")]
+    pub events: Vec<StatusEvent>,
     /// Drone clock, UTC microseconds; informative only.
     pub sent_at: i64,
     pub sender_version: String,
+}
+
+fn non_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let items = Vec::<T>::deserialize(deserializer)?;
+    if items.is_empty() {
+        return Err(serde::de::Error::custom(
+            "a status report needs at least one event",
+        ));
+    }
+    Ok(items)
 }
 
 /// One step of an entry's life on a drone.
@@ -289,6 +310,41 @@ mod tests {
         let job = run_job();
         assert_eq!(decode::<RunJob>(&encode(&job)).unwrap(), job);
         assert_eq!(job.results_subdir(), "3-alice/host1");
+    }
+
+    #[test]
+    fn a_status_report_carries_its_events_in_order() {
+        let report = StatusReport {
+            schema: SCHEMA_VERSION,
+            drone: DroneName::new("drone1").unwrap(),
+            events: vec![
+                StatusEvent::Running {
+                    entry_id: 7,
+                    attempt: 1,
+                    pid: 42,
+                },
+                StatusEvent::Gathering {
+                    entry_id: 7,
+                    attempt: 1,
+                    exit_code: 0,
+                },
+            ],
+            sent_at: 1,
+            sender_version: crate::VERSION.into(),
+        };
+        assert_eq!(decode::<StatusReport>(&encode(&report)).unwrap(), report);
+        let mut empty = serde_json::to_value(&report).unwrap();
+        empty["events"] = serde_json::json!([]);
+        let error = decode::<StatusReport>(&serde_json::to_vec(&empty).unwrap()).unwrap_err();
+        assert!(error.to_string().contains("at least one event"), "{error}");
+        // The single `event` of schema 2 is not read as schema 3.
+        let mut old = serde_json::to_value(&report).unwrap();
+        old.as_object_mut().unwrap().remove("events");
+        old["event"] = serde_json::to_value(&report.events[0]).unwrap();
+        assert!(matches!(
+            decode::<StatusReport>(&serde_json::to_vec(&old).unwrap()),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -1,52 +1,162 @@
 //! Status reports to the scheduler: published persistently with a confirm on a
 //! connection of their own, retried with backoff (reconnecting) until the broker has
 //! them. A report is never dropped because the broker was away for a while.
+//!
+//! One report is in flight at a time; events raised meanwhile wait and go together in
+//! the next report, in the order they were raised. On an idle drone every event goes
+//! out alone at once; on a busy one the broker, and the scheduler after it, handle one
+//! message for several events instead of one each.
 
 use common::broker::{self, BrokerError, Publisher};
 use common::names::DroneName;
-use common::protocol::{self, StatusEvent, StatusReport, SCHEMA_VERSION};
-use std::time::Duration;
+use common::protocol::{self, StatusEvent, StatusReport, MAX_EVENTS_PER_REPORT, SCHEMA_VERSION};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// The lease file is renewed at most this often: the supervisor reads its age in
+/// whole seconds, and a busy drone has its reports confirmed hundreds of times a second.
+const RENEW_EVERY: Duration = Duration::from_millis(250);
 
 /// Publishes status reports for one drone.
 pub struct Reporter {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     drone: DroneName,
     publisher: Publisher,
-    /// Renewed on each confirmed report (see [`crate::supervise`]).
+    /// Renewed on confirmed reports (see [`crate::supervise`]).
     lease_file: std::path::PathBuf,
-    last_contact: std::sync::Mutex<std::time::Instant>,
+    contact: Mutex<Contact>,
+    queue: Mutex<Queue>,
+}
+
+struct Contact {
+    last: Instant,
+    renewed: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Events not yet taken into a report, each with who waits for its confirm.
+    waiting: VecDeque<(StatusEvent, oneshot::Sender<()>)>,
+    /// A task is publishing (and will take what waits when its report is confirmed).
+    flushing: bool,
 }
 
 impl Reporter {
     pub fn new(url: &str, drone: DroneName, lease_file: std::path::PathBuf) -> Self {
         let publisher = Publisher::new(url, &format!("drone-worker@{drone} (status)"));
         Self {
-            drone,
-            publisher,
-            lease_file,
-            last_contact: std::sync::Mutex::new(std::time::Instant::now()),
+            shared: Arc::new(Shared {
+                drone,
+                publisher,
+                lease_file,
+                contact: Mutex::new(Contact {
+                    last: Instant::now(),
+                    renewed: None,
+                }),
+                queue: Mutex::new(Queue::default()),
+            }),
         }
     }
 
     /// The broker has just confirmed something from this drone: the lease is renewed.
     pub fn contact(&self) {
-        *self.last_contact.lock().expect("contact lock") = std::time::Instant::now();
-        if let Err(error) = crate::supervise::renew_lease(&self.lease_file) {
-            tracing::error!(%error, file = %self.lease_file.display(), "cannot renew the lease file; running jobs will be stopped when it expires");
-        }
+        self.shared.contact();
     }
 
     /// How long since the broker last confirmed anything from this drone (or since
     /// this process started).
     pub fn since_contact(&self) -> Duration {
-        self.last_contact.lock().expect("contact lock").elapsed()
+        self.shared
+            .contact
+            .lock()
+            .expect("contact lock")
+            .last
+            .elapsed()
     }
 
-    /// Publishes once; the error is returned, not retried.
+    /// Publishes one event alone, once; the error is returned, not retried.
     pub async fn try_send(&self, event: &StatusEvent) -> Result<(), BrokerError> {
+        self.shared.publish(std::slice::from_ref(event)).await
+    }
+
+    /// Returns once the broker has confirmed a report with `event`, retrying with
+    /// backoff until it does. Events sent while a report is in flight go together in
+    /// the next one.
+    pub async fn send(&self, event: StatusEvent) {
+        let (confirmed, wait) = oneshot::channel();
+        let start = {
+            let mut queue = self.shared.queue.lock().expect("report queue lock");
+            queue.waiting.push_back((event, confirmed));
+            !std::mem::replace(&mut queue.flushing, true)
+        };
+        if start {
+            // A task of its own: the reports go out even if this caller stops waiting.
+            tokio::spawn(self.shared.clone().flush());
+        }
+        let _ = wait.await;
+    }
+
+    pub async fn close(&self) {
+        self.shared.publisher.reset().await;
+    }
+}
+
+impl Shared {
+    fn contact(&self) {
+        let now = Instant::now();
+        let renew = {
+            let mut contact = self.contact.lock().expect("contact lock");
+            contact.last = now;
+            let due = contact
+                .renewed
+                .is_none_or(|at| now.duration_since(at) >= RENEW_EVERY);
+            if due {
+                contact.renewed = Some(now);
+            }
+            due
+        };
+        if renew {
+            if let Err(error) = crate::supervise::renew_lease(&self.lease_file) {
+                tracing::error!(%error, file = %self.lease_file.display(), "cannot renew the lease file; running jobs will be stopped when it expires");
+            }
+        }
+    }
+
+    /// Publishes what waits, a report at a time, until nothing does.
+    async fn flush(self: Arc<Self>) {
+        loop {
+            let batch: Vec<(StatusEvent, oneshot::Sender<()>)> = {
+                let mut queue = self.queue.lock().expect("report queue lock");
+                if queue.waiting.is_empty() {
+                    queue.flushing = false;
+                    return;
+                }
+                let n = queue.waiting.len().min(MAX_EVENTS_PER_REPORT);
+                queue.waiting.drain(..n).collect()
+            };
+            let (events, confirmed): (Vec<StatusEvent>, Vec<_>) = batch.into_iter().unzip();
+            let mut backoff = Duration::from_millis(100);
+            while let Err(error) = self.publish(&events).await {
+                tracing::warn!(%error, events = events.len(), retry_in = ?backoff, "status report not confirmed, retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            for waiter in confirmed {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    async fn publish(&self, events: &[StatusEvent]) -> Result<(), BrokerError> {
         let report = StatusReport {
             schema: SCHEMA_VERSION,
             drone: self.drone.clone(),
-            event: event.clone(),
+            events: events.to_vec(),
             sent_at: common::time::now_micros(),
             sender_version: common::VERSION.to_string(),
         };
@@ -65,24 +175,5 @@ impl Reporter {
             .await?;
         self.contact();
         Ok(())
-    }
-
-    /// Publishes, retrying with backoff until the broker confirms.
-    pub async fn send(&self, event: StatusEvent) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.try_send(&event).await {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::warn!(%error, retry_in = ?backoff, "status report not confirmed, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-
-    pub async fn close(&self) {
-        self.publisher.reset().await;
     }
 }

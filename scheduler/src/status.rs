@@ -187,11 +187,12 @@ async fn consume(
         for delivery in batch {
             match protocol::decode::<StatusReport>(&delivery.data) {
                 Ok(report) => {
-                    reports.push(Report {
-                        drone: report.drone.to_string(),
-                        event: report.event,
+                    let drone = report.drone.to_string();
+                    reports.extend(report.events.into_iter().map(|event| Report {
+                        drone: drone.clone(),
+                        event,
                         sent_at: report.sent_at,
-                    });
+                    }));
                     readable.push(delivery);
                 }
                 Err(error) => {

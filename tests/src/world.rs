@@ -749,10 +749,10 @@ impl World {
             let report: common::protocol::StatusReport =
                 common::protocol::decode(&body).expect("status reports are readable");
             assert!(
-                matches!(
-                    report.event,
-                    common::protocol::StatusEvent::Heartbeat { .. }
-                ),
+                report
+                    .events
+                    .iter()
+                    .all(|e| matches!(e, common::protocol::StatusEvent::Heartbeat { .. })),
                 "status report left unprocessed at teardown: {report:?}"
             );
         }

@@ -231,13 +231,13 @@ async fn a_status_report_from_an_older_attempt_changes_nothing() {
     let stale = common::protocol::StatusReport {
         schema: common::protocol::SCHEMA_VERSION,
         drone: common::names::DroneName::new("drone1").unwrap(),
-        event: common::protocol::StatusEvent::Finished {
+        events: vec![common::protocol::StatusEvent::Finished {
             entry_id: entry.id,
             attempt: entry.attempt - 1,
             exit_code: 7,
             infra_failure: None,
             manifest: None,
-        },
+        }],
         sent_at: 0,
         sender_version: "test".into(),
     };

@@ -502,6 +502,7 @@ mod crashes;
 mod infra;
 mod integrity;
 mod least_privilege;
+mod reports;
 mod results_http;
 mod runtime_control;
 mod scheduling;
