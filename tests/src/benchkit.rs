@@ -56,16 +56,45 @@ pub fn terminate(child: &mut Child) {
 
 /// User + system CPU seconds of a live process (clock ticks of 100 Hz).
 pub fn cpu_seconds(pid: u32) -> f64 {
+    stat_ticks(pid, 11) + stat_ticks(pid, 12)
+}
+
+/// User + system CPU seconds of the children a live process has waited for (and
+/// theirs): a worker's supervisors, Autoserv under them, and its rsyncs.
+pub fn children_cpu_seconds(pid: u32) -> f64 {
+    stat_ticks(pid, 13) + stat_ticks(pid, 14)
+}
+
+/// CPU seconds the whole machine has spent busy (all processes and the kernel) since
+/// boot; differences between two readings say what a phase cost, whoever paid it.
+pub fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|i| fields.get(*i))
+        .sum::<f64>()
+        / 100.0
+}
+
+/// Field `index` (after the command name) of /proc/PID/stat, in seconds of 100 Hz ticks.
+fn stat_ticks(pid: u32, index: usize) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    fields
+        .get(index)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 100.0
 }
 
 pub fn current_rss_kib(pid: u32) -> u64 {

@@ -203,6 +203,7 @@ async fn run(o: Options) {
     let c = client.clone();
     let jobs = o.jobs;
     let started = Instant::now();
+    let busy_before = machine_busy_seconds();
     let batch: Vec<JobView> = tokio::task::spawn_blocking(move || {
         // Submitted by 4 clients at once, as users of a lab would.
         let ids: Vec<i64> = std::thread::scope(|scope| {
@@ -251,6 +252,7 @@ async fn run(o: Options) {
     .await
     .unwrap();
     let wall = started.elapsed();
+    let system_busy = machine_busy_seconds() - busy_before;
     sampler.abort();
     let failed = batch.iter().filter(|j| j.status != "Completed").count();
     let first = batch
@@ -263,10 +265,20 @@ async fn run(o: Options) {
         .flat_map(|j| j.entries.iter().map(|e| micros(&e.finished_on)))
         .max()
         .unwrap();
+    let last_created = batch
+        .iter()
+        .map(|j| common::time::parse_micros(&j.created_on).unwrap())
+        .max()
+        .unwrap();
     let system_rate = jobs as f64 / ((last - first) as f64 / 1e6);
     let (dispatch, total) = latencies(&batch);
     println!("batch of {jobs} submitted at once by 4 clients ({failed} not completed):");
     println!("  throughput: {system_rate:.1} jobs/s (first created -> last completed; {:.1} s wall including submission)", wall.as_secs_f64());
+    println!(
+        "  submission: {:.2} s (first created -> last created), then {:.2} s to the last completed",
+        (last_created - first) as f64 / 1e6,
+        (last - last_created) as f64 / 1e6
+    );
     println!(
         "  {}",
         summary("dispatch latency (created -> Running)", dispatch)
@@ -279,10 +291,16 @@ async fn run(o: Options) {
         peak.load(Ordering::Relaxed), peak_rss_kib(pids[0]), peak_rss_kib(pids[1]), peak_rss_kib(scheduler.id()));
 
     println!(
-        "  CPU time (whole run): scheduler {:.2} s, workers {:.2} s and {:.2} s",
+        "  CPU time (whole run): scheduler {:.2} s, workers {:.2} s and {:.2} s, the workers' children (supervisors, Autoserv, rsync) {:.2} s and {:.2} s",
         cpu_seconds(scheduler.id()),
         cpu_seconds(pids[0]),
-        cpu_seconds(pids[1])
+        cpu_seconds(pids[1]),
+        children_cpu_seconds(pids[0]),
+        children_cpu_seconds(pids[1])
+    );
+    println!(
+        "  machine CPU during the batch (every process and the kernel, this tool and RabbitMQ included): {:.2} ms per job",
+        system_busy * 1000.0 / jobs as f64
     );
     for w in &mut workers {
         terminate(w);
@@ -290,9 +308,15 @@ async fn run(o: Options) {
     terminate(&mut scheduler);
 
     // 3. The naive ceiling on the same broker.
+    let busy_before = machine_busy_seconds();
     let ceiling = naive_ceiling(&amqp, &dir, jobs, 2, o.capacity).await;
+    let ceiling_busy = machine_busy_seconds() - busy_before;
     println!("naive ceiling (publish+confirm -> consume -> spawn /bin/true -> rsync per job -> status+confirm), same concurrency:");
     println!("  throughput: {ceiling:.1} jobs/s");
+    println!(
+        "  machine CPU: {:.2} ms per job",
+        ceiling_busy * 1000.0 / jobs as f64
+    );
     println!("system / naive ceiling: {:.2}", system_rate / ceiling);
 
     mq::delete_vhost(&vhost);
