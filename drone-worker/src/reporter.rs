@@ -146,6 +146,7 @@ impl Shared {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+            tracing::debug!(events = events.len(), "status report confirmed");
             for waiter in confirmed {
                 let _ = waiter.send(());
             }
