@@ -76,8 +76,8 @@ struct Inner {
     reporter: Reporter,
     slots: Semaphore,
     /// `autoserv-supervisor`, run in front of Autoserv (by default the one installed
-    /// beside this binary).
-    supervisor: std::path::PathBuf,
+    /// beside this binary), long-lived.
+    supervisor: runner::Supervisor,
     /// The supervisor files (see [`supervise::prefix`]) of the attempts running now.
     running: Mutex<std::collections::HashMap<(i64, i32), std::path::PathBuf>>,
     /// Attempts the scheduler asked to abort.
@@ -151,10 +151,12 @@ impl Worker {
                 refill: Notify::new(),
                 reporter,
                 slots: Semaphore::new(capacity),
-                supervisor: std::env::current_exe()
-                    .ok()
-                    .and_then(|exe| Some(exe.parent()?.join("autoserv-supervisor")))
-                    .unwrap_or_else(|| "autoserv-supervisor".into()),
+                supervisor: runner::Supervisor::new(
+                    std::env::current_exe()
+                        .ok()
+                        .and_then(|exe| Some(exe.parent()?.join("autoserv-supervisor")))
+                        .unwrap_or_else(|| "autoserv-supervisor".into()),
+                ),
                 held: Mutex::new(BTreeSet::new()),
                 lease: Mutex::new(LeaseState::default()),
                 lease_file,
@@ -174,7 +176,7 @@ impl Worker {
     pub fn with_supervisor(mut self, path: std::path::PathBuf) -> Self {
         Arc::get_mut(&mut self.inner)
             .expect("not shared before run")
-            .supervisor = path;
+            .supervisor = runner::Supervisor::new(path);
         self
     }
 
@@ -672,6 +674,7 @@ impl Inner {
                         &self.lease(),
                         &self.entry_spares,
                     )
+                    .await
                     .map_err(|error| error.to_string())
                 };
                 gate.open();
@@ -715,7 +718,7 @@ impl Inner {
                     })
                 );
                 self.refill.notify_one();
-                let exit_code = runner::wait(started.child).await;
+                let exit_code = runner::wait(started).await;
                 if job.tasks.cleanup_after
                     && supervise::lease_expired(&prefix).is_none()
                     && !self.is_aborted(&job)
@@ -734,7 +737,7 @@ impl Inner {
                     .lock()
                     .expect("running lock")
                     .insert((entry_id, attempt), prefix.clone());
-                let exit_code = wait_recovered(&prefix).await;
+                let exit_code = runner::wait_recovered(&prefix).await;
                 // The cleanup after the job is part of the attempt: one started before
                 // the restart is re-attached to (or its recorded end taken), one not
                 // started yet runs now.
@@ -886,7 +889,7 @@ impl Inner {
         let exit_code = if let Some(code) = supervise::recorded_exit(&prefix) {
             code
         } else if supervise::recorded_pid(&prefix).is_some_and(supervise::is_alive) {
-            wait_recovered(&prefix).await
+            runner::wait_recovered(&prefix).await
         } else {
             match runner::start_task(
                 &dir,
@@ -895,8 +898,10 @@ impl Inner {
                 template,
                 &self.supervisor,
                 &self.lease(),
-            ) {
-                Ok(started) => runner::wait(started.child).await,
+            )
+            .await
+            {
+                Ok(started) => runner::wait(started).await,
                 Err(error) => {
                     tracing::error!(%error, task = task.as_str(), "cannot start the task");
                     -1
@@ -1268,24 +1273,6 @@ fn default_results_url(bound: std::net::SocketAddr) -> String {
 /// Where [`set_aside`] puts an attempt's results.
 fn set_aside_subdir(job: &RunJob) -> String {
     format!("{}.attempt-{}", job.results_subdir(), job.attempt)
-}
-
-/// Waits for an attempt found running after a restart; Autoserv's exit status as the
-/// supervisor recorded it, or -1 when both were killed before it could.
-async fn wait_recovered(prefix: &std::path::Path) -> i32 {
-    loop {
-        if let Some(code) = supervise::recorded_exit(prefix) {
-            return code;
-        }
-        if !supervise::recorded_pid(prefix).is_some_and(supervise::is_alive) {
-            // It may have written its status just now.
-            return supervise::recorded_exit(prefix).unwrap_or_else(|| {
-                tracing::warn!("Autoserv is gone without an exit status");
-                -1
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Sends a signal to a process group (by `kill`, so no unsafe code is needed).

@@ -2,11 +2,18 @@
 //! and the command as its own process group with stdout and stderr saved beside it.
 
 use crate::spare::{Spares, ENTRY};
+use crate::supervise::Order;
 use common::config::CommandTemplate;
 use common::protocol::RunJob;
+use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
 
 /// Files the worker writes into an entry's results directory.
 pub const CONTROL_FILE: &str = "control";
@@ -38,8 +45,167 @@ pub fn entry_dir(drone_results: &Path, job: &RunJob) -> PathBuf {
 
 /// A started Autoserv.
 pub struct Started {
-    pub child: tokio::process::Child,
+    /// Autoserv's pid, or the one-attempt supervisor's.
     pub pid: u32,
+    end: End,
+}
+
+/// How the end of a started Autoserv is learnt.
+enum End {
+    /// From the long-lived supervisor's answer; from the files if it goes away.
+    Served {
+        code: oneshot::Receiver<i32>,
+        prefix: PathBuf,
+    },
+    /// A one-attempt supervisor, this worker's child, exits with Autoserv's status.
+    Child(tokio::process::Child),
+}
+
+/// The long-lived `autoserv-supervisor --serve` ([`crate::supervise::serve`]) that this
+/// worker starts Autoserv through, started on first use and again after it is gone.
+/// When it cannot be started, each attempt gets a one-attempt supervisor of its own.
+pub struct Supervisor {
+    path: PathBuf,
+    link: tokio::sync::Mutex<Option<Link>>,
+    next_id: AtomicU64,
+}
+
+struct Link {
+    stdin: tokio::process::ChildStdin,
+    waiting: Arc<Mutex<HashMap<u64, Waiter>>>,
+    alive: Arc<AtomicBool>,
+    _process: tokio::process::Child,
+}
+
+struct Waiter {
+    started: Option<oneshot::Sender<u32>>,
+    ended: oneshot::Sender<i32>,
+}
+
+impl Supervisor {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            link: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The `autoserv-supervisor` binary.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts Autoserv through the long-lived supervisor: its pid (0 when it could
+    /// not be started), and where its exit code will come. An error when the
+    /// supervisor cannot be started, or went away before it answered.
+    async fn start(&self, order: &mut Order) -> std::io::Result<(u32, oneshot::Receiver<i32>)> {
+        order.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (started, pid) = oneshot::channel();
+        let (ended, code) = oneshot::channel();
+        {
+            let mut link = self.link.lock().await;
+            if !link
+                .as_ref()
+                .is_some_and(|l| l.alive.load(Ordering::Acquire))
+            {
+                *link = Some(self.launch()?);
+            }
+            let live = link.as_mut().expect("just launched");
+            live.waiting.lock().expect("waiting lock").insert(
+                order.id,
+                Waiter {
+                    started: Some(started),
+                    ended,
+                },
+            );
+            let mut line = serde_json::to_vec(order).expect("an order serializes");
+            line.push(b'\n');
+            let written = async {
+                live.stdin.write_all(&line).await?;
+                live.stdin.flush().await
+            }
+            .await;
+            if let Err(error) = written {
+                live.alive.store(false, Ordering::Release);
+                live.waiting.lock().expect("waiting lock").remove(&order.id);
+                return Err(error);
+            }
+        }
+        // No time limit: it answers once Autoserv is started, or it is gone (and then
+        // the caller looks at the files: a later start by it is impossible).
+        match pid.await {
+            Ok(pid) => Ok((pid, code)),
+            Err(_) => Err(std::io::Error::other(
+                "the supervisor went away before it answered",
+            )),
+        }
+    }
+
+    fn launch(&self) -> std::io::Result<Link> {
+        let mut process = tokio::process::Command::new(&self.path)
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            // Not in the worker's group: a Ctrl-C or a signal to it must not reach it.
+            .process_group(0)
+            .spawn()?;
+        let stdin = process.stdin.take().expect("piped stdin");
+        let stdout = process.stdout.take().expect("piped stdout");
+        let waiting: Arc<Mutex<HashMap<u64, Waiter>>> = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        tracing::debug!(pid = process.id(), "long-lived supervisor started");
+        tokio::spawn(read_answers(stdout, waiting.clone(), alive.clone()));
+        Ok(Link {
+            stdin,
+            waiting,
+            alive,
+            _process: process,
+        })
+    }
+}
+
+/// Hands the supervisor's answers to who waits for them; when it is gone, drops every
+/// waiter (they go by the files then).
+async fn read_answers(
+    stdout: tokio::process::ChildStdout,
+    waiting: Arc<Mutex<HashMap<u64, Waiter>>>,
+    alive: Arc<AtomicBool>,
+) {
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut words = line.split(' ');
+        let (kind, id, value) = (words.next(), words.next(), words.next());
+        let (Some(id), Some(value)) = (
+            id.and_then(|i| i.parse::<u64>().ok()),
+            value.and_then(|v| v.parse::<i64>().ok()),
+        ) else {
+            tracing::warn!(%line, "unreadable answer from the supervisor");
+            continue;
+        };
+        let mut waiting = waiting.lock().expect("waiting lock");
+        match kind {
+            Some("pid") => {
+                if let Some(started) = waiting.get_mut(&id).and_then(|w| w.started.take()) {
+                    let _ = started.send(value as u32);
+                }
+            }
+            Some("exit") => {
+                if let Some(waiter) = waiting.remove(&id) {
+                    let _ = waiter.ended.send(value as i32);
+                }
+            }
+            _ => tracing::warn!(%line, "unreadable answer from the supervisor"),
+        }
+    }
+    alive.store(false, Ordering::Release);
+    let orphans = std::mem::take(&mut *waiting.lock().expect("waiting lock"));
+    if !orphans.is_empty() {
+        tracing::warn!(
+            attempts = orphans.len(),
+            "the long-lived supervisor is gone; waiting on its files instead"
+        );
+    }
 }
 
 /// The drone's lease, as the supervisor checks it: the file the worker touches on each
@@ -93,13 +259,13 @@ pub fn place(spares: &Spares, dir: &Path) -> bool {
 }
 
 /// Writes the control file and starts the command in `dir` as its own process group,
-/// under `supervisor` (`autoserv-supervisor`, see [`crate::supervise`]). The directory
-/// is a spare from `spares` when there is one.
-pub fn start(
+/// under `supervisor` (see [`crate::supervise`]). The directory is a spare from
+/// `spares` when there is one.
+pub async fn start(
     dir: &Path,
     job: &RunJob,
     template: &CommandTemplate,
-    supervisor: &Path,
+    supervisor: &Supervisor,
     lease: &Lease,
     spares: &Spares,
 ) -> Result<Started, RunError> {
@@ -110,11 +276,9 @@ pub fn start(
     if !place(spares, dir) {
         std::fs::create_dir_all(dir).map_err(prepare)?;
     }
-    // In a spare the files exist already: these truncate them, allocating nothing.
+    // In a spare the files exist already: writing truncates them, allocating nothing.
     let control = dir.join(CONTROL_FILE);
     std::fs::write(&control, &job.control_file).map_err(prepare)?;
-    let stdout = std::fs::File::create(dir.join(STDOUT_FILE)).map_err(prepare)?;
-    let stderr = std::fs::File::create(dir.join(STDERR_FILE)).map_err(prepare)?;
 
     let hosts = job
         .hosts
@@ -132,26 +296,23 @@ pub fn start(
         ("job_id", &job_id),
         ("control_file", &control.to_string_lossy()),
     ]);
-    spawn_supervised(dir, &argv, job.attempt, supervisor, lease, stdout, stderr)
+    spawn_supervised(dir, argv, job.attempt, supervisor, lease).await
 }
 
 /// Starts a special task (verify, repair, cleanup) on `host` in `dir`, under the
 /// supervisor like Autoserv itself (so it can be aborted, re-attached and leased).
-pub fn start_task(
+pub async fn start_task(
     dir: &Path,
     host: &str,
     attempt: i32,
     template: &CommandTemplate,
-    supervisor: &Path,
+    supervisor: &Supervisor,
     lease: &Lease,
 ) -> Result<Started, RunError> {
-    let prepare = |source| RunError::Prepare {
+    std::fs::create_dir_all(dir).map_err(|source| RunError::Prepare {
         path: dir.to_path_buf(),
         source,
-    };
-    std::fs::create_dir_all(dir).map_err(prepare)?;
-    let stdout = std::fs::File::create(dir.join(STDOUT_FILE)).map_err(prepare)?;
-    let stderr = std::fs::File::create(dir.join(STDERR_FILE)).map_err(prepare)?;
+    })?;
     let argv = template.render(&[
         ("results_dir", &dir.to_string_lossy()),
         ("hosts", host),
@@ -160,25 +321,64 @@ pub fn start_task(
         ("job_id", ""),
         ("control_file", ""),
     ]);
-    spawn_supervised(dir, &argv, attempt, supervisor, lease, stdout, stderr)
+    spawn_supervised(dir, argv, attempt, supervisor, lease).await
 }
 
-fn spawn_supervised(
+async fn spawn_supervised(
     dir: &Path,
-    argv: &[String],
+    argv: Vec<String>,
     attempt: i32,
-    supervisor: &Path,
+    supervisor: &Supervisor,
     lease: &Lease,
-    stdout: std::fs::File,
-    stderr: std::fs::File,
 ) -> Result<Started, RunError> {
     let prefix = crate::supervise::prefix(dir, attempt);
-    let child = tokio::process::Command::new(supervisor)
+    let mut order = Order {
+        id: 0,
+        dir: dir.to_path_buf(),
+        stdout: dir.join(STDOUT_FILE),
+        stderr: dir.join(STDERR_FILE),
+        lease: Some((lease.file.clone(), lease.secs)),
+        prefix,
+        argv,
+    };
+    match supervisor.start(&mut order).await {
+        Ok((pid, code)) => {
+            return Ok(Started {
+                pid,
+                end: End::Served {
+                    code,
+                    prefix: order.prefix,
+                },
+            })
+        }
+        Err(error) => {
+            // Gone after starting it? Then its files say so, and they tell the end.
+            if let Some(pid) = crate::supervise::recorded_pid(&order.prefix) {
+                tracing::warn!(%error, pid, "the long-lived supervisor went away after starting Autoserv");
+                let (_, code) = oneshot::channel();
+                return Ok(Started {
+                    pid,
+                    end: End::Served {
+                        code,
+                        prefix: order.prefix,
+                    },
+                });
+            }
+            tracing::warn!(%error, "the long-lived supervisor is unavailable; starting a supervisor for this attempt");
+        }
+    }
+    let prepare = |source| RunError::Prepare {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let stdout = std::fs::File::create(&order.stdout).map_err(prepare)?;
+    let stderr = std::fs::File::create(&order.stderr).map_err(prepare)?;
+    let child = tokio::process::Command::new(supervisor.path())
         .arg("--lease")
         .arg(&lease.file)
         .arg(lease.secs.to_string())
-        .arg(&prefix)
-        .args(argv)
+        .arg(&order.prefix)
+        .args(&order.argv)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(stdout)
@@ -186,24 +386,54 @@ fn spawn_supervised(
         .process_group(0)
         .spawn()
         .map_err(|source| RunError::Spawn {
-            program: supervisor.display().to_string(),
+            program: supervisor.path().display().to_string(),
             source,
         })?;
     let pid = child.id().unwrap_or(0);
-    Ok(Started { child, pid })
+    Ok(Started {
+        pid,
+        end: End::Child(child),
+    })
 }
 
-/// Waits for the process; its exit code, or 128 + N when killed by signal N.
-pub async fn wait(mut child: tokio::process::Child) -> i32 {
-    match child.wait().await {
-        Ok(status) => status
-            .code()
-            .or_else(|| status.signal().map(|s| 128 + s))
-            .unwrap_or(-1),
-        Err(e) => {
-            tracing::error!(error = %e, "waiting for Autoserv failed");
-            -1
+/// Waits for Autoserv's end; its exit code (as a process exit status: 0–255, 128 + N
+/// when killed by signal N).
+pub async fn wait(started: Started) -> i32 {
+    match started.end {
+        End::Served { code, prefix } => match code.await {
+            Ok(code) => code,
+            // The supervisor is gone: Autoserv may still run, and may yet be recorded.
+            Err(_) => wait_recovered(&prefix).await,
+        },
+        End::Child(mut child) => match child.wait().await {
+            Ok(status) => status
+                .code()
+                .or_else(|| status.signal().map(|s| 128 + s))
+                .unwrap_or(-1),
+            Err(e) => {
+                tracing::error!(error = %e, "waiting for Autoserv failed");
+                -1
+            }
+        },
+    }
+}
+
+/// Waits for an attempt whose supervisor this worker does not hear from (started
+/// before a restart, or the supervisor is gone): Autoserv's exit status as the
+/// supervisor recorded it, or -1 when both were killed before it could.
+pub async fn wait_recovered(prefix: &Path) -> i32 {
+    loop {
+        if let Some(code) = crate::supervise::recorded_exit(prefix) {
+            return code;
         }
+        if !crate::supervise::recorded_pid(prefix).is_some_and(crate::supervise::is_alive) {
+            // It may have written its status just now.
+            return crate::supervise::recorded_exit(prefix).unwrap_or_else(|| {
+                tracing::warn!("Autoserv is gone without an exit status");
+                -1
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

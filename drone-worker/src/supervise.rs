@@ -12,9 +12,17 @@
 //! its reports; so a drone cut off from the broker for `drone_timeout_sec` stops its
 //! jobs even when the worker itself is dead, before the scheduler retries them
 //! elsewhere.
+//!
+//! The worker normally runs one long-lived `autoserv-supervisor --serve` ([`serve`])
+//! that does the same for every attempt, with the same files; the one-attempt form is
+//! its fallback when that cannot be started.
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The files of one attempt's supervisor in the entry's directory.
 pub fn prefix(entry_dir: &Path, attempt: i32) -> PathBuf {
@@ -186,4 +194,174 @@ fn finish(prefix: &Path, status: std::io::Result<std::process::ExitStatus>) -> i
     };
     let _ = write_atomic(&exit_file(prefix), &code.to_string());
     code
+}
+
+/// One attempt for [`serve`] to start: what [`run`] takes as arguments, and where.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Order {
+    /// The worker's number for it, repeated in the lines that answer it.
+    pub id: u64,
+    /// Autoserv's working directory.
+    pub dir: PathBuf,
+    /// Autoserv's stdout and stderr (created, or truncated).
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// The lease file and how long it may go untouched, in seconds.
+    pub lease: Option<(PathBuf, u64)>,
+    /// Where the `.pid`, `.exit` and `.lease` files go.
+    pub prefix: PathBuf,
+    /// Autoserv's command line.
+    pub argv: Vec<String>,
+}
+
+/// An Autoserv [`serve`] started and watches for the lease.
+struct Watched {
+    prefix: PathBuf,
+    stderr: PathBuf,
+    lease: (PathBuf, u64),
+    stopping: Option<Instant>,
+}
+
+/// `autoserv-supervisor --serve`: the long-lived form, one per worker. It reads one
+/// [`Order`] per line (JSON) on stdin and starts each Autoserv as [`run`] would, with
+/// the same files; on stdout it answers `pid ID PID` once Autoserv is started (pid 0:
+/// it could not be, and its exit status is 127) and `exit ID CODE` once it has ended
+/// and its status is recorded. Starting a process costs the worker one `posix_spawn`
+/// of Autoserv instead of one of a supervisor and then Autoserv.
+///
+/// When stdin ends (the worker stopped or died) it takes no more orders, waits for the
+/// Autoserv processes it started, records their ends, and exits; answers nobody reads
+/// are dropped. A worker started meanwhile re-attaches through the files.
+pub fn serve() -> i32 {
+    use std::io::BufRead;
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let watched: Arc<Mutex<HashMap<u32, Watched>>> = Arc::default();
+    {
+        let watched = watched.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(250));
+            watch_leases(&watched);
+        });
+    }
+    let mut waiting = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match serde_json::from_str::<Order>(&line) {
+            Ok(order) => waiting.extend(start_order(order, &out, &watched)),
+            Err(error) => eprintln!("autoserv-supervisor: ignoring an unreadable order: {error}"),
+        }
+        waiting.retain(|w: &std::thread::JoinHandle<()>| !w.is_finished());
+    }
+    for w in waiting {
+        let _ = w.join();
+    }
+    0
+}
+
+fn answer(out: &Mutex<std::io::Stdout>, line: &str) {
+    let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+    // One write of a short line: answers from several threads never interleave.
+    let _ = out.write_all(format!("{line}\n").as_bytes());
+    let _ = out.flush();
+}
+
+/// Appends the supervisor's own message to Autoserv's stderr, as [`run`]'s go there.
+fn note(stderr: &Path, message: &str) {
+    if let Ok(mut file) = std::fs::OpenOptions::new().append(true).open(stderr) {
+        let _ = writeln!(file, "autoserv-supervisor: {message}");
+    }
+}
+
+fn start_order(
+    order: Order,
+    out: &Arc<Mutex<std::io::Stdout>>,
+    watched: &Arc<Mutex<HashMap<u32, Watched>>>,
+) -> Option<std::thread::JoinHandle<()>> {
+    use std::os::unix::process::CommandExt;
+    let Order {
+        id,
+        dir,
+        stdout,
+        stderr,
+        lease,
+        prefix,
+        argv,
+    } = order;
+    let files =
+        std::fs::File::create(&stdout).and_then(|o| Ok((o, std::fs::File::create(&stderr)?)));
+    let spawned = match (files, argv.split_first()) {
+        (Ok((o, e)), Some((program, args))) => std::process::Command::new(program)
+            .args(args)
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(o)
+            .stderr(e)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {program}: {e}")),
+        (Err(e), _) => Err(format!(
+            "cannot create {} or {}: {e}",
+            stdout.display(),
+            stderr.display()
+        )),
+        (_, None) => Err("an order without a command".to_string()),
+    };
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(reason) => {
+            note(&stderr, &reason);
+            let _ = write_atomic(&exit_file(&prefix), "127");
+            answer(out, &format!("pid {id} 0"));
+            answer(out, &format!("exit {id} 127"));
+            return None;
+        }
+    };
+    let pid = child.id();
+    let _ = write_atomic(&pid_file(&prefix), &pid.to_string());
+    if let Some(lease) = lease {
+        watched.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            pid,
+            Watched {
+                prefix: prefix.clone(),
+                stderr,
+                lease,
+                stopping: None,
+            },
+        );
+    }
+    answer(out, &format!("pid {id} {pid}"));
+    let (out, watched) = (out.clone(), watched.clone());
+    Some(std::thread::spawn(move || {
+        let status = child.wait();
+        watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
+        let code = finish(&prefix, status);
+        answer(&out, &format!("exit {id} {}", code & 0xff));
+    }))
+}
+
+/// Stops the Autoserv processes whose lease expired (SIGTERM to the group, SIGKILL 2 s
+/// later), as [`run`] does for its one.
+fn watch_leases(watched: &Mutex<HashMap<u32, Watched>>) {
+    let mut watched = watched.lock().unwrap_or_else(|e| e.into_inner());
+    for (pid, w) in watched.iter_mut() {
+        let (file, secs) = &w.lease;
+        match w.stopping {
+            None => {
+                if lease_age(file).is_some_and(|age| age > *secs) {
+                    let reason = format!(
+                        "the drone had not reached the broker for over {secs} s (its lease expired): Autoserv was stopped"
+                    );
+                    note(&w.stderr, &reason);
+                    let _ = write_atomic(&lease_file(&w.prefix), &reason);
+                    signal_group(*pid, "TERM");
+                    w.stopping = Some(Instant::now());
+                }
+            }
+            Some(since) if since.elapsed() > Duration::from_secs(2) => signal_group(*pid, "KILL"),
+            Some(_) => {}
+        }
+    }
 }

@@ -506,4 +506,5 @@ mod reports;
 mod results_http;
 mod runtime_control;
 mod scheduling;
+mod supervisor;
 mod versions;

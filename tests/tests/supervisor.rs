@@ -1,0 +1,108 @@
+//! The long-lived supervisor (`autoserv-supervisor --serve`): one per worker, it starts
+//! Autoserv for every attempt and answers with its pid and, later, its exit status.
+
+use autotest_tests::World;
+use drone_worker::supervise::{self, Order};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn it_starts_each_order_records_its_end_and_answers_in_lines() {
+    let dir = std::env::temp_dir().join(autotest_tests::unique("autotest_serve"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut process = tokio::process::Command::new(autotest_tests::binary("autoserv-supervisor"))
+        .arg("--serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = process.stdin.take().unwrap();
+    let mut answers = tokio::io::BufReader::new(process.stdout.take().unwrap()).lines();
+    let order = |id: u64, argv: &[&str]| Order {
+        id,
+        dir: dir.clone(),
+        stdout: dir.join(format!("out-{id}")),
+        stderr: dir.join(format!("err-{id}")),
+        lease: Some((dir.join("lease"), 60)),
+        prefix: dir.join(format!(".autoserv-{id}")),
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+    };
+    std::fs::write(dir.join("lease"), b"").unwrap();
+    let orders = [
+        order(1, &["sh", "-c", "echo \"in $(pwd)\"; exit 3"]),
+        order(2, &["/nonexistent/autoserv"]),
+    ];
+    for o in &orders {
+        let mut line = serde_json::to_vec(o).unwrap();
+        line.push(b'\n');
+        stdin.write_all(&line).await.unwrap();
+    }
+    stdin.write_all(b"not an order\n").await.unwrap();
+    // Ends its orders: it exits once what it started has ended.
+    drop(stdin);
+    let mut lines = Vec::new();
+    while let Some(line) = tokio::time::timeout(MINUTE, answers.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        lines.push(line);
+    }
+    assert!(process.wait().await.unwrap().success());
+
+    let pid_of_1: u32 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("pid 1 "))
+        .expect("an answer with the first order's pid")
+        .parse()
+        .unwrap();
+    assert!(pid_of_1 > 0);
+    assert!(lines.contains(&"exit 1 3".to_string()), "{lines:?}");
+    assert!(lines.contains(&"pid 2 0".to_string()), "{lines:?}");
+    assert!(lines.contains(&"exit 2 127".to_string()), "{lines:?}");
+    // The same files as the one-attempt supervisor writes.
+    assert_eq!(supervise::recorded_pid(&orders[0].prefix), Some(pid_of_1));
+    assert_eq!(supervise::recorded_exit(&orders[0].prefix), Some(3));
+    assert_eq!(supervise::recorded_exit(&orders[1].prefix), Some(127));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out-1")).unwrap(),
+        format!("in {}\n", dir.display())
+    );
+    assert!(std::fs::read_to_string(dir.join("err-2"))
+        .unwrap()
+        .contains("cannot start /nonexistent/autoserv"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_attempt_on_a_drone_runs_under_one_long_lived_supervisor() {
+    let world = World::builder().drone("drone1", 2).start().await;
+    world.create_hosts(&["host1", "host2"]).await;
+    // Each job records the parent of the Autoserv running it: its supervisor.
+    // (demo-autoserv.sh execs the control file's shell: its parent is the supervisor.)
+    let control = format!(
+        "echo $PPID > \"{}/parent-$AUTOSERV_HOSTS\"\n",
+        world.dir.display()
+    );
+    let first = world.submit("first", &control, &["host1"]).await;
+    world.wait_for_jobs(&[first], MINUTE).await;
+    let second = world.submit("second", &control, &["host2"]).await;
+    let done = world.wait_for_jobs(&[second], MINUTE).await;
+    assert_eq!(done[0].status, "Completed", "{done:?}");
+    let parent = |host: &str| {
+        std::fs::read_to_string(world.dir.join(format!("parent-{host}")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(parent("host1"), parent("host2"), "one supervisor for both");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", parent("host1"))).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("--serve"),
+        "the supervisor is the long-lived one: {}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    world.stop().await;
+}
