@@ -317,6 +317,10 @@ fn start_order(
         }
     };
     let pid = child.id();
+    // Answered first: the worker reports Running on it, and the file is for a worker
+    // that restarts (as with the one-attempt supervisor, whose start the worker knows
+    // before its `.pid` is written).
+    answer(out, &format!("pid {id} {pid}"));
     let _ = write_atomic(&pid_file(&prefix), &pid.to_string());
     if let Some(lease) = lease {
         watched.lock().unwrap_or_else(|e| e.into_inner()).insert(
@@ -329,7 +333,6 @@ fn start_order(
             },
         );
     }
-    answer(out, &format!("pid {id} {pid}"));
     let (out, watched) = (out.clone(), watched.clone());
     Some(std::thread::spawn(move || {
         let status = child.wait();
