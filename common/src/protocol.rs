@@ -147,7 +147,8 @@ where
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StatusEvent {
-    /// Autoserv has been started.
+    /// Autoserv has been started, or handed to the drone's supervisor, which starts it
+    /// at once (`pid` 0 then; the worker's journal has the pid).
     Running {
         entry_id: i64,
         attempt: i32,

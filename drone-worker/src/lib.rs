@@ -678,9 +678,37 @@ impl Inner {
                     .map_err(|error| error.to_string())
                 };
                 gate.open();
+                // Handed to the long-lived supervisor, which starts Autoserv at once:
+                // Running goes out meanwhile, as it did once a supervisor of the
+                // attempt's own was spawned. Its pid is in the journal, not the report.
+                let mut reported = false;
+                let started = match started {
+                    Ok(start) if start.is_handed() => {
+                        self.running
+                            .lock()
+                            .expect("running lock")
+                            .insert((entry_id, attempt), prefix.clone());
+                        reported = true;
+                        let (started, ()) = tokio::join!(
+                            start.started(),
+                            self.reporter.send(StatusEvent::Running {
+                                entry_id,
+                                attempt,
+                                pid: 0,
+                            })
+                        );
+                        started.map_err(|error| error.to_string())
+                    }
+                    Ok(start) => start.started().await.map_err(|error| error.to_string()),
+                    Err(reason) => Err(reason),
+                };
                 let started = match started {
                     Ok(started) => started,
                     Err(reason) => {
+                        self.running
+                            .lock()
+                            .expect("running lock")
+                            .remove(&(entry_id, attempt));
                         self.refill.notify_one();
                         tracing::warn!(%reason, "Autoserv not started");
                         self.record(
@@ -709,14 +737,17 @@ impl Inner {
                 // The journal and the report are independent: do both at once. New
                 // spares wait until the report is out (on a small machine, making
                 // them meanwhile slowed it down).
-                tokio::join!(
-                    self.record(&job, Stage::Running { pid }),
-                    self.reporter.send(StatusEvent::Running {
-                        entry_id,
-                        attempt,
-                        pid,
-                    })
-                );
+                tokio::join!(self.record(&job, Stage::Running { pid }), async {
+                    if !reported {
+                        self.reporter
+                            .send(StatusEvent::Running {
+                                entry_id,
+                                attempt,
+                                pid,
+                            })
+                            .await
+                    }
+                });
                 self.refill.notify_one();
                 let exit_code = runner::wait(started).await;
                 if job.tasks.cleanup_after

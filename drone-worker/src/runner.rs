@@ -61,6 +61,55 @@ enum End {
     Child(tokio::process::Child),
 }
 
+/// An attempt on its way: started, or handed to the long-lived supervisor, which has
+/// not answered yet (it will start Autoserv at once; the worker reports Running
+/// meanwhile, as it did once it had spawned a supervisor of the attempt's own).
+pub enum Start {
+    Started(Started),
+    Handed(Handed),
+}
+
+/// An attempt the long-lived supervisor has and has not answered for yet.
+pub struct Handed {
+    pid: oneshot::Receiver<u32>,
+    code: oneshot::Receiver<i32>,
+    order: Order,
+    supervisor: PathBuf,
+    lease: Lease,
+}
+
+impl Start {
+    /// The supervisor has the attempt, and will start it unless it dies first.
+    pub fn is_handed(&self) -> bool {
+        matches!(self, Start::Handed(_))
+    }
+
+    /// Waits until Autoserv is started. If the long-lived supervisor went away before
+    /// answering, its files say whether it started Autoserv; if not, a supervisor of
+    /// the attempt's own starts it.
+    pub async fn started(self) -> Result<Started, RunError> {
+        let handed = match self {
+            Start::Started(started) => return Ok(started),
+            Start::Handed(handed) => handed,
+        };
+        match handed.pid.await {
+            Ok(pid) => Ok(Started {
+                pid,
+                end: End::Served {
+                    code: handed.code,
+                    prefix: handed.order.prefix,
+                },
+            }),
+            Err(_) => recover_or_spawn(
+                handed.order,
+                &handed.supervisor,
+                &handed.lease,
+                "the supervisor went away before it answered",
+            ),
+        }
+    }
+}
+
 /// The long-lived `autoserv-supervisor --serve` ([`crate::supervise::serve`]) that this
 /// worker starts Autoserv through, started on first use and again after it is gone.
 /// When it cannot be started, each attempt gets a one-attempt supervisor of its own.
@@ -96,50 +145,44 @@ impl Supervisor {
         &self.path
     }
 
-    /// Starts Autoserv through the long-lived supervisor: its pid (0 when it could
-    /// not be started), and where its exit code will come. An error when the
-    /// supervisor cannot be started, or went away before it answered.
-    async fn start(&self, order: &mut Order) -> std::io::Result<(u32, oneshot::Receiver<i32>)> {
+    /// Hands an attempt to the long-lived supervisor: where its answer (Autoserv's pid,
+    /// 0 when it could not be started) and then its exit code will come. An error when
+    /// the supervisor cannot be started or written to.
+    async fn hand(
+        &self,
+        order: &mut Order,
+    ) -> std::io::Result<(oneshot::Receiver<u32>, oneshot::Receiver<i32>)> {
         order.id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (started, pid) = oneshot::channel();
         let (ended, code) = oneshot::channel();
+        let mut link = self.link.lock().await;
+        if !link
+            .as_ref()
+            .is_some_and(|l| l.alive.load(Ordering::Acquire))
         {
-            let mut link = self.link.lock().await;
-            if !link
-                .as_ref()
-                .is_some_and(|l| l.alive.load(Ordering::Acquire))
-            {
-                *link = Some(self.launch()?);
-            }
-            let live = link.as_mut().expect("just launched");
-            live.waiting.lock().expect("waiting lock").insert(
-                order.id,
-                Waiter {
-                    started: Some(started),
-                    ended,
-                },
-            );
-            let mut line = serde_json::to_vec(order).expect("an order serializes");
-            line.push(b'\n');
-            let written = async {
-                live.stdin.write_all(&line).await?;
-                live.stdin.flush().await
-            }
-            .await;
-            if let Err(error) = written {
-                live.alive.store(false, Ordering::Release);
-                live.waiting.lock().expect("waiting lock").remove(&order.id);
-                return Err(error);
-            }
+            *link = Some(self.launch()?);
         }
-        // No time limit: it answers once Autoserv is started, or it is gone (and then
-        // the caller looks at the files: a later start by it is impossible).
-        match pid.await {
-            Ok(pid) => Ok((pid, code)),
-            Err(_) => Err(std::io::Error::other(
-                "the supervisor went away before it answered",
-            )),
+        let live = link.as_mut().expect("just launched");
+        live.waiting.lock().expect("waiting lock").insert(
+            order.id,
+            Waiter {
+                started: Some(started),
+                ended,
+            },
+        );
+        let mut line = serde_json::to_vec(order).expect("an order serializes");
+        line.push(b'\n');
+        let written = async {
+            live.stdin.write_all(&line).await?;
+            live.stdin.flush().await
         }
+        .await;
+        if let Err(error) = written {
+            live.alive.store(false, Ordering::Release);
+            live.waiting.lock().expect("waiting lock").remove(&order.id);
+            return Err(error);
+        }
+        Ok((pid, code))
     }
 
     fn launch(&self) -> std::io::Result<Link> {
@@ -268,7 +311,7 @@ pub async fn start(
     supervisor: &Supervisor,
     lease: &Lease,
     spares: &Spares,
-) -> Result<Started, RunError> {
+) -> Result<Start, RunError> {
     let prepare = |source| RunError::Prepare {
         path: dir.to_path_buf(),
         source,
@@ -321,7 +364,10 @@ pub async fn start_task(
         ("job_id", ""),
         ("control_file", ""),
     ]);
-    spawn_supervised(dir, argv, attempt, supervisor, lease).await
+    spawn_supervised(dir, argv, attempt, supervisor, lease)
+        .await?
+        .started()
+        .await
 }
 
 async fn spawn_supervised(
@@ -330,63 +376,77 @@ async fn spawn_supervised(
     attempt: i32,
     supervisor: &Supervisor,
     lease: &Lease,
-) -> Result<Started, RunError> {
-    let prefix = crate::supervise::prefix(dir, attempt);
+) -> Result<Start, RunError> {
     let mut order = Order {
         id: 0,
         dir: dir.to_path_buf(),
         stdout: dir.join(STDOUT_FILE),
         stderr: dir.join(STDERR_FILE),
         lease: Some((lease.file.clone(), lease.secs)),
-        prefix,
+        prefix: crate::supervise::prefix(dir, attempt),
         argv,
     };
-    match supervisor.start(&mut order).await {
-        Ok((pid, code)) => {
-            return Ok(Started {
-                pid,
-                end: End::Served {
-                    code,
-                    prefix: order.prefix,
-                },
-            })
-        }
-        Err(error) => {
-            // Gone after starting it? Then its files say so, and they tell the end.
-            if let Some(pid) = crate::supervise::recorded_pid(&order.prefix) {
-                tracing::warn!(%error, pid, "the long-lived supervisor went away after starting Autoserv");
-                let (_, code) = oneshot::channel();
-                return Ok(Started {
-                    pid,
-                    end: End::Served {
-                        code,
-                        prefix: order.prefix,
-                    },
-                });
-            }
-            tracing::warn!(%error, "the long-lived supervisor is unavailable; starting a supervisor for this attempt");
-        }
+    match supervisor.hand(&mut order).await {
+        Ok((pid, code)) => Ok(Start::Handed(Handed {
+            pid,
+            code,
+            order,
+            supervisor: supervisor.path().to_path_buf(),
+            lease: lease.clone(),
+        })),
+        Err(error) => recover_or_spawn(order, supervisor.path(), lease, &error.to_string())
+            .map(Start::Started),
     }
+}
+
+/// The long-lived supervisor could not take the attempt (`why`) or went away before
+/// answering: Autoserv is running if its `.pid` file says so (the files then tell its
+/// end); otherwise a supervisor of the attempt's own starts it.
+fn recover_or_spawn(
+    order: Order,
+    supervisor: &Path,
+    lease: &Lease,
+    why: &str,
+) -> Result<Started, RunError> {
+    if let Some(pid) = crate::supervise::recorded_pid(&order.prefix) {
+        tracing::warn!(
+            why,
+            pid,
+            "the long-lived supervisor went away after starting Autoserv"
+        );
+        let (_, code) = oneshot::channel();
+        return Ok(Started {
+            pid,
+            end: End::Served {
+                code,
+                prefix: order.prefix,
+            },
+        });
+    }
+    tracing::warn!(
+        why,
+        "the long-lived supervisor is unavailable; starting a supervisor for this attempt"
+    );
     let prepare = |source| RunError::Prepare {
-        path: dir.to_path_buf(),
+        path: order.dir.clone(),
         source,
     };
     let stdout = std::fs::File::create(&order.stdout).map_err(prepare)?;
     let stderr = std::fs::File::create(&order.stderr).map_err(prepare)?;
-    let child = tokio::process::Command::new(supervisor.path())
+    let child = tokio::process::Command::new(supervisor)
         .arg("--lease")
         .arg(&lease.file)
         .arg(lease.secs.to_string())
         .arg(&order.prefix)
         .args(&order.argv)
-        .current_dir(dir)
+        .current_dir(&order.dir)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0)
         .spawn()
         .map_err(|source| RunError::Spawn {
-            program: supervisor.path().display().to_string(),
+            program: supervisor.display().to_string(),
             source,
         })?;
     let pid = child.id().unwrap_or(0);
