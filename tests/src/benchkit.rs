@@ -60,7 +60,8 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// User + system CPU seconds of the children a live process has waited for (and
-/// theirs): a worker's supervisors, Autoserv under them, and its rsyncs.
+/// theirs): a worker's rsyncs, and any one-attempt supervisors with Autoserv under
+/// them. Not its long-lived supervisor's, which it waits for only when it stops.
 pub fn children_cpu_seconds(pid: u32) -> f64 {
     stat_ticks(pid, 13) + stat_ticks(pid, 14)
 }

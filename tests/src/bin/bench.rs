@@ -291,7 +291,7 @@ async fn run(o: Options) {
         peak.load(Ordering::Relaxed), peak_rss_kib(pids[0]), peak_rss_kib(pids[1]), peak_rss_kib(scheduler.id()));
 
     println!(
-        "  CPU time (whole run): scheduler {:.2} s, workers {:.2} s and {:.2} s, the workers' children (supervisors, Autoserv, rsync) {:.2} s and {:.2} s",
+        "  CPU time (whole run): scheduler {:.2} s, workers {:.2} s and {:.2} s, the workers' reaped children (rsync; not the long-lived supervisor and its Autoserv) {:.2} s and {:.2} s",
         cpu_seconds(scheduler.id()),
         cpu_seconds(pids[0]),
         cpu_seconds(pids[1]),
