@@ -681,25 +681,26 @@ impl Inner {
                 // Handed to the long-lived supervisor, which starts Autoserv at once:
                 // Running goes out meanwhile, as it did once a supervisor of the
                 // attempt's own was spawned. Its pid is in the journal, not the report.
-                let mut reported = false;
+                let reported = matches!(&started, Ok(start) if start.is_handed());
                 let started = match started {
-                    Ok(start) if start.is_handed() => {
+                    Ok(start) => {
                         self.running
                             .lock()
                             .expect("running lock")
                             .insert((entry_id, attempt), prefix.clone());
-                        reported = true;
-                        let (started, ()) = tokio::join!(
-                            start.started(),
-                            self.reporter.send(StatusEvent::Running {
-                                entry_id,
-                                attempt,
-                                pid: 0,
-                            })
-                        );
+                        let (started, ()) = tokio::join!(start.started(), async {
+                            if reported {
+                                self.reporter
+                                    .send(StatusEvent::Running {
+                                        entry_id,
+                                        attempt,
+                                        pid: 0,
+                                    })
+                                    .await
+                            }
+                        });
                         started.map_err(|error| error.to_string())
                     }
-                    Ok(start) => start.started().await.map_err(|error| error.to_string()),
                     Err(reason) => Err(reason),
                 };
                 let started = match started {
@@ -729,10 +730,6 @@ impl Inner {
                     }
                 };
                 let pid = started.pid;
-                self.running
-                    .lock()
-                    .expect("running lock")
-                    .insert((entry_id, attempt), prefix.clone());
                 tracing::info!(pid, "Autoserv started");
                 // The journal and the report are independent: do both at once. New
                 // spares wait until the report is out (on a small machine, making

@@ -6,7 +6,6 @@ use crate::supervise::Order;
 use common::config::CommandTemplate;
 use common::protocol::RunJob;
 use std::collections::HashMap;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,6 +58,8 @@ enum End {
     },
     /// A one-attempt supervisor, this worker's child, exits with Autoserv's status.
     Child(tokio::process::Child),
+    /// Only from the files: the long-lived supervisor went away after starting it.
+    Files(PathBuf),
 }
 
 /// An attempt on its way: started, or handed to the long-lived supervisor, which has
@@ -414,13 +415,9 @@ fn recover_or_spawn(
             pid,
             "the long-lived supervisor went away after starting Autoserv"
         );
-        let (_, code) = oneshot::channel();
         return Ok(Started {
             pid,
-            end: End::Served {
-                code,
-                prefix: order.prefix,
-            },
+            end: End::Files(order.prefix),
         });
     }
     tracing::warn!(
@@ -465,16 +462,14 @@ pub async fn wait(started: Started) -> i32 {
             // The supervisor is gone: Autoserv may still run, and may yet be recorded.
             Err(_) => wait_recovered(&prefix).await,
         },
-        End::Child(mut child) => match child.wait().await {
-            Ok(status) => status
-                .code()
-                .or_else(|| status.signal().map(|s| 128 + s))
-                .unwrap_or(-1),
-            Err(e) => {
-                tracing::error!(error = %e, "waiting for Autoserv failed");
-                -1
+        End::Files(prefix) => wait_recovered(&prefix).await,
+        End::Child(mut child) => {
+            let status = child.wait().await;
+            if let Err(error) = &status {
+                tracing::error!(%error, "waiting for Autoserv failed");
             }
-        },
+            crate::supervise::exit_code(status)
+        }
     }
 }
 

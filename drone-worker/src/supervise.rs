@@ -153,45 +153,65 @@ pub fn run(mut args: &[String]) -> i32 {
     std::thread::spawn(move || {
         let _ = tx.send(child.wait());
     });
-    let mut stopping: Option<std::time::Instant> = None;
+    let mut stopping: Option<Instant> = None;
     let status = loop {
-        match rx.recv_timeout(std::time::Duration::from_millis(250)) {
+        match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(status) => break status,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 break Err(std::io::Error::other("the waiting thread died"))
             }
         }
-        match stopping {
-            None => {
-                if lease_age(&file).is_some_and(|age| age > secs) {
-                    let reason = format!(
-                        "the drone had not reached the broker for over {secs} s (its lease expired): Autoserv was stopped"
-                    );
-                    eprintln!("autoserv-supervisor: {reason}");
-                    let _ = write_atomic(&lease_file(&prefix), &reason);
-                    signal_group(pid, "TERM");
-                    stopping = Some(std::time::Instant::now());
-                }
-            }
-            Some(since) if since.elapsed() > std::time::Duration::from_secs(2) => {
-                signal_group(pid, "KILL");
-            }
-            Some(_) => {}
+        if let Some(reason) = enforce_lease(pid, &prefix, &file, secs, &mut stopping) {
+            eprintln!("autoserv-supervisor: {reason}");
         }
     };
     finish(&prefix, status)
 }
 
-/// Records Autoserv's exit status; returns the code to leave with.
-fn finish(prefix: &Path, status: std::io::Result<std::process::ExitStatus>) -> i32 {
-    let code = match status {
+/// One look at the lease of the Autoserv whose group is `pid`: once the lease file is
+/// older than `secs`, SIGTERM to the group and `PREFIX.lease` written (the reason is
+/// returned, for the caller to say where Autoserv's stderr goes); SIGKILL from 2 s
+/// after that.
+fn enforce_lease(
+    pid: u32,
+    prefix: &Path,
+    file: &Path,
+    secs: u64,
+    stopping: &mut Option<Instant>,
+) -> Option<String> {
+    match stopping {
+        None if lease_age(file).is_some_and(|age| age > secs) => {
+            let reason = format!(
+                "the drone had not reached the broker for over {secs} s (its lease expired): Autoserv was stopped"
+            );
+            let _ = write_atomic(&lease_file(prefix), &reason);
+            signal_group(pid, "TERM");
+            *stopping = Some(Instant::now());
+            Some(reason)
+        }
+        Some(since) if since.elapsed() > Duration::from_secs(2) => {
+            signal_group(pid, "KILL");
+            None
+        }
+        _ => None,
+    }
+}
+
+/// A process's exit code, 128 + N when signal N killed it, -1 when it is unknown.
+pub fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    match status {
         Ok(status) => status
             .code()
             .or_else(|| status.signal().map(|s| 128 + s))
             .unwrap_or(-1),
         Err(_) => -1,
-    };
+    }
+}
+
+/// Records Autoserv's exit status; returns the code to leave with.
+fn finish(prefix: &Path, status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    let code = exit_code(status);
     let _ = write_atomic(&exit_file(prefix), &code.to_string());
     code
 }
@@ -351,20 +371,8 @@ fn watch_leases(watched: &Mutex<HashMap<u32, Watched>>) {
     let mut watched = watched.lock().unwrap_or_else(|e| e.into_inner());
     for (pid, w) in watched.iter_mut() {
         let (file, secs) = &w.lease;
-        match w.stopping {
-            None => {
-                if lease_age(file).is_some_and(|age| age > *secs) {
-                    let reason = format!(
-                        "the drone had not reached the broker for over {secs} s (its lease expired): Autoserv was stopped"
-                    );
-                    note(&w.stderr, &reason);
-                    let _ = write_atomic(&lease_file(&w.prefix), &reason);
-                    signal_group(*pid, "TERM");
-                    w.stopping = Some(Instant::now());
-                }
-            }
-            Some(since) if since.elapsed() > Duration::from_secs(2) => signal_group(*pid, "KILL"),
-            Some(_) => {}
+        if let Some(reason) = enforce_lease(*pid, &w.prefix, file, *secs, &mut w.stopping) {
+            note(&w.stderr, &reason);
         }
     }
 }

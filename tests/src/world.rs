@@ -659,6 +659,16 @@ impl World {
         let _ = connection.close(200, "done".into()).await;
     }
 
+    /// Puts a status report on the scheduler's status queue, as a drone would.
+    pub async fn publish_status(&self, report: &common::protocol::StatusReport) {
+        self.publish_raw(
+            common::broker::STATUS_EXCHANGE,
+            common::broker::STATUS_ROUTING_KEY,
+            &common::protocol::encode(report),
+        )
+        .await;
+    }
+
     /// Takes every message off a queue: (payload, headers as strings).
     pub async fn drain_queue(&self, queue: &str) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
         use lapin::options::{BasicAckOptions, BasicGetOptions};

@@ -241,13 +241,7 @@ async fn a_status_report_from_an_older_attempt_changes_nothing() {
         sent_at: 0,
         sender_version: "test".into(),
     };
-    world
-        .publish_raw(
-            common::broker::STATUS_EXCHANGE,
-            common::broker::STATUS_ROUTING_KEY,
-            &common::protocol::encode(&stale),
-        )
-        .await;
+    world.publish_status(&stale).await;
     // A later report on the same queue is applied after it: once it shows, the stale
     // one has been through the scheduler.
     world.create_hosts(&["host2"]).await;

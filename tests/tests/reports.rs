@@ -114,13 +114,7 @@ async fn every_event_of_a_report_is_recorded_in_order() {
         sent_at: 0,
         sender_version: "test".into(),
     };
-    world
-        .publish_raw(
-            broker::STATUS_EXCHANGE,
-            broker::STATUS_ROUTING_KEY,
-            &common::protocol::encode(&report),
-        )
-        .await;
+    world.publish_status(&report).await;
     let done = world.wait_for_jobs(&[job.id], MINUTE).await.remove(0);
     assert_eq!(done.entries[0].status, "Failed", "{done:?}");
     assert_eq!(done.entries[0].exit_code, Some(3), "{done:?}");

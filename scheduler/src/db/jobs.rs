@@ -845,15 +845,8 @@ mod tests {
             other => panic!("the poisoned job should fail with the database's error: {other:?}"),
         }
         assert!(results[2].is_ok(), "{:?}", results[2]);
-        let mut stored: Vec<(String, String)> = list(&db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|j| (j.name, j.status))
-            .collect();
-        stored.sort();
         assert_eq!(
-            stored,
+            statuses(&db).await,
             vec![
                 ("first".to_string(), "Queued".to_string()),
                 ("third".to_string(), "Queued".to_string())
