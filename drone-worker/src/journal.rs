@@ -8,8 +8,10 @@
 //!   one line per stage, appended; the last complete line is the current stage;
 //! - `done.log`: one line `<id>.<attempt> <stage>` per finished attempt, appended,
 //!   read at start into memory, so a late duplicate delivery is still recognised;
-//! - `spare-<n>`: empty files made ahead of time (see [`crate::spare`]); a new record is
-//!   written into one and renamed, so accepting a job allocates no inode.
+//! - `spare-<n>`: files made ahead of time (see [`crate::spare`]); a new record is
+//!   written into one and renamed, so accepting a job allocates no inode. A finished
+//!   record is renamed back into a spare rather than removed, so a drone in steady
+//!   work neither allocates nor frees a journal inode.
 
 use crate::spare::{Kind, Spares};
 use common::protocol::RunJob;
@@ -187,7 +189,8 @@ impl Journal {
                 .lock()
                 .expect("done lock")
                 .insert((job.entry_id, job.attempt));
-            return match std::fs::remove_file(&path) {
+            // The record becomes the next one's spare (see [`Spares::recycle`]).
+            return match self.spares.recycle(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
             };
@@ -284,6 +287,43 @@ mod tests {
         let unfinished = reopened.unfinished().unwrap();
         assert_eq!(unfinished.len(), 1);
         assert_eq!(unfinished[0].stage, Stage::Running { pid: 42 });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_finished_record_becomes_the_next_ones_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("journal-recycle-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let journal = Journal::open(&dir, 1).unwrap();
+        journal.put(&job(7), Stage::Accepted).unwrap();
+        let inode = std::fs::metadata(journal.path(7, 1)).unwrap().ino();
+        journal.put(&job(7), Stage::Done { exit_code: 0 }).unwrap();
+        assert!(
+            !journal.path(7, 1).exists(),
+            "a finished record leaves its name"
+        );
+        assert!(journal.knows(7, 1), "and is remembered in done.log");
+        let kept: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.metadata().unwrap().ino() == inode)
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(kept.len(), 1, "the record's file is kept, not removed");
+        assert!(kept[0].starts_with("spare-"), "as a spare: {kept:?}");
+        journal.put(&job(8), Stage::Accepted).unwrap();
+        assert_eq!(
+            std::fs::metadata(journal.path(8, 1)).unwrap().ino(),
+            inode,
+            "the next record reuses the finished one's inode instead of a new one"
+        );
+        let text = std::fs::read_to_string(journal.path(8, 1)).unwrap();
+        assert!(
+            !text.contains("\"entry_id\":7"),
+            "nothing of the old record is left: {text}"
+        );
+        assert_eq!(read_record(&journal.path(8, 1)).unwrap().job.entry_id, 8);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -140,6 +140,29 @@ pub fn entry_dir_cost_us(dir: &std::path::Path) -> f64 {
     started.elapsed().as_secs_f64() * 1e6 / 20.0
 }
 
+/// The directory for one run, `<tmp>/autotest-bench/<id>`, in an inode group earlier
+/// runs did not just empty where the filesystem allows it: the parent carries ext4's
+/// top-directory hint (`chattr +T`), so the allocator spreads the runs' directories over
+/// lightly used groups instead of putting each one where the last run deleted its tens
+/// of thousands of files (see [`settle_filesystem`]). Where the hint is refused (not
+/// ext4, no `chattr`) the runs share the parent's group and the probe says what it costs.
+pub fn run_dir(id: &str) -> std::path::PathBuf {
+    let parent = std::env::temp_dir().join("autotest-bench");
+    std::fs::create_dir_all(&parent).expect("bench directory");
+    let hinted = std::process::Command::new("chattr")
+        .arg("+T")
+        .arg(&parent)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !hinted {
+        println!(
+            "filesystem: the top-directory hint (chattr +T) was refused; runs share an inode group"
+        );
+    }
+    parent.join(id)
+}
+
 /// Waits (up to five minutes) until creating files under `dir` costs what it does on a
 /// quiet filesystem, and says what it found. This VM's root is ext4 without a journal;
 /// there the inode allocator passes over every inode deleted in the last minute (five,

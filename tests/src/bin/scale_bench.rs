@@ -77,7 +77,7 @@ async fn parallel(threads: usize, f: impl Fn(usize) + Send + Sync + 'static) {
 
 async fn run(o: Options) {
     let id = autotest_tests::unique("autotest_scale");
-    let dir = std::env::temp_dir().join(&id);
+    let dir = autotest_tests::benchkit::run_dir(&id);
     std::fs::create_dir_all(&dir).unwrap();
     let vhost = id.replace('_', "-");
     let amqp = mq::create_vhost(&vhost);
