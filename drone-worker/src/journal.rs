@@ -130,11 +130,17 @@ impl Journal {
         let Some(spare) = self.spares.take() else {
             return false;
         };
+        // Written over from the start and then cut to length, not truncated first: a
+        // recycled record keeps its data block, where truncating would free it (and,
+        // on a filesystem mounted with `discard`, trim it) only to allocate another.
         let written = std::fs::OpenOptions::new()
             .write(true)
-            .truncate(true)
+            .truncate(false)
             .open(&spare)
-            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .and_then(|mut file| {
+                file.write_all(text.as_bytes())?;
+                file.set_len(text.len() as u64)
+            })
             // A rename, never two names for one file: a spare that was also a record
             // would be truncated by the next job written into it.
             .and_then(|()| std::fs::rename(&spare, path));
@@ -298,6 +304,7 @@ mod tests {
         let journal = Journal::open(&dir, 1).unwrap();
         journal.put(&job(7), Stage::Accepted).unwrap();
         let inode = std::fs::metadata(journal.path(7, 1)).unwrap().ino();
+        journal.put(&job(7), Stage::Running { pid: 4242 }).unwrap();
         journal.put(&job(7), Stage::Done { exit_code: 0 }).unwrap();
         assert!(
             !journal.path(7, 1).exists(),
@@ -320,9 +327,10 @@ mod tests {
         );
         let text = std::fs::read_to_string(journal.path(8, 1)).unwrap();
         assert!(
-            !text.contains("\"entry_id\":7"),
-            "nothing of the old record is left: {text}"
+            !text.contains("\"entry_id\":7") && !text.contains("4242"),
+            "nothing of the old, longer record is left: {text}"
         );
+        assert_eq!(text.lines().count(), 2, "the job and its stage: {text}");
         assert_eq!(read_record(&journal.path(8, 1)).unwrap().job.entry_id, 8);
         let _ = std::fs::remove_dir_all(&dir);
     }
