@@ -116,6 +116,16 @@ async fn declare_schema(channel: &Channel) -> Result<(), BrokerError> {
     }
 }
 
+/// Returns once `connection` is no longer connected (checked every second). For a
+/// consumer waiting on its stream, which should end when its connection does: once, in
+/// CI, the status consumer went quiet through a broker restart without ever reporting
+/// the loss, and the drones it no longer heard from were counted lost.
+pub async fn gone(connection: &Connection) {
+    while connection.status().connected() {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 /// Closes a connection, waiting for the broker's agreement at most [`BROKER_TIMEOUT`]
 /// (a quiet broker never agrees; the socket goes with the connection anyway).
 pub async fn close(connection: &Connection, reason: &str) {

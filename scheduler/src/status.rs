@@ -174,6 +174,9 @@ async fn consume(
                 return Ok(());
             }
             next = consumer.next() => next,
+            () = broker::gone(&connection) => {
+                anyhow::bail!("the connection to the broker is down, and the consumer was not told")
+            }
         };
         let mut batch = vec![next_delivery(first)?];
         while batch.len() < BATCH {
@@ -249,9 +252,17 @@ async fn consume(
                     timers.notify_one();
                 }
                 // One ack for the whole batch: every earlier delivery on this channel
-                // has been acked or dead-lettered already.
+                // has been acked or dead-lettered already. Bounded like every other
+                // exchange with the broker: an ack that never completes must not stop
+                // the consumer for good (the reports come again on the next
+                // connection, and recording one twice changes nothing).
                 if let Some(last) = readable.last() {
-                    last.ack(BasicAckOptions { multiple: true }).await?;
+                    broker::within("acking status reports", async {
+                        last.ack(BasicAckOptions { multiple: true })
+                            .await
+                            .map_err(anyhow::Error::from)
+                    })
+                    .await?;
                 }
             }
             Err(error) => {
@@ -260,12 +271,16 @@ async fn consume(
                 listening.set(None);
                 tracing::error!(%error, reports = readable.len(), "cannot record status reports; handing them back");
                 for delivery in readable {
-                    delivery
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await?;
+                    broker::within("handing status reports back", async {
+                        delivery
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                ..Default::default()
+                            })
+                            .await
+                            .map_err(anyhow::Error::from)
+                    })
+                    .await?;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

@@ -127,6 +127,30 @@ pub fn connections(vhost: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Has the broker close every connection of the vhost the management API lists (as
+/// an operator's "Force Close" does); returns how many it closed.
+pub fn close_connections(vhost: &str) -> usize {
+    let (status, body) = call("GET", &format!("/api/vhosts/{vhost}/connections"), None);
+    assert_eq!(status, 200, "{body}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("connection list");
+    let mut closed = 0;
+    for name in list.iter().filter_map(|c| c["name"].as_str()) {
+        let encoded: String = name
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, body) = call("DELETE", &format!("/api/connections/{encoded}"), None);
+        assert!(status < 300, "closing {name}: HTTP {status} {body}");
+        closed += 1;
+    }
+    closed
+}
+
 /// Holds the machine's broker for broker-wide changes (restarts, `consumer_timeout`):
 /// the broker-fault tests and the chaos run take it, so one never restores a setting
 /// the other still needs. Released when the file is dropped (or the process dies).

@@ -139,3 +139,31 @@ async fn every_event_of_a_report_is_recorded_in_order() {
     assert_eq!(after.entries[0].exit_code, Some(3));
     world.stop().await;
 }
+
+/// What the status consumer relies on when its stream does not end with its
+/// connection: `broker::gone` returns once the broker has closed the connection.
+#[tokio::test]
+async fn gone_notices_a_connection_the_broker_closed() {
+    let name = autotest_tests::unique("autotest_gone").replace('_', "-");
+    let url = mq::create_vhost(&name);
+    let _vhost = Vhost(name.clone());
+    let connection = broker::connect(&url, "gone test").await.expect("connect");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), broker::gone(&connection))
+            .await
+            .is_err(),
+        "an open connection is not gone"
+    );
+    // The management API lists a new connection within a few seconds.
+    let deadline = std::time::Instant::now() + MINUTE;
+    while mq::close_connections(&name) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection was never listed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), broker::gone(&connection))
+        .await
+        .expect("gone returns once the broker closed the connection");
+}
