@@ -20,5 +20,32 @@ pub fn hostname() -> std::io::Result<String> {
         .to_string())
 }
 
+/// Percent-encodes bytes for one component of a URL: everything but letters, digits
+/// and `-._~` (RFC 3986's unreserved characters) becomes `%XX`.
+pub fn percent_encode(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// This build's version, sent in every message's `sender_version` for operators' logs.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_encode_keeps_only_unreserved_characters() {
+        assert_eq!(super::percent_encode(b"aZ09-._~"), "aZ09-._~");
+        assert_eq!(
+            super::percent_encode("127.0.0.1:5 -> p@ss/w%rd é".as_bytes()),
+            "127.0.0.1%3A5%20-%3E%20p%40ss%2Fw%25rd%20%C3%A9"
+        );
+    }
+}

@@ -41,18 +41,7 @@ pub fn check(requested: &str) -> Result<PathBuf, (StatusCode, String)> {
 pub fn encode(relative: &std::path::Path) -> String {
     relative
         .iter()
-        .map(|part| {
-            part.as_encoded_bytes()
-                .iter()
-                .map(|&b| {
-                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect::<String>()
-        })
+        .map(|part| crate::percent_encode(part.as_encoded_bytes()))
         .collect::<Vec<_>>()
         .join("/")
 }

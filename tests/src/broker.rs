@@ -135,15 +135,7 @@ pub fn close_connections(vhost: &str) -> usize {
     let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("connection list");
     let mut closed = 0;
     for name in list.iter().filter_map(|c| c["name"].as_str()) {
-        let encoded: String = name
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
+        let encoded = common::percent_encode(name.as_bytes());
         let (status, body) = call("DELETE", &format!("/api/connections/{encoded}"), None);
         assert!(status < 300, "closing {name}: HTTP {status} {body}");
         closed += 1;

@@ -130,18 +130,6 @@ macro_rules! write_txn {
     };
 }
 
-fn percent_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The MySQL URL for a config (contains the password: never log it).
 pub fn mysql_url(config: &DatabaseConfig) -> Option<String> {
     match config {
@@ -153,8 +141,8 @@ pub fn mysql_url(config: &DatabaseConfig) -> Option<String> {
             database,
         } => Some(format!(
             "mysql://{}:{}@{host}:{port}/{database}",
-            percent_encode(user),
-            percent_encode(password.expose())
+            common::percent_encode(user.as_bytes()),
+            common::percent_encode(password.expose().as_bytes())
         )),
         DatabaseConfig::Sqlite { .. } => None,
     }
