@@ -418,6 +418,27 @@ async fn atest_json_documents_have_the_documented_fields() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_label_given_twice_is_one_label() {
+    // It used to break the host-label key: a database error, and no host.
+    let world = World::builder().drone("drone1", 1).start().await;
+    let created = world
+        .atest(&[
+            "host", "create", "host1", "--label", "x86", "--label", "fast", "--label", "x86",
+        ])
+        .await;
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let out = world.atest(&["host", "list", "--json"]).await;
+    let hosts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(hosts[0]["name"], "host1");
+    assert_eq!(hosts[0]["labels"], serde_json::json!(["fast", "x86"]));
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_busy_host_runs_one_entry_at_a_time() {
     let world = World::builder()
         .drone("drone1", 4)

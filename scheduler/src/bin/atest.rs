@@ -278,7 +278,7 @@ fn current_user() -> Option<String> {
     })
 }
 
-/// Polls the jobs once a second until all are final.
+/// Polls the jobs every half second until all are final.
 fn wait(client: &Client, ids: &[i64], timeout: Option<u64>) -> Result<(), String> {
     let start = std::time::Instant::now();
     let mut last = String::new();

@@ -43,10 +43,13 @@ pub async fn create(
 ) -> Result<HostView, DbError> {
     let now = common::time::now_micros();
     let host_name = name.as_str().to_string();
-    let wanted: Vec<String> = labels_wanted
+    // Sorted, as every listing shows them; a label given twice is one label.
+    let mut wanted: Vec<String> = labels_wanted
         .iter()
         .map(|l| l.as_str().to_string())
         .collect();
+    wanted.sort();
+    wanted.dedup();
     write_txn!(db, |conn, last_id| {
         let exists: i64 = hosts::table
             .filter(hosts::hostname.eq(&host_name))
