@@ -429,7 +429,11 @@ pub async fn dead_letter(
         properties,
     )
     .await?;
-    delivery.ack(BasicAckOptions::default()).await?;
+    // Bounded: an ack on a connection that is going away may never complete.
+    within("acking a dead-lettered message", async {
+        Ok::<_, BrokerError>(delivery.ack(BasicAckOptions::default()).await?)
+    })
+    .await?;
     Ok(())
 }
 
