@@ -18,8 +18,8 @@
 use crate::names::DroneName;
 use lapin::{
     options::{
-        BasicAckOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-        QueueBindOptions, QueueDeclareOptions,
+        BasicAckOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
+        ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable, LongString},
     BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
@@ -429,12 +429,31 @@ pub async fn dead_letter(
         properties,
     )
     .await?;
-    // Bounded: an ack on a connection that is going away may never complete.
-    within("acking a dead-lettered message", async {
-        Ok::<_, BrokerError>(delivery.ack(BasicAckOptions::default()).await?)
-    })
-    .await?;
+    ack(delivery, false).await?;
     Ok(())
+}
+
+/// Acks `delivery` (and, with `multiple`, every earlier one on its channel), giving up
+/// after [`BROKER_TIMEOUT`]: an ack on a connection that is going away may never
+/// complete, and what was not acked is delivered again. `Ok(false)`: not sent (the
+/// channel is gone).
+pub async fn ack(delivery: &lapin::message::Delivery, multiple: bool) -> Result<bool, BrokerError> {
+    within("acking a delivery", async {
+        Ok(delivery.ack(BasicAckOptions { multiple }).await?)
+    })
+    .await
+}
+
+/// Hands `delivery` back to its queue (a nack with requeue), bounded as [`ack`] is.
+pub async fn requeue(delivery: &lapin::message::Delivery) -> Result<bool, BrokerError> {
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
+    within("handing a delivery back", async {
+        Ok(delivery.nack(requeue).await?)
+    })
+    .await
 }
 
 /// A publishing connection of its own (so consumer flow control never stalls it), in

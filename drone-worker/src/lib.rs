@@ -23,9 +23,7 @@ use common::protocol::{self, RunJob, StatusEvent, TaskKind, TaskOutcome};
 use common::shutdown::Shutdown;
 use futures_util::StreamExt;
 use journal::{Journal, Stage};
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{message::Delivery, Channel};
 use manifest::Manifest;
@@ -486,11 +484,7 @@ impl Inner {
         let journaled = tokio::task::block_in_place(|| self.journal.put(&job, Stage::Accepted));
         if let Err(error) = journaled {
             tracing::error!(%error, entry.id = job.entry_id, "cannot journal the job; handing it back");
-            let nack = delivery.nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            });
-            let _ = tokio::time::timeout(broker::BROKER_TIMEOUT, nack).await;
+            let _ = broker::requeue(&delivery).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
             return;
         }
@@ -1335,14 +1329,7 @@ async fn reject(channel: &Channel, delivery: &Delivery, queue: &str, reason: &st
 }
 
 async fn ack(delivery: &Delivery) {
-    // Bounded: an ack on a connection that is going away may never complete, and the
-    // broker redelivers what was not acked.
-    let acking = delivery.ack(BasicAckOptions::default());
-    let Ok(acked) = tokio::time::timeout(broker::BROKER_TIMEOUT, acking).await else {
-        tracing::warn!("ack not confirmed sent in time; the broker will redeliver and the duplicate will be ignored");
-        return;
-    };
-    match acked {
+    match broker::ack(delivery, false).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!("ack not sent (channel gone); the broker will redeliver and the duplicate will be ignored"),
         Err(error) => tracing::warn!(%error, "ack failed; the broker will redeliver and the duplicate will be ignored"),

@@ -11,7 +11,7 @@ use common::protocol::{self, StatusReport};
 use common::shutdown::Shutdown;
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -167,6 +167,9 @@ async fn consume(
         .await?;
     tracing::info!(queue = broker::STATUS_QUEUE, "consuming status reports");
     listening.set(Some(common::time::now_micros()));
+    // One watch for the connection's life, not a new timer for every batch.
+    let gone = broker::gone(&connection);
+    tokio::pin!(gone);
     loop {
         let first = tokio::select! {
             _ = shutdown.wait() => {
@@ -174,7 +177,7 @@ async fn consume(
                 return Ok(());
             }
             next = consumer.next() => next,
-            () = broker::gone(&connection) => {
+            () = &mut gone => {
                 anyhow::bail!("the connection to the broker is down, and the consumer was not told")
             }
         };
@@ -257,12 +260,7 @@ async fn consume(
                 // the consumer for good (the reports come again on the next
                 // connection, and recording one twice changes nothing).
                 if let Some(last) = readable.last() {
-                    broker::within("acking status reports", async {
-                        last.ack(BasicAckOptions { multiple: true })
-                            .await
-                            .map_err(anyhow::Error::from)
-                    })
-                    .await?;
+                    broker::ack(last, true).await?;
                 }
             }
             Err(error) => {
@@ -270,17 +268,8 @@ async fn consume(
                 // until a batch is recorded again.
                 listening.set(None);
                 tracing::error!(%error, reports = readable.len(), "cannot record status reports; handing them back");
-                for delivery in readable {
-                    broker::within("handing status reports back", async {
-                        delivery
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                ..Default::default()
-                            })
-                            .await
-                            .map_err(anyhow::Error::from)
-                    })
-                    .await?;
+                for delivery in &readable {
+                    broker::requeue(delivery).await?;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
