@@ -8,6 +8,7 @@ pub mod db;
 pub mod dispatch;
 pub mod http;
 pub mod lost;
+pub mod model;
 pub mod results;
 pub mod status;
 pub mod timeouts;
