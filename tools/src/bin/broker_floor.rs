@@ -7,13 +7,13 @@
 //!
 //! Usage: broker_floor [--messages N]
 
-use autotest_tests::benchkit::summary;
 use autotest_tests::broker as mq;
 use common::broker;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use std::time::{Duration, Instant};
+use tools::benchkit::summary;
 
 fn main() {
     let mut messages = 500usize;

@@ -11,19 +11,19 @@
 //!
 //! Usage: bench [--jobs N] [--idle-jobs N] [--hosts N] [--capacity N]
 
-use autotest_tests::benchkit::*;
+use api::Client;
+use api::{CreateHost, CreateJob, JobView};
 use autotest_tests::broker as mq;
 use common::broker;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use scheduler::api::{CreateHost, CreateJob, JobView};
-use scheduler::client::Client;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tools::benchkit::*;
 
 struct Options {
     jobs: usize,
@@ -80,7 +80,7 @@ fn main() {
 
 async fn run(o: Options) {
     let id = autotest_tests::unique("autotest_bench");
-    let dir = autotest_tests::benchkit::run_dir(&id);
+    let dir = tools::benchkit::run_dir(&id);
     std::fs::create_dir_all(&dir).unwrap();
     settle_filesystem(&dir);
     let vhost = id.replace('_', "-");

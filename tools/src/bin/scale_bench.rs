@@ -8,13 +8,13 @@
 //!
 //! Usage: scale_bench [--hosts N] [--entries N] [--capacity N] [--seconds N]
 
-use autotest_tests::benchkit::*;
+use api::Client;
+use api::{CreateHost, CreateJob};
 use autotest_tests::broker as mq;
-use scheduler::api::{CreateHost, CreateJob};
-use scheduler::client::Client;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tools::benchkit::*;
 
 const HOSTS_PER_JOB: usize = 100;
 
@@ -77,7 +77,7 @@ async fn parallel(threads: usize, f: impl Fn(usize) + Send + Sync + 'static) {
 
 async fn run(o: Options) {
     let id = autotest_tests::unique("autotest_scale");
-    let dir = autotest_tests::benchkit::run_dir(&id);
+    let dir = tools::benchkit::run_dir(&id);
     std::fs::create_dir_all(&dir).unwrap();
     let vhost = id.replace('_', "-");
     let amqp = mq::create_vhost(&vhost);
