@@ -4,6 +4,10 @@
 //! broker, the sshd and the built binaries.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod benchkit;
 pub mod chaos;
+pub mod floor;
 pub mod retry;
+pub mod scale;
+pub mod system;
