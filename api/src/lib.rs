@@ -289,3 +289,31 @@ pub struct LabelView {
 pub struct ErrorBody {
     pub error: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_body_with_only_the_required_fields_takes_every_default() {
+        let body: CreateJob = serde_json::from_value(serde_json::json!({
+            "name": "n", "control_file": "c", "owner": "o", "hosts": ["h1"]
+        }))
+        .expect("body");
+        let defaults = CreateJob::new("n", "c", vec!["h1".into()], "o");
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::to_value(&defaults).unwrap()
+        );
+    }
+
+    #[test]
+    fn completed_failed_and_aborted_are_final_and_nothing_else_is() {
+        for status in ["Completed", "Failed", "Aborted"] {
+            assert!(is_final(status), "{status}");
+        }
+        for status in ["Queued", "Pending", "Starting", "Running", "Gathering"] {
+            assert!(!is_final(status), "{status}");
+        }
+    }
+}

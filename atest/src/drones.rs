@@ -4,6 +4,7 @@
 use crate::output::{opt, print_json, table};
 use api::Client;
 
+/// `atest drone …`.
 #[derive(clap::Subcommand)]
 pub enum DroneAction {
     /// List drones with their load.
@@ -19,6 +20,7 @@ pub enum DroneAction {
     SetCapacity { name: String, capacity: i32 },
 }
 
+/// `atest drone-set …`.
 #[derive(clap::Subcommand)]
 pub enum DroneSetAction {
     /// Create a drone set.

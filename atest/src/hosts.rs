@@ -4,6 +4,7 @@ use crate::output::{print_json, table};
 use crate::user::current_user;
 use api::{ChangeLabels, Client, CreateHost};
 
+/// `atest host …`.
 #[derive(clap::Subcommand)]
 pub enum HostAction {
     /// Add a host.

@@ -5,6 +5,7 @@ use crate::user::current_user;
 use api::{Client, CreateJob, JobView};
 use std::path::PathBuf;
 
+/// `atest job create`: the job to submit.
 #[derive(clap::Args)]
 pub struct CreateArgs {
     #[arg(long)]
@@ -55,6 +56,7 @@ pub struct CreateArgs {
     reboot_after: Option<String>,
 }
 
+/// `atest job …`.
 #[derive(clap::Subcommand)]
 pub enum JobAction {
     /// Submit a job; prints its id.

@@ -3,6 +3,7 @@
 use crate::output::print_json;
 use api::Client;
 
+/// `atest label …`.
 #[derive(clap::Subcommand)]
 pub enum LabelAction {
     /// Create a label.

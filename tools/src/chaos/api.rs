@@ -31,6 +31,7 @@ impl std::fmt::Display for ApiError {
 }
 
 impl Api {
+    /// A client of the scheduler at `server`, each call limited to 30 s.
     pub fn new(server: &str) -> Self {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -42,6 +43,7 @@ impl Api {
         }
     }
 
+    /// One call: POST with a body, else GET; the answer's JSON on a 2xx status.
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ApiError> {
         let url = format!("{}{path}", self.server);
         let result = match body {
@@ -62,14 +64,17 @@ impl Api {
         }
     }
 
+    /// `GET path`.
     pub fn get(&self, path: &str) -> Result<Value, ApiError> {
         self.call("GET", path, None)
     }
 
+    /// `POST path` with a JSON body.
     pub fn post(&self, path: &str, body: Value) -> Result<Value, ApiError> {
         self.call("POST", path, Some(body))
     }
 
+    /// Whether `/api/health` answers 2xx.
     pub fn healthy(&self) -> bool {
         self.get("/api/health").is_ok()
     }
@@ -123,6 +128,7 @@ pub struct JobSummaryDoc {
     pub status: String,
 }
 
+/// Whether a job or entry in `status` has finished.
 pub fn is_final(status: &str) -> bool {
     matches!(status, "Completed" | "Failed" | "Aborted")
 }

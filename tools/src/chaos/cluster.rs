@@ -35,6 +35,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Prints a line of the run's story and appends it to `events.log`.
     pub fn event(&mut self, text: &str) {
         use std::io::Write;
         let line = format!(
@@ -45,6 +46,7 @@ impl Cluster {
         let _ = writeln!(self.events, "{line}");
     }
 
+    /// The logs worth reading after a failed run, one per line.
     pub fn logs(&self) -> String {
         let mut paths = vec![
             self.scheduler.log.display().to_string(),
@@ -58,6 +60,7 @@ impl Cluster {
         paths.join("\n  ")
     }
 
+    /// Waits (up to a minute) until the scheduler answers its health check.
     pub fn wait_for_scheduler(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.api.healthy() {
@@ -94,6 +97,8 @@ impl Cluster {
         ended.len()
     }
 
+    /// Stops RabbitMQ's app, waits a random moment, starts it again and waits until
+    /// it listens; the lowered consumer_timeout is set again.
     pub fn restart_broker(&mut self, rng: &mut Rng) {
         self.event("RabbitMQ: rabbitmqctl stop_app");
         if let Err(e) = rabbitmqctl(&["stop_app"]) {

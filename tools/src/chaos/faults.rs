@@ -221,6 +221,7 @@ pub fn abort_candidates(
     }
 }
 
+/// When each planned fault strikes: a random moment inside the window.
 pub fn fault_schedule(plan: &Plan, rng: &mut Rng) -> Vec<(Duration, Fault)> {
     let window = plan.window.as_secs_f64();
     plan.faults
@@ -233,4 +234,21 @@ pub fn fault_schedule(plan: &Plan, rng: &mut Rng) -> Vec<(Duration, Fault)> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::options::{plan, Options};
+
+    #[test]
+    fn every_planned_fault_is_scheduled_inside_the_window() {
+        let options =
+            Options::parse(["--short".to_string(), "--seed".into(), "9".into()]).expect("options");
+        let plan = plan(&options);
+        let schedule = fault_schedule(&plan, &mut Rng(9));
+        let planned: usize = plan.faults.iter().map(|(_, n)| n).sum();
+        assert_eq!(schedule.len(), planned);
+        assert!(schedule.iter().all(|(at, _)| *at < plan.window));
+    }
 }

@@ -22,10 +22,13 @@ pub struct JobSpec {
     pub lines: u32,
 }
 
+/// The name of host `i` (from 0): `host01`, `host02`, ...
 pub fn host_name(i: usize) -> String {
     format!("host{:02}", i + 1)
 }
 
+/// Draws `jobs` jobs: mostly short and passing, some longer than the lowered
+/// consumer_timeout, some failing; about a third on a named host.
 pub fn job_specs(jobs: usize, rng: &mut Rng) -> Vec<JobSpec> {
     (0..jobs)
         .map(|index| {
@@ -84,6 +87,7 @@ pub struct Submitted {
     pub done: bool,
 }
 
+/// Submits each job at its moment (from `started`), recording each id in `submitted`.
 pub fn submit_all(
     api: Api,
     specs: Vec<JobSpec>,
@@ -130,6 +134,7 @@ pub fn submit_all(
     submitted.lock().unwrap().done = true;
 }
 
+/// The id of the job called `name`, if the scheduler has it.
 pub fn existing_job(api: &Api, name: &str) -> Result<Option<i64>, ApiError> {
     let list: Vec<JobSummaryDoc> = serde_json::from_value(api.get("/api/jobs")?).expect("job list");
     Ok(list.iter().find(|j| j.name == name).map(|j| j.id))

@@ -101,6 +101,7 @@ pub fn plan(o: &Options) -> Plan {
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// The next 64 random bits.
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -108,13 +109,54 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+    /// A number in `0..n`.
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
+    /// A number in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
+    /// A number in `[low, high)`.
     pub fn between(&mut self, low: f64, high: f64) -> f64 {
         low + (high - low) * self.unit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Option<Options> {
+        Options::parse(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn a_short_run_has_sixty_jobs_unless_told_otherwise() {
+        assert_eq!(parsed(&["--short"]).unwrap().jobs, 60);
+        assert_eq!(parsed(&[]).unwrap().jobs, 500);
+        assert_eq!(parsed(&["--short", "--jobs", "7"]).unwrap().jobs, 7);
+    }
+
+    #[test]
+    fn help_asks_for_the_usage_instead_of_a_run() {
+        assert!(parsed(&["--help"]).is_none());
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_numbers() {
+        let (mut a, mut b) = (Rng(42), Rng(42));
+        let draws: Vec<u64> = (0..5).map(|_| a.next()).collect();
+        assert_eq!(draws, (0..5).map(|_| b.next()).collect::<Vec<_>>());
+        assert!((0..1000).all(|_| (0.0..1.0).contains(&a.unit())));
+        assert!((0..1000).all(|_| a.below(30) < 30));
+    }
+
+    #[test]
+    fn the_plan_spreads_a_run_over_at_least_fifty_seconds() {
+        let short = plan(&parsed(&["--short"]).unwrap());
+        assert_eq!(short.window, Duration::from_secs(50));
+        let long = plan(&parsed(&["--jobs", "500"]).unwrap());
+        assert_eq!(long.window, Duration::from_secs(300));
     }
 }

@@ -23,6 +23,7 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts the program in a process group of its own, its stderr appended to the log.
     pub fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -42,6 +43,7 @@ impl Daemon {
         self.child = Some(child);
     }
 
+    /// The running process's id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

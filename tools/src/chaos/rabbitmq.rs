@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Runs `rabbitmqctl ARGS` (given two minutes): its output, or why it failed.
 pub fn rabbitmqctl(args: &[&str]) -> Result<String, String> {
     let output = Command::new("timeout")
         .arg("120")
@@ -27,6 +28,7 @@ pub fn rabbitmqctl(args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// Whether something accepts connections on 127.0.0.1:`port`.
 pub fn port_open(port: u16) -> bool {
     TcpStream::connect_timeout(
         &SocketAddr::from(([127, 0, 0, 1], port)),
@@ -35,6 +37,7 @@ pub fn port_open(port: u16) -> bool {
     .is_ok()
 }
 
+/// Whether RabbitMQ's management API listens.
 pub fn management_up() -> bool {
     port_open(15672)
 }
@@ -47,6 +50,7 @@ pub struct ConsumerTimeout {
 }
 
 impl ConsumerTimeout {
+    /// Reads the current value and sets the run's.
     pub fn lower() -> Self {
         let current = rabbitmqctl(&["eval", "application:get_env(rabbit, consumer_timeout)."])
             .expect("read RabbitMQ's consumer_timeout");
@@ -63,6 +67,7 @@ impl ConsumerTimeout {
         guard
     }
 
+    /// Sets the run's value (again after a broker restart).
     pub fn apply(&self) {
         rabbitmqctl(&[
             "eval",
