@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark: builds in release mode and runs the bench tool (tests/src/bin/bench.rs),
+# Benchmark: builds in release mode and runs the bench tool (tools/src/bench/),
 # which starts the real scheduler and two drone workers against a vhost and SQLite
 # database of its own and prints throughput, latencies, the naive ceiling measured in
 # the same run, and memory. Record the figures in BENCHMARKS.md.
 #
 # usage: deploy/bench.sh [--jobs N] [--idle-jobs N] [--hosts N] [--capacity N]
 #        deploy/bench.sh --scale [--hosts N] [--entries N] [--capacity N] [--seconds N]
-#   --scale   the scale benchmark instead (tests/src/bin/scale_bench.rs): 10,000 hosts
+#   --scale   the scale benchmark instead (tools/src/scale.rs): 10,000 hosts
 #             and 100,000 queued entries by default, and the time from a job's end to
 #             the next entry Running, with the scheduler's memory
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The fault test: builds release binaries and runs tests/src/bin/chaos.rs, which starts
-# the real scheduler and three drone workers (separate processes) on a vhost, SQLite
+# The fault test: builds release binaries and runs the chaos tool (tools/src/chaos/),
+# which starts the real scheduler and three drone workers (separate processes) on a vhost, SQLite
 # database and temp directory of their own, with an sshd of its own as the results
 # host, submits jobs of varying length and, at random (seeded) moments, kills workers
 # and the scheduler with SIGKILL, restarts RabbitMQ, makes the results host unreachable

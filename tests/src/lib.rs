@@ -8,7 +8,6 @@
 //! `http://guest:guest@127.0.0.1:15672`).
 #![forbid(unsafe_code)]
 
-pub mod benchkit;
 pub mod broker;
 pub mod http;
 pub mod proxy;

@@ -4,10 +4,8 @@
 //! has its own I/O thread, as each process does). Prints, one message at a time on an
 //! idle broker: publish → delivery, publish → confirm, and a full round trip (a reply
 //! published by the consumer, received by the first connection).
-//!
-//! Usage: broker_floor [--messages N]
 
-use autotest_tests::benchkit::summary;
+use crate::benchkit::summary;
 use autotest_tests::broker as mq;
 use common::broker;
 use futures_util::StreamExt;
@@ -15,21 +13,8 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use std::time::{Duration, Instant};
 
-fn main() {
-    let mut messages = 500usize;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, value] = args.as_slice() {
-        assert_eq!(flag, "--messages", "usage: broker_floor [--messages N]");
-        messages = value.parse().expect("numeric --messages");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run(messages));
-}
-
-async fn run(messages: usize) {
+/// Measures `messages` trips one at a time and prints the figures.
+pub async fn run(messages: usize) {
     let vhost = autotest_tests::unique("autotest_floor").replace('_', "-");
     let url = mq::create_vhost(&vhost);
     let a = broker::connect(&url, "floor-a").await.unwrap();

@@ -1,9 +1,12 @@
 //! Helpers shared by the benchmark tools (`bench`, `scale_bench`): figures from
 //! /proc, percentiles, and starting and stopping the real programs.
 
-use std::process::{Child, Command};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
+/// The `p`th percentile of `sorted` (nearest rank); NaN when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -12,6 +15,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// One line: p50, p99 and max of `values_ms`, and how many.
 pub fn summary(label: &str, mut values_ms: Vec<f64>) -> String {
     values_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
     format!(
@@ -23,12 +27,14 @@ pub fn summary(label: &str, mut values_ms: Vec<f64>) -> String {
     )
 }
 
+/// An API timestamp in microseconds since the epoch; panics when absent.
 pub fn micros(text: &Option<String>) -> i64 {
     text.as_deref()
         .and_then(common::time::parse_micros)
         .expect("timestamp")
 }
 
+/// The peak resident memory (VmHWM) of a live process, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -38,6 +44,7 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A TCP port on 127.0.0.1 free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -46,11 +53,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// SIGTERM to `child`, then waits for it to end.
 pub fn terminate(child: &mut Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
     let _ = child.wait();
 }
 
@@ -98,6 +105,7 @@ fn stat_ticks(pid: u32, index: usize) -> f64 {
         / 100.0
 }
 
+/// The resident memory (VmRSS) of a live process, in KiB.
 pub fn current_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -107,6 +115,8 @@ pub fn current_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Polls `check` on a blocking thread every 50 ms until it holds; panics after
+/// `timeout`.
 pub async fn wait_blocking(check: impl Fn() -> bool + Send + 'static, timeout: Duration) {
     tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + timeout;

@@ -1,0 +1,91 @@
+//! `atest host …`: add, list, label, lock, unlock and repair hosts under test.
+
+use crate::output::{print_json, table};
+use crate::user::current_user;
+use api::{ChangeLabels, Client, CreateHost};
+
+/// `atest host …`.
+#[derive(clap::Subcommand)]
+pub enum HostAction {
+    /// Add a host.
+    Create {
+        name: String,
+        /// A label for the host (repeat for several); created if new.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// List hosts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or remove labels of a host.
+    Label {
+        name: String,
+        #[arg(long = "add")]
+        add: Vec<String>,
+        #[arg(long = "remove")]
+        remove: Vec<String>,
+    },
+    /// Lock a host: it gets no new work; what runs on it finishes.
+    Lock {
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Unlock a host (a host whose repair failed goes back in service as it is).
+    Unlock { name: String },
+    /// Run Autoserv's repair on a host (even one whose repair failed); prints the
+    /// repair job's id. A repair that passes puts the host back in service.
+    Repair { name: String },
+}
+
+/// Carries out one `atest host` command.
+pub fn run(client: &Client, action: HostAction) -> Result<(), String> {
+    let e = |e: api::ClientError| e.to_string();
+    match action {
+        HostAction::Create { name, labels } => {
+            let host = client
+                .create_host(&CreateHost { name, labels })
+                .map_err(e)?;
+            println!("{}", host.name);
+        }
+        HostAction::List { json } => list(client, json)?,
+        HostAction::Label { name, add, remove } => {
+            client
+                .change_labels(&name, &ChangeLabels { add, remove })
+                .map_err(e)?;
+            println!("{name}");
+        }
+        HostAction::Lock { name, reason } => {
+            client.lock_host(&name, reason).map_err(e)?;
+            println!("{name} locked");
+        }
+        HostAction::Unlock { name } => {
+            client.unlock_host(&name).map_err(e)?;
+            println!("{name} unlocked");
+        }
+        HostAction::Repair { name } => {
+            let by = current_user().ok_or("cannot tell who you are; set $USER")?;
+            let id = client.repair_host(&name, &by).map_err(e)?;
+            println!("{id}");
+        }
+    }
+    Ok(())
+}
+
+fn list(client: &Client, json: bool) -> Result<(), String> {
+    let hosts = client.hosts().map_err(|e| e.to_string())?;
+    if json {
+        print_json(&hosts);
+    } else {
+        table(
+            &["HOST", "STATUS", "LOCKED", "LABELS"],
+            hosts
+                .into_iter()
+                .map(|h| vec![h.name, h.status, h.locked.to_string(), h.labels.join(",")])
+                .collect(),
+        );
+    }
+    Ok(())
+}
