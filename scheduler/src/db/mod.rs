@@ -6,8 +6,10 @@
 
 pub mod drone_sets;
 pub mod drones;
+pub mod aborts;
 pub mod entries;
 pub mod hosts;
+pub mod intake;
 pub mod jobs;
 pub mod schema;
 
