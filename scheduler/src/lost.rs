@@ -55,8 +55,10 @@ pub async fn step(db: &Db, config: &Config, listening: &Listening) -> Result<usi
         .iter()
         .map(|d| d.to_string())
         .collect();
-    let beats: BTreeMap<String, Option<i64>> =
-        drones::heartbeats(db, &configured).await?.into_iter().collect();
+    let beats: BTreeMap<String, Option<i64>> = drones::heartbeats(db, &configured)
+        .await?
+        .into_iter()
+        .collect();
     let mut taken = 0;
     for drone in &config.scheduler.drones {
         // A drone without a row is not judged (it has never been recorded).

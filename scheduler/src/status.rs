@@ -327,7 +327,13 @@ pub async fn send_abort(
     grace_sec: u64,
 ) -> anyhow::Result<()> {
     let drone = DroneName::new(drone)?;
-    send_abort_to(publisher, &drone, AttemptId::new(entry_id, attempt), grace_sec).await
+    send_abort_to(
+        publisher,
+        &drone,
+        AttemptId::new(entry_id, attempt),
+        grace_sec,
+    )
+    .await
 }
 
 /// Tells a drone to abort an attempt (persistent, on its control queue).
@@ -384,12 +390,7 @@ fn next_delivery(next: Option<Result<Delivery, lapin::Error>>) -> anyhow::Result
 /// Aborts recorded for a drone's active entries are sent again on each heartbeat
 /// until the entries end: an abort reaches a drone that was away or a broker that
 /// restarted.
-async fn resend_aborts(
-    db: &Db,
-    config: &Config,
-    publisher: &broker::Publisher,
-    drone: &DroneName,
-) {
+async fn resend_aborts(db: &Db, config: &Config, publisher: &broker::Publisher, drone: &DroneName) {
     match crate::db::jobs::pending_aborts(db, drone.as_str()).await {
         Ok(pending) => {
             for attempt in pending {

@@ -4,9 +4,9 @@
 //! writer lock (SQLite has one writer at a time; ours queue in-process) and the
 //! last-insert-id function.
 
+pub mod aborts;
 pub mod drone_sets;
 pub mod drones;
-pub mod aborts;
 pub mod entries;
 pub mod hosts;
 pub mod intake;

@@ -232,7 +232,11 @@ fn gathering_records_the_exit_code_and_frees_the_slot_but_not_the_host() {
 
 #[test]
 fn finished_ends_the_entry_by_its_exit_code_and_frees_its_host() {
-    let table = [(0, Completed, None), (1, Failed, Some("test")), (137, Failed, Some("test"))];
+    let table = [
+        (0, Completed, None),
+        (1, Failed, Some("test")),
+        (137, Failed, Some("test")),
+    ];
     for (exit_code, status, kind) in table {
         let transition = judge(&finished(exit_code), &in_state(Gathering), "d1");
         assert_eq!(transition.applied, Applied::Changed { slot_freed: true });
@@ -275,7 +279,10 @@ fn finished_after_an_abort_was_recorded_ends_aborted_whatever_the_exit() {
 #[test]
 fn the_manifest_is_stored_only_when_the_report_applies() {
     let applied = judge(&finished(0), &in_state(Gathering), "d1");
-    assert_eq!(applied.manifest, Some(ManifestSummary { files: 3, bytes: 9 }));
+    assert_eq!(
+        applied.manifest,
+        Some(ManifestSummary { files: 3, bytes: 9 })
+    );
     let stale = judge(&finished(0), &in_state(Gathering), "d2");
     assert_eq!(stale.manifest, None);
 }
@@ -306,7 +313,10 @@ fn push_failing_keeps_the_entry_gathering_and_records_why() {
     let reason = "results not pushed yet: results host full";
     assert_eq!(transition.entry.failure_reason, Some(Some(reason.into())));
     let history = transition.history.unwrap();
-    assert_eq!((history.event, history.detail.as_str()), ("push-failing", reason));
+    assert_eq!(
+        (history.event, history.detail.as_str()),
+        ("push-failing", reason)
+    );
 }
 
 #[test]
@@ -345,7 +355,10 @@ fn a_retried_attempt_goes_back_to_the_queue_avoiding_its_drone() {
     assert_eq!(entry.infra_retries, Some(1));
     assert_eq!(entry.avoid_drone, Some(drone("d1")));
     assert!(entry.undispatched);
-    assert_eq!((entry.started_on, entry.exit_code), (Some(None), Some(None)));
+    assert_eq!(
+        (entry.started_on, entry.exit_code),
+        (Some(None), Some(None))
+    );
     assert_eq!(entry.finished_on, None);
     assert!(!entry.host_released, "a named entry keeps its host");
 }
@@ -402,7 +415,10 @@ fn a_task_starting_shows_the_task_on_the_host() {
         let transition = judge(&task(kind, TaskOutcome::Started), &row(), "d1");
         assert_eq!(transition.applied, Applied::Changed { slot_freed: false });
         assert_eq!(transition.entry, EntryChanges::default());
-        assert_eq!(transition.hosts, vec![HostWrite::Status(host("host1"), status)]);
+        assert_eq!(
+            transition.hosts,
+            vec![HostWrite::Status(host("host1"), status)]
+        );
     }
 }
 
@@ -410,7 +426,12 @@ fn a_task_starting_shows_the_task_on_the_host() {
 fn a_task_ending_gives_the_host_back_to_the_job() {
     let back = HostWrite::Status(host("host1"), HostStatus::Running);
     let table = [
-        (TaskKind::Verify, TaskOutcome::Passed, vec![back.clone()], None),
+        (
+            TaskKind::Verify,
+            TaskOutcome::Passed,
+            vec![back.clone()],
+            None,
+        ),
         (
             TaskKind::Cleanup,
             TaskOutcome::Passed,
@@ -449,7 +470,10 @@ fn a_failed_repair_task_takes_the_host_out_of_service() {
     let transition = judge(&task(TaskKind::Repair, TaskOutcome::Failed), &row(), "d1");
     assert_eq!(
         transition.hosts,
-        vec![HostWrite::OutOfService(host("host1"), "repair failed".into())]
+        vec![HostWrite::OutOfService(
+            host("host1"),
+            "repair failed".into()
+        )]
     );
     assert_eq!(transition.entry, EntryChanges::default());
 }
@@ -483,7 +507,10 @@ fn a_failed_repair_sends_a_metahost_entry_back_to_the_queue_for_another_host() {
         ]
     );
     let detail = transition.history.unwrap().detail;
-    assert_eq!(detail, "no ssh; the entry goes back to the queue for another host");
+    assert_eq!(
+        detail,
+        "no ssh; the entry goes back to the queue for another host"
+    );
 }
 
 #[test]
@@ -499,7 +526,10 @@ fn a_failed_repair_of_a_named_host_or_of_a_repair_only_job_fails_the_entry() {
         assert_eq!(transition.entry.status, Some(Failed));
         assert_eq!(transition.entry.failure_kind, Some(Some("infra")));
         assert_eq!(transition.entry.finished_on, Some(Some(NOW)));
-        assert_eq!(transition.history.unwrap().detail, "no ssh; the entry failed");
+        assert_eq!(
+            transition.history.unwrap().detail,
+            "no ssh; the entry failed"
+        );
     }
 }
 
@@ -537,7 +567,10 @@ fn a_failed_repair_after_an_abort_ends_aborted() {
     };
     let transition = judge(&repair_failed_on("host1"), &entry, "d1");
     assert_eq!(transition.entry.status, Some(Aborted));
-    assert_eq!(transition.history.unwrap().detail, "no ssh; the entry failed");
+    assert_eq!(
+        transition.history.unwrap().detail,
+        "no ssh; the entry failed"
+    );
 }
 
 fn members() -> Vec<Member> {
@@ -568,7 +601,10 @@ fn a_group_follows_its_lead_and_keeps_its_hosts_while_the_lead_runs() {
     let transition = report(&running(2), Some(&in_state(Starting)), &members(), &cx);
     let group = transition.group.unwrap();
     assert_eq!(group.members, vec![8, 9]);
-    assert_eq!((group.lead.status, group.lead.started_on), (Running, Some(NOW)));
+    assert_eq!(
+        (group.lead.status, group.lead.started_on),
+        (Running, Some(NOW))
+    );
     assert!(!group.dissolve && group.release_hosts.is_empty() && group.free_hosts.is_empty());
 }
 

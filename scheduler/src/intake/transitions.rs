@@ -3,8 +3,8 @@
 //! can follow; anything else is stale: recorded in the entry's history, nothing else.
 
 use super::{
-    Context, EntryRow, GroupSync, History, HostWrite, InfraNote,
-    InfraRules, Member, OnDrone, Transition,
+    Context, EntryRow, GroupSync, History, HostWrite, InfraNote, InfraRules, Member, OnDrone,
+    Transition,
 };
 use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use common::names::{DroneName, HostName};
@@ -173,7 +173,10 @@ fn task_report(
             hosts.push(HostWrite::Status(host.clone(), state));
         }
         (TaskKind::Repair, TaskOutcome::Failed) => {
-            hosts.push(HostWrite::OutOfService(host.clone(), "repair failed".into()));
+            hosts.push(HostWrite::OutOfService(
+                host.clone(),
+                "repair failed".into(),
+            ));
         }
         (_, outcome) => {
             hosts.push(HostWrite::Status(host.clone(), HostStatus::Running));
@@ -331,7 +334,11 @@ pub fn group_sync(lead: &EntryRow, members: &[Member]) -> Option<GroupSync> {
     }
     let dissolve = lead.status == Queued;
     let release_hosts = if dissolve {
-        members.iter().filter(|m| m.metahost).map(|m| m.id).collect()
+        members
+            .iter()
+            .filter(|m| m.metahost)
+            .map(|m| m.id)
+            .collect()
     } else {
         Vec::new()
     };
@@ -397,4 +404,3 @@ pub fn heartbeat_results_url(results_url: Option<&String>) -> Option<&str> {
         .map(String::as_str)
         .filter(|url| url.len() <= MAX_RESULTS_URL)
 }
-

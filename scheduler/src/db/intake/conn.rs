@@ -1,189 +1,21 @@
-//! Status intake's reads and writes: loads the rows a report is judged on, asks
-//! [`crate::intake`] what the report implies, and writes that, all in one transaction.
-//! Every entry update is guarded by the attempt, drone and status it was judged on.
-//! On MySQL the rows are read `FOR UPDATE`, so a writer running beside this one (an
-//! abort, the lost-drone keeper) is seen, never overwritten.
+//! The reads and writes of status intake, one trait method per statement, for each
+//! backend's connection. A macro writes each impl once for both connections; it holds
+//! queries only, never a rule (those are in `crate::intake`). MySQL reads the rows a
+//! report is judged on `FOR UPDATE`.
 
-use super::schema::{drones, entry_history, host_queue_entries as hqe, hosts, jobs};
-use super::{Cache, Db, DbError, SqliteConn};
-use crate::intake::{
-    self, Applied, Context, EntryChanges, EntryRow, GroupSync, History, HostWrite, InfraRules,
-    Member, OnDrone, Report, Transition,
-};
+use crate::db::schema::{drones, entry_history, host_queue_entries as hqe, hosts, jobs};
+use crate::db::{Cache, DbError, SqliteConn};
+use crate::intake::{EntryChanges, EntryRow, GroupSync, History, HostWrite, Member, OnDrone};
 use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
-use crate::{with_conn, write_txn};
 use common::names::{DroneName, HostName};
-use common::protocol::{ManifestSummary, StatusEvent};
+use common::protocol::ManifestSummary;
 use diesel::prelude::*;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
-use std::collections::BTreeSet;
 
-/// Applies reports from drones in one transaction. Any report from a drone counts as a
-/// sign of life; a heartbeat also hands back the entries the drone does not hold.
-pub async fn apply(
-    db: &Db,
-    reports: &[Report],
-    rules: InfraRules,
-) -> Result<Vec<Applied>, DbError> {
-    let now = common::time::now_micros();
-    write_txn!(db, |conn, _last_id| apply_in(conn, reports, rules, now).await)
-}
+/// Everything status intake does on a connection inside a transaction.
+pub(crate) trait IntakeConn: Reads + EntryWrites + HostWrites {}
 
-/// Entries on a drone that is lost (silent since `silent_since`): those it was running
-/// or had been sent before `dispatched_before` (their job message has expired or was
-/// taken) become infra failures; the drone's own lease has stopped them by now.
-/// Entries in Gathering are left alone: their test is over and the drone may still push
-/// the results. Returns how many were handed back or failed.
-pub async fn fail_lost_drone(
-    db: &Db,
-    drone: &DroneName,
-    reason: &str,
-    dispatched_before: i64,
-    rules: InfraRules,
-) -> Result<usize, DbError> {
-    let now = common::time::now_micros();
-    let cx = Context { drone, now, rules };
-    write_txn!(db, |conn, _last_id| {
-        let on_drone = conn.on_drone(drone).await?;
-        let mut n = 0;
-        for attempt in intake::lost_attempts(&on_drone, dispatched_before) {
-            n += usize::from(fail_attempt(conn, attempt, reason, &cx).await?);
-        }
-        Ok(n)
-    })
-}
-
-/// The entry's current (attempt, status, drone), for logging a stale report.
-pub async fn current(
-    db: &Db,
-    entry_id: i64,
-) -> Result<Option<(i32, EntryStatus, Option<String>)>, DbError> {
-    Ok(with_conn!(db, |conn| {
-        hqe::table
-            .filter(hqe::id.eq(entry_id))
-            .select((hqe::attempt, hqe::status, hqe::drone))
-            .get_result(conn)
-            .await
-            .optional()?
-    }))
-}
-
-async fn apply_in<C: IntakeConn>(
-    conn: &mut C,
-    reports: &[Report],
-    rules: InfraRules,
-    now: i64,
-) -> Result<Vec<Applied>, DbError> {
-    let mut out = Vec::with_capacity(reports.len());
-    for report in reports {
-        let cx = Context {
-            drone: &report.drone,
-            now,
-            rules,
-        };
-        let applied = match &report.event {
-            StatusEvent::Heartbeat {
-                running,
-                results_url,
-                stopping,
-            } => {
-                let url = intake::heartbeat_results_url(results_url.as_ref());
-                conn.drone_heard(cx.drone, url, *stopping).await?;
-                let on_drone = conn.on_drone(cx.drone).await?;
-                let mut reclaimed = false;
-                for attempt in intake::reclaimable(running, &on_drone, report.sent_at, rules) {
-                    let reason = intake::unheld_reason(cx.drone, attempt);
-                    reclaimed |= fail_attempt(conn, attempt, &reason, &cx).await?;
-                }
-                Applied::Heartbeat { reclaimed }
-            }
-            event => apply_report(conn, event, &cx).await?,
-        };
-        out.push(applied);
-    }
-    // Whatever a drone reports shows it is alive.
-    let heard: BTreeSet<&str> = reports.iter().map(|r| r.drone.as_str()).collect();
-    for drone in heard {
-        conn.alive(drone, now).await?;
-    }
-    Ok(out)
-}
-
-/// One report about one entry: read, judge, write.
-async fn apply_report<C: IntakeConn>(
-    conn: &mut C,
-    event: &StatusEvent,
-    cx: &Context<'_>,
-) -> Result<Applied, DbError> {
-    let Some(attempt) = intake::event_attempt(event) else {
-        return Err(DbError::Invalid("a heartbeat is not about one entry".into()));
-    };
-    let row = conn.entry(attempt.entry).await?;
-    let members = match &row {
-        Some(_) => conn.members(attempt.entry).await?,
-        None => Vec::new(),
-    };
-    let transition = intake::report(event, row.as_ref(), &members, cx);
-    write(conn, &transition, cx.now).await?;
-    Ok(transition.applied)
-}
-
-/// An infra failure of `attempt` found by the scheduler (not reported): written only
-/// when the attempt is current. Returns whether it was.
-async fn fail_attempt<C: IntakeConn>(
-    conn: &mut C,
-    attempt: AttemptId,
-    reason: &str,
-    cx: &Context<'_>,
-) -> Result<bool, DbError> {
-    let row = conn.entry(attempt.entry).await?;
-    let members = match &row {
-        Some(_) => conn.members(attempt.entry).await?,
-        None => Vec::new(),
-    };
-    let transition = intake::infra_failure(row.as_ref(), attempt, &members, reason, cx);
-    if transition.changed() {
-        write(conn, &transition, cx.now).await?;
-    }
-    Ok(transition.changed())
-}
-
-/// Writes what a transition implies, in order: the entry, its manifest, hosts, the
-/// group, the history.
-async fn write<C: IntakeConn>(
-    conn: &mut C,
-    transition: &Transition,
-    now: i64,
-) -> Result<(), DbError> {
-    if let Some(row) = &transition.row {
-        if transition.entry != EntryChanges::default() {
-            conn.update_entry(row, &transition.entry).await?;
-        }
-        if let Some(manifest) = transition.manifest {
-            conn.store_manifest(row.attempt.entry, manifest).await?;
-        }
-    }
-    for host in &transition.hosts {
-        conn.write_host(host).await?;
-    }
-    if let Some(group) = &transition.group {
-        conn.sync_group(group).await?;
-    }
-    if let Some(history) = &transition.history {
-        conn.record(history, now).await?;
-    }
-    if let (Some(note), Some(history)) = (&transition.infra, &transition.history) {
-        tracing::warn!(
-            entry.id = history.attempt.entry,
-            attempt = history.attempt.attempt,
-            drone.name = %history.drone,
-            reason = note.reason,
-            outcome = note.outcome,
-            "infra failure"
-        );
-    }
-    Ok(())
-}
+impl<C: Reads + EntryWrites + HostWrites> IntakeConn for C {}
 
 /// An entry's row as selected: see [`EntryRow`].
 type RawEntry = (
@@ -205,8 +37,9 @@ type RawEntry = (
 );
 
 fn entry_row(raw: RawEntry) -> Result<EntryRow, DbError> {
-    let (id, attempt, status, drone, host_id, hostname, meta_label, aborted_on, retries) =
-        (raw.0, raw.1, raw.2, raw.3, raw.4, raw.5, raw.6, raw.7, raw.8);
+    let (id, attempt, status, drone, host_id, hostname, meta_label, aborted_on, retries) = (
+        raw.0, raw.1, raw.2, raw.3, raw.4, raw.5, raw.6, raw.7, raw.8,
+    );
     Ok(EntryRow {
         attempt: AttemptId::new(id, attempt),
         status,
@@ -284,8 +117,8 @@ impl<'a> From<&'a EntryChanges> for EntrySet<'a> {
     }
 }
 
-/// The reads and writes of status intake, on one connection inside a transaction.
-pub(crate) trait IntakeConn {
+/// Reads of the entries a report is judged on.
+pub(crate) trait Reads {
     /// The entry with its job's tasks and its host's name.
     async fn entry(&mut self, id: i64) -> Result<Option<EntryRow>, DbError>;
     /// The other entries of the synchronous group `lead` leads.
@@ -293,15 +126,28 @@ pub(crate) trait IntakeConn {
     /// The entries `drone` holds by the database (Starting or Running, group leads
     /// and single entries).
     async fn on_drone(&mut self, drone: &DroneName) -> Result<Vec<OnDrone>, DbError>;
+}
+
+/// Writes to entries and their history.
+pub(crate) trait EntryWrites {
     /// Updates the entry where it is still as `row` says.
     async fn update_entry(&mut self, row: &EntryRow, changes: &EntryChanges)
         -> Result<(), DbError>;
     /// Stores a results manifest on an entry and its group.
-    async fn store_manifest(&mut self, entry: i64, manifest: ManifestSummary)
-        -> Result<(), DbError>;
-    async fn write_host(&mut self, write: &HostWrite) -> Result<(), DbError>;
+    async fn store_manifest(
+        &mut self,
+        entry: i64,
+        manifest: ManifestSummary,
+    ) -> Result<(), DbError>;
+    /// The members of a group take their lead's state.
     async fn sync_group(&mut self, group: &GroupSync) -> Result<(), DbError>;
+    /// A row of the entry's history, at `now`.
     async fn record(&mut self, history: &History, now: i64) -> Result<(), DbError>;
+}
+
+/// Writes to hosts and drones.
+pub(crate) trait HostWrites {
+    async fn write_host(&mut self, write: &HostWrite) -> Result<(), DbError>;
     /// A heartbeat's fields on its drone's row.
     async fn drone_heard(
         &mut self,
@@ -313,10 +159,10 @@ pub(crate) trait IntakeConn {
     async fn alive(&mut self, drone: &str, now: i64) -> Result<(), DbError>;
 }
 
-/// [`IntakeConn`] for one backend's connection; `$lock` is the locking read it has.
-macro_rules! intake_conn {
+/// [`Reads`] for one backend's connection; `$lock` is the locking read it has.
+macro_rules! reads {
     ($conn:ty $(, $lock:ident)?) => {
-        impl IntakeConn for $conn {
+        impl Reads for $conn {
             async fn entry(&mut self, id: i64) -> Result<Option<EntryRow>, DbError> {
                 let raw: Option<RawEntry> = hqe::table
                     .inner_join(jobs::table)
@@ -382,7 +228,14 @@ macro_rules! intake_conn {
                     })
                     .collect())
             }
+        }
+    };
+}
 
+/// [`EntryWrites`] for one backend's connection.
+macro_rules! entry_writes {
+    ($conn:ty) => {
+        impl EntryWrites for $conn {
             async fn update_entry(
                 &mut self,
                 row: &EntryRow,
@@ -417,66 +270,6 @@ macro_rules! intake_conn {
                 .cached()
                 .execute(self)
                 .await?;
-                Ok(())
-            }
-
-            async fn write_host(&mut self, write: &HostWrite) -> Result<(), DbError> {
-                let repair_lock = hosts::lock_reason.like("repair failed%");
-                match write {
-                    HostWrite::Free(id) => {
-                        diesel::update(
-                            hosts::table
-                                .filter(hosts::id.eq(*id))
-                                .filter(hosts::status.ne(HostStatus::RepairFailed)),
-                        )
-                        .set(hosts::status.eq(HostStatus::Ready))
-                        .cached()
-                        .execute(self)
-                        .await?
-                    }
-                    HostWrite::KeepOutOfService(id) => {
-                        diesel::update(hosts::table.filter(hosts::id.eq(*id)).filter(repair_lock))
-                            .set(hosts::status.eq(HostStatus::RepairFailed))
-                            .cached()
-                            .execute(self)
-                            .await?
-                    }
-                    HostWrite::Status(name, status) => {
-                        diesel::update(hosts::table.filter(hosts::hostname.eq(name.as_str())))
-                            .set(hosts::status.eq(*status))
-                            .cached()
-                            .execute(self)
-                            .await?
-                    }
-                    HostWrite::Cleaned(name) => {
-                        diesel::update(hosts::table.filter(hosts::hostname.eq(name.as_str())))
-                            .set(hosts::dirty.eq(false))
-                            .cached()
-                            .execute(self)
-                            .await?
-                    }
-                    HostWrite::Repaired(name) => {
-                        diesel::update(
-                            hosts::table
-                                .filter(hosts::hostname.eq(name.as_str()))
-                                .filter(repair_lock),
-                        )
-                            .set((hosts::locked.eq(false), hosts::lock_reason.eq(None::<String>)))
-                            .cached()
-                            .execute(self)
-                            .await?
-                    }
-                    HostWrite::OutOfService(name, reason) => {
-                        diesel::update(hosts::table.filter(hosts::hostname.eq(name.as_str())))
-                            .set((
-                                hosts::status.eq(HostStatus::RepairFailed),
-                                hosts::locked.eq(true),
-                                hosts::lock_reason.eq(format!("repair failed: {reason}")),
-                            ))
-                            .execute(self)
-                            .await?
-                    }
-                };
                 Ok(())
             }
 
@@ -536,6 +329,76 @@ macro_rules! intake_conn {
                     .await?;
                 Ok(())
             }
+        }
+    };
+}
+
+/// [`HostWrites`] for one backend's connection.
+macro_rules! host_writes {
+    ($conn:ty) => {
+        impl HostWrites for $conn {
+            async fn write_host(&mut self, write: &HostWrite) -> Result<(), DbError> {
+                let repair_lock = hosts::lock_reason.like("repair failed%");
+                match write {
+                    HostWrite::Free(id) => {
+                        diesel::update(
+                            hosts::table
+                                .filter(hosts::id.eq(*id))
+                                .filter(hosts::status.ne(HostStatus::RepairFailed)),
+                        )
+                        .set(hosts::status.eq(HostStatus::Ready))
+                        .cached()
+                        .execute(self)
+                        .await?
+                    }
+                    HostWrite::KeepOutOfService(id) => {
+                        diesel::update(hosts::table.filter(hosts::id.eq(*id)).filter(repair_lock))
+                            .set(hosts::status.eq(HostStatus::RepairFailed))
+                            .cached()
+                            .execute(self)
+                            .await?
+                    }
+                    HostWrite::Status(name, status) => {
+                        diesel::update(hosts::table.filter(hosts::hostname.eq(name.as_str())))
+                            .set(hosts::status.eq(*status))
+                            .cached()
+                            .execute(self)
+                            .await?
+                    }
+                    HostWrite::Cleaned(name) => {
+                        diesel::update(hosts::table.filter(hosts::hostname.eq(name.as_str())))
+                            .set(hosts::dirty.eq(false))
+                            .cached()
+                            .execute(self)
+                            .await?
+                    }
+                    HostWrite::Repaired(name) => {
+                        diesel::update(
+                            hosts::table
+                                .filter(hosts::hostname.eq(name.as_str()))
+                                .filter(repair_lock),
+                        )
+                        .set((
+                            hosts::locked.eq(false),
+                            hosts::lock_reason.eq(None::<String>),
+                        ))
+                        .cached()
+                        .execute(self)
+                        .await?
+                    }
+                    HostWrite::OutOfService(name, reason) => {
+                        diesel::update(hosts::table.filter(hosts::hostname.eq(name.as_str())))
+                            .set((
+                                hosts::status.eq(HostStatus::RepairFailed),
+                                hosts::locked.eq(true),
+                                hosts::lock_reason.eq(format!("repair failed: {reason}")),
+                            ))
+                            .execute(self)
+                            .await?
+                    }
+                };
+                Ok(())
+            }
 
             async fn drone_heard(
                 &mut self,
@@ -544,7 +407,10 @@ macro_rules! intake_conn {
                 stopping: bool,
             ) -> Result<(), DbError> {
                 diesel::update(drones::table.filter(drones::name.eq(drone.as_str())))
-                    .set((drones::results_url.eq(results_url), drones::stopping.eq(stopping)))
+                    .set((
+                        drones::results_url.eq(results_url),
+                        drones::stopping.eq(stopping),
+                    ))
                     .cached()
                     .execute(self)
                     .await?;
@@ -563,5 +429,9 @@ macro_rules! intake_conn {
     };
 }
 
-intake_conn!(SqliteConn);
-intake_conn!(AsyncMysqlConnection, for_update);
+reads!(SqliteConn);
+reads!(AsyncMysqlConnection, for_update);
+entry_writes!(SqliteConn);
+entry_writes!(AsyncMysqlConnection);
+host_writes!(SqliteConn);
+host_writes!(AsyncMysqlConnection);
