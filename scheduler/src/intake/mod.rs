@@ -230,13 +230,21 @@ impl Transition {
     /// A report that does not apply to the entry as it is: only its history says so.
     fn stale(history: History) -> Self {
         Transition {
-            applied: Applied::Stale,
+            history: Some(history),
+            ..Self::nothing(Applied::Stale)
+        }
+    }
+
+    /// No write at all.
+    fn nothing(applied: Applied) -> Self {
+        Transition {
+            applied,
             row: None,
             entry: EntryChanges::default(),
             manifest: None,
             hosts: Vec::new(),
             group: None,
-            history: Some(history),
+            history: None,
             infra: None,
         }
     }

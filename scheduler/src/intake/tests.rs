@@ -755,5 +755,8 @@ fn a_heartbeat_is_about_no_single_entry() {
         stopping: false,
     };
     assert_eq!(event_attempt(&heartbeat), None);
+    let transition = judge(&heartbeat, &row(), "d1");
+    assert_eq!(transition.applied, Applied::Heartbeat { reclaimed: false });
+    assert!(transition.history.is_none() && transition.row.is_none());
     assert_eq!(event_attempt(&refused()), Some(AttemptId::new(7, 2)));
 }

@@ -3,8 +3,8 @@
 //! can follow; anything else is stale: recorded in the entry's history, nothing else.
 
 use super::{
-    Context, EntryRow, GroupSync, History, HostWrite, InfraNote, InfraRules, Member, OnDrone,
-    Transition,
+    Applied, Context, EntryRow, GroupSync, History, HostWrite, InfraNote, InfraRules, Member,
+    OnDrone, Transition,
 };
 use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use common::names::{DroneName, HostName};
@@ -28,7 +28,8 @@ pub fn report(
     cx: &Context<'_>,
 ) -> Transition {
     let Some(attempt) = super::event_attempt(event) else {
-        unreachable!("a heartbeat is not about one entry")
+        // A heartbeat is about its drone, not one entry: see `reclaimable`.
+        return Transition::nothing(Applied::Heartbeat { reclaimed: false });
     };
     let current = |states: &[EntryStatus]| row.filter(|row| holds(row, attempt, cx, states));
     let stale = || {
