@@ -7,6 +7,7 @@ pub mod client;
 pub mod db;
 pub mod dispatch;
 pub mod http;
+pub mod intake;
 pub mod lost;
 pub mod model;
 pub mod results;

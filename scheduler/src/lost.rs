@@ -1,16 +1,17 @@
 //! The lost-drone keeper: a drone silent for `[SCHEDULER] drone_timeout_sec` gets no
 //! new work (the dispatcher checks heartbeats itself); once it has been silent for the
 //! timeout plus [`LEASE_MARGIN_US`], the entries it was running are infra failures and
-//! go back to the queue for another drone (see `entries::fail_lost_drone`). By then the
+//! go back to the queue for another drone (see `db::intake::fail_lost_drone`). By then the
 //! drone's own lease has stopped them, so a retry never runs beside the old attempt.
 //!
 //! Silence is the absence of events, so this one check runs on a timer: every tenth of
 //! the timeout (at least once a second), reading only the drones table when all is well.
 
-use crate::db::{drones, entries, Db, DbError};
+use crate::db::{drones, intake, Db, DbError};
 use crate::status::{infra_rules, timeout_us, Listening, LEASE_MARGIN_US};
 use common::config::Config;
 use common::shutdown::Shutdown;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -54,8 +55,16 @@ pub async fn step(db: &Db, config: &Config, listening: &Listening) -> Result<usi
         .iter()
         .map(|d| d.to_string())
         .collect();
+    let beats: BTreeMap<String, Option<i64>> = drones::heartbeats(db, &configured)
+        .await?
+        .into_iter()
+        .collect();
     let mut taken = 0;
-    for (drone, beat) in drones::heartbeats(db, &configured).await? {
+    for drone in &config.scheduler.drones {
+        // A drone without a row is not judged (it has never been recorded).
+        let Some(beat) = beats.get(drone.as_str()) else {
+            continue;
+        };
         if beat.is_some_and(|t| t >= cutoff) {
             continue;
         }
@@ -63,7 +72,7 @@ pub async fn step(db: &Db, config: &Config, listening: &Listening) -> Result<usi
             "drone {drone} lost: no heartbeat for over {} s",
             config.scheduler.drone_timeout_sec
         );
-        taken += entries::fail_lost_drone(db, &drone, &reason, cutoff, infra_rules(config)).await?;
+        taken += intake::fail_lost_drone(db, drone, &reason, cutoff, infra_rules(config)).await?;
     }
     Ok(taken)
 }

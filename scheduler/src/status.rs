@@ -3,10 +3,12 @@
 //! dead-letter queue with the reason; reports from an older attempt are logged as stale
 //! and change nothing.
 
-use crate::db::entries::{self, Applied, InfraRules, Report};
-use crate::db::Db;
+use crate::db::{intake, Db};
+use crate::intake::{Applied, InfraRules, Report};
+use crate::model::AttemptId;
 use common::broker;
 use common::config::Config;
+use common::names::DroneName;
 use common::protocol::{self, StatusReport};
 use common::shutdown::Shutdown;
 use futures_util::{FutureExt, StreamExt};
@@ -132,41 +134,17 @@ struct Shared<'a> {
     listening: &'a Listening,
 }
 
+/// Reads and records status reports on one connection until shutdown (Ok) or until the
+/// connection fails (Err).
 async fn consume(
     shared: Shared<'_>,
     connection_name: &str,
     shutdown: &mut Shutdown,
 ) -> anyhow::Result<()> {
-    let Shared {
-        db,
-        config,
-        wake,
-        timers,
-        publisher,
-        listening,
-    } = shared;
-    let rules = infra_rules(config);
-    let (connection, channel, mut consumer) =
-        broker::within("setting up the status consumer", async {
-            let connection = broker::connect(config.broker.url.expose(), connection_name).await?;
-            let channel = broker::confirm_channel(&connection).await?;
-            declare_topology(&channel, config).await?;
-            channel
-                .basic_qos(BATCH as u16 * 2, BasicQosOptions::default())
-                .await?;
-            let consumer = channel
-                .basic_consume(
-                    broker::STATUS_QUEUE.into(),
-                    connection_name.into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            Ok::<_, anyhow::Error>((connection, channel, consumer))
-        })
-        .await?;
+    let rules = infra_rules(shared.config);
+    let (connection, channel, mut consumer) = subscribe(shared.config, connection_name).await?;
     tracing::info!(queue = broker::STATUS_QUEUE, "consuming status reports");
-    listening.set(Some(common::time::now_micros()));
+    shared.listening.set(Some(common::time::now_micros()));
     // One watch for the connection's life, not a new timer for every batch.
     let gone = broker::gone(&connection);
     tokio::pin!(gone);
@@ -188,96 +166,159 @@ async fn consume(
                 None => break,
             }
         }
-        let mut reports = Vec::with_capacity(batch.len());
-        let mut readable: Vec<Delivery> = Vec::with_capacity(batch.len());
-        for delivery in batch {
-            match protocol::decode::<StatusReport>(&delivery.data) {
-                Ok(report) => {
-                    let drone = report.drone.to_string();
-                    reports.extend(report.events.into_iter().map(|event| Report {
-                        drone: drone.clone(),
-                        event,
-                        sent_at: report.sent_at,
-                    }));
-                    readable.push(delivery);
-                }
-                Err(error) => {
-                    let reason = error.to_string();
-                    tracing::warn!(
-                        reason,
-                        "unreadable status report moved to the dead-letter queue"
-                    );
-                    broker::dead_letter(&channel, &delivery, broker::STATUS_QUEUE, &reason).await?;
-                }
-            }
-        }
-        if reports.is_empty() {
-            continue;
-        }
-        let began = std::time::Instant::now();
-        match entries::apply(db, &reports, rules).await {
-            Ok(outcomes) => {
-                if listening.since().is_none() {
-                    listening.set(Some(common::time::now_micros()));
-                }
-                tracing::debug!(
-                    reports = reports.len(),
-                    applied_us = began.elapsed().as_micros() as u64,
-                    "status reports recorded"
-                );
-                let mut wake_dispatcher = false;
-                for (report, outcome) in reports.iter().zip(&outcomes) {
-                    let drone = &report.drone;
-                    match outcome {
-                        Applied::Changed { slot_freed } => wake_dispatcher |= slot_freed,
-                        Applied::Stale => log_stale(db, drone, &report.event).await,
-                        Applied::Heartbeat { .. } => {
-                            // A drone heard from again may take work.
-                            wake_dispatcher = true;
-                            resend_aborts(db, config, publisher, drone).await
-                        }
-                    }
-                }
-                if wake_dispatcher {
-                    wake.notify_one();
-                }
-                // Entries that started have new runtime deadlines.
-                let started = reports.iter().zip(&outcomes).any(|(r, o)| {
-                    matches!(
-                        (&r.event, o),
-                        (
-                            protocol::StatusEvent::Running { .. },
-                            Applied::Changed { .. }
-                        )
-                    )
-                });
-                if started {
-                    timers.notify_one();
-                }
-                // One ack for the whole batch: every earlier delivery on this channel
-                // has been acked or dead-lettered already. Bounded like every other
-                // exchange with the broker: an ack that never completes must not stop
-                // the consumer for good (the reports come again on the next
-                // connection, and recording one twice changes nothing).
-                if let Some(last) = readable.last() {
-                    broker::ack(last, true).await?;
-                }
-            }
-            Err(error) => {
-                // Reports wait unrecorded: heartbeats too, so silence proves nothing
-                // until a batch is recorded again.
-                listening.set(None);
-                tracing::error!(%error, reports = readable.len(), "cannot record status reports; handing them back");
-                for delivery in &readable {
-                    broker::requeue(delivery).await?;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        let (reports, readable) = decode_batch(&channel, batch).await?;
+        if !reports.is_empty() {
+            record_batch(&shared, &reports, &readable, rules).await?;
         }
     }
 }
 
-/// Tells a drone to abort an attempt (persistent, on its control queue).
+/// Connects, declares the topology and starts consuming `autotest.status`.
+async fn subscribe(
+    config: &Config,
+    connection_name: &str,
+) -> anyhow::Result<(lapin::Connection, lapin::Channel, lapin::Consumer)> {
+    broker::within("setting up the status consumer", async {
+        let connection = broker::connect(config.broker.url.expose(), connection_name).await?;
+        let channel = broker::confirm_channel(&connection).await?;
+        declare_topology(&channel, config).await?;
+        channel
+            .basic_qos(BATCH as u16 * 2, BasicQosOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                broker::STATUS_QUEUE.into(),
+                connection_name.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok::<_, anyhow::Error>((connection, channel, consumer))
+    })
+    .await
+}
+
+/// The reports in a batch of deliveries, and the deliveries they came in; unreadable
+/// deliveries go to the dead-letter queue with the reason.
+async fn decode_batch(
+    channel: &lapin::Channel,
+    batch: Vec<Delivery>,
+) -> anyhow::Result<(Vec<Report>, Vec<Delivery>)> {
+    let mut reports = Vec::with_capacity(batch.len());
+    let mut readable: Vec<Delivery> = Vec::with_capacity(batch.len());
+    for delivery in batch {
+        match protocol::decode::<StatusReport>(&delivery.data) {
+            Ok(report) => {
+                let drone = report.drone;
+                reports.extend(report.events.into_iter().map(|event| Report {
+                    drone: drone.clone(),
+                    event,
+                    sent_at: report.sent_at,
+                }));
+                readable.push(delivery);
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                tracing::warn!(
+                    reason,
+                    "unreadable status report moved to the dead-letter queue"
+                );
+                broker::dead_letter(channel, &delivery, broker::STATUS_QUEUE, &reason).await?;
+            }
+        }
+    }
+    Ok((reports, readable))
+}
+
+/// Records a batch of reports in one transaction, then acks their deliveries (or hands
+/// them back when the database fails) and wakes whoever the outcome concerns.
+async fn record_batch(
+    shared: &Shared<'_>,
+    reports: &[Report],
+    readable: &[Delivery],
+    rules: InfraRules,
+) -> anyhow::Result<()> {
+    let Shared { db, listening, .. } = *shared;
+    let began = std::time::Instant::now();
+    match intake::apply(db, reports, rules).await {
+        Ok(outcomes) => {
+            if listening.since().is_none() {
+                listening.set(Some(common::time::now_micros()));
+            }
+            tracing::debug!(
+                reports = reports.len(),
+                applied_us = began.elapsed().as_micros() as u64,
+                "status reports recorded"
+            );
+            follow_up(shared, reports, &outcomes).await;
+            // One ack for the whole batch: every earlier delivery on this channel
+            // has been acked or dead-lettered already. Bounded like every other
+            // exchange with the broker: an ack that never completes must not stop
+            // the consumer for good (the reports come again on the next
+            // connection, and recording one twice changes nothing).
+            if let Some(last) = readable.last() {
+                broker::ack(last, true).await?;
+            }
+        }
+        Err(error) => {
+            // Reports wait unrecorded: heartbeats too, so silence proves nothing
+            // until a batch is recorded again.
+            listening.set(None);
+            tracing::error!(%error, reports = readable.len(), "cannot record status reports; handing them back");
+            for delivery in readable {
+                broker::requeue(delivery).await?;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    Ok(())
+}
+
+/// After a batch is recorded: logs stale reports, sends pending aborts to drones heard
+/// from, wakes the dispatcher when a slot or a drone became free and the timeout keeper
+/// when entries started.
+async fn follow_up(shared: &Shared<'_>, reports: &[Report], outcomes: &[Applied]) {
+    let Shared {
+        db,
+        config,
+        wake,
+        timers,
+        publisher,
+        ..
+    } = *shared;
+    let mut wake_dispatcher = false;
+    for (report, outcome) in reports.iter().zip(outcomes) {
+        let drone = &report.drone;
+        match outcome {
+            Applied::Changed { slot_freed } => wake_dispatcher |= slot_freed,
+            Applied::Stale => log_stale(db, drone, &report.event).await,
+            Applied::Heartbeat { .. } => {
+                // A drone heard from again may take work.
+                wake_dispatcher = true;
+                resend_aborts(db, config, publisher, drone).await
+            }
+        }
+    }
+    if wake_dispatcher {
+        wake.notify_one();
+    }
+    // Entries that started have new runtime deadlines.
+    let started = reports.iter().zip(outcomes).any(|(r, o)| {
+        matches!(
+            (&r.event, o),
+            (
+                protocol::StatusEvent::Running { .. },
+                Applied::Changed { .. }
+            )
+        )
+    });
+    if started {
+        timers.notify_one();
+    }
+}
+
+/// Tells a drone to abort an attempt (persistent, on its control queue), for callers
+/// that hold the drone's name as stored text.
 pub async fn send_abort(
     publisher: &broker::Publisher,
     drone: &str,
@@ -285,9 +326,30 @@ pub async fn send_abort(
     attempt: i32,
     grace_sec: u64,
 ) -> anyhow::Result<()> {
+    let drone = DroneName::new(drone)?;
+    send_abort_to(
+        publisher,
+        &drone,
+        AttemptId::new(entry_id, attempt),
+        grace_sec,
+    )
+    .await
+}
+
+/// Tells a drone to abort an attempt (persistent, on its control queue).
+pub async fn send_abort_to(
+    publisher: &broker::Publisher,
+    drone: &DroneName,
+    attempt: AttemptId,
+    grace_sec: u64,
+) -> anyhow::Result<()> {
+    let AttemptId {
+        entry: entry_id,
+        attempt,
+    } = attempt;
     let control = protocol::Control {
         schema: protocol::SCHEMA_VERSION,
-        drone: common::names::DroneName::new(drone)?,
+        drone: drone.clone(),
         command: protocol::ControlCommand::Abort {
             entry_id,
             attempt,
@@ -303,7 +365,7 @@ pub async fn send_abort(
     publisher
         .publish(
             broker::CONTROL_EXCHANGE,
-            drone,
+            drone.as_str(),
             &protocol::encode(&control),
             properties,
         )
@@ -311,7 +373,7 @@ pub async fn send_abort(
     tracing::info!(
         entry.id = entry_id,
         attempt,
-        drone.name = drone,
+        drone.name = %drone,
         "abort sent"
     );
     Ok(())
@@ -328,13 +390,14 @@ fn next_delivery(next: Option<Result<Delivery, lapin::Error>>) -> anyhow::Result
 /// Aborts recorded for a drone's active entries are sent again on each heartbeat
 /// until the entries end: an abort reaches a drone that was away or a broker that
 /// restarted.
-async fn resend_aborts(db: &Db, config: &Config, publisher: &broker::Publisher, drone: &str) {
-    match crate::db::jobs::pending_aborts(db, drone).await {
+async fn resend_aborts(db: &Db, config: &Config, publisher: &broker::Publisher, drone: &DroneName) {
+    match crate::db::jobs::pending_aborts(db, drone.as_str()).await {
         Ok(pending) => {
-            for (entry_id, attempt) in pending {
+            for attempt in pending {
+                let attempt = AttemptId::from(attempt);
                 let grace = config.scheduler.abort_grace_sec;
-                if let Err(error) = send_abort(publisher, drone, entry_id, attempt, grace).await {
-                    tracing::warn!(%error, entry.id = entry_id, "abort not sent, will retry");
+                if let Err(error) = send_abort_to(publisher, drone, attempt, grace).await {
+                    tracing::warn!(%error, entry.id = attempt.entry, "abort not sent, will retry");
                 }
             }
         }
@@ -342,15 +405,15 @@ async fn resend_aborts(db: &Db, config: &Config, publisher: &broker::Publisher, 
     }
 }
 
-async fn log_stale(db: &Db, drone: &str, event: &protocol::StatusEvent) {
-    let Some((entry_id, attempt)) = entries::event_entry(event) else {
+async fn log_stale(db: &Db, drone: &DroneName, event: &protocol::StatusEvent) {
+    let Some(attempt) = crate::intake::event_attempt(event) else {
         return;
     };
-    let current = entries::current(db, entry_id).await.ok().flatten();
+    let current = intake::current(db, attempt.entry).await.ok().flatten();
     tracing::warn!(
-        entry.id = entry_id,
-        attempt,
-        drone.name = drone,
+        entry.id = attempt.entry,
+        attempt = attempt.attempt,
+        drone.name = %drone,
         current = ?current,
         report = ?event,
         "stale status report recorded in the entry's history; nothing else changed"

@@ -3,7 +3,7 @@
 //! the deadline. It sleeps until the next deadline it knows of, and is woken when jobs
 //! are created or entries start (new deadlines), never by a fixed sweep.
 
-use crate::db::{entries, Db};
+use crate::db::{aborts, Db};
 use common::broker::Publisher;
 use common::config::Config;
 use common::shutdown::Shutdown;
@@ -48,22 +48,13 @@ pub async fn run(
 /// Aborts what is past its deadline; returns the next deadline (UTC microseconds).
 pub async fn step(db: &Db, config: &Config, publisher: &Publisher) -> anyhow::Result<Option<i64>> {
     let now = common::time::now_micros();
-    let (expired_queued, next_queued, running) = entries::timeouts(db, now).await?;
-    let mut next = next_queued;
-    let mut expired_running = Vec::new();
-    for (id, started, max) in running {
-        let deadline = started + max;
-        if deadline <= now {
-            expired_running.push(id);
-        } else {
-            next = Some(next.map_or(deadline, |n: i64| n.min(deadline)));
-        }
-    }
-    if !expired_queued.is_empty() {
-        tracing::info!(entries = ?expired_queued, "aborting entries not started before their timeout");
-        entries::abort(
+    let deadlines = aborts::timeouts(db, now).await?;
+    let (expired_running, next) = past_runtime(&deadlines, now);
+    if !deadlines.expired.is_empty() {
+        tracing::info!(entries = ?deadlines.expired, "aborting entries not started before their timeout");
+        aborts::abort(
             db,
-            &expired_queued,
+            &deadlines.expired,
             SYSTEM_USER,
             Some("timed out before it started".into()),
         )
@@ -71,7 +62,7 @@ pub async fn step(db: &Db, config: &Config, publisher: &Publisher) -> anyhow::Re
     }
     if !expired_running.is_empty() {
         tracing::info!(entries = ?expired_running, "aborting entries past their maximum runtime");
-        let active = entries::abort(
+        let active = aborts::abort(
             db,
             &expired_running,
             SYSTEM_USER,
@@ -88,4 +79,55 @@ pub async fn step(db: &Db, config: &Config, publisher: &Publisher) -> anyhow::Re
         }
     }
     Ok(next)
+}
+
+/// The running entries past their maximum runtime at `now`, and the next deadline
+/// (the earliest queue deadline or runtime deadline still ahead).
+fn past_runtime(deadlines: &aborts::Deadlines, now: i64) -> (Vec<i64>, Option<i64>) {
+    let mut next = deadlines.next;
+    let mut expired = Vec::new();
+    for limit in &deadlines.running {
+        let deadline = limit.deadline();
+        if deadline <= now {
+            expired.push(limit.entry);
+        } else {
+            next = Some(next.map_or(deadline, |n: i64| n.min(deadline)));
+        }
+    }
+    (expired, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aborts::{Deadlines, RuntimeLimit};
+
+    fn limit(entry: i64, started_on: i64, max_runtime_us: i64) -> RuntimeLimit {
+        RuntimeLimit {
+            entry,
+            started_on,
+            max_runtime_us,
+        }
+    }
+
+    #[test]
+    fn an_entry_is_past_its_runtime_at_its_deadline_exactly() {
+        let deadlines = Deadlines {
+            running: vec![limit(1, 100, 50), limit(2, 100, 51)],
+            ..Deadlines::default()
+        };
+        assert_eq!(past_runtime(&deadlines, 150), (vec![1], Some(151)));
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_earliest_of_queue_and_runtime() {
+        let deadlines = Deadlines {
+            next: Some(300),
+            running: vec![limit(1, 100, 150), limit(2, 100, 500)],
+            ..Deadlines::default()
+        };
+        assert_eq!(past_runtime(&deadlines, 200), (vec![], Some(250)));
+        let none = Deadlines::default();
+        assert_eq!(past_runtime(&none, 200), (vec![], None));
+    }
 }

@@ -406,7 +406,7 @@ async fn create_group(
     })
 }
 
-/// Aborts a job: see [`super::entries::abort`].
+/// Aborts a job: see [`super::aborts::abort`].
 pub async fn abort(
     db: &Db,
     id: i64,
@@ -428,7 +428,7 @@ pub async fn abort(
             .load(conn)
             .await?
     });
-    super::entries::abort(db, &ids, by.as_str(), reason).await
+    super::aborts::abort(db, &ids, by.as_str(), reason).await
 }
 
 /// Entries starting or running on `drone` with an abort recorded: the aborts to send

@@ -4,10 +4,12 @@
 //! writer lock (SQLite has one writer at a time; ours queue in-process) and the
 //! last-insert-id function.
 
+pub mod aborts;
 pub mod drone_sets;
 pub mod drones;
 pub mod entries;
 pub mod hosts;
+pub mod intake;
 pub mod jobs;
 pub mod schema;
 

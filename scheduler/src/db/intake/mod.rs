@@ -1,0 +1,189 @@
+//! Status intake's reads and writes: loads the rows a report is judged on, asks
+//! [`crate::intake`] what the report implies, and writes that, all in one transaction.
+//! Every entry update is guarded by the attempt, drone and status it was judged on.
+//! On MySQL the rows are read `FOR UPDATE`, so a writer running beside this one (an
+//! abort, the lost-drone keeper) is seen, never overwritten.
+
+mod conn;
+
+use super::schema::host_queue_entries as hqe;
+use super::{Db, DbError};
+use crate::intake::{self, Applied, Context, EntryChanges, InfraRules, Report, Transition};
+use crate::model::{AttemptId, EntryStatus};
+use crate::{with_conn, write_txn};
+use common::names::DroneName;
+use common::protocol::StatusEvent;
+use conn::{IntakeConn, Reads};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use std::collections::BTreeSet;
+
+/// Applies reports from drones in one transaction. Any report from a drone counts as a
+/// sign of life; a heartbeat also hands back the entries the drone does not hold.
+pub async fn apply(
+    db: &Db,
+    reports: &[Report],
+    rules: InfraRules,
+) -> Result<Vec<Applied>, DbError> {
+    let now = common::time::now_micros();
+    write_txn!(db, |conn, _last_id| apply_in(conn, reports, rules, now)
+        .await)
+}
+
+/// Entries on a drone that is lost (silent since `silent_since`): those it was running
+/// or had been sent before `dispatched_before` (their job message has expired or was
+/// taken) become infra failures; the drone's own lease has stopped them by now.
+/// Entries in Gathering are left alone: their test is over and the drone may still push
+/// the results. Returns how many were handed back or failed.
+pub async fn fail_lost_drone(
+    db: &Db,
+    drone: &DroneName,
+    reason: &str,
+    dispatched_before: i64,
+    rules: InfraRules,
+) -> Result<usize, DbError> {
+    let now = common::time::now_micros();
+    let cx = Context { drone, now, rules };
+    write_txn!(db, |conn, _last_id| {
+        let on_drone = conn.on_drone(drone).await?;
+        let mut n = 0;
+        for attempt in intake::lost_attempts(&on_drone, dispatched_before) {
+            n += usize::from(fail_attempt(conn, attempt, reason, &cx).await?);
+        }
+        Ok(n)
+    })
+}
+
+/// The entry's current (attempt, status, drone), for logging a stale report.
+pub async fn current(
+    db: &Db,
+    entry_id: i64,
+) -> Result<Option<(i32, EntryStatus, Option<String>)>, DbError> {
+    Ok(with_conn!(db, |conn| {
+        hqe::table
+            .filter(hqe::id.eq(entry_id))
+            .select((hqe::attempt, hqe::status, hqe::drone))
+            .get_result(conn)
+            .await
+            .optional()?
+    }))
+}
+
+async fn apply_in<C: IntakeConn>(
+    conn: &mut C,
+    reports: &[Report],
+    rules: InfraRules,
+    now: i64,
+) -> Result<Vec<Applied>, DbError> {
+    let mut out = Vec::with_capacity(reports.len());
+    for report in reports {
+        let cx = Context {
+            drone: &report.drone,
+            now,
+            rules,
+        };
+        let applied = match &report.event {
+            StatusEvent::Heartbeat {
+                running,
+                results_url,
+                stopping,
+            } => {
+                let url = intake::heartbeat_results_url(results_url.as_ref());
+                conn.drone_heard(cx.drone, url, *stopping).await?;
+                let on_drone = conn.on_drone(cx.drone).await?;
+                let mut reclaimed = false;
+                for attempt in intake::reclaimable(running, &on_drone, report.sent_at, rules) {
+                    let reason = intake::unheld_reason(cx.drone, attempt);
+                    reclaimed |= fail_attempt(conn, attempt, &reason, &cx).await?;
+                }
+                Applied::Heartbeat { reclaimed }
+            }
+            event => apply_report(conn, event, &cx).await?,
+        };
+        out.push(applied);
+    }
+    // Whatever a drone reports shows it is alive.
+    let heard: BTreeSet<&str> = reports.iter().map(|r| r.drone.as_str()).collect();
+    for drone in heard {
+        conn.alive(drone, now).await?;
+    }
+    Ok(out)
+}
+
+/// One report about one entry: read, judge, write.
+async fn apply_report<C: IntakeConn>(
+    conn: &mut C,
+    event: &StatusEvent,
+    cx: &Context<'_>,
+) -> Result<Applied, DbError> {
+    let Some(attempt) = intake::event_attempt(event) else {
+        return Err(DbError::Invalid(
+            "a heartbeat is not about one entry".into(),
+        ));
+    };
+    let row = conn.entry(attempt.entry).await?;
+    let members = match &row {
+        Some(_) => conn.members(attempt.entry).await?,
+        None => Vec::new(),
+    };
+    let transition = intake::report(event, row.as_ref(), &members, cx);
+    write(conn, &transition, cx.now).await?;
+    Ok(transition.applied)
+}
+
+/// An infra failure of `attempt` found by the scheduler (not reported): written only
+/// when the attempt is current. Returns whether it was.
+async fn fail_attempt<C: IntakeConn>(
+    conn: &mut C,
+    attempt: AttemptId,
+    reason: &str,
+    cx: &Context<'_>,
+) -> Result<bool, DbError> {
+    let row = conn.entry(attempt.entry).await?;
+    let members = match &row {
+        Some(_) => conn.members(attempt.entry).await?,
+        None => Vec::new(),
+    };
+    let transition = intake::infra_failure(row.as_ref(), attempt, &members, reason, cx);
+    if transition.changed() {
+        write(conn, &transition, cx.now).await?;
+    }
+    Ok(transition.changed())
+}
+
+/// Writes what a transition implies, in order: the entry, its manifest, hosts, the
+/// group, the history.
+async fn write<C: IntakeConn>(
+    conn: &mut C,
+    transition: &Transition,
+    now: i64,
+) -> Result<(), DbError> {
+    if let Some(row) = &transition.row {
+        if transition.entry != EntryChanges::default() {
+            conn.update_entry(row, &transition.entry).await?;
+        }
+        if let Some(manifest) = transition.manifest {
+            conn.store_manifest(row.attempt.entry, manifest).await?;
+        }
+    }
+    for host in &transition.hosts {
+        conn.write_host(host).await?;
+    }
+    if let Some(group) = &transition.group {
+        conn.sync_group(group).await?;
+    }
+    if let Some(history) = &transition.history {
+        conn.record(history, now).await?;
+    }
+    if let (Some(note), Some(history)) = (&transition.infra, &transition.history) {
+        tracing::warn!(
+            entry.id = history.attempt.entry,
+            attempt = history.attempt.attempt,
+            drone.name = %history.drone,
+            reason = note.reason,
+            outcome = note.outcome,
+            "infra failure"
+        );
+    }
+    Ok(())
+}
