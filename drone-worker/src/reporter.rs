@@ -47,8 +47,8 @@ struct Queue {
 }
 
 impl Reporter {
-    pub fn new(url: &str, drone: DroneName, lease_file: std::path::PathBuf) -> Self {
-        let publisher = Publisher::new(url, &format!("drone-worker@{drone} (status)"));
+    pub fn new(broker: &common::config::BrokerConfig, drone: DroneName, lease_file: std::path::PathBuf) -> Self {
+        let publisher = Publisher::new(broker, &format!("drone-worker@{drone} (status)"));
         Self {
             shared: Arc::new(Shared {
                 drone,

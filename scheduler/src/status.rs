@@ -148,7 +148,7 @@ async fn consume(
     let rules = infra_rules(config);
     let (connection, channel, mut consumer) =
         broker::within("setting up the status consumer", async {
-            let connection = broker::connect(config.broker.url.expose(), connection_name).await?;
+            let connection = broker::connect(&config.broker, connection_name).await?;
             let channel = broker::confirm_channel(&connection).await?;
             declare_topology(&channel, config).await?;
             channel
