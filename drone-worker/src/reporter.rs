@@ -47,7 +47,11 @@ struct Queue {
 }
 
 impl Reporter {
-    pub fn new(broker: &common::config::BrokerConfig, drone: DroneName, lease_file: std::path::PathBuf) -> Self {
+    pub fn new(
+        broker: impl Into<common::broker::Endpoint>,
+        drone: DroneName,
+        lease_file: std::path::PathBuf,
+    ) -> Self {
         let publisher = Publisher::new(broker, &format!("drone-worker@{drone} (status)"));
         Self {
             shared: Arc::new(Shared {

@@ -32,22 +32,32 @@ pub fn router(health: Health) -> Router {
 }
 
 async fn answer(State(health): State<Health>) -> (StatusCode, Json<serde_json::Value>) {
-    let mut down = serde_json::Map::new();
-    if let Err(error) = ping(&health.db).await {
-        down.insert("database".into(), error.into());
+    let (status, body) = health.report().await;
+    (status, Json(body))
+}
+
+impl Health {
+    /// The answer: 200 and `{"status": "ok"}`, or 503 and `{"status": "down",
+    /// "down": {"database": why, "broker": why}}` naming only what is down.
+    pub async fn report(&self) -> (StatusCode, serde_json::Value) {
+        let mut down = serde_json::Map::new();
+        if let Err(error) = ping(&self.db).await {
+            down.insert("database".into(), error.into());
+        }
+        if self.listening.since().is_none() {
+            down.insert(
+                "broker".into(),
+                "the status consumer is not connected to the broker".into(),
+            );
+        }
+        if down.is_empty() {
+            let body = serde_json::json!({ "status": "ok", "version": common::VERSION });
+            return (StatusCode::OK, body);
+        }
+        let body =
+            serde_json::json!({ "status": "down", "version": common::VERSION, "down": down });
+        (StatusCode::SERVICE_UNAVAILABLE, body)
     }
-    if health.listening.since().is_none() {
-        down.insert(
-            "broker".into(),
-            "the status consumer is not connected to the broker".into(),
-        );
-    }
-    if down.is_empty() {
-        let body = serde_json::json!({ "status": "ok", "version": common::VERSION });
-        return (StatusCode::OK, Json(body));
-    }
-    let body = serde_json::json!({ "status": "down", "version": common::VERSION, "down": down });
-    (StatusCode::SERVICE_UNAVAILABLE, Json(body))
 }
 
 /// `SELECT 1` on a pooled connection, within [`DATABASE_TIMEOUT`].

@@ -366,6 +366,18 @@ impl World {
         self.scheduler = Some(Running { trigger, task });
     }
 
+    /// Stops the scheduler gracefully and waits for it (it must stop cleanly).
+    pub async fn stop_scheduler(&mut self) {
+        if let Some(running) = self.scheduler.take() {
+            running.trigger.trigger();
+            running
+                .task
+                .await
+                .expect("scheduler task")
+                .expect("scheduler stops cleanly");
+        }
+    }
+
     /// Kills the scheduler the hard way: its task is dropped mid-flight, with no
     /// graceful shutdown (the nearest in-process stand-in for SIGKILL).
     pub async fn kill_scheduler(&mut self) {

@@ -520,6 +520,7 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
 
 mod abort;
 mod crashes;
+mod health;
 mod infra;
 mod integrity;
 mod least_privilege;
@@ -527,5 +528,6 @@ mod reports;
 mod results_http;
 mod runtime_control;
 mod scheduling;
+mod supervision;
 mod supervisor;
 mod versions;
