@@ -82,9 +82,9 @@ fi
 [ -r "$config" ] || die "cannot read the config $config"
 
 # --- what the config asks for (relative paths are relative to ETC) ------
-db_type=$(ini_get "$config" AUTOTEST_WEB db_type)
+db_type=$(config_get "$bin/autotest-scheduler" "$config" AUTOTEST_WEB db_type)
 db_type=$(printf '%s' "${db_type:-sqlite}" | tr '[:upper:]' '[:lower:]')
-listen=$(ini_get "$config" SCHEDULER http_listen)
+listen=$(config_get "$bin/autotest-scheduler" "$config" SCHEDULER http_listen)
 listen=${listen:-127.0.0.1:13467}
 health_host=${listen%:*} health_port=${listen##*:}
 case $health_host in 0.0.0.0 | '[::]' | '') health_host=127.0.0.1 ;; esac
@@ -94,7 +94,7 @@ service_env=()
 db_dir=""
 case $db_type in
     sqlite | sqlite3)
-        db=$(ini_get "$config" AUTOTEST_WEB database)
+        db=$(config_get "$bin/autotest-scheduler" "$config" AUTOTEST_WEB database)
         db=${db:-autotest.db}
         case $db in
             /*) db_path=$db ;;

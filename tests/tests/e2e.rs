@@ -524,6 +524,7 @@ mod health;
 mod infra;
 mod integrity;
 mod least_privilege;
+mod print_config;
 mod reports;
 mod results_http;
 mod runtime_control;
