@@ -340,15 +340,15 @@ on_drone() {
 
 # --- the config --------------------------------------------------------
 config_dir=$prefix/etc
-results_host=$(ini_get "$config" SCHEDULER results_host)
+results_host=$(config_get "$bin/drone-worker" "$config" SCHEDULER results_host)
 results_host=${results_host:-localhost}
-results_dir=$(ini_path "$(ini_get "$config" SCHEDULER results_dir)" "$config_dir")
-[ -n "$(ini_get "$config" SCHEDULER results_dir)" ] || results_dir=/usr/local/autotest/results
-drone_results=$(ini_get "$config" DRONE results_dir)
+results_dir=$(ini_path "$(config_get "$bin/drone-worker" "$config" SCHEDULER results_dir)" "$config_dir")
+[ -n "$(config_get "$bin/drone-worker" "$config" SCHEDULER results_dir)" ] || results_dir=/usr/local/autotest/results
+drone_results=$(config_get "$bin/drone-worker" "$config" DRONE results_dir)
 drone_results=$(ini_path "${drone_results:-/var/lib/autotest/drone-results}" "$config_dir")
-autoserv_program=$(ini_get "$config" AUTOSERV command)
+autoserv_program=$(config_get "$bin/drone-worker" "$config" AUTOSERV command)
 autoserv_program=${autoserv_program%% *}
-drones=$(ini_get "$config" SCHEDULER drones)
+drones=$(config_get "$bin/drone-worker" "$config" SCHEDULER drones)
 
 if [ -z "$name" ]; then
     name=$(on_drone hostname) || die "cannot reach root@$host over ssh to ask its host name (pass --name, check --ssh-option)"

@@ -19,9 +19,10 @@
 #   ensure_rabbitmq       broker on 127.0.0.1:5672 + management API on :15672
 #   ensure_mariadb        server answering, test user autotest_test usable over
 #                         TCP; exports AUTOTEST_TEST_MYSQL_URL
-#   ini_get FILE SECTION KEY   a global_config.ini value, read as the programs read
-#                         it (sections and keys case-insensitive, `-`/`.` in keys as
-#                         `_`, `:` or `=`, last one wins); empty when absent or blank
+#   config_get PROGRAM FILE SECTION KEY   a global_config.ini value as PROGRAM
+#                         (autotest-scheduler or drone-worker) reads it, with the
+#                         AUTOTEST_* environment overrides; as written (before
+#                         defaults and path resolution), empty when absent or blank
 #   ini_path VALUE BASE   VALUE if absolute, else BASE/VALUE (relative paths in the
 #                         config are relative to the config file's directory)
 #   ensure_user NAME HOME make NAME a system user (nologin shell) unless it exists
@@ -70,23 +71,9 @@ wait_until() {
 
 # ------------------------------------------------------ global_config ----
 
-ini_get() {
-    local section key
-    section=$(printf '%s' "$2" | tr '[:lower:]' '[:upper:]')
-    key=$(printf '%s' "$3" | tr '[:upper:]' '[:lower:]' | tr -- '-.' '__')
-    awk -v want_section="$section" -v want_key="$key" '
-        function trim(s) { gsub(/^[ \t\r]+|[ \t\r]+$/, "", s); return s }
-        { line = trim($0) }
-        line == "" || line ~ /^[#;]/ { next }
-        line ~ /^\[.*\]$/ { section = toupper(trim(substr(line, 2, length(line) - 2))); next }
-        {
-            i = match(line, /[:=]/)
-            if (!i) next
-            k = tolower(trim(substr(line, 1, i - 1)))
-            gsub(/[-.]/, "_", k)
-            if (section == want_section && k == want_key) value = trim(substr(line, i + 1))
-        }
-        END { print value }' "$1"
+config_get() {
+    "$1" --config "$2" --get "$3.$4" ||
+        die "$1 cannot read [$3] $4 from $2"
 }
 
 ini_path() {

@@ -3,6 +3,7 @@
 //! shutdown. Nothing here knows about the database or about running Autoserv.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod broker;
 pub mod config;
 pub mod names;
@@ -20,19 +21,18 @@ pub fn hostname() -> std::io::Result<String> {
         .to_string())
 }
 
-/// Percent-encodes bytes for one component of a URL: everything but letters, digits
-/// and `-._~` (RFC 3986's unreserved characters) becomes `%XX`.
+/// What [`percent_encode`] leaves as it is: RFC 3986's unreserved characters
+/// (letters, digits and `-._~`); everything else becomes `%XX`.
+pub const URL_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes bytes for one component of a URL (a user name, a password, a path
+/// segment): see [`URL_COMPONENT`].
 pub fn percent_encode(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encoding::percent_encode(bytes, URL_COMPONENT).to_string()
 }
 
 /// This build's version, sent in every message's `sender_version` for operators' logs.

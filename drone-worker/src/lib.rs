@@ -111,7 +111,6 @@ impl Worker {
                     .join(", "),
             });
         }
-        common::broker::configure_tls(&config.broker);
         let journal_dir = config
             .drone
             .results_dir
@@ -138,7 +137,7 @@ impl Worker {
                     source,
                 })?;
         let lease_file = journal_dir.join("lease");
-        let reporter = Reporter::new(config.broker.url.expose(), name.clone(), lease_file.clone());
+        let reporter = Reporter::new(&config.broker, name.clone(), lease_file.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 queue: broker::drone_queue(&name),
@@ -289,7 +288,7 @@ impl Inner {
         let control_queue = broker::control_queue(&self.name);
         let (connection, channel, mut consumer, mut control) =
             broker::within("setting up the drone's consumers", async {
-                let url = self.config.broker.url.expose();
+                let url = &self.config.broker;
                 let connection =
                     broker::connect(url, &format!("drone-worker@{}", self.name)).await?;
                 broker::declare_common_if_allowed(&connection).await?;

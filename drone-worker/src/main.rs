@@ -1,4 +1,5 @@
-//! `drone-worker --config FILE [--name NAME]`: the worker for one drone.
+//! `drone-worker --config FILE [--name NAME] [--print-config | --get SECTION.KEY]`: the
+//! worker for one drone.
 
 use anyhow::Context;
 use clap::Parser;
@@ -13,6 +14,14 @@ struct Args {
     /// Path to global_config.ini.
     #[arg(long, default_value = "/etc/autotest/global_config.ini")]
     config: PathBuf,
+    /// Print the resolved config (defaults, `AUTOTEST_*` environment overrides and
+    /// paths applied; secrets left out) as JSON, and exit.
+    #[arg(long, conflicts_with = "get")]
+    print_config: bool,
+    /// Print one value, SECTION.KEY, as the file and the environment give it (empty
+    /// when unset), and exit.
+    #[arg(long, value_name = "SECTION.KEY")]
+    get: Option<String>,
     /// This drone's name, as listed in [SCHEDULER] drones (default: the host name).
     #[arg(long)]
     name: Option<String>,
@@ -32,7 +41,15 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     common::telemetry::init();
     let args = Args::parse();
+    if let Some(name) = &args.get {
+        println!("{}", common::config::value(&args.config, name)?);
+        return Ok(());
+    }
     let config = Config::load(&args.config)?;
+    if args.print_config {
+        println!("{:#}", config.to_json());
+        return Ok(());
+    }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

@@ -47,8 +47,12 @@ struct Queue {
 }
 
 impl Reporter {
-    pub fn new(url: &str, drone: DroneName, lease_file: std::path::PathBuf) -> Self {
-        let publisher = Publisher::new(url, &format!("drone-worker@{drone} (status)"));
+    pub fn new(
+        broker: impl Into<common::broker::Endpoint>,
+        drone: DroneName,
+        lease_file: std::path::PathBuf,
+    ) -> Self {
+        let publisher = Publisher::new(broker, &format!("drone-worker@{drone} (status)"));
         Self {
             shared: Arc::new(Shared {
                 drone,

@@ -78,7 +78,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Arc<Config>, wake: Arc<Notify>, connection_name: &str) -> Self {
-        let publisher = Publisher::new(config.broker.url.expose(), connection_name);
+        let publisher = Publisher::new(&config.broker, connection_name);
         let drone_names = config
             .scheduler
             .drones

@@ -72,7 +72,6 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 /// The router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/health", get(health))
         .route("/results/{*path}", get(crate::results::serve))
         .route("/api/hosts", get(list_hosts).post(create_host))
         .route("/api/jobs", get(list_jobs).post(create_job))
@@ -92,10 +91,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/hosts/{name}/unlock", post(unlock_host))
         .route("/api/hosts/{name}/repair", post(repair_host))
         .with_state(state)
-}
-
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "version": common::VERSION }))
 }
 
 async fn list_hosts(State(state): State<AppState>) -> ApiResult<Vec<crate::api::HostView>> {

@@ -6,12 +6,14 @@ pub mod api;
 pub mod client;
 pub mod db;
 pub mod dispatch;
+pub mod health;
 pub mod http;
 pub mod intake;
 pub mod lost;
 pub mod model;
 pub mod results;
 pub mod status;
+pub mod tasks;
 pub mod timeouts;
 
 use anyhow::Context;
@@ -26,12 +28,14 @@ pub struct Scheduler {
     config: Arc<Config>,
     db: db::Db,
     listener: tokio::net::TcpListener,
+    /// A fault to inject into one task (debug builds only).
+    #[cfg(debug_assertions)]
+    fault: Option<(tasks::Task, tasks::Fault)>,
 }
 
 impl Scheduler {
     /// Applies migrations, records the configured drones, binds `[SCHEDULER] http_listen`.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
-        common::broker::configure_tls(&config.broker);
         let db = db::Db::open(&config.database)
             .await
             .context("opening the database")?;
@@ -45,6 +49,8 @@ impl Scheduler {
             config: Arc::new(config),
             db,
             listener,
+            #[cfg(debug_assertions)]
+            fault: None,
         })
     }
 
@@ -58,10 +64,18 @@ impl Scheduler {
         &self.db
     }
 
-    /// Serves, dispatches and consumes status until `shutdown`.
+    /// Makes `task` suffer `fault` once it is started by [`Scheduler::run`] (debug
+    /// builds only: for tests of the supervision).
+    #[cfg(debug_assertions)]
+    pub fn inject_fault(&mut self, task: tasks::Task, fault: tasks::Fault) {
+        self.fault = Some((task, fault));
+    }
+
+    /// Serves, dispatches and consumes status until `shutdown`. If an essential task
+    /// ends before (returns, fails or panics), the others are stopped and the error
+    /// names it.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let host = hostname();
-        let wake = Arc::new(Notify::new());
         // Declare the topology before dispatching, so the first publish is routable. A
         // broker that is down is not fatal: the API serves, jobs queue in the database,
         // and the status consumer declares everything once it connects.
@@ -75,28 +89,43 @@ impl Scheduler {
             }
             tracing::warn!(error = %format!("{error:#}"), "the broker is unreachable; serving the API and retrying in the background");
         }
+        let tasks = tasks::Tasks::new();
+        #[cfg(debug_assertions)]
+        let tasks = tasks.with_fault(self.fault);
+        let local_addr = self.local_addr();
+        self.spawn_tasks(tasks, &host, shutdown.clone())
+            .supervise(|| shutdown.is_triggered())
+            .await?;
+        tracing::info!(http = %local_addr, "scheduler stopped");
+        Ok(())
+    }
 
+    /// Starts the essential tasks.
+    fn spawn_tasks(self, mut tasks: tasks::Tasks, host: &str, shutdown: Shutdown) -> tasks::Tasks {
+        use tasks::Task;
+        let wake = Arc::new(Notify::new());
         let dispatching = Arc::new(dispatch::Shared::new(
             self.config.clone(),
             wake.clone(),
             &format!("autotest-scheduler@{host} (dispatch)"),
         ));
         let dispatcher = dispatch::Dispatcher::new(self.db.clone(), dispatching.clone());
-        let dispatch_task = tokio::spawn(dispatcher.run(shutdown.clone()));
+        tasks.spawn(Task::Dispatcher, ended(dispatcher.run(shutdown.clone())));
         let broker = Arc::new(common::broker::Publisher::new(
-            self.config.broker.url.expose(),
+            &self.config.broker,
             &format!("autotest-scheduler@{host} (control)"),
         ));
         let timers = Arc::new(Notify::new());
-        let timeout_task = tokio::spawn(timeouts::run(
+        let timeout_keeper = timeouts::run(
             self.db.clone(),
             self.config.clone(),
             broker.clone(),
             timers.clone(),
             shutdown.clone(),
-        ));
+        );
+        tasks.spawn(Task::TimeoutKeeper, ended(timeout_keeper));
         let listening = Arc::new(status::Listening::default());
-        let status_task = tokio::spawn(status::run(
+        let status_consumer = status::run(
             status::StatusConsumer {
                 db: self.db.clone(),
                 config: self.config.clone(),
@@ -107,14 +136,16 @@ impl Scheduler {
                 connection_name: format!("autotest-scheduler@{host}"),
             },
             shutdown.clone(),
-        ));
-        let lost_task = tokio::spawn(lost::run(
+        );
+        tasks.spawn(Task::StatusConsumer, ended(status_consumer));
+        let lost_drone_keeper = lost::run(
             self.db.clone(),
             self.config.clone(),
-            listening,
+            listening.clone(),
             wake.clone(),
             shutdown.clone(),
-        ));
+        );
+        tasks.spawn(Task::LostDroneKeeper, ended(lost_drone_keeper));
         let state = http::AppState {
             db: self.db.clone(),
             config: self.config.clone(),
@@ -123,24 +154,31 @@ impl Scheduler {
             timers,
             jobs: db::jobs::Creator::start(self.db.clone(), Some(dispatching)),
         };
+        let router = http::router(state).merge(health::router(health::Health {
+            db: self.db.clone(),
+            listening,
+        }));
         tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
-        let mut http_shutdown = shutdown.clone();
-        axum::serve(self.listener, http::router(state))
-            .with_graceful_shutdown(async move { http_shutdown.wait().await })
-            .await
-            .context("serving HTTP")?;
-        let _ = dispatch_task.await;
-        let _ = status_task.await;
-        let _ = timeout_task.await;
-        let _ = lost_task.await;
-        tracing::info!("scheduler stopped");
-        Ok(())
+        let mut http_shutdown = shutdown;
+        let server = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { http_shutdown.wait().await });
+        tasks.spawn(
+            Task::Http,
+            async move { server.await.context("serving HTTP") },
+        );
+        tasks
     }
+}
+
+/// A task that returns nothing, as a supervised task's body.
+async fn ended(task: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    task.await;
+    Ok(())
 }
 
 async fn declare_once(config: &Config, host: &str) -> anyhow::Result<()> {
     let name = format!("autotest-scheduler@{host} (setup)");
-    let connection = common::broker::connect(config.broker.url.expose(), &name)
+    let connection = common::broker::connect(&config.broker, &name)
         .await
         .context("connecting to the broker")?;
     common::broker::within("declaring the broker topology", async {

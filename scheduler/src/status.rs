@@ -179,7 +179,7 @@ async fn subscribe(
     connection_name: &str,
 ) -> anyhow::Result<(lapin::Connection, lapin::Channel, lapin::Consumer)> {
     broker::within("setting up the status consumer", async {
-        let connection = broker::connect(config.broker.url.expose(), connection_name).await?;
+        let connection = broker::connect(&config.broker, connection_name).await?;
         let channel = broker::confirm_channel(&connection).await?;
         declare_topology(&channel, config).await?;
         channel

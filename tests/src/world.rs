@@ -117,8 +117,11 @@ impl WorldBuilder {
     pub async fn start(self) -> World {
         common::telemetry::init_for_test();
         let id = crate::unique("autotest_test");
-        let dir = std::env::temp_dir().join(&id);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("{id}_"))
+            .tempdir()
+            .expect("temp dir");
+        let dir = temp.path().to_path_buf();
         let vhost = id.replace('_', "-");
         let amqp_url = mq::create_vhost(&vhost);
         let db = match std::env::var("AUTOTEST_TEST_DB").as_deref() {
@@ -272,6 +275,7 @@ impl WorldBuilder {
 
         let mut world = World {
             dir,
+            _temp: temp,
             vhost,
             amqp_url,
             config_path,
@@ -315,7 +319,9 @@ struct Running {
 
 /// A running test world.
 pub struct World {
+    /// This world's directory (removed with the world).
     pub dir: PathBuf,
+    _temp: tempfile::TempDir,
     pub vhost: String,
     pub amqp_url: String,
     pub config_path: PathBuf,
@@ -364,6 +370,18 @@ impl World {
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(scheduler.run(shutdown));
         self.scheduler = Some(Running { trigger, task });
+    }
+
+    /// Stops the scheduler gracefully and waits for it (it must stop cleanly).
+    pub async fn stop_scheduler(&mut self) {
+        if let Some(running) = self.scheduler.take() {
+            running.trigger.trigger();
+            running
+                .task
+                .await
+                .expect("scheduler task")
+                .expect("scheduler stops cleanly");
+        }
     }
 
     /// Kills the scheduler the hard way: its task is dropped mid-flight, with no
@@ -781,7 +799,6 @@ impl World {
         if let TestDb::Mysql { server_url, name } = &self.db {
             mysql_exec(server_url, &format!("DROP DATABASE IF EXISTS {name}")).await;
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -820,7 +837,6 @@ impl Drop for World {
             })
             .join();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

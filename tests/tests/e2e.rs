@@ -520,12 +520,15 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
 
 mod abort;
 mod crashes;
+mod health;
 mod infra;
 mod integrity;
 mod least_privilege;
+mod print_config;
 mod reports;
 mod results_http;
 mod runtime_control;
 mod scheduling;
+mod supervision;
 mod supervisor;
 mod versions;

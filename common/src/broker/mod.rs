@@ -15,6 +15,12 @@
 //!   messages find out at start, with [`BrokerError::IncompatibleSchema`], instead of
 //!   dead-lettering jobs.
 
+mod endpoint;
+mod publisher;
+
+pub use endpoint::{close, connect, gone, within, Endpoint, Tls, BROKER_TIMEOUT};
+pub use publisher::Publisher;
+
 use crate::names::DroneName;
 use lapin::{
     options::{
@@ -22,7 +28,7 @@ use lapin::{
         ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable, LongString},
-    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
+    BasicProperties, Channel, Connection, ExchangeKind,
 };
 
 pub const JOBS_EXCHANGE: &str = "autotest.jobs";
@@ -114,102 +120,6 @@ async fn declare_schema(channel: &Channel) -> Result<(), BrokerError> {
         }
         Err(error) => Err(error.into()),
     }
-}
-
-/// Returns once `connection` is no longer connected (checked every second). For a
-/// consumer waiting on its stream, which should end when its connection does: once, in
-/// CI, the status consumer went quiet through a broker restart without ever reporting
-/// the loss, and the drones it no longer heard from were counted lost.
-pub async fn gone(connection: &Connection) {
-    while connection.status().connected() {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-}
-
-/// Closes a connection, waiting for the broker's agreement at most [`BROKER_TIMEOUT`]
-/// (a quiet broker never agrees; the socket goes with the connection anyway).
-pub async fn close(connection: &Connection, reason: &str) {
-    let _ = tokio::time::timeout(BROKER_TIMEOUT, connection.close(200, reason.into())).await;
-}
-
-/// Opens a connection named so it reads well in the management UI.
-pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, BrokerError> {
-    let props = ConnectionProperties::default().with_connection_name(connection_name.into());
-    // A broker that is starting up can accept the TCP connection and not answer for a
-    // long time; every caller retries, so give up and try again instead of hanging
-    // (a worker that hangs here stops renewing its lease).
-    let connecting = async {
-        if !url.starts_with("amqps://") {
-            return Ok(Connection::connect(url, props).await?);
-        }
-        let tls = tls_config()?;
-        let runtime = lapin::runtime::default_runtime()?;
-        Ok(Connection::connect_with_config(url, props, tls, runtime).await?)
-    };
-    tokio::time::timeout(BROKER_TIMEOUT, connecting)
-        .await
-        .map_err(|_| BrokerError::Timeout("connecting"))?
-}
-
-/// The longest wait for the broker to connect or to confirm a message.
-pub const BROKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Bounds an exchange with the broker by [`BROKER_TIMEOUT`]. A broker that accepted the
-/// connection and then went quiet (still starting up after a restart, overloaded, a
-/// half-open network) would otherwise leave the caller waiting for an answer that never
-/// comes; every caller retries, so an error is what it needs.
-pub async fn within<T, E>(
-    what: &'static str,
-    exchange: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E>
-where
-    E: From<BrokerError>,
-{
-    tokio::time::timeout(BROKER_TIMEOUT, exchange)
-        .await
-        .unwrap_or_else(|_| Err(BrokerError::Timeout(what).into()))
-}
-
-/// The TLS files for `amqps://` connections of this process (from `[BROKER]`).
-static TLS: std::sync::RwLock<Option<TlsFiles>> = std::sync::RwLock::new(None);
-
-#[derive(Clone, Debug)]
-struct TlsFiles {
-    ca_file: std::path::PathBuf,
-    client: Option<(std::path::PathBuf, std::path::PathBuf)>,
-}
-
-/// Uses the `[BROKER]` TLS files for this process's `amqps://` connections.
-pub fn configure_tls(config: &crate::config::BrokerConfig) {
-    *TLS.write().expect("TLS lock") = Some(TlsFiles {
-        ca_file: config.ca_file.clone(),
-        client: config.client_cert.clone().zip(config.client_key.clone()),
-    });
-}
-
-fn tls_config() -> Result<lapin::tcp::OwnedTLSConfig, BrokerError> {
-    let files = TLS.read().expect("TLS lock").clone().unwrap_or(TlsFiles {
-        ca_file: crate::config::DEFAULT_CA_FILE.into(),
-        client: None,
-    });
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|error| BrokerError::Tls {
-            file: path.display().to_string(),
-            error: error.to_string(),
-        })
-    };
-    let ca = read(&files.ca_file)?;
-    let identity = match &files.client {
-        Some((cert, key)) => Some(lapin::tcp::OwnedIdentity::PKCS8 {
-            pem: read(cert)?,
-            key: read(key)?,
-        }),
-        None => None,
-    };
-    Ok(lapin::tcp::OwnedTLSConfig {
-        identity,
-        cert_chain: Some(String::from_utf8_lossy(&ca).into_owned()),
-    })
 }
 
 fn durable() -> ExchangeDeclareOptions {
@@ -454,111 +364,4 @@ pub async fn requeue(delivery: &lapin::message::Delivery) -> Result<bool, Broker
         Ok(delivery.nack(requeue).await?)
     })
     .await
-}
-
-/// A publishing connection of its own (so consumer flow control never stalls it), in
-/// confirm mode, opened on first use and reopened after a failure.
-pub struct Publisher {
-    url: String,
-    connection_name: String,
-    /// The connection, and how many have been opened: a failure on an older one must
-    /// not close its successor.
-    link: tokio::sync::Mutex<(u64, Option<(Connection, Channel)>)>,
-}
-
-impl Publisher {
-    pub fn new(url: &str, connection_name: &str) -> Self {
-        Self {
-            url: url.to_string(),
-            connection_name: connection_name.to_string(),
-            link: tokio::sync::Mutex::new((0, None)),
-        }
-    }
-
-    /// The publishing channel and its connection's number.
-    async fn channel(&self) -> Result<(Channel, u64), BrokerError> {
-        let mut link = self.link.lock().await;
-        if let (opened, Some((connection, channel))) = &*link {
-            if connection.status().connected() && channel.status().connected() {
-                return Ok((channel.clone(), *opened));
-            }
-        }
-        let (connection, channel) = within("opening a channel to publish", async {
-            let connection = connect(&self.url, &self.connection_name).await?;
-            // Whoever publishes first (a worker's first heartbeat may beat the
-            // scheduler's own declarations) finds the exchanges there; declaring is
-            // idempotent.
-            declare_common_if_allowed(&connection).await?;
-            let channel = confirm_channel(&connection).await?;
-            Ok::<_, BrokerError>((connection, channel))
-        })
-        .await?;
-        link.0 += 1;
-        link.1 = Some((connection, channel.clone()));
-        Ok((channel, link.0))
-    }
-
-    /// Publishes once with confirm and `mandatory`; after a failure the next call
-    /// reconnects.
-    pub async fn publish(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        payload: &[u8],
-        properties: BasicProperties,
-    ) -> Result<(), BrokerError> {
-        let (channel, opened) = self.channel().await?;
-        let result = publish_confirmed(&channel, exchange, routing_key, payload, properties).await;
-        if matches!(result, Err(BrokerError::Amqp(_) | BrokerError::Timeout(_))) {
-            self.reset_if(opened).await;
-        }
-        result
-    }
-
-    /// Messages ready in a queue (a passive declare on this connection).
-    pub async fn queue_depth(&self, queue: &str) -> Result<u32, BrokerError> {
-        let (channel, opened) = self.channel().await?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let declared = within("reading a queue's depth", async {
-            Ok::<_, BrokerError>(
-                channel
-                    .queue_declare(queue.into(), passive, FieldTable::default())
-                    .await?,
-            )
-        })
-        .await;
-        match declared {
-            Ok(declared) => Ok(declared.message_count()),
-            Err(error) => {
-                self.reset_if(opened).await;
-                Err(error)
-            }
-        }
-    }
-
-    /// Drops the connection (it is reopened on the next publish).
-    pub async fn reset(&self) {
-        let link = self.link.lock().await.1.take();
-        if let Some((connection, _)) = link {
-            close(&connection, "closing").await;
-        }
-    }
-
-    /// Drops connection number `opened` if it is still the current one.
-    async fn reset_if(&self, opened: u64) {
-        let link = {
-            let mut link = self.link.lock().await;
-            if link.0 == opened {
-                link.1.take()
-            } else {
-                None
-            }
-        };
-        if let Some((connection, _)) = link {
-            close(&connection, "closing").await;
-        }
-    }
 }
