@@ -3,10 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod api_map;
 pub mod client;
 pub mod db;
 pub mod dispatch;
 pub mod http;
+pub mod http_error;
 pub mod lost;
 pub mod model;
 pub mod results;
@@ -120,7 +122,7 @@ impl Scheduler {
             wake,
             broker,
             timers,
-            jobs: db::jobs::Creator::start(self.db.clone(), Some(dispatching)),
+            jobs: dispatch::Creator::start(self.db.clone(), Some(dispatching)),
         };
         tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
         let mut http_shutdown = shutdown.clone();

@@ -4,10 +4,13 @@
 //! writer lock (SQLite has one writer at a time; ours queue in-process) and the
 //! last-insert-id function.
 
+pub mod assign;
+pub mod dispatch_view;
 pub mod drone_sets;
 pub mod drones;
 pub mod entries;
 pub mod hosts;
+pub mod job_create;
 pub mod jobs;
 pub mod schema;
 
@@ -71,6 +74,43 @@ pub enum Db {
     /// instead of meeting in SQLite's busy handler, which sleeps for milliseconds.
     Sqlite(SqlitePool, std::sync::Arc<tokio::sync::Mutex<()>>),
     Mysql(MysqlPool),
+}
+
+/// A connection of either backend, for query functions written once: each statement
+/// in them runs through [`on_conn!`], which picks the backend and nothing else.
+pub enum Conn<'a> {
+    Sqlite(&'a mut SqliteConn),
+    Mysql(&'a mut AsyncMysqlConnection),
+}
+
+impl<'a> From<&'a mut SqliteConn> for Conn<'a> {
+    fn from(conn: &'a mut SqliteConn) -> Self {
+        Conn::Sqlite(conn)
+    }
+}
+
+impl<'a> From<&'a mut AsyncMysqlConnection> for Conn<'a> {
+    fn from(conn: &'a mut AsyncMysqlConnection) -> Self {
+        Conn::Mysql(conn)
+    }
+}
+
+/// Runs `$body` with `$c` bound to the backend connection inside `$conn` (a
+/// `&mut Conn`): the statement is written once and compiled for each backend.
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Sqlite(inner) => {
+                let $c = &mut **inner;
+                $body
+            }
+            $crate::db::Conn::Mysql(inner) => {
+                let $c = &mut **inner;
+                $body
+            }
+        }
+    };
 }
 
 /// Runs `$body` with `$conn` bound to a pooled connection of either backend. On SQLite
