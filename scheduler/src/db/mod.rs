@@ -2,7 +2,9 @@
 //! MySQL/MariaDB (pure-Rust client). Each query is written once inside [`with_conn!`] or
 //! [`write_txn!`], which expand it for each backend; the per-backend pieces are the
 //! writer lock (SQLite has one writer at a time; ours queue in-process) and the
-//! last-insert-id function.
+//! last-insert-id function. Query functions shared by several transactions take a
+//! [`Conn`] and write each statement inside [`on_conn!`]. The layer returns the
+//! model's types and rows; it knows nothing of the HTTP API or the dispatcher.
 
 pub mod assign;
 pub mod dispatch_view;
