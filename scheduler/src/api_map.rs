@@ -142,3 +142,77 @@ pub fn drone_set_view(row: DroneSetRow) -> DroneSetView {
         drones: row.drones,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EntryStatus, TaskFlags};
+
+    fn entry(id: i64, status: EntryStatus, exit_code: Option<i32>) -> EntryRow {
+        EntryRow {
+            id,
+            host: Some("host1".into()),
+            label: None,
+            status,
+            drone: None,
+            attempt: 1,
+            exit_code,
+            failure_reason: None,
+            execution_subdir: "host1".into(),
+            created_on: 0,
+            started_on: None,
+            finished_on: None,
+            aborted_by: None,
+            aborted_on: None,
+            failure_kind: None,
+            infra_retries: 0,
+            manifest: Some((3, 1024)),
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn results_on_a_remote_host_read_as_host_colon_path() {
+        let remote = ResultsHost::Remote("results1".into());
+        let path = results_path(&remote, Path::new("/results"), 7, "alice", "host1");
+        assert_eq!(path, "results1:/results/7-alice/host1");
+        let local = results_path(&ResultsHost::Local, Path::new("/r"), 7, "alice", "group0");
+        assert_eq!(local, "/r/7-alice/group0");
+    }
+
+    #[test]
+    fn only_entries_whose_results_were_pushed_show_a_results_path() {
+        let job = JobRow {
+            id: 7,
+            name: "job".into(),
+            owner: "alice".into(),
+            priority: 0,
+            created_on: 0,
+            drone_set: None,
+            synch_count: 1,
+            tasks: TaskFlags::VERIFY,
+            entries: vec![
+                entry(1, EntryStatus::Completed, Some(0)),
+                entry(2, EntryStatus::Failed, Some(1)),
+                entry(3, EntryStatus::Failed, None),
+                entry(4, EntryStatus::Running, None),
+            ],
+        };
+        let view = job_view(job, &ResultsHost::Local, Path::new("/r"));
+        let shown: Vec<bool> = view
+            .entries
+            .iter()
+            .map(|e| e.results_path.is_some())
+            .collect();
+        assert_eq!(shown, [true, true, false, false]);
+        assert_eq!(view.status, "Running");
+        assert_eq!(view.tasks, ["verify"]);
+        assert_eq!(
+            view.entries[0].manifest,
+            Some(ManifestView {
+                files: 3,
+                bytes: 1024
+            })
+        );
+    }
+}

@@ -488,3 +488,73 @@ async fn read_label_pools(
         .collect();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(name: &str, capacity: i32, set: Option<i32>, beat: Option<i64>) -> DroneSettings {
+        DroneSettings {
+            name: name.into(),
+            enabled: true,
+            capacity,
+            capacity_override: set,
+            last_heartbeat: beat,
+            stopping: false,
+        }
+    }
+
+    #[test]
+    fn a_synchronous_group_counts_once_on_its_drone() {
+        let on_drones = vec![
+            (Some("a".to_string()), None),
+            (Some("a".to_string()), Some(1)),
+            (Some("a".to_string()), Some(1)),
+            (Some("b".to_string()), None),
+            (None, None),
+        ];
+        let counts = running_by_drone(on_drones);
+        assert_eq!(counts.get("a"), Some(&1));
+        assert_eq!(counts.get("b"), Some(&1));
+    }
+
+    #[test]
+    fn a_capacity_set_at_run_time_wins_over_the_config() {
+        let load = load_of(settings("a", 4, Some(9), Some(100)), &BTreeMap::new(), 50);
+        assert_eq!((load.capacity, load.free()), (9, 9));
+    }
+
+    #[test]
+    fn a_drone_silent_since_the_lease_has_no_free_slot() {
+        let load = load_of(settings("a", 4, None, Some(10)), &BTreeMap::new(), 50);
+        assert!(!load.alive);
+        assert_eq!(load.free(), 0);
+        let never = load_of(settings("b", 4, None, None), &BTreeMap::new(), 50);
+        assert_eq!(never.free(), 0);
+    }
+
+    #[test]
+    fn a_stopping_drone_is_enabled_but_takes_nothing() {
+        let mut row = settings("a", 4, None, Some(100));
+        row.stopping = true;
+        let load = load_of(row, &BTreeMap::new(), 50);
+        assert!(load.enabled && !load.accepting);
+        assert_eq!(load.free(), 0);
+    }
+
+    #[test]
+    fn only_drone_sets_with_a_free_drone_have_room() {
+        let running = BTreeMap::from([("full".to_string(), 2)]);
+        let loads = vec![
+            load_of(settings("free", 2, None, Some(100)), &running, 50),
+            load_of(settings("full", 2, None, Some(100)), &running, 50),
+        ];
+        let members = vec![
+            (1, "full".to_string()),
+            (2, "full".to_string()),
+            (2, "free".to_string()),
+            (3, "unknown".to_string()),
+        ];
+        assert_eq!(sets_with_room(&members, &loads), [2]);
+    }
+}
