@@ -3,10 +3,12 @@
 //! they enter the system.
 
 use crate::api::{
-    ChangeLabels, CreateHost, CreateJob, ErrorBody, JobCreated, LabelView, LockHost, SetCapacity,
+    ChangeLabels, CreateHost, CreateJob, JobCreated, LabelView, LockHost, SetCapacity,
 };
+use crate::api_map;
 use crate::db::{self, Db, DbError};
-use axum::extract::{Path, State};
+pub use crate::http_error::ApiError;
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,40 +32,15 @@ pub struct AppState {
     /// Wakes the timeout keeper (new deadlines).
     pub timers: Arc<Notify>,
     /// Stores new jobs, several per transaction when they arrive together.
-    pub jobs: db::jobs::Creator,
+    pub jobs: crate::dispatch::Creator,
 }
 
-/// An error answer.
-pub struct ApiError(StatusCode, String);
-
-impl ApiError {
-    pub fn new(code: StatusCode, message: impl Into<String>) -> Self {
-        Self(code, message.into())
-    }
-
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self(StatusCode::BAD_REQUEST, message.into())
-    }
-}
-
-impl From<DbError> for ApiError {
-    fn from(error: DbError) -> Self {
-        let code = match &error {
-            DbError::NotFound(_) => StatusCode::NOT_FOUND,
-            DbError::Conflict(_) => StatusCode::CONFLICT,
-            DbError::Invalid(_) => StatusCode::BAD_REQUEST,
-            _ => {
-                tracing::error!(%error, "request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        Self(code, error.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+impl FromRef<AppState> for crate::results::ResultsState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            config: state.config.clone(),
+        }
     }
 }
 
@@ -94,7 +71,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn list_hosts(State(state): State<AppState>) -> ApiResult<Vec<crate::api::HostView>> {
-    Ok(Json(db::hosts::list(&state.db).await?))
+    let hosts = db::hosts::list(&state.db).await?;
+    Ok(Json(hosts.into_iter().map(api_map::host_view).collect()))
 }
 
 async fn create_host(
@@ -105,11 +83,12 @@ async fn create_host(
     let labels = label_names(body.labels)?;
     let host = db::hosts::create(&state.db, &name, &labels).await?;
     state.wake.notify_one();
-    Ok((StatusCode::CREATED, Json(host)).into_response())
+    Ok((StatusCode::CREATED, Json(api_map::host_view(host))).into_response())
 }
 
 async fn list_jobs(State(state): State<AppState>) -> ApiResult<Vec<crate::api::JobSummary>> {
-    Ok(Json(db::jobs::list(&state.db).await?))
+    let jobs = db::jobs::list(&state.db).await?;
+    Ok(Json(jobs.into_iter().map(api_map::job_summary).collect()))
 }
 
 /// A job that could not be stored: a bad request when it names something unknown or
@@ -191,7 +170,7 @@ async fn create_job(
         }
         Some(n) => n as i32,
     };
-    let tasks = crate::api::task_flags::from_options(
+    let tasks = crate::model::TaskFlags::from_options(
         body.run_verify,
         body.reboot_before.as_deref(),
         body.reboot_after.as_deref(),
@@ -199,7 +178,7 @@ async fn create_job(
     .map_err(ApiError::bad_request)?;
     let timeout_us = limit(body.timeout_secs, body.timeout_mins)?;
     let max_runtime_us = limit(body.max_runtime_secs, body.max_runtime_mins)?;
-    let job = db::jobs::NewJob {
+    let job = db::job_create::NewJob {
         drone_set,
         synch_count,
         tasks,
@@ -227,7 +206,10 @@ async fn create_job(
 async fn list_drone_sets(
     State(state): State<AppState>,
 ) -> ApiResult<Vec<crate::api::DroneSetView>> {
-    Ok(Json(db::drone_sets::list(&state.db).await?))
+    let sets = db::drone_sets::list(&state.db).await?;
+    Ok(Json(
+        sets.into_iter().map(api_map::drone_set_view).collect(),
+    ))
 }
 
 async fn create_drone_set(
@@ -254,7 +236,7 @@ async fn create_drone_set(
             DbError::NotFound(message) => ApiError::bad_request(message),
             other => other.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(set)).into_response())
+    Ok((StatusCode::CREATED, Json(api_map::drone_set_view(set))).into_response())
 }
 
 async fn show_job(
@@ -262,15 +244,12 @@ async fn show_job(
     Path(id): Path<i64>,
 ) -> ApiResult<crate::api::JobView> {
     let scheduler = &state.config.scheduler;
-    Ok(Json(
-        db::jobs::show(
-            &state.db,
-            id,
-            &scheduler.results_host,
-            &scheduler.results_dir,
-        )
-        .await?,
-    ))
+    let job = db::jobs::show(&state.db, id).await?;
+    Ok(Json(api_map::job_view(
+        job,
+        &scheduler.results_host,
+        &scheduler.results_dir,
+    )))
 }
 
 async fn abort_job(
@@ -310,15 +289,18 @@ async fn list_drones(State(state): State<AppState>) -> ApiResult<Vec<crate::api:
     let alive_since = common::time::now_micros()
         - i64::try_from(state.config.scheduler.drone_timeout_sec).unwrap_or(i64::MAX / 2)
             * 1_000_000;
-    let mut drones = db::drones::list(&state.db, &drone_names(&state), alive_since).await?;
-    for drone in &mut drones {
-        if let Ok(name) = common::names::DroneName::new(drone.name.clone()) {
-            drone.queued = state
+    let rows = db::drones::list(&state.db, &drone_names(&state), alive_since).await?;
+    let mut drones = Vec::with_capacity(rows.len());
+    for row in rows {
+        let queued = match common::names::DroneName::new(row.name.clone()) {
+            Ok(name) => state
                 .broker
                 .queue_depth(&common::broker::drone_queue(&name))
                 .await
-                .ok();
-        }
+                .ok(),
+            Err(_) => None,
+        };
+        drones.push(api_map::drone_view(row, queued));
     }
     Ok(Json(drones))
 }
@@ -437,7 +419,7 @@ async fn repair_host(
 ) -> Result<Response, ApiError> {
     let host = host_name(name)?;
     let by = Owner::new(body.by).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let job = db::jobs::NewJob {
+    let job = db::job_create::NewJob {
         name: format!("repair {host}"),
         owner: by,
         priority: i32::MAX / 2,
@@ -449,7 +431,7 @@ async fn repair_host(
         max_runtime_us: None,
         drone_set: state.config.scheduler.default_drone_set_name.clone(),
         synch_count: 1,
-        tasks: crate::api::task_flags::REPAIR_ONLY,
+        tasks: crate::model::TaskFlags::REPAIR_ONLY,
     };
     let id = state.jobs.create(job).await.map_err(job_refused)?;
     Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())

@@ -3,11 +3,13 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod api_map;
 pub mod client;
 pub mod db;
 pub mod dispatch;
 pub mod health;
 pub mod http;
+pub mod http_error;
 pub mod intake;
 pub mod lost;
 pub mod model;
@@ -152,7 +154,7 @@ impl Scheduler {
             wake,
             broker,
             timers,
-            jobs: db::jobs::Creator::start(self.db.clone(), Some(dispatching)),
+            jobs: dispatch::Creator::start(self.db.clone(), Some(dispatching)),
         };
         let router = http::router(state).merge(health::router(health::Health {
             db: self.db.clone(),

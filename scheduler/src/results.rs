@@ -5,20 +5,29 @@
 //! kept there); otherwise to `[SCHEDULER] archive_host`. Hostile paths are refused the
 //! same way everywhere (see [`common::results_http`]).
 
-use crate::http::{ApiError, AppState};
+use crate::db::Db;
+use crate::http_error::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use common::config::ResultsHost;
+use common::config::{Config, ResultsHost};
 use common::results_http;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// What serving results needs of the scheduler.
+#[derive(Clone)]
+pub struct ResultsState {
+    pub db: Db,
+    pub config: Arc<Config>,
+}
 
 /// How long the scheduler waits for a drone to say whether it has a path.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The handler.
 pub async fn serve(
-    State(state): State<AppState>,
+    State(state): State<ResultsState>,
     Path(requested): Path<String>,
 ) -> Result<Response, ApiError> {
     let scheduler = &state.config.scheduler;
@@ -59,7 +68,7 @@ pub async fn serve(
 /// The drones that may hold what `relative` names (see
 /// [`crate::db::drones::results_urls_of`]), and where they serve results.
 async fn drones_of(
-    state: &AppState,
+    state: &ResultsState,
     relative: &std::path::Path,
 ) -> Result<Vec<(String, String)>, ApiError> {
     let mut parts = relative.iter().map(|p| p.to_string_lossy());

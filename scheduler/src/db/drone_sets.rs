@@ -3,7 +3,6 @@
 
 use super::schema::{drone_set_drones, drone_sets, drones};
 use super::{Db, DbError};
-use crate::api::DroneSetView;
 use crate::{with_conn, write_txn};
 use common::names::{DroneName, DroneSetName};
 use diesel::dsl::sql;
@@ -12,12 +11,19 @@ use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
 
+/// A drone set with its drones (sorted by name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroneSetRow {
+    pub name: String,
+    pub drones: Vec<String>,
+}
+
 /// `atest drone-set create NAME --drones D1,D2`: every drone must be a configured one.
 pub async fn create(
     db: &Db,
     name: &DroneSetName,
     members: &[DroneName],
-) -> Result<DroneSetView, DbError> {
+) -> Result<DroneSetRow, DbError> {
     let name = name.as_str().to_string();
     let members: Vec<String> = members.iter().map(|d| d.to_string()).collect();
     write_txn!(db, |conn, last_id| {
@@ -59,7 +65,7 @@ pub async fn create(
         }
         let mut drones = members.clone();
         drones.sort();
-        Ok(DroneSetView {
+        Ok(DroneSetRow {
             name: name.clone(),
             drones,
         })
@@ -67,7 +73,7 @@ pub async fn create(
 }
 
 /// Every drone set with its drones, by name.
-pub async fn list(db: &Db) -> Result<Vec<DroneSetView>, DbError> {
+pub async fn list(db: &Db) -> Result<Vec<DroneSetRow>, DbError> {
     let rows: Vec<(String, Option<String>)> = with_conn!(db, |conn| {
         drone_sets::table
             .left_join(
@@ -86,7 +92,7 @@ pub async fn list(db: &Db) -> Result<Vec<DroneSetView>, DbError> {
         .into_iter()
         .map(|(name, mut drones)| {
             drones.sort();
-            DroneSetView { name, drones }
+            DroneSetRow { name, drones }
         })
         .collect())
 }

@@ -1,11 +1,11 @@
 //! Drones as the scheduler keeps them: enabled flag, capacity, last heartbeat.
 
+use super::dispatch_view;
 use super::schema::drones;
 use super::{Db, DbError};
-use crate::api::DroneView;
+use crate::model::DroneStatus;
 use crate::{with_conn, write_txn};
 use common::config::SchedulerConfig;
-use common::time::format_micros;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
@@ -78,35 +78,6 @@ pub async fn set_capacity(db: &Db, name: &str, capacity: i32) -> Result<(), DbEr
     })
 }
 
-/// A drone as the dispatcher sees it.
-#[derive(Debug, Clone)]
-pub struct DroneLoad {
-    pub name: String,
-    /// The operator's flag (`atest drone enable/disable`).
-    pub enabled: bool,
-    /// Its worker said it is stopping (draining before an exit or an upgrade).
-    pub stopping: bool,
-    /// Takes new work: enabled, and its worker not stopping.
-    pub accepting: bool,
-    /// Heard from within `[SCHEDULER] drone_timeout_sec`.
-    pub alive: bool,
-    pub capacity: i64,
-    pub running: i64,
-}
-
-/// The configured drones with their current load.
-pub async fn loads(
-    db: &Db,
-    configured: &[String],
-    alive_since: i64,
-) -> Result<Vec<DroneLoad>, DbError> {
-    Ok(
-        super::entries::dispatch_view(db, configured, alive_since, |_| 0)
-            .await?
-            .loads,
-    )
-}
-
 /// The configured drones' last heartbeats.
 pub async fn heartbeats(
     db: &Db,
@@ -121,13 +92,27 @@ pub async fn heartbeats(
     }))
 }
 
-/// `GET /api/drones`; `queued` is filled in by the caller from the broker.
+/// A configured drone with its load and state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroneRow {
+    pub name: String,
+    pub enabled: bool,
+    /// Entries Starting or Running on it (a synchronous group counts once).
+    pub running: i64,
+    pub status: DroneStatus,
+    /// The capacity in force: set at run time, else the config's.
+    pub capacity: i64,
+    /// When it was last heard from (UTC microseconds).
+    pub last_heartbeat: Option<i64>,
+}
+
+/// The configured drones, by name, with their load and state.
 pub async fn list(
     db: &Db,
     configured: &[String],
     alive_since: i64,
-) -> Result<Vec<DroneView>, DbError> {
-    let loads = loads(db, configured, alive_since).await?;
+) -> Result<Vec<DroneRow>, DbError> {
+    let loads = dispatch_view::loads(db, configured, alive_since).await?;
     let beats: Vec<(String, Option<i64>)> = with_conn!(db, |conn| {
         drones::table
             .select((drones::name, drones::last_heartbeat))
@@ -137,21 +122,13 @@ pub async fn list(
     let beats: BTreeMap<String, Option<i64>> = beats.into_iter().collect();
     Ok(loads
         .into_iter()
-        .map(|d| DroneView {
-            last_heartbeat: beats.get(&d.name).copied().flatten().map(format_micros),
-            status: match (d.enabled, d.alive) {
-                (_, false) => "lost",
-                _ if d.stopping => "stopping",
-                (false, true) if d.running > 0 => "draining",
-                (false, true) => "disabled",
-                (true, true) => "ok",
-            }
-            .to_string(),
+        .map(|d| DroneRow {
+            last_heartbeat: beats.get(&d.name).copied().flatten(),
+            status: DroneStatus::of(d.enabled, d.alive, d.stopping, d.running),
             name: d.name,
             enabled: d.enabled,
             running: d.running,
-            queued: None,
-            capacity: i32::try_from(d.capacity).unwrap_or(i32::MAX),
+            capacity: d.capacity,
         })
         .collect())
 }

@@ -1,9 +1,9 @@
 //! Hosts and labels.
 
 use super::schema::{host_labels, hosts, labels};
-use super::{Db, DbError};
-use crate::api::HostView;
-use crate::{with_conn, write_txn};
+use super::{Conn, Db, DbError};
+use crate::model::HostStatus;
+use crate::{on_conn, with_conn, write_txn};
 use common::names::{HostName, LabelName};
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -11,28 +11,39 @@ use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
 
-/// The id of a label, created if missing (inside a write transaction).
-macro_rules! ensure_label {
-    ($conn:ident, $last_id:ident, $label:expr) => {{
-        let found: Option<i64> = labels::table
-            .filter(labels::name.eq($label))
+/// A host under test, with its labels (sorted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRow {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub status: HostStatus,
+    pub locked: bool,
+    pub lock_reason: Option<String>,
+}
+
+/// The id of a label, created if missing (inside a write transaction; `last_id` is
+/// the backend's SQL for the id of the last inserted row).
+async fn ensure_label(conn: &mut Conn<'_>, last_id: &str, label: &str) -> Result<i64, DbError> {
+    let found: Option<i64> = on_conn!(conn, |c| {
+        labels::table
+            .filter(labels::name.eq(label))
             .select(labels::id)
-            .first($conn)
+            .first(c)
             .await
-            .optional()?;
-        match found {
-            Some(id) => id,
-            None => {
-                diesel::insert_into(labels::table)
-                    .values(labels::name.eq($label))
-                    .execute($conn)
-                    .await?;
-                diesel::select(sql::<BigInt>($last_id))
-                    .get_result::<i64>($conn)
-                    .await?
-            }
-        }
-    }};
+            .optional()?
+    });
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    Ok(on_conn!(conn, |c| {
+        diesel::insert_into(labels::table)
+            .values(labels::name.eq(label))
+            .execute(c)
+            .await?;
+        diesel::select(sql::<BigInt>(last_id))
+            .get_result::<i64>(c)
+            .await?
+    }))
 }
 
 /// Creates a host with its labels (creating labels that do not exist yet).
@@ -40,7 +51,7 @@ pub async fn create(
     db: &Db,
     name: &HostName,
     labels_wanted: &[LabelName],
-) -> Result<HostView, DbError> {
+) -> Result<HostRow, DbError> {
     let now = common::time::now_micros();
     let host_name = name.as_str().to_string();
     // Sorted, as every listing shows them; a label given twice is one label.
@@ -64,7 +75,7 @@ pub async fn create(
         diesel::insert_into(hosts::table)
             .values((
                 hosts::hostname.eq(&host_name),
-                hosts::status.eq("Ready"),
+                hosts::status.eq(HostStatus::Ready),
                 hosts::locked.eq(false),
                 hosts::created_on.eq(now),
             ))
@@ -73,30 +84,33 @@ pub async fn create(
         let host_id: i64 = diesel::select(sql::<BigInt>(last_id))
             .get_result(conn)
             .await?;
+        let mut conn = Conn::from(conn);
         for label in &wanted {
-            let label_id = ensure_label!(conn, last_id, label);
-            diesel::insert_into(host_labels::table)
-                .values((
-                    host_labels::host_id.eq(host_id),
-                    host_labels::label_id.eq(label_id),
-                ))
-                .execute(conn)
-                .await?;
+            let label_id = ensure_label(&mut conn, last_id, label).await?;
+            on_conn!(&mut conn, |c| {
+                diesel::insert_into(host_labels::table)
+                    .values((
+                        host_labels::host_id.eq(host_id),
+                        host_labels::label_id.eq(label_id),
+                    ))
+                    .execute(c)
+                    .await?
+            });
         }
         Ok(())
     })?;
-    Ok(HostView {
+    Ok(HostRow {
         name: host_name,
         labels: wanted,
-        status: "Ready".into(),
+        status: HostStatus::Ready,
         locked: false,
         lock_reason: None,
     })
 }
 
 /// Every host with its labels, by name.
-pub async fn list(db: &Db) -> Result<Vec<HostView>, DbError> {
-    type Row = (i64, String, String, bool, Option<String>);
+pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
+    type Row = (i64, String, HostStatus, bool, Option<String>);
     let (rows, pairs): (Vec<Row>, Vec<(i64, String)>) = with_conn!(db, |conn| {
         let rows = hosts::table
             .order(hosts::hostname.asc())
@@ -123,7 +137,7 @@ pub async fn list(db: &Db) -> Result<Vec<HostView>, DbError> {
     }
     Ok(rows
         .into_iter()
-        .map(|(id, name, status, locked, lock_reason)| HostView {
+        .map(|(id, name, status, locked, lock_reason)| HostRow {
             name,
             labels: by_host.remove(&id).unwrap_or_default(),
             status,
@@ -187,22 +201,27 @@ pub async fn change_labels(
     let add: Vec<String> = add.iter().map(|l| l.as_str().to_string()).collect();
     let remove: Vec<String> = remove.iter().map(|l| l.as_str().to_string()).collect();
     write_txn!(db, |conn, last_id| {
+        let mut labelled = Conn::from(&mut *conn);
         for label in &add {
-            let label_id = ensure_label!(conn, last_id, label);
-            let has: i64 = host_labels::table
-                .filter(host_labels::host_id.eq(host_id))
-                .filter(host_labels::label_id.eq(label_id))
-                .count()
-                .get_result(conn)
-                .await?;
+            let label_id = ensure_label(&mut labelled, last_id, label).await?;
+            let has: i64 = on_conn!(&mut labelled, |c| {
+                host_labels::table
+                    .filter(host_labels::host_id.eq(host_id))
+                    .filter(host_labels::label_id.eq(label_id))
+                    .count()
+                    .get_result(c)
+                    .await?
+            });
             if has == 0 {
-                diesel::insert_into(host_labels::table)
-                    .values((
-                        host_labels::host_id.eq(host_id),
-                        host_labels::label_id.eq(label_id),
-                    ))
-                    .execute(conn)
-                    .await?;
+                on_conn!(&mut labelled, |c| {
+                    diesel::insert_into(host_labels::table)
+                        .values((
+                            host_labels::host_id.eq(host_id),
+                            host_labels::label_id.eq(label_id),
+                        ))
+                        .execute(c)
+                        .await?
+                });
             }
         }
         let remove_ids: Vec<i64> = labels::table
@@ -240,9 +259,9 @@ pub async fn set_locked(
             diesel::update(
                 hosts::table
                     .filter(hosts::id.eq(host_id))
-                    .filter(hosts::status.eq(crate::api::host_status::REPAIR_FAILED)),
+                    .filter(hosts::status.eq(HostStatus::RepairFailed)),
             )
-            .set(hosts::status.eq(crate::api::host_status::READY))
+            .set(hosts::status.eq(HostStatus::Ready))
             .execute(conn)
             .await?;
         }

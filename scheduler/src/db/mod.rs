@@ -2,14 +2,18 @@
 //! MySQL/MariaDB (pure-Rust client). Each query is written once inside [`with_conn!`] or
 //! [`write_txn!`], which expand it for each backend; the per-backend pieces are the
 //! writer lock (SQLite has one writer at a time; ours queue in-process) and the
-//! last-insert-id function.
+//! last-insert-id function. Query functions shared by several transactions take a
+//! [`Conn`] and write each statement inside [`on_conn!`]. The layer returns the
+//! model's types and rows; it knows nothing of the HTTP API or the dispatcher.
 
 pub mod aborts;
+pub mod assign;
+pub mod dispatch_view;
 pub mod drone_sets;
 pub mod drones;
-pub mod entries;
 pub mod hosts;
 pub mod intake;
+pub mod job_create;
 pub mod jobs;
 pub mod schema;
 
@@ -73,6 +77,43 @@ pub enum Db {
     /// instead of meeting in SQLite's busy handler, which sleeps for milliseconds.
     Sqlite(SqlitePool, std::sync::Arc<tokio::sync::Mutex<()>>),
     Mysql(MysqlPool),
+}
+
+/// A connection of either backend, for query functions written once: each statement
+/// in them runs through [`on_conn!`], which picks the backend and nothing else.
+pub enum Conn<'a> {
+    Sqlite(&'a mut SqliteConn),
+    Mysql(&'a mut AsyncMysqlConnection),
+}
+
+impl<'a> From<&'a mut SqliteConn> for Conn<'a> {
+    fn from(conn: &'a mut SqliteConn) -> Self {
+        Conn::Sqlite(conn)
+    }
+}
+
+impl<'a> From<&'a mut AsyncMysqlConnection> for Conn<'a> {
+    fn from(conn: &'a mut AsyncMysqlConnection) -> Self {
+        Conn::Mysql(conn)
+    }
+}
+
+/// Runs `$body` with `$c` bound to the backend connection inside `$conn` (a
+/// `&mut Conn`): the statement is written once and compiled for each backend.
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Sqlite(inner) => {
+                let $c = &mut **inner;
+                $body
+            }
+            $crate::db::Conn::Mysql(inner) => {
+                let $c = &mut **inner;
+                $body
+            }
+        }
+    };
 }
 
 /// Runs `$body` with `$conn` bound to a pooled connection of either backend. On SQLite
