@@ -163,7 +163,7 @@ impl Journal {
     pub fn knows(&self, entry_id: i64, attempt: i32) -> bool {
         self.done
             .lock()
-            .expect("done lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(&(entry_id, attempt))
             || self.path(entry_id, attempt).exists()
     }
@@ -193,7 +193,7 @@ impl Journal {
             log.write_all(format!("{} {tag}\n", key_text(job.entry_id, job.attempt)).as_bytes())?;
             self.done
                 .lock()
-                .expect("done lock")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert((job.entry_id, job.attempt));
             // The record becomes the next one's spare (see [`Spares::recycle`]).
             return match self.spares.recycle(&path) {

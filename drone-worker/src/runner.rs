@@ -164,13 +164,16 @@ impl Supervisor {
             *link = Some(self.launch()?);
         }
         let live = link.as_mut().expect("just launched");
-        live.waiting.lock().expect("waiting lock").insert(
-            order.id,
-            Waiter {
-                started: Some(started),
-                ended,
-            },
-        );
+        live.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                order.id,
+                Waiter {
+                    started: Some(started),
+                    ended,
+                },
+            );
         let mut line = serde_json::to_vec(order).expect("an order serializes");
         line.push(b'\n');
         let written = async {
@@ -180,7 +183,10 @@ impl Supervisor {
         .await;
         if let Err(error) = written {
             live.alive.store(false, Ordering::Release);
-            live.waiting.lock().expect("waiting lock").remove(&order.id);
+            live.waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&order.id);
             return Err(error);
         }
         Ok((pid, code))
@@ -227,7 +233,9 @@ async fn read_answers(
             tracing::warn!(%line, "unreadable answer from the supervisor");
             continue;
         };
-        let mut waiting = waiting.lock().expect("waiting lock");
+        let mut waiting = waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match kind {
             Some("pid") => {
                 if let Some(started) = waiting.get_mut(&id).and_then(|w| w.started.take()) {
@@ -243,7 +251,11 @@ async fn read_answers(
         }
     }
     alive.store(false, Ordering::Release);
-    let orphans = std::mem::take(&mut *waiting.lock().expect("waiting lock"));
+    let orphans = std::mem::take(
+        &mut *waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     if !orphans.is_empty() {
         tracing::warn!(
             attempts = orphans.len(),
