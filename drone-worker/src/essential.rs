@@ -105,3 +105,38 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::fault::Fault;
+    use crate::Worker;
+    use common::config::Config;
+    use common::names::DroneName;
+    use common::shutdown::Shutdown;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_whose_heartbeat_panics_stops_within_seconds_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // No broker there: the consumer keeps reconnecting meanwhile.
+        let text =
+            "[SCHEDULER]\ndrones: drone1\n[BROKER]\nurl: amqp://guest:guest@127.0.0.1:1/%2f\n";
+        let mut config = Config::from_parts(
+            &dir.path().join("global_config.ini"),
+            text,
+            std::iter::empty(),
+        )
+        .unwrap();
+        config.drone.results_dir = dir.path().join("results");
+        config.drone.http_listen = None;
+        let worker = Worker::new(config, DroneName::new("drone1").unwrap())
+            .unwrap()
+            .with_fault(Fault::parse("panic-task:heartbeat"));
+        let (_trigger, shutdown) = Shutdown::new();
+        let ended = tokio::time::timeout(Duration::from_secs(10), worker.run(shutdown))
+            .await
+            .expect("the worker stops within seconds");
+        let error = format!("{:#}", ended.expect_err("the worker stops with an error"));
+        assert!(error.contains("the heartbeat task panicked"), "{error}");
+    }
+}
