@@ -265,7 +265,8 @@ mod tests {
 
     #[test]
     fn remembers_stages_and_finished_attempts_across_reopening() {
-        let dir = std::env::temp_dir().join(format!("journal-test-{}", std::process::id()));
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
         let journal = Journal::open(&dir, 1).unwrap();
         assert_eq!(journal.refill().unwrap(), 1);
         journal.put(&job(1), Stage::Accepted).unwrap();
@@ -293,14 +294,13 @@ mod tests {
         let unfinished = reopened.unfinished().unwrap();
         assert_eq!(unfinished.len(), 1);
         assert_eq!(unfinished[0].stage, Stage::Running { pid: 42 });
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_finished_record_becomes_the_next_ones_file() {
         use std::os::unix::fs::MetadataExt;
-        let dir = std::env::temp_dir().join(format!("journal-recycle-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
         let journal = Journal::open(&dir, 1).unwrap();
         journal.put(&job(7), Stage::Accepted).unwrap();
         let inode = std::fs::metadata(journal.path(7, 1)).unwrap().ino();
@@ -332,6 +332,5 @@ mod tests {
         );
         assert_eq!(text.lines().count(), 2, "the job and its stage: {text}");
         assert_eq!(read_record(&journal.path(8, 1)).unwrap().job.entry_id, 8);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

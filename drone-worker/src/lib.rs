@@ -229,9 +229,12 @@ impl Inner {
             self.clone().lease_loop(until_drained.clone()),
         );
         tracing::info!(capacity = self.capacity, queue = %self.queue, "drone worker started");
-        essential.spawn_consumer(self.clone().consume_until_drained(pusher, shutdown));
+        // The pusher's own handle is kept until the end, so it does not end with the
+        // last attempt.
+        essential.spawn_consumer(self.clone().consume_until_drained(pusher.clone(), shutdown));
         let ended = essential.until_one_ends().await;
         stopping.abort();
+        drop(pusher);
         match ended {
             Ok(()) => {
                 // Drained: what served the drain stops now.

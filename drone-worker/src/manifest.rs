@@ -145,7 +145,8 @@ mod tests {
 
     #[test]
     fn a_copy_is_checked_file_by_file() {
-        let root = std::env::temp_dir().join(format!("manifest-test-{}", std::process::id()));
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().to_path_buf();
         let (dir, copy) = (root.join("drone"), root.join("copy"));
         std::fs::create_dir_all(dir.join("sysinfo")).unwrap();
         std::fs::write(dir.join("status"), "GOOD\n").unwrap();
@@ -179,6 +180,5 @@ mod tests {
             manifest.check(&copy),
             ["status: content differs", "sysinfo/dmesg: missing"]
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -277,7 +277,8 @@ impl PushTarget {
         match &self.results_host {
             ResultsHost::Local => {
                 let results_dir = self.results_dir.clone();
-                tokio::task::spawn_blocking(move || {
+                let subdirs: Vec<String> = checked.iter().map(|(s, _)| s.clone()).collect();
+                let checks = tokio::task::spawn_blocking(move || {
                     checked
                         .into_iter()
                         .filter_map(|(subdir, manifest)| {
@@ -286,8 +287,14 @@ impl PushTarget {
                         })
                         .collect()
                 })
-                .await
-                .expect("the check does not panic")
+                .await;
+                // A check that failed is no match: pushed again, compared.
+                checks.unwrap_or_else(|error| {
+                    subdirs
+                        .into_iter()
+                        .map(|s| (s, format!("cannot check the copy: {error}")))
+                        .collect()
+                })
             }
             ResultsHost::Remote(_) => {
                 let subdirs: Vec<&str> = checked.iter().map(|(s, _)| s.as_str()).collect();

@@ -516,8 +516,8 @@ mod tests {
 
     #[test]
     fn a_spare_becomes_the_entry_directory_and_a_retry_keeps_what_is_there() {
-        let root = std::env::temp_dir().join(format!("runner-place-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().to_path_buf();
         let spares = Spares::open(&root.join(".spare"), Kind::EntryDir, 2).unwrap();
         assert!(
             !place(&spares, &root.join("1-alice/host1")),
@@ -560,13 +560,12 @@ mod tests {
             std::fs::read_to_string(entry.join("status.log")).unwrap(),
             "attempt 1"
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
     fn an_entry_left_between_the_two_renames_is_used_not_left_behind() {
-        let root = std::env::temp_dir().join(format!("runner-leftover-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().to_path_buf();
         let spares = Spares::open(&root.join(".spare"), Kind::EntryDir, 2).unwrap();
         spares.refill().unwrap();
         // The state a worker stopped between the renames leaves: the spare is the job's
@@ -586,6 +585,5 @@ mod tests {
         let back = spares.take().expect("the spare place() took went back");
         assert!(back.join(ENTRY).is_dir(), "whole, with its entry");
         assert!(spares.take().is_none(), "and it was the only one left");
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -214,15 +214,10 @@ impl Spares {
 mod tests {
     use super::*;
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("spares-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn a_pool_fills_up_hands_out_spares_and_is_adopted_again() {
-        let dir = temp("pool");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
         let pool = Spares::open(&dir, Kind::EntryDir, 3).unwrap();
         assert!(pool.take().is_none(), "nothing made before a refill");
         assert_eq!(pool.refill().unwrap(), 3);
@@ -266,6 +261,5 @@ mod tests {
             "adopted spares are checked, not new ones made"
         );
         assert_eq!(spares(&dir), 3);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
