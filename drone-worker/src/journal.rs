@@ -172,9 +172,9 @@ impl Journal {
     /// appended; a final stage moves the attempt to `done.log`.
     pub fn put(&self, job: &RunJob, stage: Stage) -> std::io::Result<()> {
         let path = self.path(job.entry_id, job.attempt);
-        let stage_line = serde_json::to_string(&stage).expect("stages serialize") + "\n";
+        let stage_line = serde_json::to_string(&stage).map_err(std::io::Error::other)? + "\n";
         if stage == Stage::Accepted {
-            let job_line = serde_json::to_string(job).expect("jobs serialize") + "\n";
+            let job_line = serde_json::to_string(job).map_err(std::io::Error::other)? + "\n";
             let text = job_line + &stage_line;
             if self.put_new_in_spare(&path, &text) {
                 return Ok(());

@@ -38,10 +38,8 @@ impl Manifest {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest = Self { files };
         let temporary = dir.join(format!("{FILE_NAME}.tmp"));
-        std::fs::write(
-            &temporary,
-            serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes"),
-        )?;
+        let text = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
+        std::fs::write(&temporary, text)?;
         std::fs::rename(&temporary, dir.join(FILE_NAME))?;
         Ok(manifest)
     }

@@ -154,6 +154,8 @@ impl Supervisor {
         order: &mut Order,
     ) -> std::io::Result<(oneshot::Receiver<u32>, oneshot::Receiver<i32>)> {
         order.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut line = serde_json::to_vec(order).map_err(std::io::Error::other)?;
+        line.push(b'\n');
         let (started, pid) = oneshot::channel();
         let (ended, code) = oneshot::channel();
         let mut link = self.link.lock().await;
@@ -163,7 +165,9 @@ impl Supervisor {
         {
             *link = Some(self.launch()?);
         }
-        let live = link.as_mut().expect("just launched");
+        let Some(live) = link.as_mut() else {
+            return Err(std::io::Error::other("the supervisor was not started"));
+        };
         live.waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -174,8 +178,6 @@ impl Supervisor {
                     ended,
                 },
             );
-        let mut line = serde_json::to_vec(order).expect("an order serializes");
-        line.push(b'\n');
         let written = async {
             live.stdin.write_all(&line).await?;
             live.stdin.flush().await
@@ -200,8 +202,11 @@ impl Supervisor {
             // Not in the worker's group: a Ctrl-C or a signal to it must not reach it.
             .process_group(0)
             .spawn()?;
-        let stdin = process.stdin.take().expect("piped stdin");
-        let stdout = process.stdout.take().expect("piped stdout");
+        let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+            return Err(std::io::Error::other(
+                "the supervisor's stdin or stdout is not piped",
+            ));
+        };
         let waiting: Arc<Mutex<HashMap<u64, Waiter>>> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
         tracing::debug!(pid = process.id(), "long-lived supervisor started");
