@@ -1,6 +1,7 @@
 //! Faults inside the worker itself, injected on purpose (`AUTOTEST_WORKER_FAULT`, a
 //! hook of debug builds only): an attempt whose task panics is reported as an infra
-//! failure and retried, never left Running, and its worker goes on serving.
+//! failure and retried, never left Running, and its worker goes on serving; a worker
+//! whose essential task panics exits non-zero, naming it.
 //!
 //! A binary of its own: the fault is chosen through the process environment.
 
@@ -9,6 +10,10 @@ use autotest_tests::World;
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
+
+/// Held while a fault is in the environment, so each test's fault reaches only the
+/// worker it starts.
+static ENVIRONMENT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_attempt_that_panics_is_retried_and_its_worker_keeps_serving_other_jobs() {
@@ -25,12 +30,14 @@ async fn an_attempt_that_panics_is_retried_and_its_worker_keeps_serving_other_jo
     let entry_id = world.job(faulted).await.entries[0].id;
 
     // The first attempt of the entry panics once Autoserv has exited.
+    let chosen = ENVIRONMENT.lock().await;
     std::env::set_var(
         drone_worker::fault::VARIABLE,
         format!("panic-in:gather:{entry_id}"),
     );
     world.start_worker("drone1").await;
     std::env::remove_var(drone_worker::fault::VARIABLE);
+    drop(chosen);
 
     // With no other drone, the retry lands on drone1 again, and completes.
     let job = world.wait_for_jobs(&[faulted], MINUTE).await.remove(0);
@@ -69,5 +76,27 @@ async fn an_attempt_that_panics_is_retried_and_its_worker_keeps_serving_other_jo
         hosts.iter().all(|h| h.status == "Ready"),
         "hosts freed: {hosts:?}"
     );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_process_whose_heartbeat_panics_exits_non_zero_within_seconds() {
+    let world = World::builder()
+        .drone("drone1", 1)
+        .without_workers()
+        .start()
+        .await;
+    let chosen = ENVIRONMENT.lock().await;
+    std::env::set_var(drone_worker::fault::VARIABLE, "panic-task:heartbeat");
+    let mut worker = world.spawn_worker_process("drone1");
+    std::env::remove_var(drone_worker::fault::VARIABLE);
+    drop(chosen);
+    let status = tokio::time::timeout(Duration::from_secs(20), worker.wait())
+        .await
+        .expect("the worker exits within seconds")
+        .expect("the worker's exit status");
+    assert!(!status.success(), "{status}");
+    let log = read(&world.path("worker-drone1.log"));
+    assert!(log.contains("the heartbeat task panicked"), "{log}");
     world.stop().await;
 }
