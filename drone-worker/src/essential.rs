@@ -106,7 +106,8 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-#[cfg(test)]
+// The fault hook is in debug builds only.
+#[cfg(all(test, debug_assertions))]
 mod tests {
     use crate::fault::Fault;
     use crate::Worker;

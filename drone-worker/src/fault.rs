@@ -6,7 +6,8 @@
 //! Chosen by `AUTOTEST_WORKER_FAULT`, read when the worker is made:
 //! - `panic-in:<stage>:<entry id>`: the first attempt of that entry to reach the stage
 //!   (`prepare`, `start`, `wait`, `gather`, `push` or `settle`) panics there;
-//! - `panic-task:<task>`: that essential task (see [`crate::essential`]) panics as it
+//! - `panic-task:<task>`: that essential task (`consumer`, `heartbeat`, `lease keeper`,
+//!   `pusher`, `spares refill`, `results server`; see `Worker::run`) panics as it
 //!   starts.
 
 use crate::attempts::AttemptId;

@@ -7,24 +7,24 @@
 //! acked and ignored, so Autoserv never starts twice for one attempt.
 #![forbid(unsafe_code)]
 
-pub mod attempt;
+mod attempt;
 pub mod attempts;
 pub mod backoff;
-pub mod consume;
-pub mod control;
-pub mod essential;
+mod consume;
+mod control;
+mod essential;
 pub mod fault;
 pub mod journal;
-pub mod keepers;
-pub mod launch;
-pub mod lease;
+mod keepers;
+mod launch;
+mod lease;
 pub mod manifest;
 pub mod pusher;
 pub mod reporter;
 pub mod runner;
 pub mod spare;
 pub mod supervise;
-pub mod tasks;
+mod tasks;
 
 use attempts::Attempts;
 use common::broker;
