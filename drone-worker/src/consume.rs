@@ -145,7 +145,7 @@ impl Inner {
             Err(error) => return reject(channel, &delivery, &self.queue, &error.to_string()).await,
         };
         let id = AttemptId::of(&job);
-        let duplicate = self.attempts.holds(id) || self.journal.knows(id.entry, id.attempt);
+        let duplicate = self.attempts.holds(id) || self.journal.knows(id);
         if duplicate {
             tracing::info!(
                 entry.id = job.entry_id,
@@ -169,10 +169,6 @@ impl Inner {
         }
         self.attempts.hold(id);
         tracing::debug!(entry.id = job.entry_id, "journaled");
-        let AttemptId {
-            entry: entry_id,
-            attempt,
-        } = id;
         let (gate, opened) = tokio::sync::oneshot::channel();
         self.launch(job, Stage::Accepted, pusher, Some(gate));
         let journal = self.journal.clone();
@@ -180,17 +176,17 @@ impl Inner {
             // The fsync waits until Autoserv is spawned (or has to wait): creating the
             // entry's files during a journal commit of the filesystem would stall.
             let _ = opened.await;
-            let synced = tokio::task::spawn_blocking(move || journal.sync(entry_id, attempt)).await;
+            let synced = tokio::task::spawn_blocking(move || journal.sync(id)).await;
             // NotFound: the attempt ended at once (refused) and its record moved to
             // the done log already.
             if let Ok(Err(error)) = synced.as_ref().map(|r| r.as_ref().map_err(|e| e.kind())) {
                 if error == std::io::ErrorKind::NotFound {
-                    tracing::debug!(entry.id = entry_id, "journal record already closed");
+                    tracing::debug!(entry.id = id.entry, "journal record already closed");
                     return ack(&delivery).await;
                 }
             }
             if let Ok(Err(error)) = synced {
-                tracing::error!(%error, entry.id = entry_id, "cannot fsync the journal; acking anyway (the job is running)");
+                tracing::error!(%error, entry.id = id.entry, "cannot fsync the journal; acking anyway (the job is running)");
             }
             ack(&delivery).await;
         });

@@ -33,8 +33,11 @@ impl Inner {
                 attempt,
                 grace_sec,
             } => {
-                self.abort(entry_id, attempt, Duration::from_secs(grace_sec))
-                    .await;
+                let id = AttemptId {
+                    entry: entry_id,
+                    attempt,
+                };
+                self.abort(id, Duration::from_secs(grace_sec)).await;
             }
         }
         ack(&delivery).await;
@@ -42,11 +45,11 @@ impl Inner {
 
     /// Stops an attempt: SIGTERM to its process group, SIGKILL after `grace` if it is
     /// still there; an attempt not started yet will not start.
-    async fn abort(self: &Arc<Self>, entry_id: i64, attempt: i32, grace: Duration) {
-        let id = AttemptId {
+    async fn abort(self: &Arc<Self>, id: AttemptId, grace: Duration) {
+        let AttemptId {
             entry: entry_id,
             attempt,
-        };
+        } = id;
         let Some(prefix) = self.attempts.abort(id) else {
             tracing::info!(
                 entry.id = entry_id,
