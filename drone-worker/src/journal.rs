@@ -13,6 +13,7 @@
 //!   record is renamed back into a spare rather than removed, so a drone in steady
 //!   work neither allocates nor frees a journal inode.
 
+use crate::attempts::AttemptId;
 use crate::spare::{Kind, Spares};
 use common::protocol::RunJob;
 use serde::{Deserialize, Serialize};
@@ -72,12 +73,8 @@ const DONE_KEPT: usize = 100_000;
 #[derive(Clone, Debug)]
 pub struct Journal {
     dir: PathBuf,
-    done: Arc<Mutex<HashSet<(i64, i32)>>>,
+    done: Arc<Mutex<HashSet<AttemptId>>>,
     spares: Arc<Spares>,
-}
-
-fn key_text(entry_id: i64, attempt: i32) -> String {
-    format!("{entry_id}.{attempt}")
 }
 
 impl Journal {
@@ -103,7 +100,10 @@ impl Journal {
             .iter()
             .filter_map(|line| {
                 let (entry, attempt) = line.split_whitespace().next()?.split_once('.')?;
-                Some((entry.parse().ok()?, attempt.parse().ok()?))
+                Some(AttemptId {
+                    entry: entry.parse().ok()?,
+                    attempt: attempt.parse().ok()?,
+                })
             })
             .collect();
         Ok(Self {
@@ -154,27 +154,26 @@ impl Journal {
         }
     }
 
-    fn path(&self, entry_id: i64, attempt: i32) -> PathBuf {
-        self.dir
-            .join(format!("entry-{}.jsonl", key_text(entry_id, attempt)))
+    fn path(&self, id: AttemptId) -> PathBuf {
+        self.dir.join(format!("entry-{id}.jsonl"))
     }
 
     /// Whether this worker has, or had, the attempt.
-    pub fn knows(&self, entry_id: i64, attempt: i32) -> bool {
+    pub fn knows(&self, id: AttemptId) -> bool {
         self.done
             .lock()
-            .expect("done lock")
-            .contains(&(entry_id, attempt))
-            || self.path(entry_id, attempt).exists()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&id)
+            || self.path(id).exists()
     }
 
     /// Records a stage: `Accepted` creates the attempt's file; later stages are
     /// appended; a final stage moves the attempt to `done.log`.
     pub fn put(&self, job: &RunJob, stage: Stage) -> std::io::Result<()> {
-        let path = self.path(job.entry_id, job.attempt);
-        let stage_line = serde_json::to_string(&stage).expect("stages serialize") + "\n";
+        let path = self.path(AttemptId::of(job));
+        let stage_line = serde_json::to_string(&stage).map_err(std::io::Error::other)? + "\n";
         if stage == Stage::Accepted {
-            let job_line = serde_json::to_string(job).expect("jobs serialize") + "\n";
+            let job_line = serde_json::to_string(job).map_err(std::io::Error::other)? + "\n";
             let text = job_line + &stage_line;
             if self.put_new_in_spare(&path, &text) {
                 return Ok(());
@@ -190,11 +189,11 @@ impl Journal {
                 Stage::Done { exit_code } => format!("done {exit_code}"),
                 _ => "refused".to_string(),
             };
-            log.write_all(format!("{} {tag}\n", key_text(job.entry_id, job.attempt)).as_bytes())?;
+            log.write_all(format!("{} {tag}\n", AttemptId::of(job)).as_bytes())?;
             self.done
                 .lock()
-                .expect("done lock")
-                .insert((job.entry_id, job.attempt));
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(AttemptId::of(job));
             // The record becomes the next one's spare (see [`Spares::recycle`]).
             return match self.spares.recycle(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -206,8 +205,8 @@ impl Journal {
     }
 
     /// Makes the attempt's record durable (fsync of the file and the directory).
-    pub fn sync(&self, entry_id: i64, attempt: i32) -> std::io::Result<()> {
-        std::fs::File::open(self.path(entry_id, attempt))?.sync_all()?;
+    pub fn sync(&self, id: AttemptId) -> std::io::Result<()> {
+        std::fs::File::open(self.path(id))?.sync_all()?;
         std::fs::File::open(&self.dir)?.sync_all()
     }
 
@@ -244,6 +243,10 @@ fn read_record(path: &Path) -> Option<Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn id(entry: i64, attempt: i32) -> AttemptId {
+        AttemptId { entry, attempt }
+    }
     use common::names::{DroneName, HostName, Owner};
 
     fn job(entry_id: i64) -> RunJob {
@@ -265,7 +268,8 @@ mod tests {
 
     #[test]
     fn remembers_stages_and_finished_attempts_across_reopening() {
-        let dir = std::env::temp_dir().join(format!("journal-test-{}", std::process::id()));
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
         let journal = Journal::open(&dir, 1).unwrap();
         assert_eq!(journal.refill().unwrap(), 1);
         journal.put(&job(1), Stage::Accepted).unwrap();
@@ -277,40 +281,42 @@ mod tests {
         // One name only: a spare that stayed linked to a record would be truncated
         // by the next job written into it.
         use std::os::unix::fs::MetadataExt;
-        assert_eq!(std::fs::metadata(journal.path(1, 1)).unwrap().nlink(), 1);
+        assert_eq!(
+            std::fs::metadata(journal.path(id(1, 1))).unwrap().nlink(),
+            1
+        );
         journal.put(&job(1), Stage::Running { pid: 42 }).unwrap();
         journal.put(&job(2), Stage::Accepted).unwrap();
         journal.put(&job(2), Stage::Done { exit_code: 0 }).unwrap();
         // A torn last line (crash mid-append) is ignored.
         std::fs::OpenOptions::new()
             .append(true)
-            .open(journal.path(1, 1))
+            .open(journal.path(id(1, 1)))
             .unwrap()
             .write_all(b"{\"state\":\"exi")
             .unwrap();
         let reopened = Journal::open(&dir, 1).unwrap();
-        assert!(reopened.knows(1, 1) && reopened.knows(2, 1) && !reopened.knows(3, 1));
+        assert!(reopened.knows(id(1, 1)) && reopened.knows(id(2, 1)) && !reopened.knows(id(3, 1)));
         let unfinished = reopened.unfinished().unwrap();
         assert_eq!(unfinished.len(), 1);
         assert_eq!(unfinished[0].stage, Stage::Running { pid: 42 });
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_finished_record_becomes_the_next_ones_file() {
         use std::os::unix::fs::MetadataExt;
-        let dir = std::env::temp_dir().join(format!("journal-recycle-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
         let journal = Journal::open(&dir, 1).unwrap();
         journal.put(&job(7), Stage::Accepted).unwrap();
-        let inode = std::fs::metadata(journal.path(7, 1)).unwrap().ino();
+        let inode = std::fs::metadata(journal.path(id(7, 1))).unwrap().ino();
         journal.put(&job(7), Stage::Running { pid: 4242 }).unwrap();
         journal.put(&job(7), Stage::Done { exit_code: 0 }).unwrap();
         assert!(
-            !journal.path(7, 1).exists(),
+            !journal.path(id(7, 1)).exists(),
             "a finished record leaves its name"
         );
-        assert!(journal.knows(7, 1), "and is remembered in done.log");
+        assert!(journal.knows(id(7, 1)), "and is remembered in done.log");
         let kept: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap())
@@ -321,17 +327,19 @@ mod tests {
         assert!(kept[0].starts_with("spare-"), "as a spare: {kept:?}");
         journal.put(&job(8), Stage::Accepted).unwrap();
         assert_eq!(
-            std::fs::metadata(journal.path(8, 1)).unwrap().ino(),
+            std::fs::metadata(journal.path(id(8, 1))).unwrap().ino(),
             inode,
             "the next record reuses the finished one's inode instead of a new one"
         );
-        let text = std::fs::read_to_string(journal.path(8, 1)).unwrap();
+        let text = std::fs::read_to_string(journal.path(id(8, 1))).unwrap();
         assert!(
             !text.contains("\"entry_id\":7") && !text.contains("4242"),
             "nothing of the old, longer record is left: {text}"
         );
         assert_eq!(text.lines().count(), 2, "the job and its stage: {text}");
-        assert_eq!(read_record(&journal.path(8, 1)).unwrap().job.entry_id, 8);
-        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            read_record(&journal.path(id(8, 1))).unwrap().job.entry_id,
+            8
+        );
     }
 }

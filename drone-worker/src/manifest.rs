@@ -38,10 +38,8 @@ impl Manifest {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest = Self { files };
         let temporary = dir.join(format!("{FILE_NAME}.tmp"));
-        std::fs::write(
-            &temporary,
-            serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes"),
-        )?;
+        let text = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
+        std::fs::write(&temporary, text)?;
         std::fs::rename(&temporary, dir.join(FILE_NAME))?;
         Ok(manifest)
     }
@@ -145,7 +143,8 @@ mod tests {
 
     #[test]
     fn a_copy_is_checked_file_by_file() {
-        let root = std::env::temp_dir().join(format!("manifest-test-{}", std::process::id()));
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().to_path_buf();
         let (dir, copy) = (root.join("drone"), root.join("copy"));
         std::fs::create_dir_all(dir.join("sysinfo")).unwrap();
         std::fs::write(dir.join("status"), "GOOD\n").unwrap();
@@ -179,6 +178,5 @@ mod tests {
             manifest.check(&copy),
             ["status: content differs", "sysinfo/dmesg: missing"]
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

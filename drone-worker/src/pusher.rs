@@ -6,6 +6,7 @@
 //! [`crate::manifest`]) counts as pushed only once its copy matches the manifest; a
 //! copy that does not is pushed again with contents compared.
 
+use crate::backoff::Backoff;
 use crate::manifest::Manifest;
 use common::config::ResultsHost;
 use std::collections::HashMap;
@@ -49,11 +50,11 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    /// Starts the pusher task.
-    pub fn start(target: PushTarget) -> Self {
+    /// A pusher, and the task that pushes (for the caller to run): it ends once
+    /// every handle is dropped.
+    pub fn new(target: PushTarget) -> (Self, impl std::future::Future<Output = ()> + Send) {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(push_loop(target, rx));
-        Self { tx }
+        (Self { tx }, push_loop(target, rx))
     }
 
     /// Pushes `<drone results>/<subdir>` to `<results_dir>/<subdir>`; returns once the
@@ -159,19 +160,13 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 
 /// rsync's `-e` is split by rsync itself on spaces with shell-like quoting.
 fn shell_quote(arg: &str) -> String {
-    if arg
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_=./:@,".contains(c))
-    {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', "'\\''"))
-    }
+    // Only a NUL byte cannot be quoted, and no argument can carry one anyway.
+    shlex::try_quote(arg).map_or_else(|_| arg.replace('\0', ""), |quoted| quoted.into_owned())
 }
 
 async fn push_loop(target: PushTarget, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut pending: Vec<Request> = Vec::new();
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), target.retry_max);
     loop {
         if pending.is_empty() {
             match rx.recv().await {
@@ -190,10 +185,9 @@ async fn push_loop(target: PushTarget, mut rx: mpsc::UnboundedReceiver<Request>)
         }
         pending = target.push_batch(std::mem::take(&mut pending)).await;
         if pending.is_empty() {
-            backoff = Duration::from_millis(200);
+            backoff.reset();
         } else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(target.retry_max);
+            backoff.wait().await;
         }
     }
 }
@@ -283,7 +277,8 @@ impl PushTarget {
         match &self.results_host {
             ResultsHost::Local => {
                 let results_dir = self.results_dir.clone();
-                tokio::task::spawn_blocking(move || {
+                let subdirs: Vec<String> = checked.iter().map(|(s, _)| s.clone()).collect();
+                let checks = tokio::task::spawn_blocking(move || {
                     checked
                         .into_iter()
                         .filter_map(|(subdir, manifest)| {
@@ -292,8 +287,14 @@ impl PushTarget {
                         })
                         .collect()
                 })
-                .await
-                .expect("the check does not panic")
+                .await;
+                // A check that failed is no match: pushed again, compared.
+                checks.unwrap_or_else(|error| {
+                    subdirs
+                        .into_iter()
+                        .map(|s| (s, format!("cannot check the copy: {error}")))
+                        .collect()
+                })
             }
             ResultsHost::Remote(_) => {
                 let subdirs: Vec<&str> = checked.iter().map(|(s, _)| s.as_str()).collect();

@@ -7,6 +7,7 @@
 //! out alone at once; on a busy one the broker, and the scheduler after it, handle one
 //! message for several events instead of one each.
 
+use crate::backoff::Backoff;
 use common::broker::{self, BrokerError, Publisher};
 use common::names::DroneName;
 use common::protocol::{self, StatusEvent, StatusReport, MAX_EVENTS_PER_REPORT, SCHEMA_VERSION};
@@ -78,7 +79,7 @@ impl Reporter {
         self.shared
             .contact
             .lock()
-            .expect("contact lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .last
             .elapsed()
     }
@@ -94,7 +95,11 @@ impl Reporter {
     pub async fn send(&self, event: StatusEvent) {
         let (confirmed, wait) = oneshot::channel();
         let start = {
-            let mut queue = self.shared.queue.lock().expect("report queue lock");
+            let mut queue = self
+                .shared
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             queue.waiting.push_back((event, confirmed));
             !std::mem::replace(&mut queue.flushing, true)
         };
@@ -114,7 +119,10 @@ impl Shared {
     fn contact(&self) {
         let now = Instant::now();
         let renew = {
-            let mut contact = self.contact.lock().expect("contact lock");
+            let mut contact = self
+                .contact
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             contact.last = now;
             let due = contact
                 .renewed
@@ -135,7 +143,10 @@ impl Shared {
     async fn flush(self: Arc<Self>) {
         loop {
             let batch: Vec<(StatusEvent, oneshot::Sender<()>)> = {
-                let mut queue = self.queue.lock().expect("report queue lock");
+                let mut queue = self
+                    .queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if queue.waiting.is_empty() {
                     queue.flushing = false;
                     return;
@@ -144,11 +155,11 @@ impl Shared {
                 queue.waiting.drain(..n).collect()
             };
             let (events, confirmed): (Vec<StatusEvent>, Vec<_>) = batch.into_iter().unzip();
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             while let Err(error) = self.publish(&events).await {
-                tracing::warn!(%error, events = events.len(), retry_in = ?backoff, "status report not confirmed, retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let retry_in = backoff.next_delay();
+                tracing::warn!(%error, events = events.len(), ?retry_in, "status report not confirmed, retrying");
+                tokio::time::sleep(retry_in).await;
             }
             tracing::debug!(events = events.len(), "status report confirmed");
             for waiter in confirmed {

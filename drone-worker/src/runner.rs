@@ -154,6 +154,8 @@ impl Supervisor {
         order: &mut Order,
     ) -> std::io::Result<(oneshot::Receiver<u32>, oneshot::Receiver<i32>)> {
         order.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut line = serde_json::to_vec(order).map_err(std::io::Error::other)?;
+        line.push(b'\n');
         let (started, pid) = oneshot::channel();
         let (ended, code) = oneshot::channel();
         let mut link = self.link.lock().await;
@@ -163,16 +165,19 @@ impl Supervisor {
         {
             *link = Some(self.launch()?);
         }
-        let live = link.as_mut().expect("just launched");
-        live.waiting.lock().expect("waiting lock").insert(
-            order.id,
-            Waiter {
-                started: Some(started),
-                ended,
-            },
-        );
-        let mut line = serde_json::to_vec(order).expect("an order serializes");
-        line.push(b'\n');
+        let Some(live) = link.as_mut() else {
+            return Err(std::io::Error::other("the supervisor was not started"));
+        };
+        live.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                order.id,
+                Waiter {
+                    started: Some(started),
+                    ended,
+                },
+            );
         let written = async {
             live.stdin.write_all(&line).await?;
             live.stdin.flush().await
@@ -180,7 +185,10 @@ impl Supervisor {
         .await;
         if let Err(error) = written {
             live.alive.store(false, Ordering::Release);
-            live.waiting.lock().expect("waiting lock").remove(&order.id);
+            live.waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&order.id);
             return Err(error);
         }
         Ok((pid, code))
@@ -194,8 +202,11 @@ impl Supervisor {
             // Not in the worker's group: a Ctrl-C or a signal to it must not reach it.
             .process_group(0)
             .spawn()?;
-        let stdin = process.stdin.take().expect("piped stdin");
-        let stdout = process.stdout.take().expect("piped stdout");
+        let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+            return Err(std::io::Error::other(
+                "the supervisor's stdin or stdout is not piped",
+            ));
+        };
         let waiting: Arc<Mutex<HashMap<u64, Waiter>>> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
         tracing::debug!(pid = process.id(), "long-lived supervisor started");
@@ -227,7 +238,9 @@ async fn read_answers(
             tracing::warn!(%line, "unreadable answer from the supervisor");
             continue;
         };
-        let mut waiting = waiting.lock().expect("waiting lock");
+        let mut waiting = waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match kind {
             Some("pid") => {
                 if let Some(started) = waiting.get_mut(&id).and_then(|w| w.started.take()) {
@@ -243,7 +256,11 @@ async fn read_answers(
         }
     }
     alive.store(false, Ordering::Release);
-    let orphans = std::mem::take(&mut *waiting.lock().expect("waiting lock"));
+    let orphans = std::mem::take(
+        &mut *waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     if !orphans.is_empty() {
         tracing::warn!(
             attempts = orphans.len(),
@@ -504,8 +521,8 @@ mod tests {
 
     #[test]
     fn a_spare_becomes_the_entry_directory_and_a_retry_keeps_what_is_there() {
-        let root = std::env::temp_dir().join(format!("runner-place-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().to_path_buf();
         let spares = Spares::open(&root.join(".spare"), Kind::EntryDir, 2).unwrap();
         assert!(
             !place(&spares, &root.join("1-alice/host1")),
@@ -548,13 +565,12 @@ mod tests {
             std::fs::read_to_string(entry.join("status.log")).unwrap(),
             "attempt 1"
         );
-        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]
     fn an_entry_left_between_the_two_renames_is_used_not_left_behind() {
-        let root = std::env::temp_dir().join(format!("runner-leftover-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().to_path_buf();
         let spares = Spares::open(&root.join(".spare"), Kind::EntryDir, 2).unwrap();
         spares.refill().unwrap();
         // The state a worker stopped between the renames leaves: the spare is the job's
@@ -574,6 +590,5 @@ mod tests {
         let back = spares.take().expect("the spare place() took went back");
         assert!(back.join(ENTRY).is_dir(), "whole, with its entry");
         assert!(spares.take().is_none(), "and it was the only one left");
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

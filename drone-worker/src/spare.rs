@@ -78,7 +78,11 @@ impl Spares {
     /// A complete spare, if there is one. The caller renames it (or its [`ENTRY`]) away,
     /// or gives it back with [`Spares::give_back`].
     pub fn take(&self) -> Option<PathBuf> {
-        self.state.lock().expect("spares lock").ready.pop()
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ready
+            .pop()
     }
 
     /// Returns a spare that could not be used: to the ready ones when it is still
@@ -88,7 +92,10 @@ impl Spares {
             Kind::File => spare.is_file(),
             Kind::EntryDir => spare.join(ENTRY).is_dir(),
         };
-        let mut state = self.state.lock().expect("spares lock");
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if whole {
             state.ready.push(spare);
         } else {
@@ -104,25 +111,41 @@ impl Spares {
     pub fn recycle(&self, file: &Path) -> io::Result<()> {
         debug_assert_eq!(self.kind, Kind::File);
         let path = {
-            let mut state = self.state.lock().expect("spares lock");
+            let mut state = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             state.next += 1;
             self.dir.join(format!("spare-{}", state.next - 1))
         };
         std::fs::rename(file, &path)?;
-        self.state.lock().expect("spares lock").ready.push(path);
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ready
+            .push(path);
         Ok(())
     }
 
     /// Returns an `EntryDir` spare whose [`ENTRY`] was renamed away.
     pub fn give_back_hollow(&self, spare: PathBuf) {
-        self.state.lock().expect("spares lock").hollow.push(spare);
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .hollow
+            .push(spare);
     }
 
     /// Whether the pool has fewer spares than it keeps (what the tests check; a
     /// refill finds it out for itself).
     #[cfg(test)]
     pub fn wants_more(&self) -> bool {
-        self.state.lock().expect("spares lock").ready.len() < self.want
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ready
+            .len()
+            < self.want
     }
 
     /// Makes spares until the pool holds what it keeps (blocking: file system calls).
@@ -131,7 +154,10 @@ impl Spares {
         let mut made = 0;
         loop {
             let path = {
-                let mut state = self.state.lock().expect("spares lock");
+                let mut state = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if state.ready.len() >= self.want {
                     return Ok(made);
                 }
@@ -151,7 +177,11 @@ impl Spares {
                     format!("{}: {error}", path.display()),
                 ));
             }
-            self.state.lock().expect("spares lock").ready.push(path);
+            self.state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .ready
+                .push(path);
             made += 1;
         }
     }
@@ -184,15 +214,10 @@ impl Spares {
 mod tests {
     use super::*;
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("spares-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn a_pool_fills_up_hands_out_spares_and_is_adopted_again() {
-        let dir = temp("pool");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
         let pool = Spares::open(&dir, Kind::EntryDir, 3).unwrap();
         assert!(pool.take().is_none(), "nothing made before a refill");
         assert_eq!(pool.refill().unwrap(), 3);
@@ -236,6 +261,5 @@ mod tests {
             "adopted spares are checked, not new ones made"
         );
         assert_eq!(spares(&dir), 3);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -17,6 +17,8 @@
 //! that does the same for every attempt, with the same files; the one-attempt form is
 //! its fallback when that cannot be started.
 
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -68,11 +70,12 @@ pub fn lease_age(file: &Path) -> Option<u64> {
     Some(modified.elapsed().map_or(0, |d| d.as_secs()))
 }
 
-fn signal_group(pgid: u32, signal: &str) {
-    let _ = std::process::Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{pgid}")])
-        .stderr(std::process::Stdio::null())
-        .status();
+/// Sends `signal` to the process group `pgid`, if it is still there.
+pub fn signal_group(pgid: u32, signal: Signal) {
+    if let Ok(raw) = i32::try_from(pgid) {
+        // A group already gone (ESRCH) is what an abort or a lease hopes for.
+        let _ = killpg(Pid::from_raw(raw), signal);
+    }
 }
 
 /// The exit status a supervisor recorded, if it has.
@@ -186,12 +189,12 @@ fn enforce_lease(
                 "the drone had not reached the broker for over {secs} s (its lease expired): Autoserv was stopped"
             );
             let _ = write_atomic(&lease_file(prefix), &reason);
-            signal_group(pid, "TERM");
+            signal_group(pid, Signal::SIGTERM);
             *stopping = Some(Instant::now());
             Some(reason)
         }
         Some(since) if since.elapsed() > Duration::from_secs(2) => {
-            signal_group(pid, "KILL");
+            signal_group(pid, Signal::SIGKILL);
             None
         }
         _ => None,
