@@ -34,6 +34,11 @@ impl Backoff {
         self.next
     }
 
+    /// Sleeps for the next delay.
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.next_delay()).await;
+    }
+
     /// Back to the first delay (after a success).
     pub fn reset(&mut self) {
         self.next = self.first.min(self.max);

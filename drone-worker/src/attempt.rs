@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-/// Why an attempt could not go on: it ends as an infra failure (see [`crate::launch`]).
+/// Why an attempt could not go on: it ends as an infra failure (see the `launch` module).
 #[derive(Debug, thiserror::Error)]
 pub enum AttemptError {
     #[error("no slot to run in: {0}")]

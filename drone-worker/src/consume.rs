@@ -3,10 +3,10 @@
 //! control queue (aborts) beside it, until the shutdown and then the drain are over.
 
 use crate::attempts::AttemptId;
-use crate::backoff::Backoff;
 use crate::journal::Stage;
 use crate::pusher::Pusher;
 use crate::Inner;
+use common::backoff::Backoff;
 use common::broker;
 use common::protocol::{self, RunJob};
 use common::shutdown::Shutdown;

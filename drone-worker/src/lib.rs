@@ -9,7 +9,6 @@
 
 mod attempt;
 pub mod attempts;
-pub mod backoff;
 mod consume;
 mod control;
 mod essential;

@@ -6,8 +6,8 @@
 //! [`crate::manifest`]) counts as pushed only once its copy matches the manifest; a
 //! copy that does not is pushed again with contents compared.
 
-use crate::backoff::Backoff;
 use crate::manifest::Manifest;
+use common::backoff::Backoff;
 use common::config::ResultsHost;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

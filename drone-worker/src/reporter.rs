@@ -7,7 +7,7 @@
 //! out alone at once; on a busy one the broker, and the scheduler after it, handle one
 //! message for several events instead of one each.
 
-use crate::backoff::Backoff;
+use common::backoff::Backoff;
 use common::broker::{self, BrokerError, Publisher};
 use common::names::DroneName;
 use common::protocol::{self, StatusEvent, StatusReport, MAX_EVENTS_PER_REPORT, SCHEMA_VERSION};

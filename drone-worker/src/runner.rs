@@ -14,12 +14,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-/// Files the worker writes into an entry's results directory.
-pub const CONTROL_FILE: &str = "control";
-pub const STDOUT_FILE: &str = "autoserv.stdout";
-pub const STDERR_FILE: &str = "autoserv.stderr";
-/// The files [`start`] writes, which a spare entry directory holds already.
-pub const ENTRY_FILES: [&str; 3] = [CONTROL_FILE, STDOUT_FILE, STDERR_FILE];
+/// Files the worker writes into an entry's results directory (see [`crate::spare`]).
+pub use crate::spare::{CONTROL_FILE, ENTRY_FILES, STDERR_FILE, STDOUT_FILE};
 
 /// Why Autoserv could not be started.
 #[derive(Debug, thiserror::Error)]

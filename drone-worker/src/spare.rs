@@ -15,13 +15,20 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// Files the worker writes into an entry's results directory.
+pub const CONTROL_FILE: &str = "control";
+pub const STDOUT_FILE: &str = "autoserv.stdout";
+pub const STDERR_FILE: &str = "autoserv.stderr";
+/// The files `runner::start` writes, which a spare entry directory holds already.
+pub const ENTRY_FILES: [&str; 3] = [CONTROL_FILE, STDOUT_FILE, STDERR_FILE];
+
 /// What one pool holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// An empty file (a journal record).
     File,
     /// A directory holding [`ENTRY`], itself holding the entry's files (see
-    /// [`crate::runner`]): the job's directory and the entry's, made together.
+    /// the `runner` module): the job's directory and the entry's, made together.
     EntryDir,
 }
 
@@ -197,7 +204,7 @@ impl Spares {
             Kind::EntryDir => {
                 let entry = path.join(ENTRY);
                 std::fs::create_dir_all(&entry)?;
-                for name in crate::runner::ENTRY_FILES {
+                for name in ENTRY_FILES {
                     std::fs::OpenOptions::new()
                         .write(true)
                         .create(true)
@@ -222,7 +229,7 @@ mod tests {
         assert!(pool.take().is_none(), "nothing made before a refill");
         assert_eq!(pool.refill().unwrap(), 3);
         let spare = pool.take().unwrap();
-        for name in crate::runner::ENTRY_FILES {
+        for name in ENTRY_FILES {
             assert!(spare.join(ENTRY).join(name).is_file(), "{name} made ahead");
         }
         // The entry went away but its job directory existed: the spare comes back hollow

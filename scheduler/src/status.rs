@@ -6,6 +6,7 @@
 use crate::db::{intake, Db};
 use crate::intake::{Applied, InfraRules, Report};
 use crate::model::AttemptId;
+use common::backoff::Backoff;
 use common::broker;
 use common::config::Config;
 use common::names::DroneName;
@@ -73,7 +74,7 @@ pub struct StatusConsumer {
 
 /// Consumes status reports until shutdown, reconnecting after broker failures.
 pub async fn run(consumer: StatusConsumer, mut shutdown: Shutdown) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     while !shutdown.is_triggered() {
         let StatusConsumer {
             db,
@@ -101,12 +102,12 @@ pub async fn run(consumer: StatusConsumer, mut shutdown: Shutdown) {
         match result {
             Ok(()) => return,
             Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "status consumer lost the broker, reconnecting");
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, retry_in = ?delay, "status consumer lost the broker, reconnecting");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.wait() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }

@@ -588,10 +588,7 @@ impl World {
                         .collect()
                 })
                 .await;
-            if jobs
-                .iter()
-                .all(|j| scheduler::api::status::FINAL.contains(&j.status.as_str()))
-            {
+            if jobs.iter().all(|j| api::is_final(&j.status)) {
                 return jobs;
             }
             if Instant::now() > deadline {

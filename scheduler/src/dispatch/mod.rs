@@ -13,6 +13,7 @@ pub use plan::{Decision, Plan};
 use crate::db::assign::{self, Assignment, Run};
 use crate::db::dispatch_view::{self, Candidate, DispatchView};
 use crate::db::{Db, DbError};
+use common::backoff::Backoff;
 use common::broker::{self, BrokerError, Publisher};
 use common::config::Config;
 use common::names::{DroneName, HostName, Owner};
@@ -136,7 +137,7 @@ impl Dispatcher {
         // Entries left in Starting by a previous run, and dispatches whose publish was
         // not confirmed, are published again with the same attempt.
         let mut republish = true;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         loop {
             let woken = self.shared.wake.notified();
             republish |= self.shared.republish.swap(false, Ordering::Relaxed);
@@ -149,14 +150,14 @@ impl Dispatcher {
             }
             match cycle {
                 Ok(Progress::More) => continue,
-                Ok(Progress::Idle) => backoff = Duration::from_millis(100),
+                Ok(Progress::Idle) => backoff.reset(),
                 Err(error) => {
-                    tracing::error!(%error, retry_in = ?backoff, "dispatch cycle failed");
+                    let delay = backoff.next_delay();
+                    tracing::error!(%error, retry_in = ?delay, "dispatch cycle failed");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(delay) => {}
                         _ = shutdown.wait() => return,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                     continue;
                 }
             }
