@@ -6,6 +6,7 @@ use super::schema::{host_queue_entries as hqe, hosts, jobs};
 use super::{Cache, Conn, Db, DbError};
 use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use crate::{on_conn, with_conn, write_txn};
+use common::names::HostName;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ pub struct Assignment {
 #[derive(Debug, Clone)]
 pub struct Run {
     pub lead: Candidate,
-    pub hosts: Vec<String>,
+    pub hosts: Vec<HostName>,
     pub drone: String,
 }
 
@@ -40,7 +41,7 @@ pub async fn starting(db: &Db) -> Result<Vec<Run>, DbError> {
             .load(conn)
             .await?
     });
-    let mut members: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut members: BTreeMap<i64, Vec<HostName>> = BTreeMap::new();
     for (candidate, _, lead) in &rows {
         if let Some(lead) = lead {
             members
@@ -174,7 +175,8 @@ async fn assign_group_in(
             .get_result(c)
             .await?
     });
-    let subdir = format!("group{before}");
+    let subdir = HostName::new(format!("group{before}"))
+        .map_err(|error| DbError::Invalid(error.to_string()))?;
     let mut taken = Vec::with_capacity(members.len());
     for member in members {
         let lead = (member.entry_id != lead_id).then_some(lead_id);
@@ -249,7 +251,7 @@ async fn assign_one(
     now: i64,
 ) -> Result<bool, DbError> {
     let Assignment { candidate, drone } = assignment;
-    let host = if candidate.tasks() == TaskFlags::REPAIR_ONLY {
+    let host = if candidate.job_tasks == TaskFlags::REPAIR_ONLY {
         on_conn!(conn, |c| {
             diesel::update(
                 hosts::table

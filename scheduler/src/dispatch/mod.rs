@@ -16,7 +16,7 @@ use crate::db::{Db, DbError};
 use common::backoff::Backoff;
 use common::broker::{self, BrokerError, Publisher};
 use common::config::Config;
-use common::names::{DroneName, HostName, Owner};
+use common::names::{DroneName, HostName};
 use common::protocol::{self, RunJob, SCHEMA_VERSION};
 use common::shutdown::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -301,7 +301,7 @@ impl Shared {
     async fn publish(
         &self,
         candidate: &Candidate,
-        hosts: &[String],
+        hosts: &[HostName],
         drone: &str,
     ) -> Result<(), BrokerError> {
         let message = match build_message(candidate, hosts, drone) {
@@ -331,14 +331,14 @@ impl Shared {
                 properties,
             )
             .await?;
-        tracing::info!(entry.id = candidate.entry_id, job.id = candidate.job_id, attempt = candidate.attempt, drone.name = drone, hosts = %hosts.join(","), "dispatched");
+        tracing::info!(entry.id = candidate.entry_id, job.id = candidate.job_id, attempt = candidate.attempt, drone.name = drone, hosts = %hosts.iter().map(HostName::as_str).collect::<Vec<_>>().join(","), "dispatched");
         Ok(())
     }
 }
 
 fn build_message(
     candidate: &Candidate,
-    hosts: &[String],
+    hosts: &[HostName],
     drone: &str,
 ) -> Result<RunJob, common::names::InvalidName> {
     Ok(RunJob {
@@ -347,15 +347,12 @@ fn build_message(
         job_id: candidate.job_id,
         attempt: candidate.attempt,
         drone: DroneName::new(drone)?,
-        hosts: hosts
-            .iter()
-            .map(|h| HostName::new(h.clone()))
-            .collect::<Result<_, _>>()?,
-        owner: Owner::new(candidate.owner.clone())?,
+        hosts: hosts.to_vec(),
+        owner: candidate.owner.clone(),
         job_name: candidate.job_name.clone(),
-        execution_subdir: HostName::new(candidate.execution_subdir.clone())?,
+        execution_subdir: candidate.execution_subdir.clone(),
         control_file: candidate.control_file.clone(),
-        tasks: candidate.tasks().tasks(candidate.host_dirty),
+        tasks: candidate.job_tasks.tasks(candidate.host_dirty),
         sender_version: common::VERSION.to_string(),
     })
 }

@@ -4,6 +4,7 @@
 
 use crate::db::assign::Assignment;
 use crate::db::dispatch_view::{Candidate, DispatchView, LabelEntry, PoolHost};
+use common::names::DroneName;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// How many queued entries of each kind a cycle reads when `free` slots are free: more
@@ -224,7 +225,11 @@ fn plan(view: &mut DispatchView, slots: &mut [Slot], limit: i64) -> Plan {
             out.reservations.push(candidate);
             continue;
         }
-        let Some(slot) = pick_slot(slots, allowed, candidate.avoid_drone.as_deref()) else {
+        let Some(slot) = pick_slot(
+            slots,
+            allowed,
+            candidate.avoid_drone.as_ref().map(DroneName::as_str),
+        ) else {
             continue;
         };
         slot.running += 1;
@@ -256,7 +261,11 @@ fn start_groups(
         let size = usize::try_from(members[0].synch_count.max(1)).unwrap_or(1);
         while members.len() >= size && out.runs() < limit {
             let allowed = allowed_in(sets, members[0].drone_set_id);
-            let Some(slot) = pick_slot(slots, allowed, members[0].avoid_drone.as_deref()) else {
+            let Some(slot) = pick_slot(
+                slots,
+                allowed,
+                members[0].avoid_drone.as_ref().map(DroneName::as_str),
+            ) else {
                 break;
             };
             slot.running += 1;
