@@ -3,9 +3,9 @@
 
 use super::schema::{drone_sets, entry_history, host_queue_entries as hqe, hosts, jobs, labels};
 use super::{Cache, Db, DbError};
-use crate::model::{EntryStatus, JobStatus, TaskFlags};
+use crate::model::{AttemptId, EntryStatus, JobStatus, TaskFlags};
 use crate::with_conn;
-use common::names::Owner;
+use common::names::{DroneName, Owner};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
@@ -100,7 +100,7 @@ pub async fn abort(
     id: i64,
     by: &Owner,
     reason: Option<String>,
-) -> Result<Vec<(i64, i32, String)>, DbError> {
+) -> Result<Vec<(AttemptId, DroneName)>, DbError> {
     let ids: Vec<i64> = with_conn!(db, |conn| {
         let exists: i64 = jobs::table
             .filter(jobs::id.eq(id))
@@ -121,8 +121,8 @@ pub async fn abort(
 
 /// Entries starting or running on `drone` with an abort recorded: the aborts to send
 /// (again).
-pub async fn pending_aborts(db: &Db, drone: &str) -> Result<Vec<(i64, i32)>, DbError> {
-    Ok(with_conn!(db, |conn| {
+pub async fn pending_aborts(db: &Db, drone: &DroneName) -> Result<Vec<AttemptId>, DbError> {
+    let pending: Vec<(i64, i32)> = with_conn!(db, |conn| {
         hqe::table
             .filter(hqe::drone.eq(drone))
             // Once Autoserv has exited (Gathering) there is nothing left to stop.
@@ -133,7 +133,8 @@ pub async fn pending_aborts(db: &Db, drone: &str) -> Result<Vec<(i64, i32)>, DbE
             .select((hqe::id, hqe::attempt))
             .load(conn)
             .await?
-    }))
+    });
+    Ok(pending.into_iter().map(AttemptId::from).collect())
 }
 
 /// Every job, newest first, with its summed-up status.
