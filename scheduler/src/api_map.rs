@@ -125,7 +125,7 @@ fn history_view(row: HistoryRow) -> HistoryView {
 /// One line of `GET /api/drones`, with `queued` as the broker said (if it could).
 pub fn drone_view(row: DroneRow, queued: Option<u32>) -> DroneView {
     DroneView {
-        name: row.name,
+        name: row.name.into(),
         enabled: row.enabled,
         running: row.running,
         status: row.status.to_string(),

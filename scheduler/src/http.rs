@@ -292,14 +292,11 @@ async fn list_drones(State(state): State<AppState>) -> ApiResult<Vec<crate::api:
     let rows = db::drones::list(&state.db, &drone_names(&state), alive_since).await?;
     let mut drones = Vec::with_capacity(rows.len());
     for row in rows {
-        let queued = match common::names::DroneName::new(row.name.clone()) {
-            Ok(name) => state
-                .broker
-                .queue_depth(&common::broker::drone_queue(&name))
-                .await
-                .ok(),
-            Err(_) => None,
-        };
+        let queued = state
+            .broker
+            .queue_depth(&common::broker::drone_queue(&row.name))
+            .await
+            .ok();
         drones.push(api_map::drone_view(row, queued));
     }
     Ok(Json(drones))

@@ -6,7 +6,7 @@ use super::schema::{host_queue_entries as hqe, hosts, jobs};
 use super::{Cache, Conn, Db, DbError};
 use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use crate::{on_conn, with_conn, write_txn};
-use common::names::HostName;
+use common::names::{DroneName, HostName};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 pub struct Assignment {
     pub candidate: Candidate,
     /// The drone's name.
-    pub drone: String,
+    pub drone: DroneName,
 }
 
 /// One Autoserv run recorded as Starting: its lead entry, the hosts it runs on (a
@@ -25,12 +25,12 @@ pub struct Assignment {
 pub struct Run {
     pub lead: Candidate,
     pub hosts: Vec<HostName>,
-    pub drone: String,
+    pub drone: DroneName,
 }
 
 /// Entries left in Starting (dispatched, maybe never published), as runs.
 pub async fn starting(db: &Db) -> Result<Vec<Run>, DbError> {
-    type Row = (Candidate, Option<String>, Option<i64>);
+    type Row = (Candidate, Option<DroneName>, Option<i64>);
     let rows: Vec<Row> = with_conn!(db, |conn| {
         hqe::table
             .inner_join(hosts::table)
@@ -137,7 +137,7 @@ async fn free_host(conn: &mut Conn<'_>, host_id: i64, cached: bool) -> Result<()
 pub async fn assign_group(
     db: &Db,
     members: Vec<Candidate>,
-    drone: &str,
+    drone: &DroneName,
 ) -> Result<Option<Vec<Candidate>>, DbError> {
     let now = common::time::now_micros();
     if members.is_empty() {
@@ -159,7 +159,7 @@ pub async fn assign_group(
 async fn assign_group_in(
     conn: &mut Conn<'_>,
     members: &[Candidate],
-    drone: &str,
+    drone: &DroneName,
     now: i64,
 ) -> Result<Vec<Candidate>, DbError> {
     let lead_id = members[0].entry_id;

@@ -98,7 +98,7 @@ pub struct PoolHost {
 /// A drone as the dispatcher sees it.
 #[derive(Debug, Clone)]
 pub struct DroneLoad {
-    pub name: String,
+    pub name: DroneName,
     /// The operator's flag (`atest drone enable/disable`).
     pub enabled: bool,
     /// Its worker said it is stopping (draining before an exit or an upgrade).
@@ -148,7 +148,7 @@ pub struct DispatchView {
 /// A configured drone's row, as dispatch reads it.
 #[derive(Queryable)]
 struct DroneSettings {
-    name: String,
+    name: DroneName,
     enabled: bool,
     capacity: i32,
     capacity_override: Option<i32>,
@@ -276,7 +276,7 @@ fn running_by_drone(on_drones: Vec<(Option<String>, Option<i64>)>) -> BTreeMap<S
 /// worker is stopping.
 fn load_of(row: DroneSettings, running: &BTreeMap<String, i64>, alive_since: i64) -> DroneLoad {
     DroneLoad {
-        running: running.get(&row.name).copied().unwrap_or(0),
+        running: running.get(row.name.as_str()).copied().unwrap_or(0),
         enabled: row.enabled,
         stopping: row.stopping,
         accepting: row.enabled && !row.stopping,
@@ -291,7 +291,7 @@ fn sets_with_room(members: &[(i64, String)], loads: &[DroneLoad]) -> Vec<i64> {
     let room = |drone: &str| {
         loads
             .iter()
-            .any(|load| load.name == drone && load.free() > 0)
+            .any(|load| load.name.as_str() == drone && load.free() > 0)
     };
     let sets: BTreeSet<i64> = members
         .iter()
@@ -492,7 +492,7 @@ mod tests {
 
     fn settings(name: &str, capacity: i32, set: Option<i32>, beat: Option<i64>) -> DroneSettings {
         DroneSettings {
-            name: name.into(),
+            name: DroneName::new(name).unwrap(),
             enabled: true,
             capacity,
             capacity_override: set,

@@ -302,20 +302,9 @@ impl Shared {
         &self,
         candidate: &Candidate,
         hosts: &[HostName],
-        drone: &str,
+        drone: &DroneName,
     ) -> Result<(), BrokerError> {
-        let message = match build_message(candidate, hosts, drone) {
-            Ok(message) => message,
-            Err(error) => {
-                // Names were validated on the way in; this means the database was edited.
-                tracing::error!(%error, entry.id = candidate.entry_id, "entry has an invalid name in the database");
-                return Err(BrokerError::Unroutable {
-                    exchange: broker::JOBS_EXCHANGE.into(),
-                    routing_key: drone.into(),
-                    reply: error.to_string(),
-                });
-            }
-        };
+        let message = build_message(candidate, hosts, drone);
         // A job message not taken within drone_timeout_sec expires: by then the entry
         // may have been given to another drone (see `lost`), and a drone coming back
         // must not find the old attempt waiting.
@@ -326,27 +315,25 @@ impl Shared {
         self.publisher
             .publish(
                 broker::JOBS_EXCHANGE,
-                drone,
+                drone.as_str(),
                 &protocol::encode(&message),
                 properties,
             )
             .await?;
-        tracing::info!(entry.id = candidate.entry_id, job.id = candidate.job_id, attempt = candidate.attempt, drone.name = drone, hosts = %hosts.iter().map(HostName::as_str).collect::<Vec<_>>().join(","), "dispatched");
+        tracing::info!(entry.id = candidate.entry_id, job.id = candidate.job_id, attempt = candidate.attempt, drone.name = %drone, hosts = %hosts.iter().map(HostName::as_str).collect::<Vec<_>>().join(","), "dispatched");
         Ok(())
     }
 }
 
-fn build_message(
-    candidate: &Candidate,
-    hosts: &[HostName],
-    drone: &str,
-) -> Result<RunJob, common::names::InvalidName> {
-    Ok(RunJob {
+/// The job message of `candidate`'s current attempt on `hosts`, sent to `drone`: its
+/// names were validated where they entered the system and as they were read back.
+fn build_message(candidate: &Candidate, hosts: &[HostName], drone: &DroneName) -> RunJob {
+    RunJob {
         schema: SCHEMA_VERSION,
         entry_id: candidate.entry_id,
         job_id: candidate.job_id,
         attempt: candidate.attempt,
-        drone: DroneName::new(drone)?,
+        drone: drone.clone(),
         hosts: hosts.to_vec(),
         owner: candidate.owner.clone(),
         job_name: candidate.job_name.clone(),
@@ -354,5 +341,5 @@ fn build_message(
         control_file: candidate.control_file.clone(),
         tasks: candidate.job_tasks.tasks(candidate.host_dirty),
         sender_version: common::VERSION.to_string(),
-    })
+    }
 }

@@ -52,7 +52,7 @@ fn by_label(entry: i64, job: i64, label: i64) -> LabelEntry {
 /// A live, enabled drone running `running` of `capacity`.
 fn drone(name: &str, running: i64, capacity: i64) -> DroneLoad {
     DroneLoad {
-        name: name.into(),
+        name: DroneName::new(name).unwrap(),
         enabled: true,
         stopping: false,
         accepting: true,
