@@ -5,7 +5,7 @@ use super::schema::{drone_sets, entry_history, host_queue_entries as hqe, hosts,
 use super::{Cache, Db, DbError};
 use crate::model::{AttemptId, EntryStatus, JobStatus, TaskFlags};
 use crate::with_conn;
-use common::names::{DroneName, Owner};
+use common::names::{DroneName, HostName, LabelName, Owner};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 pub struct JobSummaryRow {
     pub id: i64,
     pub name: String,
-    pub owner: String,
+    pub owner: Owner,
     pub priority: i32,
     /// Summed up from its entries.
     pub status: JobStatus,
@@ -28,7 +28,7 @@ pub struct JobSummaryRow {
 pub struct JobRow {
     pub id: i64,
     pub name: String,
-    pub owner: String,
+    pub owner: Owner,
     pub priority: i32,
     pub created_on: i64,
     /// The name of the drone set its entries are limited to.
@@ -50,11 +50,11 @@ impl JobRow {
 pub struct EntryRow {
     pub id: i64,
     /// The host; none for a metahost entry not given a host yet.
-    pub host: Option<String>,
+    pub host: Option<HostName>,
     /// The metahost label the entry was created for.
-    pub label: Option<String>,
+    pub label: Option<LabelName>,
     pub status: EntryStatus,
-    pub drone: Option<String>,
+    pub drone: Option<DroneName>,
     pub attempt: i32,
     pub exit_code: Option<i32>,
     pub failure_reason: Option<String>,
@@ -139,7 +139,7 @@ pub async fn pending_aborts(db: &Db, drone: &DroneName) -> Result<Vec<AttemptId>
 
 /// Every job, newest first, with its summed-up status.
 pub async fn list(db: &Db) -> Result<Vec<JobSummaryRow>, DbError> {
-    type Row = (i64, String, String, i32, i64);
+    type Row = (i64, String, Owner, i32, i64);
     let (rows, states): (Vec<Row>, Vec<(i64, EntryStatus)>) = with_conn!(db, |conn| {
         let rows = jobs::table
             .order(jobs::id.desc())
@@ -179,16 +179,16 @@ pub async fn list(db: &Db) -> Result<Vec<JobSummaryRow>, DbError> {
 }
 
 /// The columns of a job as [`show`] reads it.
-type JobColumns = (i64, String, String, i32, i64, Option<String>, i32, i32);
+type JobColumns = (i64, String, Owner, i32, i64, Option<String>, i32, TaskFlags);
 
 /// The columns of an entry as [`show`] reads it (two tuples: diesel's limit is 16).
 type EntryColumns = (
     (
         i64,
-        Option<String>,
-        Option<String>,
+        Option<HostName>,
+        Option<LabelName>,
         EntryStatus,
-        Option<String>,
+        Option<DroneName>,
         i32,
         Option<i32>,
         Option<String>,
@@ -295,7 +295,7 @@ fn job_row(job: JobColumns, entries: Vec<EntryColumns>, history: Vec<(i64, Histo
         created_on,
         drone_set,
         synch_count,
-        tasks: TaskFlags::from_bits(tasks),
+        tasks,
         entries: entries
             .into_iter()
             .map(|columns| entry_row(columns, &mut histories))
