@@ -30,8 +30,8 @@ pub fn results_path(
 /// `GET /api/hosts` and `POST /api/hosts`.
 pub fn host_view(row: HostRow) -> HostView {
     HostView {
-        name: row.name,
-        labels: row.labels,
+        name: row.name.into(),
+        labels: row.labels.into_iter().map(String::from).collect(),
         status: row.status.to_string(),
         locked: row.locked,
         lock_reason: row.lock_reason,
