@@ -30,8 +30,8 @@ pub fn results_path(
 /// `GET /api/hosts` and `POST /api/hosts`.
 pub fn host_view(row: HostRow) -> HostView {
     HostView {
-        name: row.name,
-        labels: row.labels,
+        name: row.name.into(),
+        labels: row.labels.into_iter().map(String::from).collect(),
         status: row.status.to_string(),
         locked: row.locked,
         lock_reason: row.lock_reason,
@@ -43,7 +43,7 @@ pub fn job_summary(row: JobSummaryRow) -> JobSummary {
     JobSummary {
         id: row.id,
         name: row.name,
-        owner: row.owner,
+        owner: row.owner.into(),
         priority: row.priority,
         status: row.status.to_string(),
         created_on: format_micros(row.created_on),
@@ -60,7 +60,7 @@ pub fn job_view(row: JobRow, results_host: &ResultsHost, results_dir: &Path) -> 
                 results_host,
                 results_dir,
                 id,
-                &owner,
+                owner.as_str(),
                 &entry.execution_subdir,
             )
         })
@@ -77,7 +77,7 @@ pub fn job_view(row: JobRow, results_host: &ResultsHost, results_dir: &Path) -> 
         status,
         id: row.id,
         name: row.name,
-        owner: row.owner,
+        owner: row.owner.into(),
         priority: row.priority,
         created_on: format_micros(row.created_on),
         drone_set: row.drone_set,
@@ -89,10 +89,10 @@ pub fn job_view(row: JobRow, results_host: &ResultsHost, results_dir: &Path) -> 
 fn entry_view(entry: EntryRow, results_path: Option<String>) -> EntryView {
     EntryView {
         id: entry.id,
-        host: entry.host,
-        label: entry.label,
+        host: entry.host.map(String::from),
+        label: entry.label.map(String::from),
         status: entry.status.to_string(),
-        drone: entry.drone,
+        drone: entry.drone.map(String::from),
         attempt: entry.attempt,
         exit_code: entry.exit_code,
         results_path,
@@ -125,7 +125,7 @@ fn history_view(row: HistoryRow) -> HistoryView {
 /// One line of `GET /api/drones`, with `queued` as the broker said (if it could).
 pub fn drone_view(row: DroneRow, queued: Option<u32>) -> DroneView {
     DroneView {
-        name: row.name,
+        name: row.name.into(),
         enabled: row.enabled,
         running: row.running,
         status: row.status.to_string(),
@@ -147,11 +147,12 @@ pub fn drone_set_view(row: DroneSetRow) -> DroneSetView {
 mod tests {
     use super::*;
     use crate::model::{EntryStatus, TaskFlags};
+    use common::names::{HostName, Owner};
 
     fn entry(id: i64, status: EntryStatus, exit_code: Option<i32>) -> EntryRow {
         EntryRow {
             id,
-            host: Some("host1".into()),
+            host: Some(HostName::new("host1").unwrap()),
             label: None,
             status,
             drone: None,
@@ -185,7 +186,7 @@ mod tests {
         let job = JobRow {
             id: 7,
             name: "job".into(),
-            owner: "alice".into(),
+            owner: Owner::new("alice").unwrap(),
             priority: 0,
             created_on: 0,
             drone_set: None,

@@ -260,13 +260,13 @@ async fn abort_job(
     let by = Owner::new(body.by).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let active = db::jobs::abort(&state.db, id, &by, body.reason).await?;
     let grace_sec = state.config.scheduler.abort_grace_sec;
-    for (entry_id, attempt, drone) in &active {
+    for (attempt, drone) in &active {
         // Recorded already: if this cannot be sent now, the next heartbeat of the
         // drone sends it again.
         if let Err(error) =
-            crate::status::send_abort(&state.broker, drone, *entry_id, *attempt, grace_sec).await
+            crate::status::send_abort_to(&state.broker, drone, *attempt, grace_sec).await
         {
-            tracing::warn!(%error, entry.id = entry_id, drone.name = %drone, "abort recorded; telling the drone failed, will retry on its next heartbeat");
+            tracing::warn!(%error, entry.id = attempt.entry, drone.name = %drone, "abort recorded; telling the drone failed, will retry on its next heartbeat");
         }
     }
     state.wake.notify_one();
@@ -292,14 +292,11 @@ async fn list_drones(State(state): State<AppState>) -> ApiResult<Vec<crate::api:
     let rows = db::drones::list(&state.db, &drone_names(&state), alive_since).await?;
     let mut drones = Vec::with_capacity(rows.len());
     for row in rows {
-        let queued = match common::names::DroneName::new(row.name.clone()) {
-            Ok(name) => state
-                .broker
-                .queue_depth(&common::broker::drone_queue(&name))
-                .await
-                .ok(),
-            Err(_) => None,
-        };
+        let queued = state
+            .broker
+            .queue_depth(&common::broker::drone_queue(&row.name))
+            .await
+            .ok();
         drones.push(api_map::drone_view(row, queued));
     }
     Ok(Json(drones))

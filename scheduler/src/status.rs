@@ -318,25 +318,6 @@ async fn follow_up(shared: &Shared<'_>, reports: &[Report], outcomes: &[Applied]
     }
 }
 
-/// Tells a drone to abort an attempt (persistent, on its control queue), for callers
-/// that hold the drone's name as stored text.
-pub async fn send_abort(
-    publisher: &broker::Publisher,
-    drone: &str,
-    entry_id: i64,
-    attempt: i32,
-    grace_sec: u64,
-) -> anyhow::Result<()> {
-    let drone = DroneName::new(drone)?;
-    send_abort_to(
-        publisher,
-        &drone,
-        AttemptId::new(entry_id, attempt),
-        grace_sec,
-    )
-    .await
-}
-
 /// Tells a drone to abort an attempt (persistent, on its control queue).
 pub async fn send_abort_to(
     publisher: &broker::Publisher,
@@ -392,10 +373,9 @@ fn next_delivery(next: Option<Result<Delivery, lapin::Error>>) -> anyhow::Result
 /// until the entries end: an abort reaches a drone that was away or a broker that
 /// restarted.
 async fn resend_aborts(db: &Db, config: &Config, publisher: &broker::Publisher, drone: &DroneName) {
-    match crate::db::jobs::pending_aborts(db, drone.as_str()).await {
+    match crate::db::jobs::pending_aborts(db, drone).await {
         Ok(pending) => {
             for attempt in pending {
-                let attempt = AttemptId::from(attempt);
                 let grace = config.scheduler.abort_grace_sec;
                 if let Err(error) = send_abort_to(publisher, drone, attempt, grace).await {
                     tracing::warn!(%error, entry.id = attempt.entry, "abort not sent, will retry");

@@ -69,12 +69,12 @@ pub async fn step(db: &Db, config: &Config, publisher: &Publisher) -> anyhow::Re
             Some("ran past its maximum runtime".into()),
         )
         .await?;
-        for (entry_id, attempt, drone) in active {
+        for (attempt, drone) in active {
             let grace = config.scheduler.abort_grace_sec;
             if let Err(error) =
-                crate::status::send_abort(publisher, &drone, entry_id, attempt, grace).await
+                crate::status::send_abort_to(publisher, &drone, attempt, grace).await
             {
-                tracing::warn!(%error, entry.id = entry_id, "abort recorded; telling the drone failed, will retry on its next heartbeat");
+                tracing::warn!(%error, entry.id = attempt.entry, "abort recorded; telling the drone failed, will retry on its next heartbeat");
             }
         }
     }

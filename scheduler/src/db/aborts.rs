@@ -3,8 +3,9 @@
 
 use super::schema::{host_queue_entries as hqe, hosts};
 use super::{Cache, Db, DbError};
-use crate::model::{EntryStatus, HostStatus};
+use crate::model::{AttemptId, EntryStatus, HostStatus};
 use crate::{with_conn, write_txn};
+use common::names::DroneName;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -19,15 +20,15 @@ const ACTIVE: [EntryStatus; 3] = [
 ];
 
 /// Aborts entries, recorded before anything else: queued ones become Aborted at once;
-/// for active ones the abort is recorded (`by`, time, reason) and they are returned
-/// (id, attempt, drone) so their drones can be told; they end Aborted when their drone
+/// for active ones the abort is recorded (`by`, time, reason) and their attempts are
+/// returned with their drones, so the drones can be told; they end Aborted when their drone
 /// reports. Finished entries are left alone.
 pub async fn abort(
     db: &Db,
     ids: &[i64],
     by: &str,
     reason: Option<String>,
-) -> Result<Vec<(i64, i32, String)>, DbError> {
+) -> Result<Vec<(AttemptId, DroneName)>, DbError> {
     let now = common::time::now_micros();
     let ids = ids.to_vec();
     let by = by.to_string();
@@ -75,7 +76,7 @@ pub async fn abort(
         .execute(conn)
         .await?;
         // A group's drone knows its lead only.
-        let active: Vec<(i64, i32, Option<String>)> = hqe::table
+        let active: Vec<(i64, i32, Option<DroneName>)> = hqe::table
             .filter(hqe::id.eq_any(&ids))
             .filter(hqe::status.eq_any(ACTIVE))
             .filter(hqe::group_lead_id.is_null())
@@ -84,7 +85,7 @@ pub async fn abort(
             .await?;
         Ok(active
             .into_iter()
-            .filter_map(|(e, a, d)| Some((e, a, d?)))
+            .filter_map(|(entry, attempt, drone)| Some((AttemptId::new(entry, attempt), drone?)))
             .collect())
     })
 }

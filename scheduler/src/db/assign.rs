@@ -6,6 +6,7 @@ use super::schema::{host_queue_entries as hqe, hosts, jobs};
 use super::{Cache, Conn, Db, DbError};
 use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use crate::{on_conn, with_conn, write_txn};
+use common::names::{DroneName, HostName};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 pub struct Assignment {
     pub candidate: Candidate,
     /// The drone's name.
-    pub drone: String,
+    pub drone: DroneName,
 }
 
 /// One Autoserv run recorded as Starting: its lead entry, the hosts it runs on (a
@@ -23,13 +24,13 @@ pub struct Assignment {
 #[derive(Debug, Clone)]
 pub struct Run {
     pub lead: Candidate,
-    pub hosts: Vec<String>,
-    pub drone: String,
+    pub hosts: Vec<HostName>,
+    pub drone: DroneName,
 }
 
 /// Entries left in Starting (dispatched, maybe never published), as runs.
 pub async fn starting(db: &Db) -> Result<Vec<Run>, DbError> {
-    type Row = (Candidate, Option<String>, Option<i64>);
+    type Row = (Candidate, Option<DroneName>, Option<i64>);
     let rows: Vec<Row> = with_conn!(db, |conn| {
         hqe::table
             .inner_join(hosts::table)
@@ -40,7 +41,7 @@ pub async fn starting(db: &Db) -> Result<Vec<Run>, DbError> {
             .load(conn)
             .await?
     });
-    let mut members: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut members: BTreeMap<i64, Vec<HostName>> = BTreeMap::new();
     for (candidate, _, lead) in &rows {
         if let Some(lead) = lead {
             members
@@ -136,7 +137,7 @@ async fn free_host(conn: &mut Conn<'_>, host_id: i64, cached: bool) -> Result<()
 pub async fn assign_group(
     db: &Db,
     members: Vec<Candidate>,
-    drone: &str,
+    drone: &DroneName,
 ) -> Result<Option<Vec<Candidate>>, DbError> {
     let now = common::time::now_micros();
     if members.is_empty() {
@@ -158,7 +159,7 @@ pub async fn assign_group(
 async fn assign_group_in(
     conn: &mut Conn<'_>,
     members: &[Candidate],
-    drone: &str,
+    drone: &DroneName,
     now: i64,
 ) -> Result<Vec<Candidate>, DbError> {
     let lead_id = members[0].entry_id;
@@ -174,7 +175,8 @@ async fn assign_group_in(
             .get_result(c)
             .await?
     });
-    let subdir = format!("group{before}");
+    let subdir = HostName::new(format!("group{before}"))
+        .map_err(|error| DbError::Invalid(error.to_string()))?;
     let mut taken = Vec::with_capacity(members.len());
     for member in members {
         let lead = (member.entry_id != lead_id).then_some(lead_id);
@@ -249,7 +251,7 @@ async fn assign_one(
     now: i64,
 ) -> Result<bool, DbError> {
     let Assignment { candidate, drone } = assignment;
-    let host = if candidate.tasks() == TaskFlags::REPAIR_ONLY {
+    let host = if candidate.job_tasks == TaskFlags::REPAIR_ONLY {
         on_conn!(conn, |c| {
             diesel::update(
                 hosts::table

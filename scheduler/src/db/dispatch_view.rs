@@ -8,6 +8,7 @@ use super::schema::{
 use super::{Cache, Conn, Db, DbError};
 use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use crate::{on_conn, with_conn};
+use common::names::{DroneName, HostName, Owner};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,20 +20,21 @@ pub struct Candidate {
     pub job_id: i64,
     pub attempt: i32,
     pub priority: i32,
-    pub execution_subdir: String,
+    /// The host's name, or `group<N>` for a synchronous group (a valid host name).
+    pub execution_subdir: HostName,
     pub host_id: i64,
-    pub hostname: String,
+    pub hostname: HostName,
     pub job_name: String,
-    pub owner: String,
+    pub owner: Owner,
     pub control_file: String,
     /// The drone of the entry's last infra failure: avoided when another has a slot.
-    pub avoid_drone: Option<String>,
+    pub avoid_drone: Option<DroneName>,
     /// The job's drone set: only its drones may run the entry.
     pub drone_set_id: Option<i64>,
     /// The job's synch_count: above 1, the entry waits Pending for its group.
     pub synch_count: i32,
-    /// The job's special tasks ([`TaskFlags`] bits).
-    pub job_tasks: i32,
+    /// The job's special tasks.
+    pub job_tasks: TaskFlags,
     /// Whether a job ran on the host since its last cleanup.
     pub host_dirty: bool,
 }
@@ -41,11 +43,6 @@ impl Candidate {
     /// The entry's current attempt.
     pub fn attempt_id(&self) -> AttemptId {
         AttemptId::new(self.entry_id, self.attempt)
-    }
-
-    /// The job's special tasks.
-    pub fn tasks(&self) -> TaskFlags {
-        TaskFlags::from_bits(self.job_tasks)
     }
 }
 
@@ -58,12 +55,12 @@ pub struct LabelEntry {
     pub priority: i32,
     pub label_id: i64,
     pub job_name: String,
-    pub owner: String,
+    pub owner: Owner,
     pub control_file: String,
-    pub avoid_drone: Option<String>,
+    pub avoid_drone: Option<DroneName>,
     pub drone_set_id: Option<i64>,
     pub synch_count: i32,
-    pub job_tasks: i32,
+    pub job_tasks: TaskFlags,
 }
 
 impl LabelEntry {
@@ -93,7 +90,7 @@ impl LabelEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct PoolHost {
     pub id: i64,
-    pub hostname: String,
+    pub hostname: HostName,
     /// Whether a job ran on it since its last cleanup.
     pub dirty: bool,
 }
@@ -101,7 +98,7 @@ pub struct PoolHost {
 /// A drone as the dispatcher sees it.
 #[derive(Debug, Clone)]
 pub struct DroneLoad {
-    pub name: String,
+    pub name: DroneName,
     /// The operator's flag (`atest drone enable/disable`).
     pub enabled: bool,
     /// Its worker said it is stopping (draining before an exit or an upgrade).
@@ -151,7 +148,7 @@ pub struct DispatchView {
 /// A configured drone's row, as dispatch reads it.
 #[derive(Queryable)]
 struct DroneSettings {
-    name: String,
+    name: DroneName,
     enabled: bool,
     capacity: i32,
     capacity_override: Option<i32>,
@@ -279,7 +276,7 @@ fn running_by_drone(on_drones: Vec<(Option<String>, Option<i64>)>) -> BTreeMap<S
 /// worker is stopping.
 fn load_of(row: DroneSettings, running: &BTreeMap<String, i64>, alive_since: i64) -> DroneLoad {
     DroneLoad {
-        running: running.get(&row.name).copied().unwrap_or(0),
+        running: running.get(row.name.as_str()).copied().unwrap_or(0),
         enabled: row.enabled,
         stopping: row.stopping,
         accepting: row.enabled && !row.stopping,
@@ -294,7 +291,7 @@ fn sets_with_room(members: &[(i64, String)], loads: &[DroneLoad]) -> Vec<i64> {
     let room = |drone: &str| {
         loads
             .iter()
-            .any(|load| load.name == drone && load.free() > 0)
+            .any(|load| load.name.as_str() == drone && load.free() > 0)
     };
     let sets: BTreeSet<i64> = members
         .iter()
@@ -311,7 +308,7 @@ async fn read_named(
     sets_with_room: &[i64],
     fetched: u32,
 ) -> Result<Vec<Candidate>, DbError> {
-    let repair_only = TaskFlags::REPAIR_ONLY.bits();
+    let repair_only = TaskFlags::REPAIR_ONLY;
     Ok(on_conn!(conn, |c| {
         hqe::table
             .inner_join(hosts::table)
@@ -495,7 +492,7 @@ mod tests {
 
     fn settings(name: &str, capacity: i32, set: Option<i32>, beat: Option<i64>) -> DroneSettings {
         DroneSettings {
-            name: name.into(),
+            name: DroneName::new(name).unwrap(),
             enabled: true,
             capacity,
             capacity_override: set,
@@ -556,5 +553,38 @@ mod tests {
             (3, "unknown".to_string()),
         ];
         assert_eq!(sets_with_room(&members, &loads), [2]);
+    }
+
+    #[test]
+    fn a_valid_stored_name_loads_as_its_type() {
+        use diesel::sql_types::Text;
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let host = HostName::new("host1.lab").unwrap();
+        let query = diesel::select((&host).into_sql::<Text>());
+        let back: HostName = diesel::RunQueryDsl::get_result(query, &mut conn).unwrap();
+        assert_eq!(back, host);
+    }
+
+    #[test]
+    fn an_invalid_stored_name_is_an_error_naming_it() {
+        use diesel::sql_types::Text;
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let query = diesel::select("../etc".into_sql::<Text>());
+        let stored: Result<HostName, _> = diesel::RunQueryDsl::get_result(query, &mut conn);
+        let error = stored.unwrap_err();
+        let mut messages = vec![error.to_string()];
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            messages.push(cause.to_string());
+            source = cause.source();
+        }
+        let error = messages.join(": ");
+        assert!(
+            error.contains("host name") && error.contains("../etc"),
+            "{error}"
+        );
+        let query = diesel::select("a b".into_sql::<Text>());
+        let stored: Result<DroneName, _> = diesel::RunQueryDsl::get_result(query, &mut conn);
+        assert!(stored.is_err(), "a drone name with a space was loaded");
     }
 }

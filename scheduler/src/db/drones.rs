@@ -6,6 +6,7 @@ use super::{Db, DbError};
 use crate::model::DroneStatus;
 use crate::{with_conn, write_txn};
 use common::config::SchedulerConfig;
+use common::names::DroneName;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
@@ -95,7 +96,7 @@ pub async fn heartbeats(
 /// A configured drone with its load and state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DroneRow {
-    pub name: String,
+    pub name: DroneName,
     pub enabled: bool,
     /// Entries Starting or Running on it (a synchronous group counts once).
     pub running: i64,
@@ -123,7 +124,7 @@ pub async fn list(
     Ok(loads
         .into_iter()
         .map(|d| DroneRow {
-            last_heartbeat: beats.get(&d.name).copied().flatten(),
+            last_heartbeat: beats.get(d.name.as_str()).copied().flatten(),
             status: DroneStatus::of(d.enabled, d.alive, d.stopping, d.running),
             name: d.name,
             enabled: d.enabled,

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 /// A host under test, with its labels (sorted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostRow {
-    pub name: String,
-    pub labels: Vec<String>,
+    pub name: HostName,
+    pub labels: Vec<LabelName>,
     pub status: HostStatus,
     pub locked: bool,
     pub lock_reason: Option<String>,
@@ -55,10 +55,7 @@ pub async fn create(
     let now = common::time::now_micros();
     let host_name = name.as_str().to_string();
     // Sorted, as every listing shows them; a label given twice is one label.
-    let mut wanted: Vec<String> = labels_wanted
-        .iter()
-        .map(|l| l.as_str().to_string())
-        .collect();
+    let mut wanted: Vec<LabelName> = labels_wanted.to_vec();
     wanted.sort();
     wanted.dedup();
     write_txn!(db, |conn, last_id| {
@@ -86,7 +83,7 @@ pub async fn create(
             .await?;
         let mut conn = Conn::from(conn);
         for label in &wanted {
-            let label_id = ensure_label(&mut conn, last_id, label).await?;
+            let label_id = ensure_label(&mut conn, last_id, label.as_str()).await?;
             on_conn!(&mut conn, |c| {
                 diesel::insert_into(host_labels::table)
                     .values((
@@ -100,7 +97,7 @@ pub async fn create(
         Ok(())
     })?;
     Ok(HostRow {
-        name: host_name,
+        name: name.clone(),
         labels: wanted,
         status: HostStatus::Ready,
         locked: false,
@@ -110,8 +107,8 @@ pub async fn create(
 
 /// Every host with its labels, by name.
 pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
-    type Row = (i64, String, HostStatus, bool, Option<String>);
-    let (rows, pairs): (Vec<Row>, Vec<(i64, String)>) = with_conn!(db, |conn| {
+    type Row = (i64, HostName, HostStatus, bool, Option<String>);
+    let (rows, pairs): (Vec<Row>, Vec<(i64, LabelName)>) = with_conn!(db, |conn| {
         let rows = hosts::table
             .order(hosts::hostname.asc())
             .select((
@@ -127,11 +124,11 @@ pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
             .inner_join(labels::table)
             .select((host_labels::host_id, labels::name))
             .order(labels::name.asc())
-            .load::<(i64, String)>(conn)
+            .load::<(i64, LabelName)>(conn)
             .await?;
         (rows, pairs)
     });
-    let mut by_host: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut by_host: BTreeMap<i64, Vec<LabelName>> = BTreeMap::new();
     for (host_id, label) in pairs {
         by_host.entry(host_id).or_default().push(label);
     }

@@ -3,9 +3,9 @@
 
 use super::schema::{drone_sets, entry_history, host_queue_entries as hqe, hosts, jobs, labels};
 use super::{Cache, Db, DbError};
-use crate::model::{EntryStatus, JobStatus, TaskFlags};
+use crate::model::{AttemptId, EntryStatus, JobStatus, TaskFlags};
 use crate::with_conn;
-use common::names::Owner;
+use common::names::{DroneName, HostName, LabelName, Owner};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 pub struct JobSummaryRow {
     pub id: i64,
     pub name: String,
-    pub owner: String,
+    pub owner: Owner,
     pub priority: i32,
     /// Summed up from its entries.
     pub status: JobStatus,
@@ -28,7 +28,7 @@ pub struct JobSummaryRow {
 pub struct JobRow {
     pub id: i64,
     pub name: String,
-    pub owner: String,
+    pub owner: Owner,
     pub priority: i32,
     pub created_on: i64,
     /// The name of the drone set its entries are limited to.
@@ -50,11 +50,11 @@ impl JobRow {
 pub struct EntryRow {
     pub id: i64,
     /// The host; none for a metahost entry not given a host yet.
-    pub host: Option<String>,
+    pub host: Option<HostName>,
     /// The metahost label the entry was created for.
-    pub label: Option<String>,
+    pub label: Option<LabelName>,
     pub status: EntryStatus,
-    pub drone: Option<String>,
+    pub drone: Option<DroneName>,
     pub attempt: i32,
     pub exit_code: Option<i32>,
     pub failure_reason: Option<String>,
@@ -100,7 +100,7 @@ pub async fn abort(
     id: i64,
     by: &Owner,
     reason: Option<String>,
-) -> Result<Vec<(i64, i32, String)>, DbError> {
+) -> Result<Vec<(AttemptId, DroneName)>, DbError> {
     let ids: Vec<i64> = with_conn!(db, |conn| {
         let exists: i64 = jobs::table
             .filter(jobs::id.eq(id))
@@ -121,8 +121,8 @@ pub async fn abort(
 
 /// Entries starting or running on `drone` with an abort recorded: the aborts to send
 /// (again).
-pub async fn pending_aborts(db: &Db, drone: &str) -> Result<Vec<(i64, i32)>, DbError> {
-    Ok(with_conn!(db, |conn| {
+pub async fn pending_aborts(db: &Db, drone: &DroneName) -> Result<Vec<AttemptId>, DbError> {
+    let pending: Vec<(i64, i32)> = with_conn!(db, |conn| {
         hqe::table
             .filter(hqe::drone.eq(drone))
             // Once Autoserv has exited (Gathering) there is nothing left to stop.
@@ -133,12 +133,13 @@ pub async fn pending_aborts(db: &Db, drone: &str) -> Result<Vec<(i64, i32)>, DbE
             .select((hqe::id, hqe::attempt))
             .load(conn)
             .await?
-    }))
+    });
+    Ok(pending.into_iter().map(AttemptId::from).collect())
 }
 
 /// Every job, newest first, with its summed-up status.
 pub async fn list(db: &Db) -> Result<Vec<JobSummaryRow>, DbError> {
-    type Row = (i64, String, String, i32, i64);
+    type Row = (i64, String, Owner, i32, i64);
     let (rows, states): (Vec<Row>, Vec<(i64, EntryStatus)>) = with_conn!(db, |conn| {
         let rows = jobs::table
             .order(jobs::id.desc())
@@ -178,16 +179,16 @@ pub async fn list(db: &Db) -> Result<Vec<JobSummaryRow>, DbError> {
 }
 
 /// The columns of a job as [`show`] reads it.
-type JobColumns = (i64, String, String, i32, i64, Option<String>, i32, i32);
+type JobColumns = (i64, String, Owner, i32, i64, Option<String>, i32, TaskFlags);
 
 /// The columns of an entry as [`show`] reads it (two tuples: diesel's limit is 16).
 type EntryColumns = (
     (
         i64,
-        Option<String>,
-        Option<String>,
+        Option<HostName>,
+        Option<LabelName>,
         EntryStatus,
-        Option<String>,
+        Option<DroneName>,
         i32,
         Option<i32>,
         Option<String>,
@@ -294,7 +295,7 @@ fn job_row(job: JobColumns, entries: Vec<EntryColumns>, history: Vec<(i64, Histo
         created_on,
         drone_set,
         synch_count,
-        tasks: TaskFlags::from_bits(tasks),
+        tasks,
         entries: entries
             .into_iter()
             .map(|columns| entry_row(columns, &mut histories))

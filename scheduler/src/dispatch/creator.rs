@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(dispatched.runs.len(), 1, "assigned in the same transaction");
         let Assignment { candidate, drone } = &dispatched.runs[0];
         assert_eq!((candidate.job_id, candidate.attempt), (id, 1));
-        assert_eq!(drone, "drone1");
+        assert_eq!(drone.as_str(), "drone1");
         assert!(!dispatched.wake, "nothing left for the dispatcher");
         // A job's summed-up status is Running from its dispatch on.
         assert_eq!(

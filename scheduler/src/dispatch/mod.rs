@@ -16,7 +16,7 @@ use crate::db::{Db, DbError};
 use common::backoff::Backoff;
 use common::broker::{self, BrokerError, Publisher};
 use common::config::Config;
-use common::names::{DroneName, HostName, Owner};
+use common::names::{DroneName, HostName};
 use common::protocol::{self, RunJob, SCHEMA_VERSION};
 use common::shutdown::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -301,21 +301,10 @@ impl Shared {
     async fn publish(
         &self,
         candidate: &Candidate,
-        hosts: &[String],
-        drone: &str,
+        hosts: &[HostName],
+        drone: &DroneName,
     ) -> Result<(), BrokerError> {
-        let message = match build_message(candidate, hosts, drone) {
-            Ok(message) => message,
-            Err(error) => {
-                // Names were validated on the way in; this means the database was edited.
-                tracing::error!(%error, entry.id = candidate.entry_id, "entry has an invalid name in the database");
-                return Err(BrokerError::Unroutable {
-                    exchange: broker::JOBS_EXCHANGE.into(),
-                    routing_key: drone.into(),
-                    reply: error.to_string(),
-                });
-            }
-        };
+        let message = build_message(candidate, hosts, drone);
         // A job message not taken within drone_timeout_sec expires: by then the entry
         // may have been given to another drone (see `lost`), and a drone coming back
         // must not find the old attempt waiting.
@@ -326,36 +315,31 @@ impl Shared {
         self.publisher
             .publish(
                 broker::JOBS_EXCHANGE,
-                drone,
+                drone.as_str(),
                 &protocol::encode(&message),
                 properties,
             )
             .await?;
-        tracing::info!(entry.id = candidate.entry_id, job.id = candidate.job_id, attempt = candidate.attempt, drone.name = drone, hosts = %hosts.join(","), "dispatched");
+        tracing::info!(entry.id = candidate.entry_id, job.id = candidate.job_id, attempt = candidate.attempt, drone.name = %drone, hosts = %hosts.iter().map(HostName::as_str).collect::<Vec<_>>().join(","), "dispatched");
         Ok(())
     }
 }
 
-fn build_message(
-    candidate: &Candidate,
-    hosts: &[String],
-    drone: &str,
-) -> Result<RunJob, common::names::InvalidName> {
-    Ok(RunJob {
+/// The job message of `candidate`'s current attempt on `hosts`, sent to `drone`: its
+/// names were validated where they entered the system and as they were read back.
+fn build_message(candidate: &Candidate, hosts: &[HostName], drone: &DroneName) -> RunJob {
+    RunJob {
         schema: SCHEMA_VERSION,
         entry_id: candidate.entry_id,
         job_id: candidate.job_id,
         attempt: candidate.attempt,
-        drone: DroneName::new(drone)?,
-        hosts: hosts
-            .iter()
-            .map(|h| HostName::new(h.clone()))
-            .collect::<Result<_, _>>()?,
-        owner: Owner::new(candidate.owner.clone())?,
+        drone: drone.clone(),
+        hosts: hosts.to_vec(),
+        owner: candidate.owner.clone(),
         job_name: candidate.job_name.clone(),
-        execution_subdir: HostName::new(candidate.execution_subdir.clone())?,
+        execution_subdir: candidate.execution_subdir.clone(),
         control_file: candidate.control_file.clone(),
-        tasks: candidate.tasks().tasks(candidate.host_dirty),
+        tasks: candidate.job_tasks.tasks(candidate.host_dirty),
         sender_version: common::VERSION.to_string(),
-    })
+    }
 }

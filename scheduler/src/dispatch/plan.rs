@@ -4,6 +4,7 @@
 
 use crate::db::assign::Assignment;
 use crate::db::dispatch_view::{Candidate, DispatchView, LabelEntry, PoolHost};
+use common::names::DroneName;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// How many queued entries of each kind a cycle reads when `free` slots are free: more
@@ -22,7 +23,7 @@ pub fn fetch_size(free: i64, max_start: i64) -> i64 {
 /// A drone that can take work, as a cycle fills it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
-    pub drone: String,
+    pub drone: DroneName,
     /// Autoserv runs on it, counting those this cycle gave it.
     pub running: i64,
     pub capacity: i64,
@@ -39,7 +40,7 @@ impl Slot {
 pub struct GroupStart {
     /// Its Pending members, lead first.
     pub members: Vec<Candidate>,
-    pub drone: String,
+    pub drone: DroneName,
 }
 
 /// What a cycle decided.
@@ -135,7 +136,7 @@ fn pick_slot<'a>(
 ) -> Option<&'a mut Slot> {
     slots
         .iter_mut()
-        .filter(|slot| slot.has_room() && allowed(&slot.drone))
+        .filter(|slot| slot.has_room() && allowed(slot.drone.as_str()))
         .min_by(|a, b| {
             (Some(a.drone.as_str()) == avoid)
                 .cmp(&(Some(b.drone.as_str()) == avoid))
@@ -200,7 +201,11 @@ fn plan(view: &mut DispatchView, slots: &mut [Slot], limit: i64) -> Plan {
         // synchronous job needs no slot yet: it only takes its host.
         let (drone_set, synch) = item.job_rules();
         let allowed = allowed_in(&view.drone_sets, drone_set);
-        if !synch && !slots.iter().any(|s| s.has_room() && allowed(&s.drone)) {
+        if !synch
+            && !slots
+                .iter()
+                .any(|s| s.has_room() && allowed(s.drone.as_str()))
+        {
             continue;
         }
         let candidate = match item {
@@ -224,7 +229,11 @@ fn plan(view: &mut DispatchView, slots: &mut [Slot], limit: i64) -> Plan {
             out.reservations.push(candidate);
             continue;
         }
-        let Some(slot) = pick_slot(slots, allowed, candidate.avoid_drone.as_deref()) else {
+        let Some(slot) = pick_slot(
+            slots,
+            allowed,
+            candidate.avoid_drone.as_ref().map(DroneName::as_str),
+        ) else {
             continue;
         };
         slot.running += 1;
@@ -256,7 +265,11 @@ fn start_groups(
         let size = usize::try_from(members[0].synch_count.max(1)).unwrap_or(1);
         while members.len() >= size && out.runs() < limit {
             let allowed = allowed_in(sets, members[0].drone_set_id);
-            let Some(slot) = pick_slot(slots, allowed, members[0].avoid_drone.as_deref()) else {
+            let Some(slot) = pick_slot(
+                slots,
+                allowed,
+                members[0].avoid_drone.as_ref().map(DroneName::as_str),
+            ) else {
                 break;
             };
             slot.running += 1;

@@ -2,6 +2,13 @@
 
 use super::*;
 use crate::db::dispatch_view::DroneLoad;
+use crate::model::TaskFlags;
+use common::names::{HostName, Owner};
+
+/// The name of host `id`.
+fn host_name(id: i64) -> HostName {
+    HostName::new(format!("host{id}")).unwrap()
+}
 
 /// A queued entry of job `job` for named host `host`, priority 0, on its own.
 fn named(entry: i64, job: i64, host: i64) -> Candidate {
@@ -10,16 +17,16 @@ fn named(entry: i64, job: i64, host: i64) -> Candidate {
         job_id: job,
         attempt: 0,
         priority: 0,
-        execution_subdir: format!("host{host}"),
+        execution_subdir: host_name(host),
         host_id: host,
-        hostname: format!("host{host}"),
+        hostname: host_name(host),
         job_name: format!("job{job}"),
-        owner: "tester".into(),
+        owner: Owner::new("tester").unwrap(),
         control_file: String::new(),
         avoid_drone: None,
         drone_set_id: None,
         synch_count: 1,
-        job_tasks: 0,
+        job_tasks: TaskFlags::none(),
         host_dirty: false,
     }
 }
@@ -33,19 +40,19 @@ fn by_label(entry: i64, job: i64, label: i64) -> LabelEntry {
         priority: 0,
         label_id: label,
         job_name: format!("job{job}"),
-        owner: "tester".into(),
+        owner: Owner::new("tester").unwrap(),
         control_file: String::new(),
         avoid_drone: None,
         drone_set_id: None,
         synch_count: 1,
-        job_tasks: 0,
+        job_tasks: TaskFlags::none(),
     }
 }
 
 /// A live, enabled drone running `running` of `capacity`.
 fn drone(name: &str, running: i64, capacity: i64) -> DroneLoad {
     DroneLoad {
-        name: name.into(),
+        name: DroneName::new(name).unwrap(),
         enabled: true,
         stopping: false,
         accepting: true,
@@ -58,7 +65,7 @@ fn drone(name: &str, running: i64, capacity: i64) -> DroneLoad {
 fn pool_host(id: i64) -> PoolHost {
     PoolHost {
         id,
-        hostname: format!("host{id}"),
+        hostname: host_name(id),
         dirty: false,
     }
 }
@@ -191,7 +198,7 @@ fn an_entry_of_a_drone_set_with_no_drones_goes_nowhere() {
 #[test]
 fn a_retry_avoids_the_drone_that_failed_it_when_another_is_free() {
     let mut retry = named(1, 1, 1);
-    retry.avoid_drone = Some("a".into());
+    retry.avoid_drone = Some(DroneName::new("a").unwrap());
     // a is the least loaded, but the entry's last infra failure was there.
     let plan = plan_of(
         view(vec![drone("a", 0, 4), drone("b", 3, 4)], vec![retry]),
@@ -204,7 +211,7 @@ fn a_retry_avoids_the_drone_that_failed_it_when_another_is_free() {
 #[test]
 fn a_retry_goes_back_to_the_drone_that_failed_it_when_no_other_has_room() {
     let mut retry = named(1, 1, 1);
-    retry.avoid_drone = Some("a".into());
+    retry.avoid_drone = Some(DroneName::new("a").unwrap());
     let plan = plan_of(
         view(vec![drone("a", 0, 4), drone("b", 4, 4)], vec![retry]),
         100,
@@ -264,9 +271,10 @@ fn a_metahost_entry_takes_a_ready_host_with_its_label() {
     let plan = plan_of(view, 100).unwrap();
     assert_eq!(picks(&plan), [(1, 7, "a")]);
     let placed = &plan.picks[0].candidate;
-    assert_eq!(placed.hostname, "host7");
+    assert_eq!(placed.hostname.as_str(), "host7");
     assert_eq!(
-        placed.execution_subdir, "host7",
+        placed.execution_subdir.as_str(),
+        "host7",
         "results go under the host's name"
     );
 }

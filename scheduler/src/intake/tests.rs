@@ -651,14 +651,20 @@ fn a_heartbeat_reclaims_only_unlisted_attempts_dispatched_before_its_window() {
         on_drone(3, Starting, Some(0)),
         on_drone(4, Starting, None),
     ];
-    let reclaimed = reclaimable(&[(3, 1)], &entries, sent_at, RULES);
+    let reclaimed = reclaimable(&[AttemptId::new(3, 1)], &entries, sent_at, RULES);
     assert_eq!(reclaimed, vec![AttemptId::new(1, 1)]);
 }
 
 #[test]
 fn a_heartbeat_never_reclaims_an_attempt_it_lists() {
     let entries = [on_drone(1, Running, Some(0)), on_drone(2, Running, Some(0))];
-    assert!(reclaimable(&[(1, 1), (2, 1)], &entries, 1 << 40, RULES).is_empty());
+    assert!(reclaimable(
+        &[AttemptId::new(1, 1), AttemptId::new(2, 1)],
+        &entries,
+        1 << 40,
+        RULES
+    )
+    .is_empty());
 }
 
 #[test]

@@ -361,12 +361,12 @@ pub fn group_sync(lead: &EntryRow, members: &[Member]) -> Option<GroupSync> {
 /// database, not listed in `running`, and dispatched longer than the reclaim window
 /// before the heartbeat was sent (so their job message was taken or has expired).
 pub fn reclaimable(
-    running: &[(i64, i32)],
+    running: &[AttemptId],
     on_drone: &[OnDrone],
     sent_at: i64,
     rules: InfraRules,
 ) -> Vec<AttemptId> {
-    let held: BTreeSet<AttemptId> = running.iter().copied().map(AttemptId::from).collect();
+    let held: BTreeSet<AttemptId> = running.iter().copied().collect();
     let dispatched_before = sent_at - rules.reclaim_after_us;
     on_drone
         .iter()

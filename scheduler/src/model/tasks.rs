@@ -2,10 +2,36 @@
 //! repair), stored as bit flags in `jobs.tasks`.
 
 use common::protocol::Tasks;
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Integer;
 
-/// The special tasks of a job, as stored in `jobs.tasks`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The special tasks of a job, as stored in `jobs.tasks` (diesel's `Integer`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Integer)]
 pub struct TaskFlags(i32);
+
+impl<DB> ToSql<Integer, DB> for TaskFlags
+where
+    DB: Backend,
+    i32: ToSql<Integer, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        self.0.to_sql(out)
+    }
+}
+
+impl<DB> FromSql<Integer, DB> for TaskFlags
+where
+    DB: Backend,
+    i32: FromSql<Integer, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(Self::from_bits(i32::from_sql(bytes)?))
+    }
+}
 
 /// When a cleanup runs, as `--reboot-before` / `--reboot-after` say it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,5 +161,16 @@ mod tests {
         let flags = TaskFlags::VERIFY.union(TaskFlags::REPAIR_ONLY);
         assert_eq!(flags.names(), ["verify", "repair-only"]);
         assert_eq!(TaskFlags::from_bits(flags.bits()), flags);
+    }
+
+    #[test]
+    fn task_flags_round_trip_through_an_integer_column() {
+        use diesel::prelude::*;
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let flags = TaskFlags::CLEANUP_BEFORE_IF_DIRTY.union(TaskFlags::CLEANUP_AFTER);
+        let back: TaskFlags = diesel::select(flags.into_sql::<Integer>())
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(back, flags);
     }
 }

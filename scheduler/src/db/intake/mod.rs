@@ -91,8 +91,10 @@ async fn apply_in<C: IntakeConn>(
                 let url = intake::heartbeat_results_url(results_url.as_ref());
                 conn.drone_heard(cx.drone, url, *stopping).await?;
                 let on_drone = conn.on_drone(cx.drone).await?;
+                let running: Vec<AttemptId> =
+                    running.iter().copied().map(AttemptId::from).collect();
                 let mut reclaimed = false;
-                for attempt in intake::reclaimable(running, &on_drone, report.sent_at, rules) {
+                for attempt in intake::reclaimable(&running, &on_drone, report.sent_at, rules) {
                     let reason = intake::unheld_reason(cx.drone, attempt);
                     reclaimed |= fail_attempt(conn, attempt, &reason, &cx).await?;
                 }
