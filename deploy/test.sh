@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Run the whole test suite: build, tests against SQLite and MariaDB (with a
-# live RabbitMQ), rustfmt, clippy, and the short chaos run if present.
+# live RabbitMQ), rustfmt, clippy, the structure check (deploy/check-structure.py:
+# file and function sizes, no module cycles), and the short chaos run if present.
 #
 # usage: deploy/test.sh [--quick] [-- CARGO_TEST_ARGS...]
-#   --quick    skip cargo fmt / cargo clippy
+#   --quick    skip cargo fmt / cargo clippy / the structure check
 #   --         everything after it goes to `cargo test` (e.g. a test-name
 #              filter; use `-- -- --nocapture` for the test binaries)
 #
-# Needs: cargo (rustup), rsync, ssh, rabbitmq-server, mariadb-server, curl.
+# Needs: cargo (rustup), rsync, ssh, rabbitmq-server, mariadb-server, curl,
+# python3.
 # Run as root on Debian and missing packages are installed and services
 # started; otherwise it says exactly what to install/start.
 set -euo pipefail
@@ -17,7 +19,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 
 usage() {
-    sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+    sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 }
 
 quick=0
@@ -40,6 +42,7 @@ ensure_rust
 ensure_rsync
 ensure_sshd
 need_cmd openssl openssl
+need_cmd python3 python3
 ensure_rabbitmq
 ensure_mariadb
 if [ "$quick" -eq 0 ]; then
@@ -95,6 +98,7 @@ step "test (mysql)" env AUTOTEST_TEST_DB=mysql AUTOTEST_TEST_MYSQL_URL="$AUTOTES
 if [ "$quick" -eq 0 ]; then
     step "fmt" cargo fmt --all -- --check
     step "clippy" cargo clippy --workspace --all-targets -- -D warnings
+    step "structure" python3 "$root/deploy/check-structure.py"
 else
     say "--quick: skipping cargo fmt and cargo clippy"
 fi
