@@ -73,8 +73,13 @@ pub fn lease_age(file: &Path) -> Option<u64> {
 /// Sends `signal` to the process group `pgid`, if it is still there.
 pub fn signal_group(pgid: u32, signal: Signal) {
     if let Ok(raw) = i32::try_from(pgid) {
-        // A group already gone (ESRCH) is what an abort or a lease hopes for.
-        let _ = killpg(Pid::from_raw(raw), signal);
+        match killpg(Pid::from_raw(raw), signal) {
+            // A group already gone is what an abort or a lease hopes for.
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(error) => {
+                tracing::error!(pgid, ?signal, %error, "cannot signal the process group")
+            }
+        }
     }
 }
 

@@ -130,9 +130,12 @@ pub(crate) trait Reads {
 
 /// Writes to entries and their history.
 pub(crate) trait EntryWrites {
-    /// Updates the entry where it is still as `row` says.
-    async fn update_entry(&mut self, row: &EntryRow, changes: &EntryChanges)
-        -> Result<(), DbError>;
+    /// Updates the entry where it is still as `row` says; false when it no longer is.
+    async fn update_entry(
+        &mut self,
+        row: &EntryRow,
+        changes: &EntryChanges,
+    ) -> Result<bool, DbError>;
     /// Stores a results manifest on an entry and its group.
     async fn store_manifest(
         &mut self,
@@ -240,8 +243,8 @@ macro_rules! entry_writes {
                 &mut self,
                 row: &EntryRow,
                 changes: &EntryChanges,
-            ) -> Result<(), DbError> {
-                diesel::update(
+            ) -> Result<bool, DbError> {
+                let updated = diesel::update(
                     hqe::table
                         .filter(hqe::id.eq(row.attempt.entry))
                         .filter(hqe::attempt.eq(row.attempt.attempt))
@@ -252,7 +255,7 @@ macro_rules! entry_writes {
                 .cached()
                 .execute(self)
                 .await?;
-                Ok(())
+                Ok(updated > 0)
             }
 
             async fn store_manifest(

@@ -8,7 +8,9 @@ mod conn;
 
 use super::schema::host_queue_entries as hqe;
 use super::{Db, DbError};
-use crate::intake::{self, Applied, Context, EntryChanges, InfraRules, Report, Transition};
+use crate::intake::{
+    self, Applied, Context, EntryChanges, EntryRow, History, InfraRules, Report, Transition,
+};
 use crate::model::{AttemptId, EntryStatus};
 use crate::{with_conn, write_txn};
 use common::names::DroneName;
@@ -129,8 +131,11 @@ async fn apply_report<C: IntakeConn>(
         None => Vec::new(),
     };
     let transition = intake::report(event, row.as_ref(), &members, cx);
-    write(conn, &transition, cx.now).await?;
-    Ok(transition.applied)
+    if write(conn, &transition, cx.now).await? {
+        Ok(transition.applied)
+    } else {
+        Ok(Applied::Stale)
+    }
 }
 
 /// An infra failure of `attempt` found by the scheduler (not reported): written only
@@ -147,22 +152,24 @@ async fn fail_attempt<C: IntakeConn>(
         None => Vec::new(),
     };
     let transition = intake::infra_failure(row.as_ref(), attempt, &members, reason, cx);
-    if transition.changed() {
-        write(conn, &transition, cx.now).await?;
-    }
-    Ok(transition.changed())
+    Ok(transition.changed() && write(conn, &transition, cx.now).await?)
 }
 
 /// Writes what a transition implies, in order: the entry, its manifest, hosts, the
-/// group, the history.
+/// group, the history. The entry's update is guarded by the row it was judged on; if
+/// that matches nothing (the entry moved on since it was read), nothing else is
+/// written but a stale record, and the answer is false.
 async fn write<C: IntakeConn>(
     conn: &mut C,
     transition: &Transition,
     now: i64,
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
     if let Some(row) = &transition.row {
-        if transition.entry != EntryChanges::default() {
-            conn.update_entry(row, &transition.entry).await?;
+        if transition.entry != EntryChanges::default()
+            && !conn.update_entry(row, &transition.entry).await?
+        {
+            record_moved_on(conn, row, transition, now).await?;
+            return Ok(false);
         }
         if let Some(manifest) = transition.manifest {
             conn.store_manifest(row.attempt.entry, manifest).await?;
@@ -187,5 +194,32 @@ async fn write<C: IntakeConn>(
             "infra failure"
         );
     }
-    Ok(())
+    Ok(true)
+}
+
+/// The entry was no longer as `row` says when its update ran: the report is stale.
+async fn record_moved_on<C: IntakeConn>(
+    conn: &mut C,
+    row: &EntryRow,
+    transition: &Transition,
+    now: i64,
+) -> Result<(), DbError> {
+    tracing::warn!(
+        entry.id = row.attempt.entry,
+        attempt = row.attempt.attempt,
+        status = %row.status,
+        "the entry changed between its read and its update; recorded as stale"
+    );
+    let Some(history) = &transition.history else {
+        return Ok(());
+    };
+    let stale = History {
+        event: "stale-report",
+        detail: format!(
+            "the entry left {} at attempt {} first",
+            row.status, row.attempt.attempt
+        ),
+        ..history.clone()
+    };
+    conn.record(&stale, now).await
 }
