@@ -8,6 +8,7 @@ pub mod bench;
 pub mod benchkit;
 pub mod chaos;
 pub mod floor;
+pub mod options;
 pub mod retry;
 pub mod scale;
 pub mod system;

@@ -41,16 +41,8 @@ impl Options {
             capacity: 10,
             seconds: 40,
         };
-        let args: Vec<String> = args.into_iter().collect();
-        if args.iter().any(|a| a == "--help" || a == "-h") {
-            return None;
-        }
-        for pair in args.chunks(2) {
-            let value: usize = pair
-                .get(1)
-                .and_then(|v| v.parse().ok())
-                .expect("numeric option value");
-            match pair[0].as_str() {
+        for (name, value) in crate::options::numeric_pairs(args)? {
+            match name.as_str() {
                 "--hosts" => o.hosts = value,
                 "--entries" => o.entries = value,
                 "--capacity" => o.capacity = value,

@@ -42,16 +42,8 @@ impl Options {
             hosts: 200,
             capacity: 16,
         };
-        let args: Vec<String> = args.into_iter().collect();
-        if args.iter().any(|a| a == "--help" || a == "-h") {
-            return None;
-        }
-        for pair in args.chunks(2) {
-            let value: usize = pair
-                .get(1)
-                .and_then(|v| v.parse().ok())
-                .expect("numeric option value");
-            match pair[0].as_str() {
+        for (name, value) in crate::options::numeric_pairs(args)? {
+            match name.as_str() {
                 "--jobs" => o.jobs = value,
                 "--idle-jobs" => o.idle_jobs = value,
                 "--hosts" => o.hosts = value,
