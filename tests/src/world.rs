@@ -748,14 +748,7 @@ impl World {
         for name in names {
             self.stop_worker(&name).await;
         }
-        if let Some(running) = self.scheduler.take() {
-            running.trigger.trigger();
-            running
-                .task
-                .await
-                .expect("scheduler task")
-                .expect("scheduler stops cleanly");
-        }
+        self.stop_scheduler().await;
         for queue in self
             .config
             .scheduler

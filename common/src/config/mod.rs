@@ -174,15 +174,20 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The text of the configuration file at `path`.
+pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: path.display().to_string(),
+        section: "-".into(),
+        key: "-".into(),
+        message: format!("cannot read the file: {e}"),
+    })
+}
+
 impl Config {
     /// Reads `path`, applies the process environment, validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: path.display().to_string(),
-            section: "-".into(),
-            key: "-".into(),
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let text = read_file(path)?;
         Self::from_parts(path, &text, std::env::vars())
     }
 

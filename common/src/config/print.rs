@@ -12,12 +12,7 @@ use std::path::Path;
 /// written, before defaults and before relative paths are resolved, so an install
 /// script can resolve them where the file will be.
 pub fn value(path: &Path, name: &str) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        origin: path.display().to_string(),
-        section: "-".into(),
-        key: "-".into(),
-        message: format!("cannot read the file: {e}"),
-    })?;
+    let text = super::read_file(path)?;
     value_from_parts(path, &text, std::env::vars(), name)
 }
 

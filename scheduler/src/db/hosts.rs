@@ -21,6 +21,20 @@ pub struct HostRow {
     pub lock_reason: Option<String>,
 }
 
+/// Gives the host `host_id` the label `label_id` (inside a write transaction).
+async fn link_label(conn: &mut Conn<'_>, host_id: i64, label_id: i64) -> Result<(), DbError> {
+    on_conn!(conn, |c| {
+        diesel::insert_into(host_labels::table)
+            .values((
+                host_labels::host_id.eq(host_id),
+                host_labels::label_id.eq(label_id),
+            ))
+            .execute(c)
+            .await?
+    });
+    Ok(())
+}
+
 /// The id of a label, created if missing (inside a write transaction; `last_id` is
 /// the backend's SQL for the id of the last inserted row).
 async fn ensure_label(conn: &mut Conn<'_>, last_id: &str, label: &str) -> Result<i64, DbError> {
@@ -84,15 +98,7 @@ pub async fn create(
         let mut conn = Conn::from(conn);
         for label in &wanted {
             let label_id = ensure_label(&mut conn, last_id, label.as_str()).await?;
-            on_conn!(&mut conn, |c| {
-                diesel::insert_into(host_labels::table)
-                    .values((
-                        host_labels::host_id.eq(host_id),
-                        host_labels::label_id.eq(label_id),
-                    ))
-                    .execute(c)
-                    .await?
-            });
+            link_label(&mut conn, host_id, label_id).await?;
         }
         Ok(())
     })?;
@@ -210,15 +216,7 @@ pub async fn change_labels(
                     .await?
             });
             if has == 0 {
-                on_conn!(&mut labelled, |c| {
-                    diesel::insert_into(host_labels::table)
-                        .values((
-                            host_labels::host_id.eq(host_id),
-                            host_labels::label_id.eq(label_id),
-                        ))
-                        .execute(c)
-                        .await?
-                });
+                link_label(&mut labelled, host_id, label_id).await?;
             }
         }
         let remove_ids: Vec<i64> = labels::table
