@@ -16,6 +16,12 @@ pub enum ClientError {
     /// The scheduler's own error message.
     #[error("{0}")]
     Refused(String),
+    /// 401: no token, or one the scheduler does not know (or has revoked).
+    #[error("{0} (atest takes a token from --token, $ATEST_TOKEN or ~/.config/autotest/token)")]
+    Unauthorized(String),
+    /// 403: a valid token whose user may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// An answer that is not the API's (a proxy's page, a cut body).
     #[error("unexpected answer from the scheduler: {0}")]
     Protocol(String),
@@ -25,6 +31,8 @@ pub enum ClientError {
 pub struct Client {
     server: String,
     agent: ureq::Agent,
+    /// Sent as `Authorization: Bearer TOKEN` on every call.
+    token: Option<String>,
 }
 
 impl Client {
@@ -38,7 +46,18 @@ impl Client {
         Self {
             server: server.trim_end_matches('/').to_string(),
             agent: ureq::Agent::new_with_config(config),
+            token: None,
         }
+    }
+
+    /// The same client, sending `token` as `Authorization: Bearer TOKEN`.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    fn authorization(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
     }
 
     fn finish<T: DeserializeOwned>(
@@ -58,26 +77,32 @@ impl Client {
             serde_json::from_str(&text).map_err(|e| ClientError::Protocol(format!("{e}: {text}")))
         } else {
             match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(body) if status.as_u16() == 401 => Err(ClientError::Unauthorized(body.error)),
+                Ok(body) if status.as_u16() == 403 => Err(ClientError::Forbidden(body.error)),
                 Ok(body) => Err(ClientError::Refused(body.error)),
                 Err(_) => Err(ClientError::Protocol(format!("HTTP {status}: {text}"))),
             }
         }
     }
 
-    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.finish(self.agent.get(format!("{}{path}", self.server)).call())
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let mut request = self.agent.get(format!("{}{path}", self.server));
+        if let Some(value) = self.authorization() {
+            request = request.header("Authorization", value);
+        }
+        self.finish(request.call())
     }
 
-    fn post<T: DeserializeOwned>(
+    pub(crate) fn post<T: DeserializeOwned>(
         &self,
         path: &str,
         body: impl serde::Serialize,
     ) -> Result<T, ClientError> {
-        self.finish(
-            self.agent
-                .post(format!("{}{path}", self.server))
-                .send_json(body),
-        )
+        let mut request = self.agent.post(format!("{}{path}", self.server));
+        if let Some(value) = self.authorization() {
+            request = request.header("Authorization", value);
+        }
+        self.finish(request.send_json(body))
     }
 
     /// `POST /api/hosts`: the host as created.

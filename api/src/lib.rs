@@ -4,8 +4,12 @@
 //! lapin or axum.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod client;
 
+pub use auth::{
+    AclMembers, AclView, CreateUser, TokenCreated, TokenView, UserCreated, UserView, WhoAmI,
+};
 pub use client::{Client, ClientError};
 
 use serde::{Deserialize, Serialize};
