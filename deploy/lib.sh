@@ -343,3 +343,33 @@ ensure_mariadb() {
     fi
     say "AUTOTEST_TEST_MYSQL_URL=$AUTOTEST_TEST_MYSQL_URL"
 }
+
+# Where atest reads its API token when neither --token nor $ATEST_TOKEN is given.
+atest_token_file() {
+    echo "${XDG_CONFIG_HOME:-$HOME/.config}/autotest/token"
+}
+
+# ensure_admin_token ATEST SERVER NAME SCHEDULER_CMD...: makes sure atest has a token
+# that works on the scheduler at SERVER. A token file that already works is kept;
+# otherwise `SCHEDULER_CMD... add-user NAME --admin` makes NAME an admin (or gives the
+# existing user a new token) and the token is written, mode 600, where atest finds it.
+# A previous token file that does not work here is kept beside it as token.old.
+ensure_admin_token() {
+    local atest=$1 server=$2 name=$3
+    shift 3
+    local file
+    file=$(atest_token_file)
+    if [ -s "$file" ] && "$atest" --server "$server" whoami >/dev/null 2>&1; then
+        say "atest's token ($file) already works here: $("$atest" --server "$server" whoami)"
+        return 0
+    fi
+    if [ -e "$file" ]; then
+        mv -f "$file" "$file.old"
+        say "kept the previous token file, not valid on this scheduler, as $file.old"
+    fi
+    local token
+    token=$("$@" add-user "$name" --admin) || die "could not create the admin user $name"
+    mkdir -p "$(dirname "$file")"
+    (umask 077 && printf '%s\n' "$token" >"$file")
+    say "admin user $name: its API token is in $file, where atest reads it"
+}
