@@ -4,8 +4,13 @@
 //! broken input is an error or a cut result, never a panic.
 #![forbid(unsafe_code)]
 
+pub mod avocado;
+pub mod dir;
+pub mod glob;
+pub mod junit;
 pub mod keyval;
 pub mod model;
 pub mod status_log;
 
+pub use dir::{parse, Options, Parsed, Parser};
 pub use model::{Iteration, Status, TestResult};

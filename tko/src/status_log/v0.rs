@@ -80,15 +80,7 @@ pub fn parse(lines: Vec<String>, limit: &mut Limit) -> Found {
             }
             continue;
         }
-        let boot_or_kernel = testname
-            .strip_prefix("boot")
-            .is_some_and(|rest| rest.is_empty() || rest.strip_prefix('.').is_some_and(all_digits))
-            || testname.starts_with("kernel.");
-        if !boot_or_kernel {
-            if let Some(subdir) = line.subdir.as_ref().filter(|s| s.contains('.')) {
-                testname = subdir.clone();
-            }
-        }
+        testname = test_name(testname, line.subdir.as_deref());
         if testname == "reboot.start" {
             started = line.timestamp();
             booting = true;
@@ -130,6 +122,19 @@ pub fn parse(lines: Vec<String>, limit: &mut Limit) -> Found {
         );
     }
     found
+}
+
+/// The name a test is recorded under: its subdir when that has a dot in it, except
+/// for `boot`, `boot.N` and `kernel.*` tests.
+fn test_name(testname: String, subdir: Option<&str>) -> String {
+    let boot_or_kernel = testname
+        .strip_prefix("boot")
+        .is_some_and(|rest| rest.is_empty() || rest.strip_prefix('.').is_some_and(all_digits))
+        || testname.starts_with("kernel.");
+    match subdir {
+        Some(subdir) if !boot_or_kernel && subdir.contains('.') => subdir.to_string(),
+        _ => testname,
+    }
 }
 
 fn all_digits(text: &str) -> bool {

@@ -67,6 +67,115 @@ impl State {
     fn current(&self) -> Status {
         *self.stack.last().expect("base status")
     }
+
+    /// A group begins: a client job (no names, outside any test), or a test when it
+    /// is one level inside the job.
+    fn start(&mut self, line: &Line) {
+        self.stack.push(Status::NoStatus);
+        let unnamed = line.testname.is_none() && line.subdir.is_none();
+        if unnamed && self.running.is_none() {
+            self.min_depth = self.depth();
+        } else if self.depth() == self.min_depth + 1 && self.running.is_none() {
+            let mut reasons = BTreeSet::new();
+            if !line.reason.is_empty() {
+                reasons.insert(line.reason.clone());
+            }
+            self.running = Some(Running { reasons });
+        }
+        self.started.push(line.timestamp());
+        self.subdirs.push(line.subdir.clone());
+    }
+
+    /// A status inside the current group: it may make the group's status worse, and
+    /// then its reason joins the test's reasons.
+    fn status_line(&mut self, line: &Line, status: Status) {
+        if line.subdir.is_some() && self.depth() > self.min_depth {
+            *self.subdirs.last_mut().expect("base subdir") = line.subdir.clone();
+        }
+        self.update(status);
+        if !status.at_least_as_bad_as(self.status) {
+            return;
+        }
+        if !line.reason.is_empty() {
+            match &mut self.running {
+                Some(running) => {
+                    running.reasons.insert(line.reason.clone());
+                    let joined: Vec<&str> = running.reasons.iter().map(String::as_str).collect();
+                    self.reason = Some(joined.join(", "));
+                }
+                None => self.reason = Some(line.reason.clone()),
+            }
+        }
+        self.status = self.current();
+    }
+
+    /// The innermost group ends; when it was a test, `line` gets the test's subdir
+    /// (and a reboot its `boot.N` name). The group's start time.
+    fn end_line(&mut self, line: &mut Line, status: Status) -> Option<i64> {
+        if line.testname.is_none() && line.subdir.is_none() && self.running.is_none() {
+            self.min_depth = self.depth().saturating_sub(1);
+            self.subdirs.pop();
+        } else {
+            line.subdir = self.subdirs.pop().flatten();
+        }
+        self.update(status);
+        self.status = self.end();
+        if self.depth() > self.min_depth {
+            let status = self.status;
+            self.update(status);
+            self.status = self.current();
+        }
+        let started = self.started.pop().flatten();
+        let reboot = line.testname.as_deref() == Some("reboot");
+        if reboot && !self.status.at_least_as_bad_as(Status::Fail) {
+            self.kernel = line.kernel();
+        }
+        if reboot && line.subdir.is_none() {
+            line.testname = Some(format!("boot.{}", self.boots));
+        }
+        started
+    }
+
+    /// Records the test that `line` ended.
+    fn test_ended(
+        &mut self,
+        line: &Line,
+        started: Option<i64>,
+        limit: &mut Limit,
+        found: &mut Found,
+    ) {
+        let name = match line.testname.clone().or_else(|| line.subdir.clone()) {
+            Some(name) => name,
+            None => {
+                let name = format!("CLIENT_JOB.{}", self.client_jobs);
+                self.client_jobs += 1;
+                // A job has not failed just because some of its tests did.
+                if !self.status.at_least_as_bad_as(Status::Abort) {
+                    self.status = Status::Good;
+                }
+                name
+            }
+        };
+        let reason = self
+            .reason
+            .take()
+            .or_else(|| (!line.reason.is_empty()).then(|| line.reason.clone()));
+        if name == format!("boot.{}", self.boots) {
+            self.boots += 1;
+        }
+        found.push(
+            limit,
+            name,
+            line.subdir.clone(),
+            self.status,
+            reason,
+            started,
+            line.timestamp(),
+            self.kernel.clone(),
+        );
+        self.running = None;
+        self.status = Status::NoStatus;
+    }
 }
 
 /// The line Autotest's parser behaves as if it had read when a group is left open:
@@ -137,24 +246,9 @@ pub fn parse(lines: Vec<String>, abort_reason: &str, limit: &mut Limit) -> Found
         if indent > expected {
             continue;
         }
-        let started;
-        match line.kind {
+        let started = match line.kind {
             Kind::Start => {
-                state.stack.push(Status::NoStatus);
-                let at = line.timestamp();
-                let unnamed = line.testname.is_none() && line.subdir.is_none();
-                if unnamed && state.running.is_none() {
-                    // A client job begins; its tests are one level inside it.
-                    state.min_depth = state.depth();
-                } else if state.depth() == state.min_depth + 1 && state.running.is_none() {
-                    let mut reasons = BTreeSet::new();
-                    if !line.reason.is_empty() {
-                        reasons.insert(line.reason.clone());
-                    }
-                    state.running = Some(Running { reasons });
-                }
-                state.started.push(at);
-                state.subdirs.push(line.subdir.clone());
+                state.start(&line);
                 continue;
             }
             Kind::Info => {
@@ -164,89 +258,17 @@ pub fn parse(lines: Vec<String>, abort_reason: &str, limit: &mut Limit) -> Found
                 continue;
             }
             Kind::Status(status) => {
-                if line.subdir.is_some() && state.depth() > state.min_depth {
-                    *state.subdirs.last_mut().expect("base subdir") = line.subdir.clone();
-                }
-                state.update(status);
-                if status.at_least_as_bad_as(state.status) {
-                    if !line.reason.is_empty() {
-                        match &mut state.running {
-                            Some(running) => {
-                                running.reasons.insert(line.reason.clone());
-                                let joined: Vec<&str> =
-                                    running.reasons.iter().map(String::as_str).collect();
-                                state.reason = Some(joined.join(", "));
-                            }
-                            None => state.reason = Some(line.reason.clone()),
-                        }
-                    }
-                    state.status = state.current();
-                }
-                started = None;
+                state.status_line(&line, status);
                 if line.testname.is_none() && line.subdir.is_none() {
                     continue;
                 }
+                None
             }
-            Kind::End(status) => {
-                if line.testname.is_none() && line.subdir.is_none() && state.running.is_none() {
-                    state.min_depth = state.depth().saturating_sub(1);
-                    state.subdirs.pop();
-                } else {
-                    line.subdir = state.subdirs.pop().flatten();
-                }
-                state.update(status);
-                state.status = state.end();
-                if state.depth() > state.min_depth {
-                    let status = state.status;
-                    state.update(status);
-                    state.status = state.current();
-                }
-                started = state.started.pop().flatten();
-                let good_reboot = line.testname.as_deref() == Some("reboot")
-                    && !state.status.at_least_as_bad_as(Status::Fail);
-                if good_reboot {
-                    state.kernel = line.kernel();
-                }
-                if line.testname.as_deref() == Some("reboot") && line.subdir.is_none() {
-                    line.testname = Some(format!("boot.{}", state.boots));
-                }
-            }
-        }
-        if state.depth() > state.min_depth {
-            continue;
-        }
-        // A test has ended.
-        let name = match line.testname.clone().or_else(|| line.subdir.clone()) {
-            Some(name) => name,
-            None => {
-                let name = format!("CLIENT_JOB.{}", state.client_jobs);
-                state.client_jobs += 1;
-                // A job has not failed just because some of its tests did.
-                if !state.status.at_least_as_bad_as(Status::Abort) {
-                    state.status = Status::Good;
-                }
-                name
-            }
+            Kind::End(status) => state.end_line(&mut line, status),
         };
-        let reason = state
-            .reason
-            .take()
-            .or_else(|| (!line.reason.is_empty()).then(|| line.reason.clone()));
-        if name == format!("boot.{}", state.boots) {
-            state.boots += 1;
+        if state.depth() <= state.min_depth {
+            state.test_ended(&line, started, limit, &mut found);
         }
-        found.push(
-            limit,
-            name,
-            line.subdir.clone(),
-            state.status,
-            reason,
-            started,
-            line.timestamp(),
-            state.kernel.clone(),
-        );
-        state.running = None;
-        state.status = Status::NoStatus;
     }
     found
 }
