@@ -373,3 +373,26 @@ ensure_admin_token() {
     (umask 077 && printf '%s\n' "$token" >"$file")
     say "admin user $name: its API token is in $file, where atest reads it"
 }
+
+# ensure_harness_venv DIR: a Python virtual environment in DIR with the test
+# harnesses whose results the drone parses: avocado-framework 113 and pytest, from
+# the Python package registry. Kept between runs; remade when incomplete.
+ensure_harness_venv() {
+    local venv=$1
+    if [ -x "$venv/bin/avocado" ] && [ -x "$venv/bin/pytest" ] &&
+        "$venv/bin/avocado" --version 2>/dev/null | grep -q '^Avocado 113\.'; then
+        say "avocado and pytest present in $venv"
+        return 0
+    fi
+    need_cmd python3 python3
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        say "python3 cannot make virtual environments (Debian package python3-venv)"
+        apt_install python3-venv
+    fi
+    say "making a Python virtual environment in $venv with avocado-framework 113 and pytest"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+    "$venv/bin/pip" install -q --disable-pip-version-check "avocado-framework==113.0" pytest ||
+        die "pip could not install avocado-framework 113 and pytest into $venv (is the Python package registry reachable?)"
+    say "installed: $("$venv/bin/avocado" --version), $("$venv/bin/pytest" --version 2>&1)"
+}
