@@ -293,6 +293,8 @@ impl Attempt {
     async fn wait(&self, started: runner::Started) -> i32 {
         self.inner.fault.at_stage("wait", self.id);
         let exit_code = runner::wait(started).await;
+        // The supervisor has ended what Autoserv left; unless it went away first.
+        self.inner.supervisor.end_attempt(&self.prefix).await;
         self.clean_up_after().await;
         self.inner.attempts.clear_running(self.id);
         exit_code
@@ -310,6 +312,7 @@ impl Attempt {
             .attempts
             .set_running(self.id, self.prefix.clone());
         let exit_code = runner::wait_recovered(&self.prefix).await;
+        self.inner.supervisor.end_attempt(&self.prefix).await;
         // The cleanup after the job is part of the attempt: one started before the
         // restart is re-attached to (or its recorded end taken), one not started yet
         // runs now.

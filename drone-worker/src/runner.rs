@@ -112,6 +112,8 @@ impl Start {
 /// When it cannot be started, each attempt gets a one-attempt supervisor of its own.
 pub struct Supervisor {
     path: PathBuf,
+    /// How each attempt's processes are contained (see [`crate::contain`]).
+    containment: crate::contain::Mode,
     link: tokio::sync::Mutex<Option<Link>>,
     next_id: AtomicU64,
 }
@@ -129,9 +131,10 @@ struct Waiter {
 }
 
 impl Supervisor {
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(path: PathBuf, containment: crate::contain::Mode) -> Self {
         Self {
             path,
+            containment,
             link: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
         }
@@ -140,6 +143,38 @@ impl Supervisor {
     /// The `autoserv-supervisor` binary.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn containment(&self) -> &crate::contain::Mode {
+        &self.containment
+    }
+
+    /// Ends what is left of the attempt whose supervisor files are at `prefix` (its
+    /// cgroup), as its supervisor does once Autoserv exits; for an attempt whose
+    /// supervisor went away. Nothing to do when there is no such cgroup.
+    pub async fn end_attempt(&self, prefix: &Path) {
+        let Some(dir) = self.containment.cgroup_of(prefix) else {
+            return;
+        };
+        let ended = tokio::task::spawn_blocking(move || crate::contain::end(&dir)).await;
+        if let Ok(Err(error)) = ended {
+            tracing::error!(%error, "cannot end the attempt's cgroup");
+        }
+    }
+
+    /// Kills everything the attempt whose supervisor files are at `prefix` runs: its
+    /// cgroup, and Autoserv's process group `pgid`.
+    pub fn kill_attempt(&self, prefix: &Path, pgid: Option<u32>) {
+        if let Some(dir) = self.containment.cgroup_of(prefix) {
+            if dir.is_dir() {
+                if let Err(error) = crate::contain::kill_all(&dir) {
+                    tracing::error!(%error, "cannot kill the attempt's cgroup");
+                }
+            }
+        }
+        if let Some(pgid) = pgid {
+            crate::supervise::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
     }
 
     /// Hands an attempt to the long-lived supervisor: where its answer (Autoserv's pid,
@@ -399,7 +434,9 @@ async fn spawn_supervised(
         lease: Some((lease.file.clone(), lease.secs)),
         prefix: crate::supervise::prefix(dir, attempt),
         argv,
+        cgroup: None,
     };
+    order.cgroup = supervisor.containment.cgroup_of(&order.prefix);
     match supervisor.hand(&mut order).await {
         Ok((pid, code)) => Ok(Start::Handed(Handed {
             pid,
@@ -443,10 +480,15 @@ fn recover_or_spawn(
     };
     let stdout = std::fs::File::create(&order.stdout).map_err(prepare)?;
     let stderr = std::fs::File::create(&order.stderr).map_err(prepare)?;
-    let child = tokio::process::Command::new(supervisor)
+    let mut command = tokio::process::Command::new(supervisor);
+    command
         .arg("--lease")
         .arg(&lease.file)
-        .arg(lease.secs.to_string())
+        .arg(lease.secs.to_string());
+    if let Some(cgroup) = &order.cgroup {
+        command.arg("--cgroup").arg(cgroup);
+    }
+    let child = command
         .arg(&order.prefix)
         .args(&order.argv)
         .current_dir(&order.dir)
