@@ -66,6 +66,31 @@ impl Mode {
         }
     }
 
+    /// Ends what is left of the attempt whose supervisor files are at `prefix` (its
+    /// cgroup), as its supervisor does once Autoserv exits; for an attempt whose
+    /// supervisor went away. Nothing to do when there is no such cgroup.
+    pub async fn end_attempt(&self, prefix: &Path) {
+        let Some(dir) = self.cgroup_of(prefix) else {
+            return;
+        };
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || end(&dir)).await {
+            tracing::error!(%error, "cannot end the attempt's cgroup");
+        }
+    }
+
+    /// Kills everything the attempt whose supervisor files are at `prefix` runs: its
+    /// cgroup, and Autoserv's process group `pgid`.
+    pub fn kill_attempt(&self, prefix: &Path, pgid: Option<u32>) {
+        if let Some(dir) = self.cgroup_of(prefix).filter(|dir| dir.is_dir()) {
+            if let Err(error) = kill_all(&dir) {
+                tracing::error!(%error, "cannot kill the attempt's cgroup");
+            }
+        }
+        if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 0) {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+    }
+
     /// The cgroup of the attempt whose supervisor files are at `prefix`, if any.
     pub fn cgroup_of(&self, prefix: &Path) -> Option<PathBuf> {
         match self {

@@ -9,6 +9,7 @@
 
 mod attempt;
 pub mod attempts;
+pub mod cap;
 mod consume;
 pub mod contain;
 mod contained;
@@ -181,7 +182,7 @@ impl Worker {
     /// for embedding the worker in another program, such as the tests.
     pub fn with_supervisor(mut self, path: std::path::PathBuf) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            let containment = inner.supervisor.containment().clone();
+            let containment = inner.supervisor.containment.clone();
             inner.supervisor = runner::Supervisor::new(path, containment);
         }
         self
@@ -242,7 +243,7 @@ impl Inner {
         tracing::info!(
             capacity = self.capacity,
             queue = %self.queue,
-            containment = %self.supervisor.containment().describe(),
+            containment = %self.supervisor.containment.describe(),
             "drone worker started"
         );
         // The pusher's own handle is kept until the end, so it does not end with the

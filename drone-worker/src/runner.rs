@@ -113,7 +113,7 @@ impl Start {
 pub struct Supervisor {
     path: PathBuf,
     /// How each attempt's processes are contained (see [`crate::contain`]).
-    containment: crate::contain::Mode,
+    pub containment: crate::contain::Mode,
     link: tokio::sync::Mutex<Option<Link>>,
     next_id: AtomicU64,
 }
@@ -143,38 +143,6 @@ impl Supervisor {
     /// The `autoserv-supervisor` binary.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn containment(&self) -> &crate::contain::Mode {
-        &self.containment
-    }
-
-    /// Ends what is left of the attempt whose supervisor files are at `prefix` (its
-    /// cgroup), as its supervisor does once Autoserv exits; for an attempt whose
-    /// supervisor went away. Nothing to do when there is no such cgroup.
-    pub async fn end_attempt(&self, prefix: &Path) {
-        let Some(dir) = self.containment.cgroup_of(prefix) else {
-            return;
-        };
-        let ended = tokio::task::spawn_blocking(move || crate::contain::end(&dir)).await;
-        if let Ok(Err(error)) = ended {
-            tracing::error!(%error, "cannot end the attempt's cgroup");
-        }
-    }
-
-    /// Kills everything the attempt whose supervisor files are at `prefix` runs: its
-    /// cgroup, and Autoserv's process group `pgid`.
-    pub fn kill_attempt(&self, prefix: &Path, pgid: Option<u32>) {
-        if let Some(dir) = self.containment.cgroup_of(prefix) {
-            if dir.is_dir() {
-                if let Err(error) = crate::contain::kill_all(&dir) {
-                    tracing::error!(%error, "cannot kill the attempt's cgroup");
-                }
-            }
-        }
-        if let Some(pgid) = pgid {
-            crate::supervise::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
-        }
     }
 
     /// Hands an attempt to the long-lived supervisor: where its answer (Autoserv's pid,
@@ -426,17 +394,17 @@ async fn spawn_supervised(
     supervisor: &Supervisor,
     lease: &Lease,
 ) -> Result<Start, RunError> {
+    let prefix = crate::supervise::prefix(dir, attempt);
     let mut order = Order {
         id: 0,
         dir: dir.to_path_buf(),
         stdout: dir.join(STDOUT_FILE),
         stderr: dir.join(STDERR_FILE),
         lease: Some((lease.file.clone(), lease.secs)),
-        prefix: crate::supervise::prefix(dir, attempt),
+        cgroup: supervisor.containment.cgroup_of(&prefix),
+        prefix,
         argv,
-        cgroup: None,
     };
-    order.cgroup = supervisor.containment.cgroup_of(&order.prefix);
     match supervisor.hand(&mut order).await {
         Ok((pid, code)) => Ok(Start::Handed(Handed {
             pid,
@@ -480,15 +448,12 @@ fn recover_or_spawn(
     };
     let stdout = std::fs::File::create(&order.stdout).map_err(prepare)?;
     let stderr = std::fs::File::create(&order.stderr).map_err(prepare)?;
-    let mut command = tokio::process::Command::new(supervisor);
-    command
+    let cgroup = order.cgroup.iter();
+    let child = tokio::process::Command::new(supervisor)
         .arg("--lease")
         .arg(&lease.file)
-        .arg(lease.secs.to_string());
-    if let Some(cgroup) = &order.cgroup {
-        command.arg("--cgroup").arg(cgroup);
-    }
-    let child = command
+        .arg(lease.secs.to_string())
+        .args(cgroup.flat_map(|dir| [std::ffi::OsStr::new("--cgroup"), dir.as_os_str()]))
         .arg(&order.prefix)
         .args(&order.argv)
         .current_dir(&order.dir)
