@@ -530,6 +530,7 @@ mod reports;
 mod results_http;
 mod runtime_control;
 mod scheduling;
+mod special_files;
 mod supervision;
 mod supervisor;
 mod versions;
