@@ -143,7 +143,10 @@ fn probe(drone: &str) -> Result<PathBuf, String> {
     let parent = own_cgroup_dir()?.join(format!("autotest-{drone}"));
     std::fs::create_dir_all(&parent)
         .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    let probe = parent.join(format!("probe-{}", std::process::id()));
+    // Several workers may share a process (the tests): each probe has its own name.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = parent.join(format!("probe-{}-{n}", std::process::id()));
     create(&probe).map_err(|e| format!("cannot create {}: {e}", probe.display()))?;
     let moved = std::process::Command::new("sleep")
         .arg("60")
