@@ -13,6 +13,10 @@
 //! jobs even when the worker itself is dead, before the scheduler retries them
 //! elsewhere.
 //!
+//! Nothing Autoserv starts outlives it: the supervisor is a child subreaper, starts
+//! Autoserv in the attempt's cgroup when the worker gives one, and once Autoserv has
+//! exited kills what is left (see [`crate::contain`]) before it records the exit.
+//!
 //! The worker normally runs one long-lived `autoserv-supervisor --serve` ([`serve`])
 //! that does the same for every attempt, with the same files; the one-attempt form is
 //! its fallback when that cannot be started.
@@ -181,6 +185,7 @@ pub fn run(mut args: &[String]) -> i32 {
         let _ = tx.send(waited(child));
     });
     let mut stopping: Option<Instant> = None;
+    let mut turns = 0u64;
     let status = loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(status) => break status,
@@ -192,7 +197,10 @@ pub fn run(mut args: &[String]) -> i32 {
         if let Some(reason) = enforce_lease(pid, &prefix, &file, secs, &mut stopping) {
             eprintln!("autoserv-supervisor: {reason}");
         }
-        contained::reap_orphans();
+        turns += 1;
+        if turns % 20 == 0 {
+            contained::reap_orphans();
+        }
     };
     finish(&prefix, status)
 }
@@ -293,10 +301,15 @@ pub fn serve() -> i32 {
     }
     {
         let watched = watched.clone();
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(250));
-            watch_leases(&watched);
-            contained::reap_orphans();
+        std::thread::spawn(move || {
+            for turn in 0u64.. {
+                std::thread::sleep(Duration::from_millis(250));
+                watch_leases(&watched);
+                // Orphans that exited on their own, every 5 s (a look through /proc).
+                if turn % 20 == 19 {
+                    contained::reap_orphans();
+                }
+            }
         });
     }
     let mut waiting = Vec::new();

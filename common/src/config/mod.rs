@@ -341,6 +341,30 @@ mod tests {
     }
 
     #[test]
+    fn containment_and_the_results_cap_are_read_and_checked() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.drone.containment, Containment::Auto);
+        assert_eq!(c.drone.max_results_mb, 10240);
+        let c = load(
+            "[DRONE]\ncontainment: Process-Group\nmax_results_mb = 5\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.drone.containment, Containment::ProcessGroup);
+        assert_eq!(c.drone.max_results_mb, 5);
+        let err = load("[DRONE]\ncontainment: jail\n", &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/etc/autotest/global_config.ini: [DRONE] containment: expected auto, cgroup or process-group, got \"jail\""
+        );
+        let err = load("[DRONE]\nmax_results_mb: 0\n", &[]).unwrap_err();
+        assert_eq!(
+            (err.section.as_str(), err.key.as_str()),
+            ("DRONE", "max_results_mb")
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_warned_about() {
         let c = load(
             "[SCHEDULER]\nfrobnicate: 1\ntick_pause_sec: 5\n[SERVER]\nhostname: x\n",
