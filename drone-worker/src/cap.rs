@@ -78,7 +78,7 @@ pub fn trim(dir: &Path, cap: u64) -> u64 {
             }
         }
     }
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|file| std::cmp::Reverse(file.0));
     let mut freed = 0;
     for (size, path) in files {
         if total <= cap {

@@ -198,7 +198,8 @@ pub fn run(mut args: &[String]) -> i32 {
             eprintln!("autoserv-supervisor: {reason}");
         }
         turns += 1;
-        if turns % 20 == 0 {
+        if turns == 20 {
+            turns = 0;
             contained::reap_orphans();
         }
     };
@@ -302,11 +303,11 @@ pub fn serve() -> i32 {
     {
         let watched = watched.clone();
         std::thread::spawn(move || {
-            for turn in 0u64.. {
+            for turn in (0..20).cycle() {
                 std::thread::sleep(Duration::from_millis(250));
                 watch_leases(&watched);
                 // Orphans that exited on their own, every 5 s (a look through /proc).
-                if turn % 20 == 19 {
+                if turn == 19 {
                     contained::reap_orphans();
                 }
             }
