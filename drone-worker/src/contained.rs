@@ -83,22 +83,26 @@ impl Contained {
         self.child.id()
     }
 
-    /// Waits for Autoserv's exit, then ends what it left: its cgroup killed, emptied
-    /// and removed; its process group and marked orphans killed and reaped. Problems
-    /// are returned as notes for Autoserv's stderr.
-    pub fn wait(mut self) -> (std::io::Result<ExitStatus>, Vec<String>) {
+    /// Waits for Autoserv's exit and hands its status to `record` (which records it
+    /// for a worker that restarts), then ends what Autoserv left: its cgroup killed,
+    /// emptied and removed; its process group and marked orphans killed and reaped.
+    /// What `record` returned, and problems as notes for Autoserv's stderr.
+    pub fn wait<T>(
+        mut self,
+        record: impl FnOnce(std::io::Result<ExitStatus>) -> T,
+    ) -> (T, Vec<String>) {
         let status = self.child.wait();
         let pid = self.child.id();
+        live().remove(&pid);
+        let recorded = record(status);
         let mut notes = Vec::new();
         if let Some(dir) = &self.cgroup {
             if let Err(e) = contain::end(dir) {
                 notes.push(format!("cannot end the attempt's cgroup: {e}"));
             }
         }
-        let mut live = live();
-        live.remove(&pid);
-        contain::sweep(pid, &self.marker, &live);
-        (status, notes)
+        contain::sweep(pid, &self.marker, &live());
+        (recorded, notes)
     }
 }
 

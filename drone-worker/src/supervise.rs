@@ -15,7 +15,8 @@
 //!
 //! Nothing Autoserv starts outlives it: the supervisor is a child subreaper, starts
 //! Autoserv in the attempt's cgroup when the worker gives one, and once Autoserv has
-//! exited kills what is left (see [`crate::contain`]) before it records the exit.
+//! exited records its status, then kills what is left (see [`crate::contain`]) before
+//! it answers the worker (a worker that restarted meanwhile ends the cgroup itself).
 //!
 //! The worker normally runs one long-lived `autoserv-supervisor --serve` ([`serve`])
 //! that does the same for every attempt, with the same files; the one-attempt form is
@@ -169,16 +170,18 @@ pub fn run(mut args: &[String]) -> i32 {
     };
     let pid = child.id();
     let _ = write_atomic(&pid_file(&prefix), &pid.to_string());
-    let waited = |child: contained::Contained| {
-        let (status, notes) = child.wait();
+    let prefix_for_lease = prefix.clone();
+    let waited = move |child: contained::Contained| {
+        let (code, notes) = child.wait(|status| finish(&prefix, status));
         for note in notes {
             eprintln!("autoserv-supervisor: {note}");
         }
-        status
+        code
     };
     let Some((file, secs)) = lease else {
-        return finish(&prefix, waited(child));
+        return waited(child);
     };
+    let prefix = prefix_for_lease;
     // Wait in a thread; check the lease between waits, without delaying the exit.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -186,12 +189,15 @@ pub fn run(mut args: &[String]) -> i32 {
     });
     let mut stopping: Option<Instant> = None;
     let mut turns = 0u64;
-    let status = loop {
+    loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(status) => break status,
+            Ok(code) => return code,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                break Err(std::io::Error::other("the waiting thread died"))
+                return finish(
+                    &prefix,
+                    Err(std::io::Error::other("the waiting thread died")),
+                )
             }
         }
         if let Some(reason) = enforce_lease(pid, &prefix, &file, secs, &mut stopping) {
@@ -202,8 +208,7 @@ pub fn run(mut args: &[String]) -> i32 {
             turns = 0;
             contained::reap_orphans();
         }
-    };
-    finish(&prefix, status)
+    }
 }
 
 /// One look at the lease of the Autoserv whose group is `pid`: once the lease file is
@@ -402,15 +407,16 @@ fn start_order(
     }
     let (out, watched) = (out.clone(), watched.clone());
     Some(std::thread::spawn(move || {
-        let (status, notes) = child.wait();
+        let (code, notes) = child.wait(|status| {
+            watched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&pid);
+            finish(&prefix, status)
+        });
         for message in notes {
             note(&stderr, &message);
         }
-        watched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&pid);
-        let code = finish(&prefix, status);
         answer(&out, &format!("exit {id} {}", code & 0xff));
     }))
 }
