@@ -1,6 +1,7 @@
 //! `[DRONE] max_results_mb`: the most one entry's results may take on the drone's disk.
-//! While Autoserv runs, the worker looks at the space its results directory takes
-//! (allocated blocks, so a sparse file counts for what it really uses) every few
+//! While Autoserv runs, the worker looks at the size of its results directory (each
+//! file counts for the larger of its length and the blocks it takes: a sparse file
+//! costs little disk but is still read whole to be checked and pushed) every few
 //! seconds, less often when the directory is large enough for a look to take long;
 //! past the cap it kills the attempt (its cgroup and process group). Once Autoserv has
 //! exited, results still over the cap lose their largest files until they fit, and
@@ -33,8 +34,18 @@ pub fn reason(cap_mb: u64) -> String {
     )
 }
 
-/// The space `dir` and everything under it takes on disk, in bytes; symlinks are not
-/// followed. What cannot be read counts for nothing.
+/// What one file or directory counts for: the larger of its length and its blocks.
+fn weight(meta: &std::fs::Metadata) -> u64 {
+    let blocks = meta.blocks() * 512;
+    if meta.is_file() {
+        blocks.max(meta.len())
+    } else {
+        blocks
+    }
+}
+
+/// The size of `dir` and everything under it, in bytes (see [`weight`]); symlinks are
+/// not followed. What cannot be read counts for nothing.
 pub fn allocated(dir: &Path) -> u64 {
     let mut total = 0;
     let mut pending = vec![dir.to_path_buf()];
@@ -42,7 +53,7 @@ pub fn allocated(dir: &Path) -> u64 {
         let Ok(meta) = std::fs::symlink_metadata(&next) else {
             continue;
         };
-        total += meta.blocks() * 512;
+        total += weight(&meta);
         if meta.is_dir() {
             if let Ok(entries) = std::fs::read_dir(&next) {
                 pending.extend(entries.flatten().map(|e| e.path()));
@@ -74,7 +85,7 @@ pub fn trim(dir: &Path, cap: u64) -> u64 {
             if meta.is_dir() {
                 pending.push(entry.path());
             } else if meta.is_file() && !own {
-                files.push((meta.blocks() * 512, entry.path()));
+                files.push((weight(&meta), entry.path()));
             }
         }
     }
@@ -152,13 +163,13 @@ mod tests {
         std::fs::write(dir.join("medium"), vec![1u8; 512 << 10]).unwrap();
         std::fs::write(dir.join(".autoserv-1.pid"), "42").unwrap();
         let prefix = dir.join(".autoserv-1");
-        // A sparse file takes next to nothing.
-        let sparse = std::fs::File::create(dir.join("sparse")).unwrap();
-        sparse.set_len(100 << 20).unwrap();
         assert!(allocated(&dir) < 4 << 20, "{}", allocated(&dir));
-
         assert_eq!(enforce(&dir, &prefix, 4), None, "under the cap: untouched");
         assert!(dir.join("sub/big").exists());
+        // A sparse file counts for its length: it is read whole to be pushed.
+        let sparse = std::fs::File::create(dir.join("sparse")).unwrap();
+        sparse.set_len(8 << 20).unwrap();
+        assert!(allocated(&dir) > 8 << 20);
 
         let reason = enforce(&dir, &prefix, 1).expect("over the cap");
         assert!(
@@ -166,7 +177,7 @@ mod tests {
             "{reason}"
         );
         assert_eq!(exceeded(&prefix), Some(reason));
-        assert!(!dir.join("sub/big").exists(), "the largest file went");
+        assert!(!dir.join("sparse").exists() && !dir.join("sub/big").exists());
         assert!(dir.join("medium").exists(), "what fits stays");
         assert!(dir.join("status.log").exists() && dir.join(".autoserv-1.pid").exists());
         assert!(allocated(&dir) <= 1 << 20);
