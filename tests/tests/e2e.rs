@@ -519,6 +519,7 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
 }
 
 mod abort;
+mod containment;
 mod crashes;
 mod health;
 mod infra;
@@ -529,6 +530,7 @@ mod reports;
 mod results_http;
 mod runtime_control;
 mod scheduling;
+mod special_files;
 mod supervision;
 mod supervisor;
 mod versions;
