@@ -23,6 +23,10 @@ struct Args {
         default_value = "http://127.0.0.1:13467"
     )]
     server: String,
+    /// CA certificates (PEM) to trust for an https:// scheduler (a lab's own CA), in
+    /// place of the public roots.
+    #[arg(long, global = true, env = "ATEST_CA_FILE", value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,7 +74,10 @@ fn main() -> ExitCode {
 
 /// Carries out one command; the error is the one-line message for stderr.
 fn run(args: Args) -> Result<(), String> {
-    let client = Client::new(&args.server);
+    let mut client = Client::new(&args.server);
+    if let Some(ca_file) = &args.ca_file {
+        client = client.with_ca_file(ca_file).map_err(|e| e.to_string())?;
+    }
     match args.command {
         Command::Host { action } => hosts::run(&client, action),
         Command::Job { action } => jobs::run(&client, action),

@@ -260,8 +260,17 @@ impl Inner {
             return Ok(None);
         };
         let root = self.config.drone.results_dir.clone();
-        let (bound, server) = common::results_http::listen(root, address, until_drained.clone())
-            .await
+        let tls = match &self.config.drone.tls {
+            Some(files) => Some(
+                common::tls::server_config(files)
+                    .map_err(|e| anyhow::anyhow!("[DRONE] tls_cert/tls_key: {e}"))?,
+            ),
+            None => None,
+        };
+        let https = tls.is_some();
+        let (bound, server) =
+            common::results_http::listen(root, address, tls, until_drained.clone())
+                .await
             .map_err(|e| {
                 anyhow::anyhow!(
                     "cannot serve results on [DRONE] http_listen {address}: {e} (set another address, or off)"
@@ -272,7 +281,7 @@ impl Inner {
             .drone
             .results_url
             .clone()
-            .unwrap_or_else(|| default_results_url(bound));
+            .unwrap_or_else(|| default_results_url(bound, https));
         tracing::info!(%url, "serving results");
         let _ = self.results_url.set(url);
         Ok(Some(server))
@@ -310,13 +319,14 @@ impl Inner {
     }
 }
 
-/// `http://<address>:<port>`, with this machine's name for an address that listens on
-/// all interfaces.
-fn default_results_url(bound: std::net::SocketAddr) -> String {
+/// `http://<address>:<port>` (`https://` when the server answers HTTPS), with this
+/// machine's name for an address that listens on all interfaces.
+fn default_results_url(bound: std::net::SocketAddr, https: bool) -> String {
     let host = match bound.ip() {
         ip if ip.is_unspecified() => common::hostname().unwrap_or_else(|_| "localhost".into()),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    format!("http://{host}:{}", bound.port())
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", bound.port())
 }

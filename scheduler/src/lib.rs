@@ -30,6 +30,9 @@ pub struct Scheduler {
     config: Arc<Config>,
     db: db::Db,
     listener: tokio::net::TcpListener,
+    /// The API's certificate and key (`[SCHEDULER] tls_cert`, `tls_key`); None: plain
+    /// HTTP.
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// A fault to inject into one task (debug builds only).
     #[cfg(debug_assertions)]
     fault: Option<(tasks::Task, tasks::Fault)>,
@@ -44,6 +47,12 @@ impl Scheduler {
         db::drones::sync_from_config(&db, &config.scheduler)
             .await
             .context("recording the configured drones")?;
+        let tls = match &config.scheduler.tls {
+            Some(files) => Some(
+                common::tls::server_config(files).context("[SCHEDULER] tls_cert and tls_key")?,
+            ),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.scheduler.http_listen)
             .await
             .with_context(|| format!("binding {}", config.scheduler.http_listen))?;
@@ -51,6 +60,7 @@ impl Scheduler {
             config: Arc::new(config),
             db,
             listener,
+            tls,
             #[cfg(debug_assertions)]
             fault: None,
         })
@@ -160,10 +170,11 @@ impl Scheduler {
             db: self.db.clone(),
             listening,
         }));
-        tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
+        tracing::info!(http = %self.local_addr(), https = self.tls.is_some(), drones = self.config.scheduler.drones.len(), "scheduler started");
         let mut http_shutdown = shutdown;
-        let server = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { http_shutdown.wait().await });
+        let server = common::tls::serve(self.listener, self.tls, router, async move {
+            http_shutdown.wait().await
+        });
         tasks.spawn(
             Task::Http,
             async move { server.await.context("serving HTTP") },

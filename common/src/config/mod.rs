@@ -11,6 +11,7 @@ mod command;
 mod print;
 mod raw;
 mod sections;
+mod tls;
 
 pub use command::{
     CommandTemplate, DEFAULT_AUTOSERV_COMMAND, DEFAULT_CLEANUP_COMMAND, DEFAULT_REPAIR_COMMAND,
@@ -26,13 +27,28 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// A bad configuration value: names the file (or environment variable), section and key.
+/// An error about the file as a whole (it cannot be read) has no section nor key and
+/// is its message alone.
 #[derive(Debug, thiserror::Error)]
-#[error("{origin}: [{section}] {key}: {message}")]
+#[error("{}", self.describe())]
 pub struct ConfigError {
     pub origin: String,
     pub section: String,
     pub key: String,
     pub message: String,
+}
+
+impl ConfigError {
+    fn describe(&self) -> String {
+        if self.section.is_empty() && self.key.is_empty() {
+            self.message.clone()
+        } else {
+            format!(
+                "{}: [{}] {}: {}",
+                self.origin, self.section, self.key, self.message
+            )
+        }
+    }
 }
 
 /// The whole configuration.
@@ -81,6 +97,12 @@ pub struct SchedulerConfig {
     pub drone_disabled: BTreeSet<DroneName>,
     pub max_jobs_started_per_cycle: u32,
     pub http_listen: SocketAddr,
+    /// `tls_cert` and `tls_key`: the API answers HTTPS with this certificate; None:
+    /// plain HTTP.
+    pub tls: Option<crate::tls::ServerTls>,
+    /// CA certificates (PEM) the drones' HTTPS results servers are trusted through;
+    /// None: the public roots.
+    pub drone_ca_file: Option<PathBuf>,
     /// Seconds between SIGTERM and SIGKILL when a running entry is aborted.
     pub abort_grace_sec: u64,
     /// A drone silent (no heartbeat) this long is lost: it gets no new work.
@@ -128,6 +150,8 @@ pub struct DroneConfig {
     /// The address the scheduler sends readers to; defaults to
     /// `http://<listen address, or this machine's name if it listens on all>:<port>`.
     pub results_url: Option<String>,
+    /// `tls_cert` and `tls_key`: the results server answers HTTPS; None: plain HTTP.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// `[AUTOSERV]`.
@@ -178,9 +202,9 @@ impl fmt::Debug for Secret {
 pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError {
         origin: path.display().to_string(),
-        section: "-".into(),
-        key: "-".into(),
-        message: format!("cannot read the file: {e}"),
+        section: String::new(),
+        key: String::new(),
+        message: format!("cannot read config file {}: {e}", path.display()),
     })
 }
 

@@ -1,0 +1,235 @@
+//! HTTPS for the servers this system runs (the scheduler's API, a drone's results
+//! server): a certificate chain and its private key read from PEM files into a rustls
+//! server configuration (the ring provider, as the broker connection uses), and one
+//! [`serve`] that answers plain HTTP or HTTPS with the peer's address available to
+//! handlers as `ConnectInfo<SocketAddr>` either way.
+
+use axum::serve::ListenerExt;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// The certificate (PEM, the server's first, then any intermediates) and private key
+/// (PEM) a server presents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Why a certificate or key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    NoCertificate { path: PathBuf },
+    #[error("{path} is not a PEM certificate file: {message}")]
+    BadCertificate { path: PathBuf, message: String },
+    #[error("{path} holds no PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC): {message}")]
+    BadKey { path: PathBuf, message: String },
+    #[error("{cert} and {key} cannot serve TLS together: {message}")]
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        message: String,
+    },
+}
+
+/// Every certificate in a PEM file, at least one.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::BadCertificate {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The first private key in a PEM file.
+pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::BadKey {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// The rustls server configuration of `files`: read, parsed, and the key checked
+/// against the certificate.
+pub fn server_config(files: &ServerTls) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let certs = read_certificates(&files.cert)?;
+    let key = read_private_key(&files.key)?;
+    let mismatch = |e: rustls::Error| TlsError::Mismatch {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+        message: e.to_string(),
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(mismatch)?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(mismatch)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown`: HTTPS with `tls`, plain HTTP
+/// without. Handlers may take `ConnectInfo<SocketAddr>` (the peer's address) in both.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(config) => {
+            // `tap_io` gives the listener axum's `SocketAddr` connect info.
+            let listener = TlsListener::new(listener, config).tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
+/// A listener whose connections have completed a TLS handshake. Handshakes run in
+/// tasks of their own, so a slow or silent client delays no one else; a failed one is
+/// logged and dropped.
+struct TlsListener {
+    local: std::io::Result<SocketAddr>,
+    ready: mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
+        let local = listener.local_addr();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let (sender, ready) = mpsc::channel(64);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait, as axum does.
+                        tracing::warn!(%error, "accepting a connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = sender.send((tls, peer)).await;
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Self {
+            local,
+            ready,
+            accepting,
+        }
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accepting task holds a sender until it is aborted with this listener.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        match &self.local {
+            Ok(address) => Ok(*address),
+            Err(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_or_garbled_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate\n").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let error = server_config(&ServerTls {
+            cert: missing.clone(),
+            key: garbage.clone(),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("missing.pem") && error.contains("No such file"),
+            "{error}"
+        );
+        let error = read_certificates(&garbage).unwrap_err().to_string();
+        assert!(
+            error.contains("garbage.pem") && error.contains("no PEM certificate"),
+            "{error}"
+        );
+        let error = read_private_key(&garbage).unwrap_err().to_string();
+        assert!(
+            error.contains("garbage.pem") && error.contains("no PEM private key"),
+            "{error}"
+        );
+    }
+}
