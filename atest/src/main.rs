@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("atest: {message}");
+            eprintln!("atest: {}", output::escape(&message));
             ExitCode::FAILURE
         }
     }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod http_error;
 pub mod intake;
+pub mod job_limits;
 pub mod lost;
 pub mod model;
 pub mod results;
