@@ -520,6 +520,7 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
 
 mod abort;
 mod crashes;
+mod hardening;
 mod health;
 mod https;
 mod infra;
