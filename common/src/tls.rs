@@ -15,14 +15,6 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-/// The certificate (PEM, the server's first, then any intermediates) and private key
-/// (PEM) a server presents.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerTls {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
 /// Why a certificate or key could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -77,14 +69,15 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
     })
 }
 
-/// The rustls server configuration of `files`: read, parsed, and the key checked
-/// against the certificate.
-pub fn server_config(files: &ServerTls) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let certs = read_certificates(&files.cert)?;
-    let key = read_private_key(&files.key)?;
+/// The rustls server configuration of the certificate chain in `cert` (PEM, the
+/// server's first, then any intermediates) and its private key in `key` (PEM): read,
+/// parsed, and the key checked against the certificate.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let certs = read_certificates(cert)?;
+    let private_key = read_private_key(key)?;
     let mismatch = |e: rustls::Error| TlsError::Mismatch {
-        cert: files.cert.clone(),
-        key: files.key.clone(),
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
         message: e.to_string(),
     };
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -93,7 +86,7 @@ pub fn server_config(files: &ServerTls) -> Result<Arc<rustls::ServerConfig>, Tls
     .with_safe_default_protocol_versions()
     .map_err(mismatch)?
     .with_no_client_auth()
-    .with_single_cert(certs, key)
+    .with_single_cert(certs, private_key)
     .map_err(mismatch)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
@@ -211,12 +204,7 @@ mod tests {
         let garbage = dir.path().join("garbage.pem");
         std::fs::write(&garbage, "not a certificate\n").unwrap();
         let missing = dir.path().join("missing.pem");
-        let error = server_config(&ServerTls {
-            cert: missing.clone(),
-            key: garbage.clone(),
-        })
-        .unwrap_err()
-        .to_string();
+        let error = server_config(&missing, &garbage).unwrap_err().to_string();
         assert!(
             error.contains("missing.pem") && error.contains("No such file"),
             "{error}"

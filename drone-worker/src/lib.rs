@@ -59,6 +59,9 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    /// `[DRONE] tls_cert` or `tls_key` cannot be used.
+    #[error("{0}")]
+    Tls(#[from] common::config::ConfigError),
 }
 
 /// One drone's worker.
@@ -87,6 +90,8 @@ pub(crate) struct Inner {
     lease_file: std::path::PathBuf,
     /// Where this worker serves its results directory (sent in heartbeats).
     results_url: std::sync::OnceLock<String>,
+    /// The results server's certificate (`[DRONE] tls_cert`); None: plain HTTP.
+    results_tls: Option<Arc<rustls::ServerConfig>>,
     /// Draining before it exits (sent in heartbeats).
     stopping: std::sync::atomic::AtomicBool,
     /// Wakes the heartbeat loop at once.
@@ -98,6 +103,8 @@ pub(crate) struct Inner {
 impl Worker {
     /// Checks that `name` is a configured drone and opens the journal.
     pub fn new(config: Config, name: DroneName) -> Result<Self, StartError> {
+        // The results server's certificate files, read before anything is opened.
+        let results_tls = config.drone.load_tls()?;
         if !config.scheduler.drones.contains(&name) {
             return Err(StartError::UnknownDrone {
                 name: name.to_string(),
@@ -157,6 +164,7 @@ impl Worker {
                 attempts: Attempts::default(),
                 lease_file,
                 results_url: std::sync::OnceLock::new(),
+                results_tls,
                 stopping: Default::default(),
                 beat_now: Notify::new(),
                 fault: fault::Fault::from_env(),
@@ -260,13 +268,7 @@ impl Inner {
             return Ok(None);
         };
         let root = self.config.drone.results_dir.clone();
-        let tls = match &self.config.drone.tls {
-            Some(files) => Some(
-                common::tls::server_config(files)
-                    .map_err(|e| anyhow::anyhow!("[DRONE] tls_cert/tls_key: {e}"))?,
-            ),
-            None => None,
-        };
+        let tls = self.results_tls.clone();
         let https = tls.is_some();
         let (bound, server) =
             common::results_http::listen(root, address, tls, until_drained.clone())

@@ -42,18 +42,14 @@ pub struct Scheduler {
 impl Scheduler {
     /// Applies migrations, records the configured drones, binds `[SCHEDULER] http_listen`.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        // Its own certificate files, read before anything is opened or bound.
+        let tls = config.scheduler.load_tls()?;
         let db = db::Db::open(&config.database)
             .await
             .context("opening the database")?;
         db::drones::sync_from_config(&db, &config.scheduler)
             .await
             .context("recording the configured drones")?;
-        let tls = match &config.scheduler.tls {
-            Some(files) => Some(
-                common::tls::server_config(files).context("[SCHEDULER] tls_cert and tls_key")?,
-            ),
-            None => None,
-        };
         let listener = tokio::net::TcpListener::bind(config.scheduler.http_listen)
             .await
             .with_context(|| format!("binding {}", config.scheduler.http_listen))?;

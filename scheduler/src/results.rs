@@ -47,7 +47,7 @@ pub async fn serve(
     let path = results_http::encode(&relative);
     for (name, base) in drones_of(&state, &relative).await? {
         let url = format!("{}/results/{path}", base.trim_end_matches('/'));
-        if has(&url, scheduler.drone_ca_file.as_deref()).await {
+        if has(&url, scheduler.drone_ca.as_ref().map(|c| c.path.as_path())).await {
             tracing::debug!(drone = %name, %url, "results served by the drone");
             return Ok(Redirect::temporary(&url).into_response());
         }

@@ -18,6 +18,7 @@ pub use command::{
     DEFAULT_VERIFY_COMMAND, PLACEHOLDERS,
 };
 pub use print::value;
+pub use tls::{ConfigPath, ServerTls};
 
 use crate::names::DroneName;
 use raw::Raw;
@@ -99,10 +100,10 @@ pub struct SchedulerConfig {
     pub http_listen: SocketAddr,
     /// `tls_cert` and `tls_key`: the API answers HTTPS with this certificate; None:
     /// plain HTTP.
-    pub tls: Option<crate::tls::ServerTls>,
-    /// CA certificates (PEM) the drones' HTTPS results servers are trusted through;
-    /// None: the public roots.
-    pub drone_ca_file: Option<PathBuf>,
+    pub tls: Option<ServerTls>,
+    /// `drone_ca_file`: CA certificates (PEM) the drones' HTTPS results servers are
+    /// trusted through; None: the public roots.
+    pub drone_ca: Option<ConfigPath>,
     /// Seconds between SIGTERM and SIGKILL when a running entry is aborted.
     pub abort_grace_sec: u64,
     /// A drone silent (no heartbeat) this long is lost: it gets no new work.
@@ -151,7 +152,7 @@ pub struct DroneConfig {
     /// `http://<listen address, or this machine's name if it listens on all>:<port>`.
     pub results_url: Option<String>,
     /// `tls_cert` and `tls_key`: the results server answers HTTPS; None: plain HTTP.
-    pub tls: Option<crate::tls::ServerTls>,
+    pub tls: Option<ServerTls>,
 }
 
 /// `[AUTOSERV]`.

@@ -95,9 +95,9 @@ impl Config {
             "abort_grace_sec": s.abort_grace_sec,
             "drone_timeout_sec": s.drone_timeout_sec,
             "max_infra_retries": s.max_infra_retries,
-            "tls_cert": s.tls.as_ref().map(|t| &t.cert),
-            "tls_key": s.tls.as_ref().map(|t| &t.key),
-            "drone_ca_file": s.drone_ca_file,
+            "tls_cert": s.tls.as_ref().map(|t| &t.cert.path),
+            "tls_key": s.tls.as_ref().map(|t| &t.key.path),
+            "drone_ca_file": s.drone_ca.as_ref().map(|c| &c.path),
         });
         let d = &self.drone;
         let drone = json!({
@@ -108,8 +108,8 @@ impl Config {
             "heartbeat_sec": d.heartbeat_sec,
             "http_listen": d.http_listen,
             "results_url": d.results_url,
-            "tls_cert": d.tls.as_ref().map(|t| &t.cert),
-            "tls_key": d.tls.as_ref().map(|t| &t.key),
+            "tls_cert": d.tls.as_ref().map(|t| &t.cert.path),
+            "tls_key": d.tls.as_ref().map(|t| &t.key.path),
         });
         let a = &self.autoserv;
         let autoserv = json!({

@@ -135,7 +135,7 @@ pub(super) fn scheduler(raw: &mut Raw, base: &Path) -> Result<SchedulerConfig, C
             },
         )?,
         tls: super::tls::server(raw, sched, base)?,
-        drone_ca_file: super::tls::ca_file(raw, sched, "drone_ca_file", base)?,
+        drone_ca: super::tls::path(raw, sched, "drone_ca_file", base)?,
         drones,
     };
 
