@@ -66,7 +66,13 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("atest: {}", output::escape(&message));
+            // A scheduler whose certificate the client cannot check: say how to trust it.
+            let hint = if message.contains("invalid peer certificate") {
+                " (trust the lab's CA with --ca-file FILE or $ATEST_CA_FILE)"
+            } else {
+                ""
+            };
+            eprintln!("atest: {}{hint}", output::escape(&message));
             ExitCode::FAILURE
         }
     }

@@ -64,7 +64,7 @@ async fn atest_over_https_trusts_the_lab_ca_and_refuses_another() {
     assert!(!refused.status.success(), "another CA's client got through");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        stderr.contains("cannot reach the scheduler") && stderr.contains("certificate"),
+        stderr.contains("cannot reach the scheduler") && stderr.contains("--ca-file"),
         "{stderr}"
     );
 
