@@ -197,6 +197,90 @@ impl axum::serve::Listener for TlsListener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::ConnectInfo;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    /// Serves a route answering the peer's address, plain or with `tls`; GETs it once
+    /// over `connect` and returns the body.
+    async fn peer_seen<S, F>(tls: Option<Arc<rustls::ServerConfig>>, connect: F) -> String
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        F: AsyncFnOnce(TcpStream) -> S,
+    {
+        let router = axum::Router::new().route(
+            "/peer",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                peer.to_string()
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, tls, router, async move {
+            let _ = stopped.await;
+        }));
+        let tcp = TcpStream::connect(address).await.unwrap();
+        let local = tcp.local_addr().unwrap();
+        let mut stream = connect(tcp).await;
+        stream
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        let response = String::from_utf8_lossy(&response).to_string();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(
+            response.ends_with(&local.to_string()),
+            "{response} from {local}"
+        );
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn handlers_see_the_peer_address_over_http_and_https() {
+        peer_seen(None, async |tcp| tcp).await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .args(["-addext", "subjectAltName=DNS:localhost"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .current_dir(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is installed (deploy/test.sh installs it)");
+        assert!(status.success());
+        let cert = dir.path().join("cert.pem");
+        let config = server_config(&cert, &dir.path().join("key.pem")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(read_certificates(&cert).unwrap());
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        peer_seen(Some(config), async |tcp| {
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            connector.connect(name, tcp).await.expect("TLS handshake")
+        })
+        .await;
+    }
 
     #[test]
     fn unreadable_or_garbled_files_are_named() {
