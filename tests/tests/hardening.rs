@@ -146,3 +146,41 @@ async fn atest_prints_control_characters_in_names_and_reasons_escaped() {
     assert_eq!(view["name"], name);
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_certificate_stops_each_program_before_it_opens_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("garbage.pem"), "not PEM\n").unwrap();
+    let config = dir.path().join("global_config.ini");
+    std::fs::write(
+        &config,
+        "[AUTOTEST_WEB]\ndatabase: autotest.db\n[SCHEDULER]\ndrones: drone1\nhttp_listen: 127.0.0.1:0\ntls_cert: missing.pem\ntls_key: garbage.pem\n[DRONE]\nresults_dir: drone\nhttp_listen: 127.0.0.1:0\ntls_cert: garbage.pem\ntls_key: garbage.pem\n",
+    )
+    .unwrap();
+    for (binary, section, file) in [
+        ("autotest-scheduler", "[SCHEDULER] tls_cert", "missing.pem"),
+        ("drone-worker", "[DRONE] tls_cert", "garbage.pem"),
+    ] {
+        let out = tokio::process::Command::new(autotest_tests::binary(binary))
+            .arg("--config")
+            .arg(&config)
+            .args(if binary == "drone-worker" {
+                &["--name", "drone1"][..]
+            } else {
+                &[][..]
+            })
+            .output()
+            .await
+            .expect("run");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{}: {section}: ", config.display())) && stderr.contains(file),
+            "{binary}: {stderr}"
+        );
+    }
+    assert!(
+        !dir.path().join("autotest.db").exists() && !dir.path().join("drone").exists(),
+        "nothing opened"
+    );
+}
