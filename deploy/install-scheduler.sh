@@ -15,7 +15,7 @@
 #              /var/lib/autotest, or PREFIX/data with --prefix): a relative
 #              [AUTOTEST_WEB] database goes there (set for the service with
 #              AUTOTEST_AUTOTEST_WEB_DATABASE)
-#   --timeout  seconds to wait for GET http://<http_listen>/api/health (default 60)
+#   --timeout  seconds to wait for GET http(s)://<http_listen>/api/health (default 60)
 #
 # It creates the system user `autotest` (home PREFIX, no login shell) and runs the
 # scheduler as that user: under systemd (autotest-scheduler.service, Restart=
@@ -89,6 +89,13 @@ listen=${listen:-127.0.0.1:13467}
 health_host=${listen%:*} health_port=${listen##*:}
 case $health_host in 0.0.0.0 | '[::]' | '') health_host=127.0.0.1 ;; esac
 health_url="http://$health_host:$health_port/api/health"
+# With [SCHEDULER] tls_cert the API answers HTTPS only. The health check asks this
+# machine, which the certificate need not name, and sends no token: -k is enough.
+curl_tls=()
+if [ -n "$(config_get "$bin/autotest-scheduler" "$config" SCHEDULER tls_cert)" ]; then
+    health_url="https://$health_host:$health_port/api/health"
+    curl_tls=(-k)
+fi
 
 service_env=()
 db_dir=""
@@ -218,12 +225,12 @@ fi
 
 # 200: all is well; 503: the scheduler runs but its database or broker is down (the
 # body names which), which an install does not wait for.
-health_code() { curl -sS -m 5 -o /dev/null -w '%{http_code}' "$health_url" 2>/dev/null; }
+health_code() { curl "${curl_tls[@]}" -sS -m 5 -o /dev/null -w '%{http_code}' "$health_url" 2>/dev/null; }
 answers() { case $(health_code) in 200 | 503) return 0 ;; *) return 1 ;; esac; }
 wait_until "$timeout" answers ||
     die "the scheduler does not answer $health_url after $timeout s (see $prefix/log/scheduler.log, or journalctl -u $unit)"
 if [ "$(health_code)" = 503 ]; then
-    say "warning: the scheduler answers $health_url but something it needs is down: $(curl -sS -m 5 "$health_url" 2>/dev/null)"
+    say "warning: the scheduler answers $health_url but something it needs is down: $(curl "${curl_tls[@]}" -sS -m 5 "$health_url" 2>/dev/null)"
 else
     say "the scheduler answers $health_url"
 fi

@@ -36,18 +36,21 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the scheduler at `server` (`http://host:port`), each call limited
-    /// to a minute.
+    /// A client of the scheduler at `server` (`http://host:port`, or `https://` with
+    /// a certificate the public roots vouch for), each call limited to a minute.
     pub fn new(server: &str) -> Self {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build();
         Self {
             server: server.trim_end_matches('/').to_string(),
-            agent: ureq::Agent::new_with_config(config),
+            agent: agent(ureq::tls::TlsConfig::default()),
             token: None,
         }
+    }
+
+    /// The same client, trusting only the CA certificates (PEM) in `ca_file` for an
+    /// `https://` scheduler: a lab's own certificate authority.
+    pub fn with_ca_file(mut self, ca_file: &std::path::Path) -> Result<Self, crate::CaFileError> {
+        self.agent = agent(crate::tls::trusting(ca_file)?);
+        Ok(self)
     }
 
     /// The same client, sending `token` as `Authorization: Bearer TOKEN`.
@@ -226,6 +229,17 @@ impl Client {
             SetCapacity { capacity },
         )
     }
+}
+
+/// The agent every client uses: errors as values, a minute per call, `tls` for
+/// `https://`.
+fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .tls_config(tls)
+        .build();
+    ureq::Agent::new_with_config(config)
 }
 
 #[cfg(test)]

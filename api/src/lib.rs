@@ -6,11 +6,13 @@
 
 pub mod auth;
 pub mod client;
+pub mod tls;
 
 pub use auth::{
     AclMembers, AclView, CreateUser, TokenCreated, TokenView, UserCreated, UserView, WhoAmI,
 };
 pub use client::{Client, ClientError};
+pub use tls::CaFileError;
 
 use serde::{Deserialize, Serialize};
 

@@ -176,7 +176,11 @@ fn show(client: &Client, id: i64, json: bool) -> Result<(), String> {
     }
     println!(
         "Job {}: {} (owner {}, priority {}) {}",
-        job.id, job.name, job.owner, job.priority, job.status
+        job.id,
+        crate::output::escape(&job.name),
+        job.owner,
+        job.priority,
+        job.status
     );
     table(
         &["HOST", "STATUS", "DRONE", "EXIT", "RESULTS"],

@@ -29,6 +29,10 @@ struct Args {
     /// `~/.config/autotest/token`).
     #[arg(long, global = true, env = "ATEST_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA certificates (PEM) to trust for an https:// scheduler (a lab's own CA), in
+    /// place of the public roots.
+    #[arg(long, global = true, env = "ATEST_CA_FILE", value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -85,7 +89,13 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("atest: {message}");
+            // A scheduler whose certificate the client cannot check: say how to trust it.
+            let hint = if message.contains("invalid peer certificate") {
+                " (trust the lab's CA with --ca-file FILE or $ATEST_CA_FILE)"
+            } else {
+                ""
+            };
+            eprintln!("atest: {}{hint}", output::escape(&message));
             ExitCode::FAILURE
         }
     }
@@ -93,7 +103,10 @@ fn main() -> ExitCode {
 
 /// Carries out one command; the error is the one-line message for stderr.
 fn run(args: Args) -> Result<(), String> {
-    let client = Client::new(&args.server).with_token(token::resolve(args.token)?);
+    let mut client = Client::new(&args.server).with_token(token::resolve(args.token)?);
+    if let Some(ca_file) = &args.ca_file {
+        client = client.with_ca_file(ca_file).map_err(|e| e.to_string())?;
+    }
     match args.command {
         Command::Host { action } => hosts::run(&client, action),
         Command::Job { action } => jobs::run(&client, action),

@@ -1,6 +1,40 @@
-//! How `atest` prints: pretty JSON for `--json`, aligned columns otherwise.
+//! How `atest` prints: pretty JSON for `--json`, aligned columns otherwise. Text
+//! that comes from users (job names, reasons, file names) is printed with its control
+//! characters escaped, so it cannot move the cursor, recolour or clear a terminal, nor
+//! pass for another line.
 
 use serde::Serialize;
+use std::borrow::Cow;
+use std::fmt::Write;
+
+/// `text` with control characters (and the invisible ones that reorder a line)
+/// written as escapes: `\n`, `\r`, `\t`, `\x1b`, `\u{202e}`; a backslash before
+/// them is left as it is.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    let needs = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs(c) && (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if needs(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// Prints an API document as pretty JSON.
 pub fn print_json(value: &impl Serialize) {
@@ -16,8 +50,12 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
 }
 
 /// The text [`table`] prints: one line per row, columns two spaces apart, no trailing
-/// blanks.
+/// blanks, each cell [`escape`]d.
 pub fn format_table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
@@ -39,27 +77,9 @@ pub fn format_table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     text
 }
 
-/// `text` with its control characters escaped (`\n`, `\t`, `\x1b`, `\u{..}`), so a
-/// name or reason from a user, a job or a drone can never move the cursor or change the
-/// terminal.
+/// [`escape`], owned.
 pub fn clean(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x100 && c.is_control() => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(text).into_owned()
 }
 
 /// The value, or `-` when there is none.
@@ -87,11 +107,14 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_shown_escaped() {
-        assert_eq!(clean("plain name"), "plain name");
-        assert_eq!(clean("a\nb\tc"), "a\\nb\\tc");
-        assert_eq!(clean("\u{1b}[2Jx"), "\\x1b[2Jx");
-        assert_eq!(clean("\u{9b}"), "\\x9b");
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("plain name"), "plain name");
+        assert_eq!(
+            escape("a\u{1b}[2Jb\nc\td\r\u{7f}\u{202e}é"),
+            "a\\x1b[2Jb\\nc\\td\\r\\x7f\\u{202e}é"
+        );
+        let text = format_table(&["NAME"], vec![vec!["x\u{1b}]0;owned\u{7}".into()]]);
+        assert_eq!(text, "NAME\nx\\x1b]0;owned\\x07\n");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod results_http;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 
 /// This machine's name as the kernel has it (for connection names and default drone
 /// names).

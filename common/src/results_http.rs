@@ -157,10 +157,12 @@ pub fn escape_name(name: &str) -> String {
 }
 
 /// A read-only HTTP server of `root` under `/results/`: what a drone runs so the
-/// scheduler can send readers to results not pushed yet. Returns the bound address.
+/// scheduler can send readers to results not pushed yet; HTTPS with `tls`. Returns the
+/// bound address.
 pub async fn listen(
     root: PathBuf,
     address: std::net::SocketAddr,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     mut shutdown: crate::shutdown::Shutdown,
 ) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(address).await?;
@@ -187,9 +189,8 @@ pub async fn listen(
         }),
     );
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await;
+        let served =
+            crate::tls::serve(listener, tls, app, async move { shutdown.wait().await }).await;
         if let Err(error) = served {
             tracing::error!(%error, "results server stopped");
         }

@@ -64,6 +64,9 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    /// `[DRONE] tls_cert` or `tls_key` cannot be used.
+    #[error("{0}")]
+    Tls(#[from] common::config::ConfigError),
 }
 
 /// One drone's worker.
@@ -92,6 +95,8 @@ pub(crate) struct Inner {
     lease_file: std::path::PathBuf,
     /// Where this worker serves its results directory (sent in heartbeats).
     results_url: std::sync::OnceLock<String>,
+    /// The results server's certificate (`[DRONE] tls_cert`); None: plain HTTP.
+    results_tls: Option<Arc<rustls::ServerConfig>>,
     /// Draining before it exits (sent in heartbeats).
     stopping: std::sync::atomic::AtomicBool,
     /// Wakes the heartbeat loop at once.
@@ -103,6 +108,8 @@ pub(crate) struct Inner {
 impl Worker {
     /// Checks that `name` is a configured drone and opens the journal.
     pub fn new(config: Config, name: DroneName) -> Result<Self, StartError> {
+        // The results server's certificate files, read before anything is opened.
+        let results_tls = config.drone.load_tls()?;
         if !config.scheduler.drones.contains(&name) {
             return Err(StartError::UnknownDrone {
                 name: name.to_string(),
@@ -170,6 +177,7 @@ impl Worker {
                 attempts: Attempts::default(),
                 lease_file,
                 results_url: std::sync::OnceLock::new(),
+                results_tls,
                 stopping: Default::default(),
                 beat_now: Notify::new(),
                 fault: fault::Fault::from_env(),
@@ -279,8 +287,11 @@ impl Inner {
             return Ok(None);
         };
         let root = self.config.drone.results_dir.clone();
-        let (bound, server) = common::results_http::listen(root, address, until_drained.clone())
-            .await
+        let tls = self.results_tls.clone();
+        let https = tls.is_some();
+        let (bound, server) =
+            common::results_http::listen(root, address, tls, until_drained.clone())
+                .await
             .map_err(|e| {
                 anyhow::anyhow!(
                     "cannot serve results on [DRONE] http_listen {address}: {e} (set another address, or off)"
@@ -291,7 +302,7 @@ impl Inner {
             .drone
             .results_url
             .clone()
-            .unwrap_or_else(|| default_results_url(bound));
+            .unwrap_or_else(|| default_results_url(bound, https));
         tracing::info!(%url, "serving results");
         let _ = self.results_url.set(url);
         Ok(Some(server))
@@ -329,13 +340,14 @@ impl Inner {
     }
 }
 
-/// `http://<address>:<port>`, with this machine's name for an address that listens on
-/// all interfaces.
-fn default_results_url(bound: std::net::SocketAddr) -> String {
+/// `http://<address>:<port>` (`https://` when the server answers HTTPS), with this
+/// machine's name for an address that listens on all interfaces.
+fn default_results_url(bound: std::net::SocketAddr, https: bool) -> String {
     let host = match bound.ip() {
         ip if ip.is_unspecified() => common::hostname().unwrap_or_else(|_| "localhost".into()),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    format!("http://{host}:{}", bound.port())
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", bound.port())
 }

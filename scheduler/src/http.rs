@@ -123,23 +123,11 @@ async fn create_job(
             "no hosts given: name hosts, or a label to run on any host carrying it",
         ));
     }
-    let mut hosts = Vec::with_capacity(body.hosts.len());
-    for host in body.hosts {
-        let host = HostName::new(host).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if hosts.contains(&host) {
-            return Err(ApiError::bad_request(format!(
-                "host {host} is listed twice"
-            )));
-        }
-        hosts.push(host);
-    }
+    let hosts = crate::job_limits::named_hosts(body.hosts)?;
     let label = match body.label {
         Some(label) => {
             let label = LabelName::new(label).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let count = body.count.unwrap_or(1);
-            if count == 0 || count > 10_000 {
-                return Err(ApiError::bad_request("count must be between 1 and 10000"));
-            }
+            let count = crate::job_limits::metahost_count(body.count, hosts.len())?;
             Some((label, count))
         }
         None if body.count.is_some() => return Err(ApiError::bad_request("--count needs --label")),
@@ -430,7 +418,8 @@ async fn repair_host(
         synch_count: 1,
         tasks: crate::model::TaskFlags::REPAIR_ONLY,
     };
-    let id = state.jobs.create(job).await.map_err(job_refused)?;
+    // An unknown host is 404, as for the other host calls.
+    let id = state.jobs.create(job).await.map_err(ApiError::from)?;
     Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
 }
 

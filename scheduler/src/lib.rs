@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod http_error;
 pub mod intake;
+pub mod job_limits;
 pub mod lost;
 pub mod model;
 pub mod results;
@@ -30,6 +31,9 @@ pub struct Scheduler {
     config: Arc<Config>,
     db: db::Db,
     listener: tokio::net::TcpListener,
+    /// The API's certificate and key (`[SCHEDULER] tls_cert`, `tls_key`); None: plain
+    /// HTTP.
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// A fault to inject into one task (debug builds only).
     #[cfg(debug_assertions)]
     fault: Option<(tasks::Task, tasks::Fault)>,
@@ -38,6 +42,8 @@ pub struct Scheduler {
 impl Scheduler {
     /// Applies migrations, records the configured drones, binds `[SCHEDULER] http_listen`.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        // Its own certificate files, read before anything is opened or bound.
+        let tls = config.scheduler.load_tls()?;
         let db = db::Db::open(&config.database)
             .await
             .context("opening the database")?;
@@ -51,6 +57,7 @@ impl Scheduler {
             config: Arc::new(config),
             db,
             listener,
+            tls,
             #[cfg(debug_assertions)]
             fault: None,
         })
@@ -160,10 +167,11 @@ impl Scheduler {
             db: self.db.clone(),
             listening,
         }));
-        tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
+        tracing::info!(http = %self.local_addr(), https = self.tls.is_some(), drones = self.config.scheduler.drones.len(), "scheduler started");
         let mut http_shutdown = shutdown;
-        let server = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { http_shutdown.wait().await });
+        let server = common::tls::serve(self.listener, self.tls, router, async move {
+            http_shutdown.wait().await
+        });
         tasks.spawn(
             Task::Http,
             async move { server.await.context("serving HTTP") },

@@ -47,7 +47,7 @@ pub async fn serve(
     let path = results_http::encode(&relative);
     for (name, base) in drones_of(&state, &relative).await? {
         let url = format!("{}/results/{path}", base.trim_end_matches('/'));
-        if has(&url).await {
+        if has(&url, scheduler.drone_ca.as_ref().map(|c| c.path.as_path())).await {
             tracing::debug!(drone = %name, %url, "results served by the drone");
             return Ok(Redirect::temporary(&url).into_response());
         }
@@ -89,12 +89,24 @@ async fn drones_of(
     Ok(crate::db::drones::results_urls_of(&state.db, job_id, &subdir).await?)
 }
 
-/// Whether a drone answers `url` (HEAD) with success, within [`PROBE_TIMEOUT`].
-async fn has(url: &str) -> bool {
+/// Whether a drone answers `url` (HEAD) with success, within [`PROBE_TIMEOUT`]; an
+/// `https://` drone is trusted through `ca_file` (`[SCHEDULER] drone_ca_file`), else
+/// the public roots.
+async fn has(url: &str, ca_file: Option<&std::path::Path>) -> bool {
     let url = url.to_string();
+    let ca_file = ca_file.map(std::path::Path::to_path_buf);
     tokio::task::spawn_blocking(move || {
+        let tls = match ca_file.as_deref().map(api::tls::trusting) {
+            None => ureq::tls::TlsConfig::default(),
+            Some(Ok(tls)) => tls,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "[SCHEDULER] drone_ca_file");
+                return false;
+            }
+        };
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(PROBE_TIMEOUT))
+            .tls_config(tls)
             .build();
         ureq::Agent::new_with_config(config)
             .head(&url)

@@ -55,6 +55,8 @@ pub struct WorldBuilder {
     start_workers: bool,
     least_privilege: bool,
     tls: Option<(u16, PathBuf)>,
+    /// The CA the world's clients trust (the servers answer HTTPS).
+    ca_file: Option<PathBuf>,
 }
 
 impl Default for WorldBuilder {
@@ -72,6 +74,7 @@ impl WorldBuilder {
             start_workers: true,
             least_privilege: false,
             tls: None,
+            ca_file: None,
         }
     }
 
@@ -105,6 +108,24 @@ impl WorldBuilder {
     pub fn tls(mut self, port: u16, ca_file: &Path) -> Self {
         self.tls = Some((port, ca_file.to_path_buf()));
         self
+    }
+
+    /// The scheduler's API and the drones' results servers answer HTTPS with the
+    /// server certificate of `certs`; the scheduler, `world.api` and `world.atest`
+    /// trust its CA.
+    pub fn https(mut self, certs: &crate::certs::TestCa) -> Self {
+        let (cert, key) = (certs.server_cert(), certs.server_key());
+        for section in ["SCHEDULER", "DRONE"] {
+            self = self
+                .config(section, "tls_cert", &cert.display().to_string())
+                .config(section, "tls_key", &key.display().to_string());
+        }
+        self.ca_file = Some(certs.ca());
+        self.config(
+            "SCHEDULER",
+            "drone_ca_file",
+            &certs.ca().display().to_string(),
+        )
     }
 
     /// Do not start the workers (the test starts them itself).
@@ -287,6 +308,7 @@ impl WorldBuilder {
             torn_down: false,
             drone_urls,
             broker_users,
+            ca_file: self.ca_file,
         };
         world.start_scheduler().await;
         if self.start_workers {
@@ -335,6 +357,8 @@ pub struct World {
     drone_urls: BTreeMap<String, String>,
     /// Broker users made for this world, removed at teardown.
     broker_users: Vec<String>,
+    /// The CA `api` and `atest` trust, when the scheduler answers HTTPS.
+    ca_file: Option<PathBuf>,
 }
 
 impl World {
@@ -366,7 +390,11 @@ impl World {
         let scheduler = scheduler::Scheduler::start(self.config.clone())
             .await
             .expect("scheduler starts");
-        self.server = format!("http://{}", scheduler.local_addr());
+        let scheme = match self.config.scheduler.tls {
+            Some(_) => "https",
+            None => "http",
+        };
+        self.server = format!("{scheme}://{}", scheduler.local_addr());
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(scheduler.run(shutdown));
         self.scheduler = Some(Running { trigger, task });
@@ -508,14 +536,26 @@ impl World {
     /// Calls the API from a blocking thread.
     pub async fn api<T: Send + 'static>(&self, f: impl FnOnce(&Client) -> T + Send + 'static) -> T {
         let server = self.server.clone();
-        tokio::task::spawn_blocking(move || f(&Client::new(&server)))
-            .await
-            .expect("API call")
+        let ca_file = self.ca_file.clone();
+        tokio::task::spawn_blocking(move || {
+            let client = Client::new(&server);
+            let client = match &ca_file {
+                Some(ca) => client.with_ca_file(ca).expect("the world's CA file"),
+                None => client,
+            };
+            f(&client)
+        })
+        .await
+        .expect("API call")
     }
 
     /// Runs the real `atest` binary against this world's scheduler.
     pub async fn atest(&self, args: &[&str]) -> std::process::Output {
-        tokio::process::Command::new(crate::binary("atest"))
+        let mut command = tokio::process::Command::new(crate::binary("atest"));
+        if let Some(ca) = &self.ca_file {
+            command.env("ATEST_CA_FILE", ca);
+        }
+        command
             .args(["--server", &self.server])
             .args(args)
             .env("USER", "tester")

@@ -521,7 +521,9 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
 mod abort;
 mod containment;
 mod crashes;
+mod hardening;
 mod health;
+mod https;
 mod infra;
 mod integrity;
 mod least_privilege;

@@ -11,12 +11,14 @@ mod command;
 mod print;
 mod raw;
 mod sections;
+mod tls;
 
 pub use command::{
     CommandTemplate, DEFAULT_AUTOSERV_COMMAND, DEFAULT_CLEANUP_COMMAND, DEFAULT_REPAIR_COMMAND,
     DEFAULT_VERIFY_COMMAND, PLACEHOLDERS,
 };
 pub use print::value;
+pub use tls::{ConfigPath, ServerTls};
 
 use crate::names::DroneName;
 use raw::Raw;
@@ -26,13 +28,28 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// A bad configuration value: names the file (or environment variable), section and key.
+/// An error about the file as a whole (it cannot be read) has no section nor key and
+/// is its message alone.
 #[derive(Debug, thiserror::Error)]
-#[error("{origin}: [{section}] {key}: {message}")]
+#[error("{}", self.describe())]
 pub struct ConfigError {
     pub origin: String,
     pub section: String,
     pub key: String,
     pub message: String,
+}
+
+impl ConfigError {
+    fn describe(&self) -> String {
+        if self.section.is_empty() && self.key.is_empty() {
+            self.message.clone()
+        } else {
+            format!(
+                "{}: [{}] {}: {}",
+                self.origin, self.section, self.key, self.message
+            )
+        }
+    }
 }
 
 /// The whole configuration.
@@ -81,6 +98,12 @@ pub struct SchedulerConfig {
     pub drone_disabled: BTreeSet<DroneName>,
     pub max_jobs_started_per_cycle: u32,
     pub http_listen: SocketAddr,
+    /// `tls_cert` and `tls_key`: the API answers HTTPS with this certificate; None:
+    /// plain HTTP.
+    pub tls: Option<ServerTls>,
+    /// `drone_ca_file`: CA certificates (PEM) the drones' HTTPS results servers are
+    /// trusted through; None: the public roots.
+    pub drone_ca: Option<ConfigPath>,
     /// Seconds between SIGTERM and SIGKILL when a running entry is aborted.
     pub abort_grace_sec: u64,
     /// A drone silent (no heartbeat) this long is lost: it gets no new work.
@@ -132,6 +155,8 @@ pub struct DroneConfig {
     pub containment: Containment,
     /// The most one entry's results may take on the drone, in MiB (`max_results_mb`).
     pub max_results_mb: u64,
+    /// `tls_cert` and `tls_key`: the results server answers HTTPS; None: plain HTTP.
+    pub tls: Option<ServerTls>,
 }
 
 /// `[DRONE] containment`: how everything an attempt started is ended with it.
@@ -203,9 +228,9 @@ impl fmt::Debug for Secret {
 pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError {
         origin: path.display().to_string(),
-        section: "-".into(),
-        key: "-".into(),
-        message: format!("cannot read the file: {e}"),
+        section: String::new(),
+        key: String::new(),
+        message: format!("cannot read config file {}: {e}", path.display()),
     })
 }
 

@@ -95,6 +95,9 @@ impl Config {
             "abort_grace_sec": s.abort_grace_sec,
             "drone_timeout_sec": s.drone_timeout_sec,
             "max_infra_retries": s.max_infra_retries,
+            "tls_cert": s.tls.as_ref().map(|t| &t.cert.path),
+            "tls_key": s.tls.as_ref().map(|t| &t.key.path),
+            "drone_ca_file": s.drone_ca.as_ref().map(|c| &c.path),
         });
         let d = &self.drone;
         let drone = json!({
@@ -107,6 +110,8 @@ impl Config {
             "results_url": d.results_url,
             "containment": d.containment.as_str(),
             "max_results_mb": d.max_results_mb,
+            "tls_cert": d.tls.as_ref().map(|t| &t.cert.path),
+            "tls_key": d.tls.as_ref().map(|t| &t.key.path),
         });
         let a = &self.autoserv;
         let autoserv = json!({

@@ -134,6 +134,8 @@ pub(super) fn scheduler(raw: &mut Raw, base: &Path) -> Result<SchedulerConfig, C
                     .map_err(|_| format!("expected ADDRESS:PORT, got {v:?}"))
             },
         )?,
+        tls: super::tls::server(raw, sched, base)?,
+        drone_ca: super::tls::path(raw, sched, "drone_ca_file", base)?,
         drones,
     };
 
@@ -142,6 +144,7 @@ pub(super) fn scheduler(raw: &mut Raw, base: &Path) -> Result<SchedulerConfig, C
 
 pub(super) fn drone(raw: &mut Raw, base: &Path) -> Result<DroneConfig, ConfigError> {
     let drone = "DRONE";
+    let tls = super::tls::server(raw, drone, base)?;
     let drone_config = DroneConfig {
         results_dir: raw.path(
             drone,
@@ -173,8 +176,12 @@ pub(super) fn drone(raw: &mut Raw, base: &Path) -> Result<DroneConfig, ConfigErr
         results_url: raw.parsed(drone, "results_url", None, |v| {
             if v.len() > 1000 {
                 Err(format!("expected at most 1000 characters, got {}", v.len()))
-            } else if v.starts_with("http://") || v.starts_with("https://") {
+            } else if v.starts_with("https://") || (v.starts_with("http://") && tls.is_none()) {
                 Ok(Some(v.trim_end_matches('/').to_string()))
+            } else if v.starts_with("http://") {
+                Err(format!(
+                    "the results server answers HTTPS (tls_cert is set): expected an https:// URL, got {v:?}"
+                ))
             } else {
                 Err(format!("expected an http(s):// URL, got {v:?}"))
             }
@@ -190,6 +197,7 @@ pub(super) fn drone(raw: &mut Raw, base: &Path) -> Result<DroneConfig, ConfigErr
         max_results_mb: raw.parsed(drone, "max_results_mb", 10240, |v| {
             positive(v).map(u64::from)
         })?,
+        tls,
     };
 
     Ok(drone_config)

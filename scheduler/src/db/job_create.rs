@@ -13,7 +13,12 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+
+/// The most values bound in one statement: far under SQLite's limit on variables
+/// (32766) and MySQL's on placeholders (65535), so a big job is stored in a few
+/// statements rather than failing.
+const CHUNK: usize = 5000;
 
 /// A job ready to be stored: every field already validated.
 pub struct NewJob {
@@ -122,25 +127,42 @@ async fn insert_job(
             entries.push((None, Some(resolved.label_ids[label.as_str()]), ""));
         }
     }
-    for (host_id, meta_label_id, subdir) in entries {
-        on_conn!(conn, |c| {
-            diesel::insert_into(hqe::table)
-                .values((
-                    hqe::job_id.eq(job_id),
-                    hqe::host_id.eq(host_id),
-                    hqe::meta_label_id.eq(meta_label_id),
-                    hqe::status.eq(EntryStatus::Queued),
-                    hqe::priority.eq(job.priority),
-                    hqe::execution_subdir.eq(subdir),
-                    hqe::attempt.eq(0),
-                    hqe::created_on.eq(now),
-                    hqe::queue_deadline.eq(job.timeout_us.map(|t| now + t)),
-                    hqe::max_runtime_us.eq(job.max_runtime_us),
-                ))
-                .cached()
-                .execute(c)
-                .await?
-        });
+    let row = |(host_id, meta_label_id, subdir): (Option<i64>, Option<i64>, &str)| {
+        (
+            hqe::job_id.eq(job_id),
+            hqe::host_id.eq(host_id),
+            hqe::meta_label_id.eq(meta_label_id),
+            hqe::status.eq(EntryStatus::Queued),
+            hqe::priority.eq(job.priority),
+            hqe::execution_subdir.eq(subdir.to_string()),
+            hqe::attempt.eq(0),
+            hqe::created_on.eq(now),
+            hqe::queue_deadline.eq(job.timeout_us.map(|t| now + t)),
+            hqe::max_runtime_us.eq(job.max_runtime_us),
+        )
+    };
+    match conn {
+        // In-process: one prepared statement a row costs no round trip.
+        Conn::Sqlite(c) => {
+            for entry in entries {
+                diesel::insert_into(hqe::table)
+                    .values(row(entry))
+                    .cached()
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
+        // Over the network: many rows a statement, each under the limit on bound
+        // values.
+        Conn::Mysql(c) => {
+            for chunk in entries.chunks(CHUNK / 10) {
+                let rows: Vec<_> = chunk.iter().copied().map(row).collect();
+                diesel::insert_into(hqe::table)
+                    .values(rows)
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
     }
     Ok(job_id)
 }
@@ -152,16 +174,19 @@ async fn resolve(
     names: &[String],
     deps: &[String],
 ) -> Result<Resolved, DbError> {
-    let found: Vec<(i64, String)> = on_conn!(conn, |c| {
-        hosts::table
-            .filter(hosts::hostname.eq_any(names))
-            .select((hosts::id, hosts::hostname))
-            // One statement per number of hosts: kept for the common few.
-            .cached_if(names.len() <= 4)
-            .load(c)
-            .await?
-    });
-    let host_ids: BTreeMap<String, i64> = found.into_iter().map(|(id, n)| (n, id)).collect();
+    let mut host_ids: BTreeMap<String, i64> = BTreeMap::new();
+    for chunk in names.chunks(CHUNK) {
+        let found: Vec<(i64, String)> = on_conn!(conn, |c| {
+            hosts::table
+                .filter(hosts::hostname.eq_any(chunk))
+                .select((hosts::id, hosts::hostname))
+                // One statement per number of hosts: kept for the common few.
+                .cached_if(chunk.len() <= 4)
+                .load(c)
+                .await?
+        });
+        host_ids.extend(found.into_iter().map(|(id, n)| (n, id)));
+    }
     let unknown: Vec<&str> = names
         .iter()
         .filter(|n| !host_ids.contains_key(*n))
@@ -231,14 +256,18 @@ async fn check_dependencies(
         return Ok(());
     }
     let ids: Vec<i64> = host_ids.values().copied().collect();
-    let pairs: Vec<(i64, i64)> = on_conn!(conn, |c| {
-        host_labels::table
-            .filter(host_labels::host_id.eq_any(&ids))
-            .filter(host_labels::label_id.eq_any(dep_ids))
-            .select((host_labels::host_id, host_labels::label_id))
-            .load(c)
-            .await?
-    });
+    let mut pairs: HashSet<(i64, i64)> = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let found: Vec<(i64, i64)> = on_conn!(conn, |c| {
+            host_labels::table
+                .filter(host_labels::host_id.eq_any(chunk))
+                .filter(host_labels::label_id.eq_any(dep_ids))
+                .select((host_labels::host_id, host_labels::label_id))
+                .load(c)
+                .await?
+        });
+        pairs.extend(found);
+    }
     for name in names {
         for (dep, dep_id) in deps.iter().zip(dep_ids) {
             if !pairs.contains(&(host_ids[name], *dep_id)) {

@@ -352,6 +352,37 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A job naming as many hosts as a job may is stored in a few statements (under
+    /// the backends' limits on bound values), its dependency checked on each host.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_of_the_largest_size_is_stored_whole() {
+        let (dir, db, _shared, _host) = lab("largest-job").await;
+        let size = crate::job_limits::MAX_JOB_ENTRIES;
+        execute(
+            &db,
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {size}) \
+                 INSERT INTO hosts (hostname, created_on) SELECT 'big' || i, 0 FROM n; \
+                 INSERT INTO labels (name) VALUES ('lab'); \
+                 INSERT INTO host_labels (host_id, label_id) \
+                 SELECT id, (SELECT id FROM labels WHERE name = 'lab') FROM hosts WHERE hostname LIKE 'big%';"
+            ),
+        )
+        .await;
+        let mut big = job("big", &HostName::new("big1").unwrap());
+        big.hosts = (1..=size)
+            .map(|i| HostName::new(format!("big{i}")).unwrap())
+            .collect();
+        big.dependencies = vec![common::names::LabelName::new("lab").unwrap()];
+        let now = common::time::now_micros();
+        let (results, _) = store(&db, vec![(big, now)], None).await;
+        let id = *results[0].as_ref().expect("stored");
+        let job = crate::db::jobs::show(&db, id).await.unwrap();
+        assert_eq!(job.entries.len(), size);
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A group whose transaction fails for one job's sake is stored again job by job:
     /// the others are stored, the one the database refuses fails alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
