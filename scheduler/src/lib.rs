@@ -14,6 +14,7 @@ pub mod intake;
 pub mod lost;
 pub mod model;
 pub mod results;
+pub mod sender;
 pub mod status;
 pub mod tasks;
 pub mod timeouts;
@@ -38,6 +39,12 @@ pub struct Scheduler {
 impl Scheduler {
     /// Applies migrations, records the configured drones, binds `[SCHEDULER] http_listen`.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        if config.scheduler.drones.is_empty() {
+            tracing::warn!(
+                config = %config.path.display(),
+                "[SCHEDULER] drones is empty: no drone will be given work; jobs will wait in the queue until drones are listed"
+            );
+        }
         let db = db::Db::open(&config.database)
             .await
             .context("opening the database")?;
@@ -127,6 +134,8 @@ impl Scheduler {
         );
         tasks.spawn(Task::TimeoutKeeper, ended(timeout_keeper));
         let listening = Arc::new(status::Listening::default());
+        let gate = Arc::new(sender::Gate::new(&self.config));
+        gate.warn_if_shared();
         let status_consumer = status::run(
             status::StatusConsumer {
                 db: self.db.clone(),
@@ -136,6 +145,7 @@ impl Scheduler {
                 publisher: broker.clone(),
                 listening: listening.clone(),
                 connection_name: format!("autotest-scheduler@{host}"),
+                gate,
             },
             shutdown.clone(),
         );

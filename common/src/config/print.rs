@@ -95,6 +95,13 @@ impl Config {
             "abort_grace_sec": s.abort_grace_sec,
             "drone_timeout_sec": s.drone_timeout_sec,
             "max_infra_retries": s.max_infra_retries,
+            "drone_broker_users": match &s.report_origin.drone_broker_users {
+                super::DroneBrokerUsers::Auto => "auto",
+                super::DroneBrokerUsers::Shared => "shared",
+                super::DroneBrokerUsers::Template(t) => t.as_str(),
+            },
+            "drone_broker_user": s.report_origin.drone_broker_user,
+            "drone_results_url": s.report_origin.drone_results_url,
         });
         let d = &self.drone;
         let drone = json!({

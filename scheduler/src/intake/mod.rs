@@ -4,6 +4,8 @@
 //! (a [`Transition`]); `db::intake` loads the rows, calls these and writes the result.
 //! Nothing here does I/O, and time is the scheduler's `now`, passed in.
 
+pub mod origin;
+pub mod results_url;
 mod transitions;
 
 #[cfg(test)]
@@ -18,13 +20,16 @@ use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use common::names::{DroneName, HostName};
 use common::protocol::{ManifestSummary, StatusEvent};
 
-/// One report as read from `autotest.status`.
+/// One report as read from `autotest.status`. What the drone says of its own clock is
+/// not kept: every decision uses the scheduler's.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// The drone the report names.
     pub drone: DroneName,
     pub event: StatusEvent,
-    /// When the drone sent it (its clock, UTC microseconds).
-    pub sent_at: i64,
+    /// Why the report does not count as that drone's (its `user_id` is not the drone's
+    /// broker user: see [`origin::Senders`]); None when it does.
+    pub refused: Option<String>,
 }
 
 /// The rules for infra failures, from `[SCHEDULER]`.
@@ -48,6 +53,11 @@ pub enum Applied {
     Stale,
     /// A heartbeat; `reclaimed` entries the drone does not hold were handed back.
     Heartbeat { reclaimed: bool },
+    /// Not sent by the broker user of the drone it names: recorded in the entry's
+    /// history (within a bound), nothing else changed.
+    Refused,
+    /// About an entry that does not exist: counted, not stored.
+    UnknownEntry,
 }
 
 /// Who judges a report, and when: the reporting drone, the scheduler's clock and the
@@ -251,7 +261,10 @@ impl Transition {
 
     /// Whether the report changed the entry.
     pub fn changed(&self) -> bool {
-        !matches!(self.applied, Applied::Stale)
+        !matches!(
+            self.applied,
+            Applied::Stale | Applied::Refused | Applied::UnknownEntry
+        )
     }
 }
 

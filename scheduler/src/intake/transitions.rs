@@ -359,15 +359,17 @@ pub fn group_sync(lead: &EntryRow, members: &[Member]) -> Option<GroupSync> {
 
 /// The attempts a heartbeat shows its drone does not hold: on the drone by the
 /// database, not listed in `running`, and dispatched longer than the reclaim window
-/// before the heartbeat was sent (so their job message was taken or has expired).
+/// before `now`, when the scheduler received the heartbeat (so their job message was
+/// taken or has expired). The drone's own clock plays no part: a heartbeat dated in
+/// the future reclaims nothing more than one sent now.
 pub fn reclaimable(
     running: &[AttemptId],
     on_drone: &[OnDrone],
-    sent_at: i64,
+    now: i64,
     rules: InfraRules,
 ) -> Vec<AttemptId> {
     let held: BTreeSet<AttemptId> = running.iter().copied().collect();
-    let dispatched_before = sent_at - rules.reclaim_after_us;
+    let dispatched_before = now - rules.reclaim_after_us;
     on_drone
         .iter()
         .filter(|entry| entry.dispatched_on.is_some_and(|at| at < dispatched_before))

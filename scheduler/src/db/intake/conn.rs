@@ -146,6 +146,8 @@ pub(crate) trait EntryWrites {
     async fn sync_group(&mut self, group: &GroupSync) -> Result<(), DbError>;
     /// A row of the entry's history, at `now`.
     async fn record(&mut self, history: &History, now: i64) -> Result<(), DbError>;
+    /// How many rows of `event` the entry's history holds.
+    async fn history_count(&mut self, entry: i64, event: &str) -> Result<i64, DbError>;
 }
 
 /// Writes to hosts and drones.
@@ -331,6 +333,15 @@ macro_rules! entry_writes {
                     .execute(self)
                     .await?;
                 Ok(())
+            }
+
+            async fn history_count(&mut self, entry: i64, event: &str) -> Result<i64, DbError> {
+                Ok(entry_history::table
+                    .filter(entry_history::entry_id.eq(entry))
+                    .filter(entry_history::event.eq(event))
+                    .count()
+                    .get_result(self)
+                    .await?)
             }
         }
     };

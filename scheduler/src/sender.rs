@@ -1,0 +1,107 @@
+//! What the status consumer makes of a report before intake judges it: whether its
+//! broker user is the drone's it names ([`crate::intake::origin`]), and whether the
+//! results URL of a heartbeat is one the drone may name
+//! ([`crate::intake::results_url`]). Also the count of reports about entries that do
+//! not exist, which are not stored.
+
+use crate::intake::origin::Senders;
+use crate::intake::{results_url, Report};
+use common::config::Config;
+use common::names::DroneName;
+use common::protocol::{StatusEvent, StatusReport};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// What the consumer checks each report against, from the config.
+#[derive(Debug)]
+pub struct Gate {
+    senders: Senders,
+    url_patterns: Vec<String>,
+    /// (drone, URL) pairs already logged as ignored: each is logged once.
+    ignored_urls: Mutex<BTreeSet<(DroneName, String)>>,
+}
+
+/// Reports about entries that do not exist, since the scheduler started.
+static UNKNOWN_ENTRY_REPORTS: AtomicU64 = AtomicU64::new(0);
+
+/// Reports refused (not from the drone they name), since the scheduler started.
+static REFUSED_REPORTS: AtomicU64 = AtomicU64::new(0);
+
+impl Gate {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            senders: Senders::from_config(config),
+            url_patterns: config.scheduler.report_origin.drone_results_url.clone(),
+            ignored_urls: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The events of one delivery as reports, each marked refused when `user_id` is
+    /// not the named drone's broker user; a heartbeat's results URL the drone may not
+    /// name is dropped (logged once per drone and URL).
+    pub fn admit(&self, report: StatusReport, user_id: Option<&str>) -> Vec<Report> {
+        let drone = report.drone;
+        let refused = self.senders.check(&drone, user_id).err();
+        if let Some(why) = &refused {
+            let n = REFUSED_REPORTS.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(drone.name = %drone, reason = why, refused_total = n, "status report refused: not from the drone it names; it changes nothing");
+        }
+        report
+            .events
+            .into_iter()
+            .map(|mut event| {
+                if refused.is_none() {
+                    self.check_results_url(&drone, &mut event);
+                }
+                Report {
+                    drone: drone.clone(),
+                    event,
+                    refused: refused.clone(),
+                }
+            })
+            .collect()
+    }
+
+    fn check_results_url(&self, drone: &DroneName, event: &mut StatusEvent) {
+        let StatusEvent::Heartbeat { results_url, .. } = event else {
+            return;
+        };
+        let Some(url) = results_url.as_deref() else {
+            return;
+        };
+        if results_url::allowed(url, drone, &self.url_patterns) {
+            return;
+        }
+        let first = self
+            .ignored_urls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((drone.clone(), url.chars().take(200).collect()));
+        if first {
+            tracing::warn!(drone.name = %drone, url = %url.escape_debug(), "results URL from the drone ignored: it does not match [SCHEDULER] drone_results_url");
+        }
+        *results_url = None;
+    }
+
+    /// Says at start, once, when reports cannot be told apart.
+    pub fn warn_if_shared(&self) {
+        if let Some(why) = self.senders.shared() {
+            tracing::warn!(
+                reason = why,
+                "drones share a broker user: status reports cannot be told apart, so any report naming a drone is accepted as that drone's (see docs/operating.md, broker users per drone)"
+            );
+        }
+    }
+}
+
+/// Counts (and logs) a report about an entry that does not exist.
+pub fn unknown_entry(drone: &DroneName, entry_id: i64) {
+    let n = UNKNOWN_ENTRY_REPORTS.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::warn!(drone.name = %drone, entry.id = entry_id, unknown_entry_reports = n, "status report about an entry that does not exist: counted, not stored");
+}
+
+/// Reports about entries that do not exist since the scheduler started.
+pub fn unknown_entry_reports() -> u64 {
+    UNKNOWN_ENTRY_REPORTS.load(Ordering::Relaxed)
+}
