@@ -140,7 +140,7 @@ fn finished(
 
 /// Not a test failure: the results wait on the drone until pushed.
 fn push_failing(row: &EntryRow, reason: &str, cx: &Context<'_>) -> Transition {
-    let reason = format!("results not pushed yet: {reason}");
+    let reason = common::text::reason(&format!("results not pushed yet: {reason}")).into_owned();
     let mut transition = Transition::of(row, false);
     transition.entry.failure_kind = Some(Some("infra"));
     transition.entry.failure_reason = Some(Some(reason.clone()));
@@ -213,6 +213,7 @@ fn repair_failed(
     reason: &str,
     cx: &Context<'_>,
 ) -> Transition {
+    let reason = &*common::text::reason(reason);
     let named_on_failed = (!row.metahost && row.hostname.as_ref() == Some(host))
         || members
             .iter()
@@ -281,6 +282,7 @@ pub fn infra_failure(
 
 /// [`infra_failure`] of an entry known to be current, without its group.
 fn infra_failed(row: &EntryRow, reason: &str, cx: &Context<'_>) -> Transition {
+    let reason = &*common::text::reason(reason);
     let InfraRules { max_retries, .. } = cx.rules;
     let retries = row.infra_retries;
     let mut transition = Transition::of(row, true);

@@ -126,6 +126,8 @@ pub(crate) trait Reads {
     /// The entries `drone` holds by the database (Starting or Running, group leads
     /// and single entries).
     async fn on_drone(&mut self, drone: &DroneName) -> Result<Vec<OnDrone>, DbError>;
+    /// The entries in Gathering on `drone` with an abort recorded.
+    async fn aborted_gathering(&mut self, drone: &DroneName) -> Result<Vec<AttemptId>, DbError>;
 }
 
 /// Writes to entries and their history.
@@ -233,6 +235,24 @@ macro_rules! reads {
                     })
                     .collect())
             }
+
+            async fn aborted_gathering(
+                &mut self,
+                drone: &DroneName,
+            ) -> Result<Vec<AttemptId>, DbError> {
+                let raw: Vec<(i64, i32)> = hqe::table
+                    .filter(hqe::drone.eq(drone.as_str()))
+                    .filter(hqe::status.eq(EntryStatus::Gathering))
+                    .filter(hqe::aborted_on.is_not_null())
+                    .filter(hqe::group_lead_id.is_null())
+                    .select((hqe::id, hqe::attempt))
+                    .load(self)
+                    .await?;
+                Ok(raw
+                    .into_iter()
+                    .map(|(id, attempt)| AttemptId::new(id, attempt))
+                    .collect())
+            }
         }
     };
 }
@@ -326,7 +346,7 @@ macro_rules! entry_writes {
                         entry_history::attempt.eq(history.attempt.attempt),
                         entry_history::drone.eq(Some(history.drone.as_str())),
                         entry_history::event.eq(history.event),
-                        entry_history::detail.eq(&history.detail),
+                        entry_history::detail.eq(common::text::reason(&history.detail).as_ref()),
                         entry_history::at.eq(now),
                     ))
                     .cached()
@@ -405,7 +425,9 @@ macro_rules! host_writes {
                             .set((
                                 hosts::status.eq(HostStatus::RepairFailed),
                                 hosts::locked.eq(true),
-                                hosts::lock_reason.eq(format!("repair failed: {reason}")),
+                                hosts::lock_reason
+                                    .eq(common::text::reason(&format!("repair failed: {reason}"))
+                                        .as_ref()),
                             ))
                             .execute(self)
                             .await?

@@ -35,8 +35,10 @@ pub async fn apply(
 /// Entries on a drone that is lost (silent since `silent_since`): those it was running
 /// or had been sent before `dispatched_before` (their job message has expired or was
 /// taken) become infra failures; the drone's own lease has stopped them by now.
-/// Entries in Gathering are left alone: their test is over and the drone may still push
-/// the results. Returns how many were handed back or failed.
+/// Entries in Gathering are left alone (their test is over and the drone may still push
+/// the results), unless an abort was recorded: those end Aborted, so an abort always
+/// ends an entry even when its drone never comes back. Returns how many were handed
+/// back or ended.
 pub async fn fail_lost_drone(
     db: &Db,
     drone: &DroneName,
@@ -50,6 +52,9 @@ pub async fn fail_lost_drone(
         let on_drone = conn.on_drone(drone).await?;
         let mut n = 0;
         for attempt in intake::lost_attempts(&on_drone, dispatched_before) {
+            n += usize::from(fail_attempt(conn, attempt, reason, &cx).await?);
+        }
+        for attempt in conn.aborted_gathering(drone).await? {
             n += usize::from(fail_attempt(conn, attempt, reason, &cx).await?);
         }
         Ok(n)
