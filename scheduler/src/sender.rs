@@ -50,28 +50,27 @@ impl Gate {
         report
             .events
             .into_iter()
-            .map(|mut event| {
-                if refused.is_none() {
-                    self.check_results_url(&drone, &mut event);
-                }
-                Report {
-                    drone: drone.clone(),
-                    event,
-                    refused: refused.clone(),
-                }
+            .map(|event| Report {
+                url_ignored: refused.is_none() && !self.results_url_allowed(&drone, &event),
+                drone: drone.clone(),
+                event,
+                refused: refused.clone(),
             })
             .collect()
     }
 
-    fn check_results_url(&self, drone: &DroneName, event: &mut StatusEvent) {
-        let StatusEvent::Heartbeat { results_url, .. } = event else {
-            return;
-        };
-        let Some(url) = results_url.as_deref() else {
-            return;
+    /// Whether the heartbeat names no results URL or one `drone` may name; an URL it
+    /// may not is logged once per drone and URL.
+    fn results_url_allowed(&self, drone: &DroneName, event: &StatusEvent) -> bool {
+        let StatusEvent::Heartbeat {
+            results_url: Some(url),
+            ..
+        } = event
+        else {
+            return true;
         };
         if results_url::allowed(url, drone, &self.url_patterns) {
-            return;
+            return true;
         }
         let first = self
             .ignored_urls
@@ -81,7 +80,7 @@ impl Gate {
         if first {
             tracing::warn!(drone.name = %drone, url = %url.escape_debug(), "results URL from the drone ignored: it does not match [SCHEDULER] drone_results_url");
         }
-        *results_url = None;
+        false
     }
 
     /// Says at start, once, when reports cannot be told apart.

@@ -30,6 +30,9 @@ pub struct Report {
     /// Why the report does not count as that drone's (its `user_id` is not the drone's
     /// broker user: see [`origin::Senders`]); None when it does.
     pub refused: Option<String>,
+    /// A heartbeat whose `results_url` does not match `[SCHEDULER] drone_results_url`:
+    /// the drone keeps the URL it had.
+    pub url_ignored: bool,
 }
 
 /// The rules for infra failures, from `[SCHEDULER]`.

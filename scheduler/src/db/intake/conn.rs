@@ -155,11 +155,12 @@ pub(crate) trait EntryWrites {
 /// Writes to hosts and drones.
 pub(crate) trait HostWrites {
     async fn write_host(&mut self, write: &HostWrite) -> Result<(), DbError>;
-    /// A heartbeat's fields on its drone's row.
+    /// A heartbeat's fields on its drone's row; `results_url` None leaves the row's
+    /// URL as it is (the heartbeat's was ignored).
     async fn drone_heard(
         &mut self,
         drone: &DroneName,
-        results_url: Option<&str>,
+        results_url: Option<Option<&str>>,
         stopping: bool,
     ) -> Result<(), DbError>;
     /// The drone was heard from at `now` (the scheduler's clock).
@@ -439,17 +440,26 @@ macro_rules! host_writes {
             async fn drone_heard(
                 &mut self,
                 drone: &DroneName,
-                results_url: Option<&str>,
+                results_url: Option<Option<&str>>,
                 stopping: bool,
             ) -> Result<(), DbError> {
-                diesel::update(drones::table.filter(drones::name.eq(drone.as_str())))
-                    .set((
-                        drones::results_url.eq(results_url),
-                        drones::stopping.eq(stopping),
-                    ))
-                    .cached()
-                    .execute(self)
-                    .await?;
+                let row = drones::table.filter(drones::name.eq(drone.as_str()));
+                match results_url {
+                    Some(url) => {
+                        diesel::update(row)
+                            .set((drones::results_url.eq(url), drones::stopping.eq(stopping)))
+                            .cached()
+                            .execute(self)
+                            .await?
+                    }
+                    None => {
+                        diesel::update(row)
+                            .set(drones::stopping.eq(stopping))
+                            .cached()
+                            .execute(self)
+                            .await?
+                    }
+                };
                 Ok(())
             }
 

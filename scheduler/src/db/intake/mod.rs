@@ -101,7 +101,9 @@ async fn apply_in<C: IntakeConn>(
                 },
                 None,
             ) => {
-                let url = intake::heartbeat_results_url(results_url.as_ref());
+                // A URL the drone may not name leaves the one it had.
+                let url = (!report.url_ignored)
+                    .then(|| intake::heartbeat_results_url(results_url.as_ref()));
                 conn.drone_heard(cx.drone, url, *stopping).await?;
                 let on_drone = conn.on_drone(cx.drone).await?;
                 let running: Vec<AttemptId> =
