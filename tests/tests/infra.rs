@@ -424,3 +424,61 @@ async fn a_lost_attempt_on_a_host_named_near_the_limit_is_set_aside_and_its_dron
         .expect("drone1 drains");
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_to_a_worker_whose_broker_is_unreachable_stops_it_without_a_panic() {
+    let world = World::builder()
+        .drone("drone1", 1)
+        .without_workers()
+        .start()
+        .await;
+    let proxy = Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let via_proxy = world
+        .amqp_url
+        .replace("127.0.0.1:5672", &proxy.addr().to_string());
+    for round in 0..3 {
+        proxy.restore();
+        let log_path = world.dir.join(format!("worker-{round}.log"));
+        let log = std::fs::File::create(&log_path).expect("log");
+        let mut worker = tokio::process::Command::new(autotest_tests::binary("drone-worker"))
+            .arg("--config")
+            .arg(&world.config_path)
+            .args(["--name", "drone1"])
+            .env("AUTOTEST_DRONE_RESULTS_DIR", world.dir.join("drone-drone1"))
+            .env("AUTOTEST_BROKER_URL", &via_proxy)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start drone-worker");
+        world.wait_for_drone("drone1", "ok").await;
+        // Every connection dropped; the worker reconnects into a broker that answers
+        // the handshake and then nothing.
+        let before = proxy.silenced();
+        proxy.silence();
+        world
+            .wait_for(
+                || proxy.silenced() >= before + 2,
+                "the worker reconnecting into the silence",
+            )
+            .await;
+        let pid = worker.id().expect("pid").to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let status = tokio::time::timeout(MINUTE, worker.wait())
+            .await
+            .expect("the worker stops within a minute")
+            .expect("wait");
+        let log = read(&log_path);
+        assert!(
+            !log.contains("panicked") && !log.contains("Task did not complete"),
+            "round {round}: {log}"
+        );
+        assert!(status.success(), "round {round}: {status:?}\n{log}");
+    }
+    proxy.restore();
+    world.stop().await;
+}
