@@ -104,3 +104,60 @@ pub fn unknown_entry(drone: &DroneName, entry_id: i64) {
 pub fn unknown_entry_reports() -> u64 {
     UNKNOWN_ENTRY_REPORTS.load(Ordering::Relaxed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn gate(scheduler_user: &str, extra: &str) -> Gate {
+        let text = format!(
+            "[SCHEDULER]\ndrones: d1, d2\n{extra}\n[BROKER]\nurl: amqp://{scheduler_user}:pw@127.0.0.1:5672/v\n"
+        );
+        Gate::new(&Config::from_parts(Path::new("/g.ini"), &text, std::iter::empty()).unwrap())
+    }
+
+    fn heartbeat(drone: &str, url: &str) -> StatusReport {
+        StatusReport {
+            schema: common::protocol::SCHEMA_VERSION,
+            drone: DroneName::new(drone).unwrap(),
+            events: vec![
+                StatusEvent::Heartbeat {
+                    running: vec![],
+                    results_url: Some(url.into()),
+                    stopping: false,
+                },
+                StatusEvent::Running {
+                    entry_id: 1,
+                    attempt: 1,
+                    pid: 9,
+                },
+            ],
+            sent_at: 0,
+            sender_version: "t".into(),
+        }
+    }
+
+    #[test]
+    fn every_event_of_a_report_from_another_user_is_refused() {
+        let gate = gate("lab-scheduler", "");
+        let ok = gate.admit(heartbeat("d1", "http://d1:1"), Some("lab-drone-d1"));
+        assert!(ok.iter().all(|r| r.refused.is_none() && !r.url_ignored));
+        let forged = gate.admit(heartbeat("d1", "http://d1:1"), Some("lab-drone-d2"));
+        assert_eq!(forged.len(), 2);
+        assert!(forged.iter().all(|r| r.refused.is_some()));
+        let unstamped = gate.admit(heartbeat("d1", "http://d1:1"), None);
+        assert!(unstamped.iter().all(|r| r.refused.is_some()));
+    }
+
+    #[test]
+    fn a_shared_user_accepts_and_a_foreign_results_url_is_ignored() {
+        let gate = gate("guest", "drone_results_url: http://{drone}:8080");
+        let reports = gate.admit(heartbeat("d2", "http://d1:8080"), Some("guest"));
+        assert!(reports.iter().all(|r| r.refused.is_none()));
+        assert!(reports[0].url_ignored, "d2 may not name d1's server");
+        assert!(!reports[1].url_ignored, "only heartbeats carry a URL");
+        let reports = gate.admit(heartbeat("d2", "http://d2:8080"), None);
+        assert!(!reports[0].url_ignored);
+    }
+}

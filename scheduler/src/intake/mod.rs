@@ -9,6 +9,8 @@ pub mod results_url;
 mod transitions;
 
 #[cfg(test)]
+mod bounds_tests;
+#[cfg(test)]
 mod tests;
 
 pub use transitions::{
