@@ -5,6 +5,8 @@
 //! abort, the lost-drone keeper) is seen, never overwritten.
 
 mod conn;
+#[cfg(test)]
+mod lost_tests;
 
 use super::schema::host_queue_entries as hqe;
 use super::{Db, DbError};
