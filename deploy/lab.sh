@@ -131,6 +131,8 @@ results_host: root@${addr[results]}
 results_dir: $lab/results
 http_listen: 127.0.0.1:$http_port
 drone_timeout_sec: 30
+# Each drone's results server listens on its own address (any port).
+drone_results_url: $(for d in "${drones[@]}"; do printf 'http://%s:*,' "${addr[$d]}"; done)
 
 [DRONE]
 # ssh_options come from deploy/install-drone.sh (AUTOTEST_DRONE_SSH_OPTIONS: the

@@ -76,6 +76,9 @@ http_listen: 127.0.0.1:$port
 
 [DRONE]
 results_dir: $run/drone-results
+# Results of running jobs served on loopback, an address the scheduler lets a drone
+# name by default ([SCHEDULER] drone_results_url).
+http_listen: 127.0.0.1:0
 
 [AUTOSERV]
 # A stand-in for autoserv that runs the control file as a shell script; a lab

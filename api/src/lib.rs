@@ -217,7 +217,8 @@ pub struct ManifestView {
 pub struct HistoryView {
     pub attempt: i32,
     pub drone: Option<String>,
-    /// `infra-failure` or `stale-report`.
+    /// `infra-failure`, `stale-report` (from an older attempt or another drone) or
+    /// `refused-report` (not sent by the broker user of the drone it names).
     pub event: String,
     /// The reason, or the stale report as the drone sent it (JSON).
     pub detail: String,

@@ -137,6 +137,13 @@ impl Inner {
     async fn on_delivery(self: &Arc<Self>, channel: &Channel, delivery: Delivery, pusher: &Pusher) {
         tracing::debug!(delivery_tag = delivery.delivery_tag, "delivery received");
         let job = match protocol::decode::<RunJob>(&delivery.data) {
+            Ok(job) if job.hosts.is_empty() => {
+                let reason = format!(
+                    "entry {} attempt {} names no hosts: nothing to run Autoserv on",
+                    job.entry_id, job.attempt
+                );
+                return reject(channel, &delivery, &self.queue, &reason).await;
+            }
             Ok(job) if job.drone == self.name => job,
             Ok(job) => {
                 let reason = format!("addressed to drone {}, not {}", job.drone, self.name);

@@ -83,7 +83,53 @@ pub(crate) fn set_aside(drone_results: &std::path::Path, job: &RunJob) -> String
     subdir
 }
 
-/// Where [`set_aside`] puts an attempt's results.
+/// Where [`set_aside`] puts an attempt's results: `<subdir>.attempt-<N>`, its last
+/// component bounded to a file name's 255 bytes (see [`aside_name`]).
 pub(crate) fn set_aside_subdir(job: &RunJob) -> String {
-    format!("{}.attempt-{}", job.results_subdir(), job.attempt)
+    let name = aside_name(job.execution_subdir.as_str(), job.attempt);
+    format!("{}-{}/{name}", job.job_id, job.owner)
+}
+
+/// The longest file name (Linux's NAME_MAX).
+const NAME_MAX: usize = 255;
+
+/// `<name>.attempt-<N>`; when that is longer than [`NAME_MAX`] (a host name near its
+/// 253-byte limit), the start of `name` that fits, then `~` and a hash of the whole
+/// name, so two long names never share a place and a restarted worker finds the same.
+pub(crate) fn aside_name(name: &str, attempt: i32) -> String {
+    let suffix = format!(".attempt-{attempt}");
+    if name.len() + suffix.len() <= NAME_MAX {
+        return format!("{name}{suffix}");
+    }
+    let hash = format!("~{:016x}", fnv1a(name.as_bytes()));
+    let mut keep = NAME_MAX - suffix.len() - hash.len();
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{hash}{suffix}", &name[..keep])
+}
+
+/// FNV-1a, 64 bits: stable across builds, unlike the standard library's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_aside_name_fits_in_a_file_name_and_stays_distinct() {
+        assert_eq!(aside_name("host1", 2), "host1.attempt-2");
+        let long_a = format!("{}a", "h".repeat(252));
+        let long_b = format!("{}b", "h".repeat(252));
+        let a = aside_name(&long_a, 2147483647);
+        let b = aside_name(&long_b, 2147483647);
+        assert!(a.len() <= NAME_MAX, "{}", a.len());
+        assert!(a.ends_with(".attempt-2147483647"));
+        assert_ne!(a, b);
+        assert_eq!(a, aside_name(&long_a, 2147483647));
+    }
 }

@@ -27,15 +27,32 @@ struct Args {
     name: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run().await {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = match runtime.block_on(run()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // The runtime is left to the end of the process, not shut down. A lapin connection
+    // still trying to reach an unreachable broker has a thread of its own blocked on a
+    // connect task of this runtime; shutting the runtime down cancels that task under
+    // it, and the thread panics ("Task did not complete: task N was cancelled").
+    // Everything the worker owns has stopped by now (drained, journal written,
+    // connections closed), so nothing is lost by not tearing the runtime down.
+    std::mem::forget(runtime);
+    code
 }
 
 async fn run() -> anyhow::Result<()> {

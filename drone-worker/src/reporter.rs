@@ -28,6 +28,11 @@ pub struct Reporter {
 struct Shared {
     drone: DroneName,
     publisher: Publisher,
+    /// The connection's broker user, stamped as `user_id` on every report: RabbitMQ
+    /// refuses a `user_id` that is not the connection's user, so the scheduler can
+    /// tell which drone's user sent it. None when the URL does not name the user
+    /// (`EXTERNAL`): the reports then go unstamped.
+    user_id: Option<String>,
     /// Renewed on confirmed reports (see [`crate::supervise`]).
     lease_file: std::path::PathBuf,
     contact: Mutex<Contact>,
@@ -53,11 +58,17 @@ impl Reporter {
         drone: DroneName,
         lease_file: std::path::PathBuf,
     ) -> Self {
+        let broker = broker.into();
+        let user_id = broker.user();
+        if user_id.is_none() {
+            tracing::warn!("the broker URL names no user (EXTERNAL or ANONYMOUS login): status reports go without user_id, and a scheduler that checks it refuses them");
+        }
         let publisher = Publisher::new(broker, &format!("drone-worker@{drone} (status)"));
         Self {
             shared: Arc::new(Shared {
                 drone,
                 publisher,
+                user_id,
                 lease_file,
                 contact: Mutex::new(Contact {
                     last: Instant::now(),
@@ -176,11 +187,14 @@ impl Shared {
             sent_at: common::time::now_micros(),
             sender_version: common::VERSION.to_string(),
         };
-        let properties = broker::json_properties(
+        let mut properties = broker::json_properties(
             &format!("status-{}-{}", self.drone, report.sent_at),
             "autotest.status",
             "drone-worker",
         );
+        if let Some(user) = &self.user_id {
+            properties = properties.with_user_id(user.as_str().into());
+        }
         self.publisher
             .publish(
                 broker::STATUS_EXCHANGE,

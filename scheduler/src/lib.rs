@@ -15,6 +15,7 @@ pub mod job_limits;
 pub mod lost;
 pub mod model;
 pub mod results;
+pub mod sender;
 pub mod status;
 pub mod tasks;
 pub mod timeouts;
@@ -44,6 +45,12 @@ impl Scheduler {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         // Its own certificate files, read before anything is opened or bound.
         let tls = config.scheduler.load_tls()?;
+        if config.scheduler.drones.is_empty() {
+            tracing::warn!(
+                config = %config.path.display(),
+                "[SCHEDULER] drones is empty: no drone will be given work; jobs will wait in the queue until drones are listed"
+            );
+        }
         let db = db::Db::open(&config.database)
             .await
             .context("opening the database")?;
@@ -134,6 +141,8 @@ impl Scheduler {
         );
         tasks.spawn(Task::TimeoutKeeper, ended(timeout_keeper));
         let listening = Arc::new(status::Listening::default());
+        let gate = Arc::new(sender::Gate::new(&self.config));
+        gate.warn_if_shared();
         let status_consumer = status::run(
             status::StatusConsumer {
                 db: self.db.clone(),
@@ -143,6 +152,7 @@ impl Scheduler {
                 publisher: broker.clone(),
                 listening: listening.clone(),
                 connection_name: format!("autotest-scheduler@{host}"),
+                gate,
             },
             shutdown.clone(),
         );

@@ -70,6 +70,8 @@ pub struct StatusConsumer {
     pub publisher: Arc<broker::Publisher>,
     pub listening: Arc<Listening>,
     pub connection_name: String,
+    /// Who may report for which drone, and where drones may send readers.
+    pub gate: Arc<crate::sender::Gate>,
 }
 
 /// Consumes status reports until shutdown, reconnecting after broker failures.
@@ -84,6 +86,7 @@ pub async fn run(consumer: StatusConsumer, mut shutdown: Shutdown) {
             publisher,
             listening,
             connection_name,
+            gate,
         } = &consumer;
         let result = consume(
             Shared {
@@ -93,6 +96,7 @@ pub async fn run(consumer: StatusConsumer, mut shutdown: Shutdown) {
                 timers,
                 publisher,
                 listening,
+                gate,
             },
             connection_name,
             &mut shutdown,
@@ -133,6 +137,7 @@ struct Shared<'a> {
     timers: &'a Notify,
     publisher: &'a broker::Publisher,
     listening: &'a Listening,
+    gate: &'a crate::sender::Gate,
 }
 
 /// Reads and records status reports on one connection until shutdown (Ok) or until the
@@ -167,7 +172,7 @@ async fn consume(
                 None => break,
             }
         }
-        let (reports, readable) = decode_batch(&channel, batch).await?;
+        let (reports, readable) = decode_batch(&channel, shared.gate, batch).await?;
         if !reports.is_empty() {
             record_batch(&shared, &reports, &readable, rules).await?;
         }
@@ -203,6 +208,7 @@ async fn subscribe(
 /// deliveries go to the dead-letter queue with the reason.
 async fn decode_batch(
     channel: &lapin::Channel,
+    gate: &crate::sender::Gate,
     batch: Vec<Delivery>,
 ) -> anyhow::Result<(Vec<Report>, Vec<Delivery>)> {
     let mut reports = Vec::with_capacity(batch.len());
@@ -210,12 +216,8 @@ async fn decode_batch(
     for delivery in batch {
         match protocol::decode::<StatusReport>(&delivery.data) {
             Ok(report) => {
-                let drone = report.drone;
-                reports.extend(report.events.into_iter().map(|event| Report {
-                    drone: drone.clone(),
-                    event,
-                    sent_at: report.sent_at,
-                }));
+                let user_id = delivery.properties.user_id().as_ref().map(|u| u.as_str());
+                reports.extend(gate.admit(report, user_id));
                 readable.push(delivery);
             }
             Err(error) => {
@@ -293,6 +295,12 @@ async fn follow_up(shared: &Shared<'_>, reports: &[Report], outcomes: &[Applied]
         match outcome {
             Applied::Changed { slot_freed } => wake_dispatcher |= slot_freed,
             Applied::Stale => log_stale(db, drone, &report.event).await,
+            Applied::Refused => {}
+            Applied::UnknownEntry => {
+                if let Some(attempt) = crate::intake::event_attempt(&report.event) {
+                    crate::sender::unknown_entry(drone, attempt.entry);
+                }
+            }
             Applied::Heartbeat { .. } => {
                 // A drone heard from again may take work.
                 wake_dispatcher = true;

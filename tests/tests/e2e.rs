@@ -528,6 +528,7 @@ mod infra;
 mod integrity;
 mod least_privilege;
 mod print_config;
+mod report_origin;
 mod reports;
 mod results_http;
 mod runtime_control;

@@ -351,3 +351,144 @@ async fn results_wait_on_the_drone_while_the_results_host_is_unreachable() {
     );
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_attempt_on_a_host_named_near_the_limit_is_set_aside_and_its_drone_drains() {
+    let mut world = World::builder()
+        .drone("drone1", 1)
+        .drone("drone2", 1)
+        .config("SCHEDULER", "drone_timeout_sec", "3")
+        .without_workers()
+        .start()
+        .await;
+    let proxy = worker_behind_proxy(&mut world, "drone1").await;
+    // 253 bytes: `<host>.attempt-1` does not fit in a file name.
+    let host = format!(
+        "{}.{}.{}.{}",
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(61)
+    );
+    assert_eq!(host.len(), 253);
+    world.create_hosts(&[host.as_str()]).await;
+    let dir = world.dir.display().to_string();
+    let control = format!("pwd > where.txt\nwhile [ ! -e {dir}/release ]; do sleep 0.05; done\n");
+    let id = world.submit("long host", &control, &[host.as_str()]).await;
+    world
+        .wait_until(&[id], MINUTE, "Running on drone1", |j| {
+            j[0].entries[0].status == "Running"
+        })
+        .await;
+    world.start_worker("drone2").await;
+    world.wait_for_drone("drone2", "ok").await;
+    proxy.cut();
+    world
+        .wait_until(&[id], MINUTE, "Running again on drone2", |j| {
+            let e = &j[0].entries[0];
+            e.status == "Running" && e.drone.as_deref() == Some("drone2")
+        })
+        .await;
+    world.release();
+    let job = world.wait_for_jobs(&[id], MINUTE).await.remove(0);
+    assert_eq!(job.entries[0].status, "Completed", "{job:?}");
+    // drone1 comes back: it sets its attempt's results aside under a name that fits,
+    // pushes them and reports (stale: the entry moved on).
+    proxy.restore();
+    world
+        .wait_until(&[id], MINUTE, "drone1's stale report", |j| {
+            j[0].entries[0]
+                .history
+                .iter()
+                .any(|h| h.event == "stale-report" && h.drone.as_deref() == Some("drone1"))
+        })
+        .await;
+    let results = world.results_dir().join(format!("{id}-tester"));
+    let aside: Vec<String> = std::fs::read_dir(&results)
+        .expect("the job's results")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".attempt-1"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(
+        aside[0].len() <= 255 && aside[0].starts_with("aaaa"),
+        "{aside:?}"
+    );
+    assert!(
+        read(&results.join(&aside[0]).join("where.txt")).contains("/drone-drone1/"),
+        "the lost attempt's results are kept beside the retry's"
+    );
+    // Nothing left on drone1: its drain ends.
+    tokio::time::timeout(MINUTE, world.stop_worker("drone1"))
+        .await
+        .expect("drone1 drains");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_to_a_worker_whose_broker_is_unreachable_stops_it_without_a_panic() {
+    let world = World::builder()
+        .drone("drone1", 1)
+        .without_workers()
+        .start()
+        .await;
+    // A "broker" whose connections hang: a listener that never accepts, with its
+    // accept queue full, so the kernel drops further SYNs (as for a broker whose
+    // machine is down) and every connection attempt waits.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..3 {
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(stream);
+        }
+    }
+    let unreachable = format!("amqp://guest:guest@{addr}/{}", world.vhost);
+    for round in 0..3 {
+        let log_path = world.dir.join(format!("worker-{round}.log"));
+        let log = std::fs::File::create(&log_path).expect("log");
+        let mut worker = tokio::process::Command::new(autotest_tests::binary("drone-worker"))
+            .arg("--config")
+            .arg(&world.config_path)
+            .args(["--name", "drone1"])
+            .env("AUTOTEST_DRONE_RESULTS_DIR", world.dir.join("drone-drone1"))
+            .env("AUTOTEST_BROKER_URL", &unreachable)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start drone-worker");
+        // A first attempt timed out; the next one is waiting when SIGTERM comes.
+        world
+            .wait_for(
+                || read(&log_path).contains("lost the broker, reconnecting"),
+                "the worker trying to reach the broker",
+            )
+            .await;
+        let pid = worker.id().expect("pid").to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let status = tokio::time::timeout(MINUTE, worker.wait())
+            .await
+            .expect("the worker stops within a minute")
+            .expect("wait");
+        let log = read(&log_path);
+        assert!(
+            !log.contains("panicked") && !log.contains("Task did not complete"),
+            "round {round}: {log}"
+        );
+        assert!(status.success(), "round {round}: {status:?}\n{log}");
+    }
+    drop(fillers);
+    world.stop().await;
+}

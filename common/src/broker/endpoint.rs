@@ -108,6 +108,19 @@ impl Endpoint {
         self.url.expose()
     }
 
+    /// The broker user a connection to this endpoint logs in as: the URL's user
+    /// (`guest` when it names none). None when the user is not in the URL (the
+    /// `EXTERNAL` mechanism takes it from the client certificate, `ANONYMOUS` has none)
+    /// or the URL does not parse.
+    pub fn user(&self) -> Option<String> {
+        use lapin::uri::{AMQPUri, SASLMechanism};
+        let uri: AMQPUri = self.url().parse().ok()?;
+        match uri.query.auth_mechanism {
+            Some(SASLMechanism::External | SASLMechanism::Anonymous) => None,
+            _ => Some(uri.authority.userinfo.username),
+        }
+    }
+
     /// The TLS files used for `amqps://`.
     pub fn tls(&self) -> &Tls {
         &self.tls
@@ -190,6 +203,17 @@ mod tests {
             }
         );
         assert!(!format!("{endpoint:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_user_is_the_urls_decoded_or_guest() {
+        let user = |url: &str| Endpoint::from(url).user();
+        assert_eq!(
+            user("amqp://lab%2Ddrone-1:pw@h:5672/v").as_deref(),
+            Some("lab-drone-1")
+        );
+        assert_eq!(user("amqp://h/v").as_deref(), Some("guest"));
+        assert_eq!(user("amqps://h/v?auth_mechanism=external"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod command;
 mod print;
 mod raw;
+mod reports;
 mod sections;
 mod tls;
 
@@ -18,6 +19,7 @@ pub use command::{
     DEFAULT_VERIFY_COMMAND, PLACEHOLDERS,
 };
 pub use print::value;
+pub use reports::{DroneBrokerUsers, ReportOrigin};
 pub use tls::{ConfigPath, ServerTls};
 
 use crate::names::DroneName;
@@ -111,6 +113,8 @@ pub struct SchedulerConfig {
     /// How many times an entry that failed for the infrastructure's sake (lost drone,
     /// Autoserv not startable) is retried on another drone before it fails.
     pub max_infra_retries: u32,
+    /// Which broker user each drone reports as, and which results URLs it may name.
+    pub report_origin: ReportOrigin,
 }
 
 impl SchedulerConfig {

@@ -98,6 +98,13 @@ impl Config {
             "tls_cert": s.tls.as_ref().map(|t| &t.cert.path),
             "tls_key": s.tls.as_ref().map(|t| &t.key.path),
             "drone_ca_file": s.drone_ca.as_ref().map(|c| &c.path),
+            "drone_broker_users": match &s.report_origin.drone_broker_users {
+                super::DroneBrokerUsers::Auto => "auto",
+                super::DroneBrokerUsers::Shared => "shared",
+                super::DroneBrokerUsers::Template(t) => t.as_str(),
+            },
+            "drone_broker_user": s.report_origin.drone_broker_user,
+            "drone_results_url": s.report_origin.drone_results_url,
         });
         let d = &self.drone;
         let drone = json!({

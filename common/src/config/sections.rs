@@ -69,7 +69,9 @@ pub(super) fn scheduler(raw: &mut Raw, base: &Path) -> Result<SchedulerConfig, C
             drone_disabled.insert(drone.clone());
         }
     }
+    let report_origin = super::reports::report_origin(raw, &drones)?;
     let scheduler = SchedulerConfig {
+        report_origin,
         results_host: raw.parsed(sched, "results_host", ResultsHost::Local, results_host)?,
         results_dir: raw.path(sched, "results_dir", "/usr/local/autotest/results", base)?,
         archive_url: raw.parsed(sched, "archive_host", None, |v| {

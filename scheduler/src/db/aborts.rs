@@ -32,6 +32,8 @@ pub async fn abort(
     let now = common::time::now_micros();
     let ids = ids.to_vec();
     let by = by.to_string();
+    // Stored free text is bounded: a longer reason is cut and marked.
+    let reason = reason.map(|r| common::text::reason(&r).into_owned());
     write_txn!(db, |conn, _last_id| {
         let recorded = (
             hqe::aborted_by.eq(&by),

@@ -243,7 +243,12 @@ pub async fn set_locked(
     reason: Option<String>,
 ) -> Result<(), DbError> {
     let host_id = host_id_of(db, name.as_str()).await?;
-    let reason = if locked { reason } else { None };
+    // Stored free text is bounded: a longer reason is cut and marked.
+    let reason = if locked {
+        reason.map(|r| common::text::reason(&r).into_owned())
+    } else {
+        None
+    };
     write_txn!(db, |conn, _last_id| {
         diesel::update(hosts::table.filter(hosts::id.eq(host_id)))
             .set((hosts::locked.eq(locked), hosts::lock_reason.eq(&reason)))

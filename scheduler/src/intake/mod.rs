@@ -4,8 +4,12 @@
 //! (a [`Transition`]); `db::intake` loads the rows, calls these and writes the result.
 //! Nothing here does I/O, and time is the scheduler's `now`, passed in.
 
+pub mod origin;
+pub mod results_url;
 mod transitions;
 
+#[cfg(test)]
+mod bounds_tests;
 #[cfg(test)]
 mod tests;
 
@@ -18,13 +22,19 @@ use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use common::names::{DroneName, HostName};
 use common::protocol::{ManifestSummary, StatusEvent};
 
-/// One report as read from `autotest.status`.
+/// One report as read from `autotest.status`. What the drone says of its own clock is
+/// not kept: every decision uses the scheduler's.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// The drone the report names.
     pub drone: DroneName,
     pub event: StatusEvent,
-    /// When the drone sent it (its clock, UTC microseconds).
-    pub sent_at: i64,
+    /// Why the report does not count as that drone's (its `user_id` is not the drone's
+    /// broker user: see [`origin::Senders`]); None when it does.
+    pub refused: Option<String>,
+    /// A heartbeat whose `results_url` does not match `[SCHEDULER] drone_results_url`:
+    /// the drone keeps the URL it had.
+    pub url_ignored: bool,
 }
 
 /// The rules for infra failures, from `[SCHEDULER]`.
@@ -48,6 +58,11 @@ pub enum Applied {
     Stale,
     /// A heartbeat; `reclaimed` entries the drone does not hold were handed back.
     Heartbeat { reclaimed: bool },
+    /// Not sent by the broker user of the drone it names: recorded in the entry's
+    /// history (within a bound), nothing else changed.
+    Refused,
+    /// About an entry that does not exist: counted, not stored.
+    UnknownEntry,
 }
 
 /// Who judges a report, and when: the reporting drone, the scheduler's clock and the
@@ -251,7 +266,10 @@ impl Transition {
 
     /// Whether the report changed the entry.
     pub fn changed(&self) -> bool {
-        !matches!(self.applied, Applied::Stale)
+        !matches!(
+            self.applied,
+            Applied::Stale | Applied::Refused | Applied::UnknownEntry
+        )
     }
 }
 

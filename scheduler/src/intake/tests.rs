@@ -667,15 +667,16 @@ fn on_drone(entry: i64, status: EntryStatus, dispatched_on: Option<i64>) -> OnDr
 }
 
 #[test]
-fn a_heartbeat_reclaims_only_unlisted_attempts_dispatched_before_its_window() {
-    let sent_at = 10_000;
+fn a_heartbeat_reclaims_only_unlisted_attempts_dispatched_before_its_window_by_the_schedulers_clock(
+) {
+    let received_at = 10_000;
     let entries = [
-        on_drone(1, Running, Some(sent_at - RULES.reclaim_after_us - 1)),
-        on_drone(2, Starting, Some(sent_at - RULES.reclaim_after_us)),
+        on_drone(1, Running, Some(received_at - RULES.reclaim_after_us - 1)),
+        on_drone(2, Starting, Some(received_at - RULES.reclaim_after_us)),
         on_drone(3, Starting, Some(0)),
         on_drone(4, Starting, None),
     ];
-    let reclaimed = reclaimable(&[AttemptId::new(3, 1)], &entries, sent_at, RULES);
+    let reclaimed = reclaimable(&[AttemptId::new(3, 1)], &entries, received_at, RULES);
     assert_eq!(reclaimed, vec![AttemptId::new(1, 1)]);
 }
 

@@ -144,7 +144,7 @@ fn finished(
 
 /// Not a test failure: the results wait on the drone until pushed.
 fn push_failing(row: &EntryRow, reason: &str, cx: &Context<'_>) -> Transition {
-    let reason = format!("results not pushed yet: {reason}");
+    let reason = common::text::reason(&format!("results not pushed yet: {reason}")).into_owned();
     let mut transition = Transition::of(row, false);
     transition.entry.failure_kind = Some(Some("infra"));
     transition.entry.failure_reason = Some(Some(reason.clone()));
@@ -217,6 +217,7 @@ fn repair_failed(
     reason: &str,
     cx: &Context<'_>,
 ) -> Transition {
+    let reason = &*common::text::reason(reason);
     let named_on_failed = (!row.metahost && row.hostname.as_ref() == Some(host))
         || members
             .iter()
@@ -285,6 +286,7 @@ pub fn infra_failure(
 
 /// [`infra_failure`] of an entry known to be current, without its group.
 fn infra_failed(row: &EntryRow, reason: &str, cx: &Context<'_>) -> Transition {
+    let reason = &*common::text::reason(reason);
     let InfraRules { max_retries, .. } = cx.rules;
     let retries = row.infra_retries;
     let mut transition = Transition::of(row, true);
@@ -363,15 +365,17 @@ pub fn group_sync(lead: &EntryRow, members: &[Member]) -> Option<GroupSync> {
 
 /// The attempts a heartbeat shows its drone does not hold: on the drone by the
 /// database, not listed in `running`, and dispatched longer than the reclaim window
-/// before the heartbeat was sent (so their job message was taken or has expired).
+/// before `now`, when the scheduler received the heartbeat (so their job message was
+/// taken or has expired). The drone's own clock plays no part: a heartbeat dated in
+/// the future reclaims nothing more than one sent now.
 pub fn reclaimable(
     running: &[AttemptId],
     on_drone: &[OnDrone],
-    sent_at: i64,
+    now: i64,
     rules: InfraRules,
 ) -> Vec<AttemptId> {
     let held: BTreeSet<AttemptId> = running.iter().copied().collect();
-    let dispatched_before = sent_at - rules.reclaim_after_us;
+    let dispatched_before = now - rules.reclaim_after_us;
     on_drone
         .iter()
         .filter(|entry| entry.dispatched_on.is_some_and(|at| at < dispatched_before))

@@ -126,6 +126,8 @@ pub(crate) trait Reads {
     /// The entries `drone` holds by the database (Starting or Running, group leads
     /// and single entries).
     async fn on_drone(&mut self, drone: &DroneName) -> Result<Vec<OnDrone>, DbError>;
+    /// The entries in Gathering on `drone` with an abort recorded.
+    async fn aborted_gathering(&mut self, drone: &DroneName) -> Result<Vec<AttemptId>, DbError>;
 }
 
 /// Writes to entries and their history.
@@ -146,16 +148,19 @@ pub(crate) trait EntryWrites {
     async fn sync_group(&mut self, group: &GroupSync) -> Result<(), DbError>;
     /// A row of the entry's history, at `now`.
     async fn record(&mut self, history: &History, now: i64) -> Result<(), DbError>;
+    /// How many rows of `event` the entry's history holds.
+    async fn history_count(&mut self, entry: i64, event: &str) -> Result<i64, DbError>;
 }
 
 /// Writes to hosts and drones.
 pub(crate) trait HostWrites {
     async fn write_host(&mut self, write: &HostWrite) -> Result<(), DbError>;
-    /// A heartbeat's fields on its drone's row.
+    /// A heartbeat's fields on its drone's row; `results_url` None leaves the row's
+    /// URL as it is (the heartbeat's was ignored).
     async fn drone_heard(
         &mut self,
         drone: &DroneName,
-        results_url: Option<&str>,
+        results_url: Option<Option<&str>>,
         stopping: bool,
     ) -> Result<(), DbError>;
     /// The drone was heard from at `now` (the scheduler's clock).
@@ -229,6 +234,24 @@ macro_rules! reads {
                         status,
                         dispatched_on,
                     })
+                    .collect())
+            }
+
+            async fn aborted_gathering(
+                &mut self,
+                drone: &DroneName,
+            ) -> Result<Vec<AttemptId>, DbError> {
+                let raw: Vec<(i64, i32)> = hqe::table
+                    .filter(hqe::drone.eq(drone.as_str()))
+                    .filter(hqe::status.eq(EntryStatus::Gathering))
+                    .filter(hqe::aborted_on.is_not_null())
+                    .filter(hqe::group_lead_id.is_null())
+                    .select((hqe::id, hqe::attempt))
+                    .load(self)
+                    .await?;
+                Ok(raw
+                    .into_iter()
+                    .map(|(id, attempt)| AttemptId::new(id, attempt))
                     .collect())
             }
         }
@@ -324,13 +347,22 @@ macro_rules! entry_writes {
                         entry_history::attempt.eq(history.attempt.attempt),
                         entry_history::drone.eq(Some(history.drone.as_str())),
                         entry_history::event.eq(history.event),
-                        entry_history::detail.eq(&history.detail),
+                        entry_history::detail.eq(common::text::reason(&history.detail).as_ref()),
                         entry_history::at.eq(now),
                     ))
                     .cached()
                     .execute(self)
                     .await?;
                 Ok(())
+            }
+
+            async fn history_count(&mut self, entry: i64, event: &str) -> Result<i64, DbError> {
+                Ok(entry_history::table
+                    .filter(entry_history::entry_id.eq(entry))
+                    .filter(entry_history::event.eq(event))
+                    .count()
+                    .get_result(self)
+                    .await?)
             }
         }
     };
@@ -394,7 +426,9 @@ macro_rules! host_writes {
                             .set((
                                 hosts::status.eq(HostStatus::RepairFailed),
                                 hosts::locked.eq(true),
-                                hosts::lock_reason.eq(format!("repair failed: {reason}")),
+                                hosts::lock_reason
+                                    .eq(common::text::reason(&format!("repair failed: {reason}"))
+                                        .as_ref()),
                             ))
                             .execute(self)
                             .await?
@@ -406,17 +440,26 @@ macro_rules! host_writes {
             async fn drone_heard(
                 &mut self,
                 drone: &DroneName,
-                results_url: Option<&str>,
+                results_url: Option<Option<&str>>,
                 stopping: bool,
             ) -> Result<(), DbError> {
-                diesel::update(drones::table.filter(drones::name.eq(drone.as_str())))
-                    .set((
-                        drones::results_url.eq(results_url),
-                        drones::stopping.eq(stopping),
-                    ))
-                    .cached()
-                    .execute(self)
-                    .await?;
+                let row = drones::table.filter(drones::name.eq(drone.as_str()));
+                match results_url {
+                    Some(url) => {
+                        diesel::update(row)
+                            .set((drones::results_url.eq(url), drones::stopping.eq(stopping)))
+                            .cached()
+                            .execute(self)
+                            .await?
+                    }
+                    None => {
+                        diesel::update(row)
+                            .set(drones::stopping.eq(stopping))
+                            .cached()
+                            .execute(self)
+                            .await?
+                    }
+                };
                 Ok(())
             }
 

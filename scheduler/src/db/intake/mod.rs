@@ -5,6 +5,8 @@
 //! abort, the lost-drone keeper) is seen, never overwritten.
 
 mod conn;
+#[cfg(test)]
+mod lost_tests;
 
 use super::schema::host_queue_entries as hqe;
 use super::{Db, DbError};
@@ -35,8 +37,10 @@ pub async fn apply(
 /// Entries on a drone that is lost (silent since `silent_since`): those it was running
 /// or had been sent before `dispatched_before` (their job message has expired or was
 /// taken) become infra failures; the drone's own lease has stopped them by now.
-/// Entries in Gathering are left alone: their test is over and the drone may still push
-/// the results. Returns how many were handed back or failed.
+/// Entries in Gathering are left alone (their test is over and the drone may still push
+/// the results), unless an abort was recorded: those end Aborted, so an abort always
+/// ends an entry even when its drone never comes back. Returns how many were handed
+/// back or ended.
 pub async fn fail_lost_drone(
     db: &Db,
     drone: &DroneName,
@@ -50,6 +54,9 @@ pub async fn fail_lost_drone(
         let on_drone = conn.on_drone(drone).await?;
         let mut n = 0;
         for attempt in intake::lost_attempts(&on_drone, dispatched_before) {
+            n += usize::from(fail_attempt(conn, attempt, reason, &cx).await?);
+        }
+        for attempt in conn.aborted_gathering(drone).await? {
             n += usize::from(fail_attempt(conn, attempt, reason, &cx).await?);
         }
         Ok(n)
@@ -84,34 +91,87 @@ async fn apply_in<C: IntakeConn>(
             now,
             rules,
         };
-        let applied = match &report.event {
-            StatusEvent::Heartbeat {
-                running,
-                results_url,
-                stopping,
-            } => {
-                let url = intake::heartbeat_results_url(results_url.as_ref());
+        let applied = match (&report.event, &report.refused) {
+            // Not from the drone it names: a heartbeat counts for nothing.
+            (StatusEvent::Heartbeat { .. }, Some(_)) => Applied::Refused,
+            (event, Some(why)) => refuse(conn, event, why, &cx).await?,
+            (
+                StatusEvent::Heartbeat {
+                    running,
+                    results_url,
+                    stopping,
+                },
+                None,
+            ) => {
+                // A URL the drone may not name leaves the one it had.
+                let url = (!report.url_ignored)
+                    .then(|| intake::heartbeat_results_url(results_url.as_ref()));
                 conn.drone_heard(cx.drone, url, *stopping).await?;
                 let on_drone = conn.on_drone(cx.drone).await?;
                 let running: Vec<AttemptId> =
                     running.iter().copied().map(AttemptId::from).collect();
                 let mut reclaimed = false;
-                for attempt in intake::reclaimable(&running, &on_drone, report.sent_at, rules) {
+                for attempt in intake::reclaimable(&running, &on_drone, now, rules) {
                     let reason = intake::unheld_reason(cx.drone, attempt);
                     reclaimed |= fail_attempt(conn, attempt, &reason, &cx).await?;
                 }
                 Applied::Heartbeat { reclaimed }
             }
-            event => apply_report(conn, event, &cx).await?,
+            (event, None) => apply_report(conn, event, &cx).await?,
         };
         out.push(applied);
     }
-    // Whatever a drone reports shows it is alive.
-    let heard: BTreeSet<&str> = reports.iter().map(|r| r.drone.as_str()).collect();
+    // Whatever a drone reports shows it is alive; what another user sent in its name
+    // does not.
+    let heard: BTreeSet<&str> = reports
+        .iter()
+        .filter(|r| r.refused.is_none())
+        .map(|r| r.drone.as_str())
+        .collect();
     for drone in heard {
         conn.alive(drone, now).await?;
     }
     Ok(out)
+}
+
+/// A report about an entry that its drone's broker user did not send: the entry's
+/// history says so (up to [`MAX_NOTES`] such records), nothing else changes.
+async fn refuse<C: IntakeConn>(
+    conn: &mut C,
+    event: &StatusEvent,
+    why: &str,
+    cx: &Context<'_>,
+) -> Result<Applied, DbError> {
+    let Some(attempt) = intake::event_attempt(event) else {
+        return Ok(Applied::Refused);
+    };
+    if conn.entry(attempt.entry).await?.is_none() {
+        return Ok(Applied::UnknownEntry);
+    }
+    let event_text = serde_json::to_string(event).unwrap_or_default();
+    let history = History {
+        attempt,
+        drone: cx.drone.clone(),
+        event: "refused-report",
+        detail: common::text::reason(&format!("{why}: {event_text}")).into_owned(),
+    };
+    note(conn, &history, cx.now).await?;
+    Ok(Applied::Refused)
+}
+
+/// The most `stale-report` and `refused-report` records one entry keeps (each): past
+/// them a drone could fill the table with reports that change nothing.
+pub const MAX_NOTES: i64 = 32;
+
+/// Records a report that changed nothing, unless the entry has [`MAX_NOTES`] of them.
+async fn note<C: IntakeConn>(conn: &mut C, history: &History, now: i64) -> Result<(), DbError> {
+    let kept = conn
+        .history_count(history.attempt.entry, history.event)
+        .await?;
+    if kept < MAX_NOTES {
+        conn.record(history, now).await?;
+    }
+    Ok(())
 }
 
 /// One report about one entry: read, judge, write.
@@ -125,12 +185,11 @@ async fn apply_report<C: IntakeConn>(
             "a heartbeat is not about one entry".into(),
         ));
     };
-    let row = conn.entry(attempt.entry).await?;
-    let members = match &row {
-        Some(_) => conn.members(attempt.entry).await?,
-        None => Vec::new(),
+    let Some(row) = conn.entry(attempt.entry).await? else {
+        return Ok(Applied::UnknownEntry);
     };
-    let transition = intake::report(event, row.as_ref(), &members, cx);
+    let members = conn.members(attempt.entry).await?;
+    let transition = intake::report(event, Some(&row), &members, cx);
     if write(conn, &transition, cx.now).await? {
         Ok(transition.applied)
     } else {
@@ -182,7 +241,11 @@ async fn write<C: IntakeConn>(
         conn.sync_group(group).await?;
     }
     if let Some(history) = &transition.history {
-        conn.record(history, now).await?;
+        if transition.changed() {
+            conn.record(history, now).await?;
+        } else {
+            note(conn, history, now).await?;
+        }
     }
     if let (Some(note), Some(history)) = (&transition.infra, &transition.history) {
         tracing::warn!(
@@ -221,5 +284,5 @@ async fn record_moved_on<C: IntakeConn>(
         ),
         ..history.clone()
     };
-    conn.record(&stale, now).await
+    note(conn, &stale, now).await
 }

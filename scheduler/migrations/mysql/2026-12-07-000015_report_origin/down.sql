@@ -1,0 +1,1 @@
+ALTER TABLE hosts MODIFY hostname VARCHAR(191) NOT NULL;
