@@ -96,6 +96,7 @@ async fn list_jobs(State(state): State<AppState>) -> ApiResult<Vec<crate::api::J
 fn job_refused(error: DbError) -> ApiError {
     match error {
         DbError::NotFound(message) | DbError::Invalid(message) => ApiError::bad_request(message),
+        DbError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message),
         other => other.into(),
     }
 }

@@ -26,6 +26,7 @@ impl From<DbError> for ApiError {
             DbError::NotFound(_) => StatusCode::NOT_FOUND,
             DbError::Conflict(_) => StatusCode::CONFLICT,
             DbError::Invalid(_) => StatusCode::BAD_REQUEST,
+            DbError::Forbidden(_) => StatusCode::FORBIDDEN,
             _ => {
                 tracing::error!(%error, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
