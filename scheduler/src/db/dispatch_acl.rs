@@ -146,3 +146,62 @@ fn apply(view: &mut DispatchView, confined: &[&str], usable: Vec<Usable>) {
     }
     view.acl = acl;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::dispatch_view::LabelEntry;
+    use crate::model::TaskFlags;
+
+    fn entry(owner: &str) -> LabelEntry {
+        LabelEntry {
+            entry_id: 1,
+            job_id: 1,
+            attempt: 0,
+            priority: 0,
+            label_id: 10,
+            job_name: "job".into(),
+            owner: Owner::new(owner).unwrap(),
+            control_file: String::new(),
+            avoid_drone: None,
+            drone_set_id: None,
+            synch_count: 1,
+            job_tasks: TaskFlags::none(),
+        }
+    }
+
+    fn usable(owner: &str, id: i64) -> Usable {
+        let name = HostName::new(format!("host{id}")).unwrap();
+        (owner.to_string(), 10, id, name, false)
+    }
+
+    #[test]
+    fn hosts_an_owner_may_use_join_the_pool_in_id_order() {
+        let mut view = DispatchView {
+            by_label: vec![entry("alice"), entry("bob"), entry("root")],
+            ..DispatchView::default()
+        };
+        // The pool's limit kept hosts 1 and 2; alice may use 2 and 9, which the
+        // limit left out.
+        let host = |id: i64| PoolHost {
+            id,
+            hostname: HostName::new(format!("host{id}")).unwrap(),
+            dirty: false,
+        };
+        view.pools.insert(10, vec![host(1), host(2)]);
+        apply(
+            &mut view,
+            &["alice", "bob"],
+            vec![usable("alice", 9), usable("alice", 2)],
+        );
+        let pool: Vec<i64> = view.pools[&10].iter().map(|h| h.id).collect();
+        assert_eq!(pool, [1, 2, 9]);
+        let alice = Owner::new("alice").unwrap();
+        assert!(view.may_use(&alice, 9) && view.may_use(&alice, 2));
+        assert!(!view.may_use(&alice, 1));
+        // bob shares a group with no ready host: none, not any.
+        assert!(!view.may_use(&Owner::new("bob").unwrap(), 1));
+        // root is not confined (an admin).
+        assert!(view.may_use(&Owner::new("root").unwrap(), 1));
+    }
+}
