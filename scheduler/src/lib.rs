@@ -9,6 +9,7 @@ pub mod db;
 pub mod dispatch;
 pub mod health;
 pub mod http;
+pub mod http_acl;
 pub mod http_error;
 pub mod intake;
 pub mod lost;
