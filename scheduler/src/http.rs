@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/hosts/{name}/lock", post(lock_host))
         .route("/api/hosts/{name}/unlock", post(unlock_host))
         .route("/api/hosts/{name}/repair", post(repair_host))
+        .merge(crate::auth::routes::routes())
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@ pub mod intake;
 pub mod job_create;
 pub mod jobs;
 pub mod schema;
+pub mod users;
 
 use common::config::DatabaseConfig;
 use diesel::backend::Backend;

@@ -116,6 +116,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        name -> Text,
+        admin -> Bool,
+        created -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        hash -> Text,
+        created -> BigInt,
+        revoked -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(host_labels -> hosts (host_id));
 diesel::joinable!(host_labels -> labels (label_id));
 diesel::joinable!(host_queue_entries -> jobs (job_id));
@@ -134,5 +154,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_dependencies,
     entry_history,
     drone_sets,
-    drone_set_drones
+    drone_set_drones,
+    users,
+    api_tokens
 );
