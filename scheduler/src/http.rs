@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/hosts/{name}/lock", post(lock_host))
         .route("/api/hosts/{name}/unlock", post(unlock_host))
         .route("/api/hosts/{name}/repair", post(repair_host))
+        .merge(crate::auth::routes::routes())
         .merge(crate::http_acl::routes())
         .with_state(state)
 }
@@ -386,10 +387,12 @@ fn host_name(name: String) -> Result<HostName, ApiError> {
 
 async fn change_labels(
     State(state): State<AppState>,
+    caller: crate::auth::Caller,
     Path(name): Path<String>,
     Json(body): Json<ChangeLabels>,
 ) -> ApiResult<serde_json::Value> {
     let host = host_name(name)?;
+    crate::http_acl::may_manage_host(&state, &caller, &host).await?;
     let (add, remove) = (label_names(body.add)?, label_names(body.remove)?);
     db::hosts::change_labels(&state.db, &host, &add, &remove).await?;
     state.wake.notify_one();
@@ -398,10 +401,12 @@ async fn change_labels(
 
 async fn lock_host(
     State(state): State<AppState>,
+    caller: crate::auth::Caller,
     Path(name): Path<String>,
     Json(body): Json<LockHost>,
 ) -> ApiResult<serde_json::Value> {
     let host = host_name(name)?;
+    crate::http_acl::may_manage_host(&state, &caller, &host).await?;
     db::hosts::set_locked(&state.db, &host, true, body.reason).await?;
     Ok(Json(
         serde_json::json!({ "name": host.to_string(), "locked": true }),
@@ -413,10 +418,12 @@ async fn lock_host(
 /// back in service.
 async fn repair_host(
     State(state): State<AppState>,
+    caller: crate::auth::Caller,
     Path(name): Path<String>,
     Json(body): Json<crate::api::AbortJob>,
 ) -> Result<Response, ApiError> {
     let host = host_name(name)?;
+    crate::http_acl::may_manage_host(&state, &caller, &host).await?;
     let by = Owner::new(body.by).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let job = db::job_create::NewJob {
         name: format!("repair {host}"),
@@ -438,9 +445,11 @@ async fn repair_host(
 
 async fn unlock_host(
     State(state): State<AppState>,
+    caller: crate::auth::Caller,
     Path(name): Path<String>,
 ) -> ApiResult<serde_json::Value> {
     let host = host_name(name)?;
+    crate::http_acl::may_manage_host(&state, &caller, &host).await?;
     db::hosts::set_locked(&state.db, &host, false, None).await?;
     state.wake.notify_one();
     Ok(Json(

@@ -3,6 +3,7 @@
 //! Names are validated here; a request naming an unknown user or host is refused
 //! whole, naming them, and changes nothing.
 
+use crate::auth::Caller;
 use crate::db::acl::{AclRow, Members};
 use crate::db::{self};
 use crate::http::AppState;
@@ -58,6 +59,23 @@ fn members(users: Vec<String>, hosts: Vec<String>) -> Result<Members, ApiError> 
     Ok(members)
 }
 
+/// Host-level rights (lock, unlock, repair, labels): an admin, or a user sharing an
+/// ACL group with the host; 403 otherwise, 404 for an unknown host.
+pub async fn may_manage_host(
+    state: &AppState,
+    caller: &Caller,
+    host: &HostName,
+) -> Result<(), ApiError> {
+    let user = caller.user()?;
+    if caller.is_admin() || db::acl::shares_group(&state.db, user, host.as_str()).await? {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "user {user} shares no ACL group with host {host}: only such a user or an admin \
+         may lock, unlock, repair or relabel it"
+    )))
+}
+
 fn view(row: AclRow) -> AclView {
     AclView {
         name: row.name,
@@ -73,8 +91,10 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<AclView>>, ApiEr
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     Json(body): Json<AclView>,
 ) -> Result<Response, ApiError> {
+    caller.admin()?;
     let name = group_name(&body.name)?.to_string();
     let members = members(body.users, body.hosts)?;
     let row = db::acl::create(&state.db, &name, None, &members).await?;
@@ -83,9 +103,11 @@ async fn create(
 
 async fn add(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     Json(body): Json<AclMembers>,
 ) -> Result<Json<AclView>, ApiError> {
+    caller.admin()?;
     let members = members(body.users, body.hosts)?;
     let row = db::acl::add(&state.db, group_name(&name)?, &members).await?;
     state.wake.notify_one();
@@ -94,9 +116,11 @@ async fn add(
 
 async fn remove(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     Json(body): Json<AclMembers>,
 ) -> Result<Json<AclView>, ApiError> {
+    caller.admin()?;
     let members = members(body.users, body.hosts)?;
     let row = db::acl::remove(&state.db, group_name(&name)?, &members).await?;
     Ok(Json(view(row)))

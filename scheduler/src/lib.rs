@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod api_map;
+pub mod auth;
 pub mod client;
 pub mod db;
 pub mod dispatch;
@@ -157,14 +158,22 @@ impl Scheduler {
             timers,
             jobs: dispatch::Creator::start(self.db.clone(), Some(dispatching)),
         };
-        let router = http::router(state).merge(health::router(health::Health {
-            db: self.db.clone(),
-            listening,
-        }));
+        let router = http::router(state.clone())
+            .merge(health::router(health::Health {
+                db: self.db.clone(),
+                listening,
+            }))
+            .layer(axum::middleware::from_fn_with_state(
+                state,
+                auth::caller::guard,
+            ));
         tracing::info!(http = %self.local_addr(), drones = self.config.scheduler.drones.len(), "scheduler started");
         let mut http_shutdown = shutdown;
-        let server = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { http_shutdown.wait().await });
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { http_shutdown.wait().await });
         tasks.spawn(
             Task::Http,
             async move { server.await.context("serving HTTP") },

@@ -244,7 +244,10 @@ async fn resolve(conn: &mut Conn<'_>, members: &Members) -> Result<(Vec<i64>, Ve
         missing.dedup();
         missing
     };
-    let (no_users, no_hosts) = (missing(&members.users, &users), missing(&members.hosts, &hosts));
+    let (no_users, no_hosts) = (
+        missing(&members.users, &users),
+        missing(&members.hosts, &hosts),
+    );
     let mut unknown = Vec::new();
     if !no_users.is_empty() {
         unknown.push(format!("unknown user: {}", no_users.join(", ")));
@@ -293,8 +296,16 @@ async fn insert_members(
             .await?;
         (users, hosts)
     });
-    let new_users: BTreeSet<i64> = user_ids.iter().copied().filter(|u| !had_users.contains(u)).collect();
-    let new_hosts: BTreeSet<i64> = host_ids.iter().copied().filter(|h| !had_hosts.contains(h)).collect();
+    let new_users: BTreeSet<i64> = user_ids
+        .iter()
+        .copied()
+        .filter(|u| !had_users.contains(u))
+        .collect();
+    let new_hosts: BTreeSet<i64> = host_ids
+        .iter()
+        .copied()
+        .filter(|h| !had_hosts.contains(h))
+        .collect();
     for user_id in new_users {
         on_conn!(conn, |c| {
             diesel::insert_into(acl_group_users::table)

@@ -140,7 +140,10 @@ fn apply(view: &mut DispatchView, confined: &[&str], usable: Vec<Usable>) {
     let mut acl = BTreeMap::new();
     for entry in &view.by_label {
         if confined.contains(&entry.owner.as_str()) && !acl.contains_key(&entry.owner) {
-            let usable = by_name.get(entry.owner.as_str()).cloned().unwrap_or_default();
+            let usable = by_name
+                .get(entry.owner.as_str())
+                .cloned()
+                .unwrap_or_default();
             acl.insert(entry.owner.clone(), usable);
         }
     }

@@ -67,9 +67,9 @@ pub async fn insert_group(
             .await
         });
         match stored {
-            Err(
-                refused @ (DbError::NotFound(_) | DbError::Invalid(_) | DbError::Forbidden(_)),
-            ) => out.push(Err(refused)),
+            Err(refused @ (DbError::NotFound(_) | DbError::Invalid(_) | DbError::Forbidden(_))) => {
+                out.push(Err(refused))
+            }
             Err(failed) => return Err(failed),
             Ok(id) => out.push(Ok(id)),
         }

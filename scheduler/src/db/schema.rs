@@ -147,6 +147,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        hash -> Text,
+        created -> BigInt,
+        revoked -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(host_labels -> hosts (host_id));
 diesel::joinable!(host_labels -> labels (label_id));
 diesel::joinable!(host_queue_entries -> jobs (job_id));
@@ -169,5 +180,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     acl_groups,
     acl_group_users,
-    acl_group_hosts
+    acl_group_hosts,
+    api_tokens
 );

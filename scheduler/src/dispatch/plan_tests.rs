@@ -347,10 +347,8 @@ fn a_metahost_entry_is_given_only_hosts_its_owner_may_use() {
     ];
     view.pools
         .insert(10, vec![pool_host(7), pool_host(8), pool_host(9)]);
-    view.acl.insert(
-        Owner::new("alice").unwrap(),
-        BTreeSet::from([8, 9]),
-    );
+    view.acl
+        .insert(Owner::new("alice").unwrap(), BTreeSet::from([8, 9]));
     let plan = plan_of(view, 100).unwrap();
     assert_eq!(picks(&plan), [(1, 8, "a"), (2, 9, "a")]);
 }
