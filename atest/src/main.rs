@@ -1,6 +1,7 @@
 //! `atest`: the command-line client of the scheduler's HTTP API.
 #![forbid(unsafe_code)]
 
+mod acl;
 mod drones;
 mod hosts;
 mod jobs;
@@ -55,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         action: drones::DroneSetAction,
     },
+    /// ACL groups: which users may run jobs on which hosts.
+    Acl {
+        #[command(subcommand)]
+        action: acl::AclAction,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,6 +83,7 @@ fn run(args: Args) -> Result<(), String> {
         Command::Drone { action } => drones::run(&client, action),
         Command::Label { action } => labels::run(&client, action),
         Command::DroneSet { action } => drones::run_set(&client, action),
+        Command::Acl { action } => acl::run(&client, action),
     }
 }
 
