@@ -135,7 +135,7 @@ mod tests {
         assert!(group_name("Everyone").is_ok());
         assert!(group_name("lab 3.x_86-team").is_ok());
         for bad in ["", " lab", "../x", "a/b", "a\nb", &"a".repeat(129)] {
-            let refused = group_name(bad).err().expect(bad);
+            let refused = group_name(bad).expect_err(bad);
             assert_eq!(refused.0, StatusCode::BAD_REQUEST);
         }
     }

@@ -519,6 +519,7 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
 }
 
 mod abort;
+mod acl;
 mod crashes;
 mod health;
 mod infra;
