@@ -2,7 +2,7 @@
 //! drone workers running against them, and a teardown that checks the broker was left
 //! clean.
 
-mod users;
+pub mod users;
 
 use crate::broker as mq;
 use common::config::Config;
