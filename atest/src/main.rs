@@ -76,7 +76,8 @@ fn main() -> ExitCode {
 
 /// Carries out one command; the error is the one-line message for stderr.
 fn run(args: Args) -> Result<(), String> {
-    let client = Client::new(&args.server);
+    // The token of the caller, sent as `Authorization: Bearer TOKEN`.
+    let client = Client::new(&args.server).with_token(std::env::var("ATEST_TOKEN").ok());
     match args.command {
         Command::Host { action } => hosts::run(&client, action),
         Command::Job { action } => jobs::run(&client, action),

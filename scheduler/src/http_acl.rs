@@ -3,28 +3,46 @@
 //! Names are validated here; a request naming an unknown user or host is refused
 //! whole, naming them, and changes nothing.
 
+use crate::auth::AuthState;
 use crate::auth::Caller;
 use crate::db::acl::{AclRow, Members};
-use crate::db::{self};
-use crate::http::AppState;
+use crate::db::{self, Db};
 use crate::http_error::ApiError;
 use api::auth::{AclMembers, AclView};
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::names::{HostName, Owner};
+use common::names::{HostName, UserName};
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// The longest ACL group name.
 const MAX_NAME: usize = 128;
 
-/// The routes of `/api/acls`.
-pub fn routes() -> Router<AppState> {
+/// What the ACL handlers need of the scheduler (taken from the API's state).
+#[derive(Clone)]
+pub struct AclState {
+    pub db: Db,
+    /// Wakes the dispatcher: a member added may make queued entries startable.
+    pub wake: Arc<Notify>,
+    pub auth: AuthState,
+}
+
+impl FromRef<AclState> for AuthState {
+    fn from_ref(state: &AclState) -> Self {
+        state.auth.clone()
+    }
+}
+
+/// The routes of `/api/acls`, to merge into the API's router.
+pub fn router(state: AclState) -> Router {
     Router::new()
         .route("/api/acls", get(list).post(create))
         .route("/api/acls/{name}/add", post(add))
         .route("/api/acls/{name}/remove", post(remove))
+        .with_state(state)
 }
 
 /// An ACL group's name: letters, digits, `-`, `_`, `.` and spaces, starting with a
@@ -51,7 +69,7 @@ fn members(users: Vec<String>, hosts: Vec<String>) -> Result<Members, ApiError> 
     let bad = |e: common::names::InvalidName| ApiError::bad_request(e.to_string());
     let mut members = Members::default();
     for user in users {
-        members.users.push(Owner::new(user).map_err(bad)?.into());
+        members.users.push(UserName::new(user).map_err(bad)?.into());
     }
     for host in hosts {
         members.hosts.push(HostName::new(host).map_err(bad)?.into());
@@ -61,13 +79,9 @@ fn members(users: Vec<String>, hosts: Vec<String>) -> Result<Members, ApiError> 
 
 /// Host-level rights (lock, unlock, repair, labels): an admin, or a user sharing an
 /// ACL group with the host; 403 otherwise, 404 for an unknown host.
-pub async fn may_manage_host(
-    state: &AppState,
-    caller: &Caller,
-    host: &HostName,
-) -> Result<(), ApiError> {
+pub async fn may_manage_host(db: &Db, caller: &Caller, host: &HostName) -> Result<(), ApiError> {
     let user = caller.user()?;
-    if caller.is_admin() || db::acl::shares_group(&state.db, user, host.as_str()).await? {
+    if caller.is_admin() || db::acl::shares_group(db, user, host.as_str()).await? {
         return Ok(());
     }
     Err(ApiError::forbidden(format!(
@@ -84,13 +98,13 @@ fn view(row: AclRow) -> AclView {
     }
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<AclView>>, ApiError> {
+async fn list(State(state): State<AclState>) -> Result<Json<Vec<AclView>>, ApiError> {
     let rows = db::acl::list(&state.db).await?;
     Ok(Json(rows.into_iter().map(view).collect()))
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<AclState>,
     caller: Caller,
     Json(body): Json<AclView>,
 ) -> Result<Response, ApiError> {
@@ -102,7 +116,7 @@ async fn create(
 }
 
 async fn add(
-    State(state): State<AppState>,
+    State(state): State<AclState>,
     caller: Caller,
     Path(name): Path<String>,
     Json(body): Json<AclMembers>,
@@ -115,7 +129,7 @@ async fn add(
 }
 
 async fn remove(
-    State(state): State<AppState>,
+    State(state): State<AclState>,
     caller: Caller,
     Path(name): Path<String>,
     Json(body): Json<AclMembers>,

@@ -2,6 +2,8 @@
 //! drone workers running against them, and a teardown that checks the broker was left
 //! clean.
 
+pub mod users;
+
 use crate::broker as mq;
 use common::config::Config;
 use common::names::DroneName;
@@ -287,6 +289,7 @@ impl WorldBuilder {
             torn_down: false,
             drone_urls,
             broker_users,
+            token: None,
         };
         world.start_scheduler().await;
         if self.start_workers {
@@ -335,6 +338,9 @@ pub struct World {
     drone_urls: BTreeMap<String, String>,
     /// Broker users made for this world, removed at teardown.
     broker_users: Vec<String>,
+    /// The token of the admin `tester`, made when the scheduler first starts; sent by
+    /// [`World::api`] and [`World::atest`].
+    token: Option<String>,
 }
 
 impl World {
@@ -367,6 +373,12 @@ impl World {
             .await
             .expect("scheduler starts");
         self.server = format!("http://{}", scheduler.local_addr());
+        if self.token.is_none() {
+            let added = scheduler::auth::add_user(scheduler.db(), users::ADMIN, true)
+                .await
+                .expect("admin user created");
+            self.token = Some(added.token);
+        }
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(scheduler.run(shutdown));
         self.scheduler = Some(Running { trigger, task });
@@ -505,24 +517,15 @@ impl World {
         }
     }
 
-    /// Calls the API from a blocking thread.
+    /// Calls the API from a blocking thread, as the admin `tester`.
     pub async fn api<T: Send + 'static>(&self, f: impl FnOnce(&Client) -> T + Send + 'static) -> T {
-        let server = self.server.clone();
-        tokio::task::spawn_blocking(move || f(&Client::new(&server)))
-            .await
-            .expect("API call")
+        self.api_with(self.token.clone(), f).await
     }
 
-    /// Runs the real `atest` binary against this world's scheduler.
+    /// Runs the real `atest` binary against this world's scheduler, as the admin
+    /// `tester` (`$ATEST_TOKEN`).
     pub async fn atest(&self, args: &[&str]) -> std::process::Output {
-        tokio::process::Command::new(crate::binary("atest"))
-            .args(["--server", &self.server])
-            .args(args)
-            .env("USER", "tester")
-            .current_dir(&self.dir)
-            .output()
-            .await
-            .expect("run atest")
+        self.atest_with(self.token.as_deref(), args).await
     }
 
     pub async fn create_hosts(&self, names: &[&str]) {

@@ -3,10 +3,10 @@
 //! changes are never anonymous).
 
 use super::token;
+use super::AuthState;
 use crate::db::users::UserRow;
-use crate::http::AppState;
 use crate::http_error::ApiError;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
@@ -131,7 +131,7 @@ pub fn admitted(
 /// The caller a request's headers name: a bearer token, else (from a trusted proxy
 /// only) the proxy's user header, else nobody. A bad or revoked token is a 401 even
 /// where an anonymous read would do, so a caller learns its token is wrong.
-async fn identify(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+async fn identify(parts: &Parts, state: &AuthState) -> Result<Caller, ApiError> {
     let auth: &AuthConfig = &state.config.auth;
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let secret = token::parse_bearer(value.as_bytes()).map_err(ApiError::unauthorized)?;
@@ -169,7 +169,7 @@ async fn identify(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
 
 /// Everything a request must pass before its handler: the [`host_allowed`] check, the
 /// caller's identity, and [`admitted`].
-async fn admit(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+async fn admit(parts: &Parts, state: &AuthState) -> Result<Caller, ApiError> {
     host_allowed(
         parts.headers.get(header::HOST).map(|v| v.as_bytes()),
         &state.config.auth.public_names,
@@ -186,7 +186,7 @@ async fn admit(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
 
 /// The guard, as a middleware over the whole router: it admits the request and leaves
 /// the [`Caller`] for the handler.
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<AuthState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     match admit(&parts, &state).await {
         Ok(caller) => {
@@ -197,14 +197,18 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    AuthState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match parts.extensions.get::<Caller>() {
             Some(caller) => Ok(caller.clone()),
             // A route outside the guard: admitted here instead.
-            None => admit(parts, state).await,
+            None => admit(parts, &AuthState::from_ref(state)).await,
         }
     }
 }

@@ -15,7 +15,16 @@ pub use caller::Caller;
 
 use crate::db::users::{self, Added};
 use crate::db::{Db, DbError};
-use common::names::Owner;
+use common::config::Config;
+use common::names::UserName;
+use std::sync::Arc;
+
+/// What telling callers apart needs of the scheduler (taken from the API's state).
+#[derive(Clone)]
+pub struct AuthState {
+    pub db: Db,
+    pub config: Arc<Config>,
+}
 
 /// What [`add_user`] did, and the new token's secret (shown once).
 #[derive(Debug)]
@@ -31,7 +40,7 @@ pub struct AddedUser {
 /// gives an existing user a new token; `admin` makes the user an admin (an existing
 /// one too). The database is migrated by [`Db::open`] first.
 pub async fn add_user(db: &Db, name: &str, admin: bool) -> Result<AddedUser, DbError> {
-    let name = Owner::new(name).map_err(|e| DbError::Invalid(e.to_string()))?;
+    let name = UserName::new(name).map_err(|e| DbError::Invalid(e.to_string()))?;
     let token = token::generate();
     let (_, _, added) = users::add_user(db, &name, admin, &token.hash).await?;
     let (existed, made_admin) = match added {

@@ -1,9 +1,8 @@
 //! `/api/whoami`, `/api/users` and `/api/tokens`: who the caller is, users (admins
 //! only), and the caller's own tokens (every user's for an admin).
 
-use super::{token, Caller};
+use super::{token, AuthState, Caller};
 use crate::db::users::{self, TokenRow, UserRow};
-use crate::http::AppState;
 use crate::http_error::ApiError;
 use api::auth::{CreateUser, TokenCreated, TokenView, UserCreated, UserView, WhoAmI};
 use axum::extract::{Path, State};
@@ -11,16 +10,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::names::Owner;
+use common::names::UserName;
 use common::time::format_micros;
 
 /// The routes, to merge into the API's router.
-pub fn routes() -> Router<AppState> {
+pub fn router(state: AuthState) -> Router {
     Router::new()
         .route("/api/whoami", get(whoami))
         .route("/api/users", get(list_users).post(create_user))
         .route("/api/tokens", get(list_tokens).post(create_token))
         .route("/api/tokens/{id}/revoke", post(revoke_token))
+        .with_state(state)
 }
 
 fn user_view(user: UserRow) -> UserView {
@@ -50,7 +50,7 @@ async fn whoami(caller: Caller) -> Result<Json<WhoAmI>, ApiError> {
 }
 
 async fn list_users(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     caller: Caller,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     caller.admin()?;
@@ -64,12 +64,12 @@ async fn list_users(
 }
 
 async fn create_user(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     caller: Caller,
     Json(body): Json<CreateUser>,
 ) -> Result<Response, ApiError> {
     caller.admin()?;
-    let name = Owner::new(body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let name = UserName::new(body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let new = token::generate();
     let (user, row) = users::create(&state.db, &name, body.admin, &new.hash).await?;
     tracing::info!(user = %name, admin = body.admin, by = caller.name(), "user created");
@@ -91,7 +91,7 @@ async fn create_user(
 }
 
 async fn list_tokens(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     caller: Caller,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
     caller.user()?;
@@ -100,7 +100,10 @@ async fn list_tokens(
     Ok(Json(rows.into_iter().map(token_view).collect()))
 }
 
-async fn create_token(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+async fn create_token(
+    State(state): State<AuthState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.user()?;
     let user = users::by_name(&state.db, caller.user()?)
         .await?
@@ -115,7 +118,7 @@ async fn create_token(State(state): State<AppState>, caller: Caller) -> Result<R
 }
 
 async fn revoke_token(
-    State(state): State<AppState>,
+    State(state): State<AuthState>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<TokenView>, ApiError> {

@@ -4,7 +4,7 @@
 use super::schema::{api_tokens, users};
 use super::{Db, DbError};
 use crate::{with_conn, write_txn};
-use common::names::Owner;
+use common::names::UserName;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -46,7 +46,7 @@ pub enum Added {
 /// a conflict.
 pub async fn create(
     db: &Db,
-    name: &Owner,
+    name: &UserName,
     admin: bool,
     hash: &str,
 ) -> Result<(UserRow, TokenRow), DbError> {
@@ -59,7 +59,7 @@ pub async fn create(
 /// makes it an admin): `autotest-scheduler add-user`.
 pub async fn add_user(
     db: &Db,
-    name: &Owner,
+    name: &UserName,
     admin: bool,
     hash: &str,
 ) -> Result<(UserRow, TokenRow, Added), DbError> {
@@ -68,7 +68,7 @@ pub async fn add_user(
 
 async fn add(
     db: &Db,
-    name: &Owner,
+    name: &UserName,
     admin: bool,
     hash: &str,
     existing_ok: bool,
@@ -277,4 +277,18 @@ pub async fn revoke_token(
         };
         Ok(Some(token_row((id, user, created, Some(revoked)))))
     })
+}
+
+/// The owner of job `id` (who may abort it besides an admin).
+pub async fn job_owner(db: &Db, id: i64) -> Result<String, DbError> {
+    use super::schema::jobs;
+    let owner: Option<String> = with_conn!(db, |conn| {
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .select(jobs::owner)
+            .get_result(conn)
+            .await
+            .optional()?
+    });
+    owner.ok_or_else(|| DbError::NotFound(format!("no job {id}")))
 }
