@@ -193,6 +193,36 @@ async fn everyone_holds_new_users_and_hosts_and_only_admins_change_groups() {
     assert_eq!(keys, ["hosts", "name", "users"]);
     assert_eq!(lab["users"], serde_json::json!(["alice"]));
     assert_eq!(lab["hosts"], serde_json::json!(["host1"]));
+
+    // The same through `atest acl`: refused to a user who is no admin, done for one.
+    let refused = world
+        .atest_as(&alice, &["acl", "create", "team", "--users", "alice"])
+        .await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("admin"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let made = world
+        .atest(&[
+            "acl", "create", "team", "--users", "alice", "--hosts", "host1",
+        ])
+        .await;
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&made.stdout),
+        "team: users alice; hosts host1\n"
+    );
+    let team = group(&world, "team").await.expect("team created");
+    assert_eq!(
+        (team.users, team.hosts),
+        (vec!["alice".to_string()], vec!["host1".to_string()])
+    );
     world.stop().await;
 }
 
