@@ -85,7 +85,7 @@ pub(super) fn auth(raw: &mut Raw, listen: SocketAddr) -> Result<AuthConfig, Conf
     let anonymous_read = raw.parsed(section, "anonymous_read", true, boolean)?;
     let trusted_proxy_header = raw.parsed(section, "trusted_proxy_header", None, header_name)?;
     let trusted_proxies = raw.parsed(section, "trusted_proxies", Vec::new(), addresses)?;
-    if trusted_proxy_header.is_some() != !trusted_proxies.is_empty() {
+    if trusted_proxy_header.is_some() == trusted_proxies.is_empty() {
         let (key, message) = if trusted_proxy_header.is_some() {
             (
                 "trusted_proxy_header",
