@@ -147,6 +147,17 @@ mod tests {
     }
 
     #[test]
+    fn the_environment_overrides_the_auth_section() {
+        let c = Config::from_parts(
+            Path::new("/etc/autotest/g.ini"),
+            "[AUTH]\nanonymous_read: true\n",
+            [("AUTOTEST_AUTH_ANONYMOUS_READ".to_string(), "no".to_string())].into_iter(),
+        )
+        .unwrap();
+        assert!(!c.auth.anonymous_read);
+    }
+
+    #[test]
     fn bad_values_name_section_and_key() {
         for (text, key) in [
             ("[AUTH]\nanonymous_read: maybe\n", "anonymous_read"),
