@@ -16,7 +16,7 @@ import sys
 
 MAX_FILE_LINES = 600
 MAX_FN_LINES = 120
-PACKAGES = ["common", "api", "scheduler", "drone-worker", "atest", "tools"]
+PACKAGES = ["common", "api", "tko", "scheduler", "drone-worker", "atest", "tools"]
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 FN = re.compile(

@@ -199,6 +199,9 @@ up() {
     "$here/install-scheduler.sh" --config "$lab/global_config.ini" --prefix "$lab/scheduler" \
         --etc "$lab/scheduler/etc" --bin "$bin" --timeout 30 ||
         die "installing the scheduler failed (see $lab/scheduler/log/scheduler.log)"
+    ensure_admin_token "$bin/atest" "http://127.0.0.1:$http_port" "$(id -un)" \
+        runuser -u "$user" -- "$lab/scheduler/bin/autotest-scheduler" \
+        --config "$lab/scheduler/etc/global_config.ini"
 
     local d ssh_options
     mapfile -t ssh_options < <(lab_ssh_options)
@@ -220,6 +223,7 @@ http_listen: ${addr[$d]}:0" >"$lab/$d.ini")
     wait_until 60 drones_ok || die "the drones were not heard from (see $lab/log/)"
     say "the lab is up; its scheduler:"
     echo "export ATEST_SERVER=http://127.0.0.1:$http_port"
+    say "atest acts as the lab's admin $(id -un) with the token in $(atest_token_file)"
 }
 
 status() {

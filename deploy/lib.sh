@@ -343,3 +343,56 @@ ensure_mariadb() {
     fi
     say "AUTOTEST_TEST_MYSQL_URL=$AUTOTEST_TEST_MYSQL_URL"
 }
+
+# Where atest reads its API token when neither --token nor $ATEST_TOKEN is given.
+atest_token_file() {
+    echo "${XDG_CONFIG_HOME:-$HOME/.config}/autotest/token"
+}
+
+# ensure_admin_token ATEST SERVER NAME SCHEDULER_CMD...: makes sure atest has a token
+# that works on the scheduler at SERVER. A token file that already works is kept;
+# otherwise `SCHEDULER_CMD... add-user NAME --admin` makes NAME an admin (or gives the
+# existing user a new token) and the token is written, mode 600, where atest finds it.
+# A previous token file that does not work here is kept beside it as token.old.
+ensure_admin_token() {
+    local atest=$1 server=$2 name=$3
+    shift 3
+    local file
+    file=$(atest_token_file)
+    if [ -s "$file" ] && "$atest" --server "$server" whoami >/dev/null 2>&1; then
+        say "atest's token ($file) already works here: $("$atest" --server "$server" whoami)"
+        return 0
+    fi
+    if [ -e "$file" ]; then
+        mv -f "$file" "$file.old"
+        say "kept the previous token file, not valid on this scheduler, as $file.old"
+    fi
+    local token
+    token=$("$@" add-user "$name" --admin) || die "could not create the admin user $name"
+    mkdir -p "$(dirname "$file")"
+    (umask 077 && printf '%s\n' "$token" >"$file")
+    say "admin user $name: its API token is in $file, where atest reads it"
+}
+
+# ensure_harness_venv DIR: a Python virtual environment in DIR with the test
+# harnesses whose results the drone parses: avocado-framework 113 and pytest, from
+# the Python package registry. Kept between runs; remade when incomplete.
+ensure_harness_venv() {
+    local venv=$1
+    if [ -x "$venv/bin/avocado" ] && [ -x "$venv/bin/pytest" ] &&
+        "$venv/bin/avocado" --version 2>/dev/null | grep -q '^Avocado 113\.'; then
+        say "avocado and pytest present in $venv"
+        return 0
+    fi
+    need_cmd python3 python3
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        say "python3 cannot make virtual environments (Debian package python3-venv)"
+        apt_install python3-venv
+    fi
+    say "making a Python virtual environment in $venv with avocado-framework 113 and pytest"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+    "$venv/bin/pip" install -q --disable-pip-version-check "avocado-framework==113.0" pytest ||
+        die "pip could not install avocado-framework 113 and pytest into $venv (is the Python package registry reachable?)"
+    say "installed: $("$venv/bin/avocado" --version), $("$venv/bin/pytest" --version 2>&1)"
+}

@@ -101,6 +101,13 @@ echo $! > "$run/drone-worker.pid"
 export ATEST_SERVER="$server"
 atest() { "$bin/atest" "$@"; }
 
+# Changes need a user the scheduler knows: make this account an admin and keep its
+# token where atest looks for it (unless the file already holds a working token).
+admin=$(id -un)
+token_file=$(atest_token_file)
+ensure_admin_token "$bin/atest" "$server" "$admin" \
+    "$bin/autotest-scheduler" --config "$run/global_config.ini"
+
 say "creating hosts host1..host4 (label demo)"
 for host in host1 host2 host3 host4; do
     if ! out=$(atest host create "$host" --label demo 2>&1); then
@@ -144,6 +151,6 @@ say "  for example: ls $run/results/${ids[0]}-$(id -un)/host1/"
 say "  or over HTTP: curl $server/results/${ids[0]}-$(id -un)/host1/"
 say "the scheduler and the worker are still running; try:"
 say "  export ATEST_SERVER=$server"
-say "  $bin/atest job list"
+say "  $bin/atest job list        (as $admin, with the token in $token_file)"
 say "RabbitMQ's management UI (http://127.0.0.1:15672, guest/guest) shows the queue autotest.drone.localdrone in the vhost $vhost"
 say "stop everything with: deploy/quickstart.sh --stop"

@@ -9,7 +9,8 @@
 #              filter; use `-- -- --nocapture` for the test binaries)
 #
 # Needs: cargo (rustup), rsync, ssh, rabbitmq-server, mariadb-server, curl,
-# python3.
+# python3 (with python3-venv: avocado-framework 113 and pytest are installed from
+# the Python package registry into target/harness-venv, or $AUTOTEST_TEST_VENV).
 # Run as root on Debian and missing packages are installed and services
 # started; otherwise it says exactly what to install/start.
 set -euo pipefail
@@ -45,6 +46,9 @@ need_cmd openssl openssl
 need_cmd python3 python3
 ensure_rabbitmq
 ensure_mariadb
+# Real harnesses whose results the parsers are tested on.
+export AUTOTEST_TEST_VENV=${AUTOTEST_TEST_VENV:-$root/target/harness-venv}
+ensure_harness_venv "$AUTOTEST_TEST_VENV"
 if [ "$quick" -eq 0 ]; then
     ensure_cargo_component fmt rustfmt
     ensure_cargo_component clippy clippy

@@ -66,7 +66,7 @@ pub fn run(client: &Client, action: HostAction) -> Result<(), String> {
             println!("{name} unlocked");
         }
         HostAction::Repair { name } => {
-            let by = current_user().ok_or("cannot tell who you are; set $USER")?;
+            let by = current_user(client)?;
             let id = client.repair_host(&name, &by).map_err(e)?;
             println!("{id}");
         }

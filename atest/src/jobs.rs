@@ -97,7 +97,7 @@ pub fn run(client: &Client, action: JobAction) -> Result<(), String> {
         JobAction::List { json } => list(client, json),
         JobAction::Wait { ids, timeout } => wait(client, &ids, timeout),
         JobAction::Abort { id, reason } => {
-            let by = current_user().ok_or("cannot tell who you are; set $USER")?;
+            let by = current_user(client)?;
             client
                 .abort_job(id, &by, reason)
                 .map_err(|e| e.to_string())?;
@@ -109,10 +109,10 @@ pub fn run(client: &Client, action: JobAction) -> Result<(), String> {
 }
 
 fn create(client: &Client, args: CreateArgs) -> Result<(), String> {
-    let owner = args
-        .owner
-        .or_else(current_user)
-        .ok_or("cannot tell who you are; pass --owner")?;
+    let owner = match args.owner {
+        Some(owner) => owner,
+        None => current_user(client)?,
+    };
     let control = std::fs::read_to_string(&args.control_file).map_err(|err| {
         format!(
             "cannot read control file {}: {err}",

@@ -1,12 +1,13 @@
 //! `atest`: the command-line client of the scheduler's HTTP API.
 #![forbid(unsafe_code)]
 
-mod acl;
+mod access;
 mod drones;
 mod hosts;
 mod jobs;
 mod labels;
 mod output;
+mod token;
 mod user;
 
 use api::Client;
@@ -24,6 +25,10 @@ struct Args {
         default_value = "http://127.0.0.1:13467"
     )]
     server: String,
+    /// The API token to send (else `$ATEST_TOKEN`, else the file
+    /// `~/.config/autotest/token`).
+    #[arg(long, global = true, env = "ATEST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,11 +61,23 @@ enum Command {
         #[command(subcommand)]
         action: drones::DroneSetAction,
     },
+    /// Users (admins create them; each gets a token).
+    User {
+        #[command(subcommand)]
+        action: access::UserAction,
+    },
+    /// Your API tokens.
+    Token {
+        #[command(subcommand)]
+        action: access::TokenAction,
+    },
     /// ACL groups: which users may run jobs on which hosts.
     Acl {
         #[command(subcommand)]
-        action: acl::AclAction,
+        action: access::AclAction,
     },
+    /// The user the scheduler takes your token for.
+    Whoami,
 }
 
 fn main() -> ExitCode {
@@ -76,15 +93,17 @@ fn main() -> ExitCode {
 
 /// Carries out one command; the error is the one-line message for stderr.
 fn run(args: Args) -> Result<(), String> {
-    // The token of the caller, sent as `Authorization: Bearer TOKEN`.
-    let client = Client::new(&args.server).with_token(std::env::var("ATEST_TOKEN").ok());
+    let client = Client::new(&args.server).with_token(token::resolve(args.token)?);
     match args.command {
         Command::Host { action } => hosts::run(&client, action),
         Command::Job { action } => jobs::run(&client, action),
         Command::Drone { action } => drones::run(&client, action),
         Command::Label { action } => labels::run(&client, action),
         Command::DroneSet { action } => drones::run_set(&client, action),
-        Command::Acl { action } => acl::run(&client, action),
+        Command::User { action } => access::run_user(&client, action),
+        Command::Token { action } => access::run_token(&client, action),
+        Command::Acl { action } => access::run_acl(&client, action),
+        Command::Whoami => access::whoami(&client),
     }
 }
 
@@ -122,6 +141,24 @@ mod tests {
             "c",
         ]);
         assert!(missing.is_err());
+    }
+
+    #[test]
+    fn acl_members_are_comma_separated_lists() {
+        let args = Args::try_parse_from([
+            "atest", "acl", "create", "lab-a", "--users", "ann,bob", "--hosts", "h1",
+        ])
+        .expect("parses");
+        let Command::Acl {
+            action: access::AclAction::Create { name, members },
+        } = args.command
+        else {
+            panic!("not acl create");
+        };
+        let members: api::AclMembers = members.into();
+        assert_eq!(name, "lab-a");
+        assert_eq!(members.users, ["ann", "bob"]);
+        assert_eq!(members.hosts, ["h1"]);
     }
 
     #[test]

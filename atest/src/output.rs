@@ -39,6 +39,29 @@ pub fn format_table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     text
 }
 
+/// `text` with its control characters escaped (`\n`, `\t`, `\x1b`, `\u{..}`), so a
+/// name or reason from a user, a job or a drone can never move the cursor or change the
+/// terminal.
+pub fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x100 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The value, or `-` when there is none.
 pub fn opt<T: ToString>(value: &Option<T>) -> String {
     value.as_ref().map_or_else(|| "-".to_string(), T::to_string)
@@ -61,6 +84,14 @@ mod tests {
             text,
             "HOST         STATUS\nh1           Ready\na-long-name  Running\n"
         );
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(clean("plain name"), "plain name");
+        assert_eq!(clean("a\nb\tc"), "a\\nb\\tc");
+        assert_eq!(clean("\u{1b}[2Jx"), "\\x1b[2Jx");
+        assert_eq!(clean("\u{9b}"), "\\x9b");
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub(super) fn auth(raw: &mut Raw, listen: SocketAddr) -> Result<AuthConfig, Conf
     let anonymous_read = raw.parsed(section, "anonymous_read", true, boolean)?;
     let trusted_proxy_header = raw.parsed(section, "trusted_proxy_header", None, header_name)?;
     let trusted_proxies = raw.parsed(section, "trusted_proxies", Vec::new(), addresses)?;
-    if trusted_proxy_header.is_some() != !trusted_proxies.is_empty() {
+    if trusted_proxy_header.is_some() == trusted_proxies.is_empty() {
         let (key, message) = if trusted_proxy_header.is_some() {
             (
                 "trusted_proxy_header",
@@ -144,6 +144,17 @@ mod tests {
         );
         assert_eq!(c.auth.trusted_proxies.len(), 2);
         assert_eq!(c.auth.public_names, ["autotest.lab", "::1"]);
+    }
+
+    #[test]
+    fn the_environment_overrides_the_auth_section() {
+        let c = Config::from_parts(
+            Path::new("/etc/autotest/g.ini"),
+            "[AUTH]\nanonymous_read: true\n",
+            [("AUTOTEST_AUTH_ANONYMOUS_READ".to_string(), "no".to_string())].into_iter(),
+        )
+        .unwrap();
+        assert!(!c.auth.anonymous_read);
     }
 
     #[test]

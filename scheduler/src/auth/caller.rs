@@ -95,7 +95,7 @@ pub fn host_allowed(host: Option<&[u8]>, public_names: &[String]) -> Result<(), 
         return Err(refused("the request has no Host header".into()));
     };
     let host = host_part(&String::from_utf8_lossy(host));
-    if public_names.iter().any(|n| *n == host) {
+    if public_names.contains(&host) {
         Ok(())
     } else {
         Err(refused(format!("the request is for host {host:?}")))
