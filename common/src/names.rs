@@ -140,6 +140,11 @@ validated_name!(
     Owner, "owner", 64, &['.']
 );
 validated_name!(
+    /// A user of the API (the same rules as [`Owner`]: a user's jobs are owned by
+    /// that name).
+    UserName, "user name", 64, &['.']
+);
+validated_name!(
     /// A label name on hosts.
     LabelName, "label", 128, &['.', ':', '=']
 );

@@ -6,6 +6,7 @@ use crate::api::{
     ChangeLabels, CreateHost, CreateJob, JobCreated, LabelView, LockHost, SetCapacity,
 };
 use crate::api_map;
+use crate::auth::Caller;
 use crate::db::{self, Db, DbError};
 pub use crate::http_error::ApiError;
 use axum::extract::{FromRef, Path, State};
@@ -44,6 +45,15 @@ impl FromRef<AppState> for crate::results::ResultsState {
     }
 }
 
+impl FromRef<AppState> for crate::auth::AuthState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            config: state.config.clone(),
+        }
+    }
+}
+
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The router.
@@ -67,7 +77,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/hosts/{name}/lock", post(lock_host))
         .route("/api/hosts/{name}/unlock", post(unlock_host))
         .route("/api/hosts/{name}/repair", post(repair_host))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::auth::routes::router(
+            crate::auth::AuthState::from_ref(&state),
+        ))
+        .merge(crate::http_acl::router(crate::http_acl::AclState {
+            db: state.db.clone(),
+            wake: state.wake.clone(),
+            auth: crate::auth::AuthState::from_ref(&state),
+        }))
 }
 
 async fn list_hosts(State(state): State<AppState>) -> ApiResult<Vec<crate::api::HostView>> {
@@ -77,8 +95,10 @@ async fn list_hosts(State(state): State<AppState>) -> ApiResult<Vec<crate::api::
 
 async fn create_host(
     State(state): State<AppState>,
+    caller: Caller,
     Json(body): Json<CreateHost>,
 ) -> Result<Response, ApiError> {
+    caller.admin()?;
     let name = HostName::new(body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let labels = label_names(body.labels)?;
     let host = db::hosts::create(&state.db, &name, &labels).await?;
@@ -91,19 +111,38 @@ async fn list_jobs(State(state): State<AppState>) -> ApiResult<Vec<crate::api::J
     Ok(Json(jobs.into_iter().map(api_map::job_summary).collect()))
 }
 
+/// Whose a new job is: the caller's, or for an admin the body's `owner` (an admin
+/// submitting on someone's behalf). A non-admin naming another owner is refused.
+fn job_owner(caller: &Caller, asked: &str) -> Result<Owner, ApiError> {
+    let name = caller.user()?;
+    let owner = if asked.is_empty() || asked == name {
+        name
+    } else if caller.is_admin() {
+        asked
+    } else {
+        return Err(ApiError::forbidden(format!(
+            "user {name} may not submit a job as {asked:?}: only an admin may name another owner"
+        )));
+    };
+    Owner::new(owner).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
 /// A job that could not be stored: a bad request when it names something unknown or
 /// lacks a dependency, else the database's error.
 fn job_refused(error: DbError) -> ApiError {
     match error {
         DbError::NotFound(message) | DbError::Invalid(message) => ApiError::bad_request(message),
+        DbError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message),
         other => other.into(),
     }
 }
 
 async fn create_job(
     State(state): State<AppState>,
+    caller: Caller,
     Json(body): Json<CreateJob>,
 ) -> Result<Response, ApiError> {
+    let owner = job_owner(&caller, &body.owner)?;
     if body.name.trim().is_empty() {
         return Err(ApiError::bad_request("the job name is empty"));
     }
@@ -117,7 +156,6 @@ async fn create_job(
             "the control file is larger than {MAX_CONTROL_FILE_BYTES} bytes"
         )));
     }
-    let owner = Owner::new(body.owner).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if body.hosts.is_empty() && body.label.is_none() {
         return Err(ApiError::bad_request(
             "no hosts given: name hosts, or a label to run on any host carrying it",
@@ -202,8 +240,10 @@ async fn list_drone_sets(
 
 async fn create_drone_set(
     State(state): State<AppState>,
+    caller: Caller,
     Json(body): Json<crate::api::DroneSetView>,
 ) -> Result<Response, ApiError> {
+    caller.admin()?;
     let name = common::names::DroneSetName::new(body.name)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if body.drones.is_empty() {
@@ -240,12 +280,26 @@ async fn show_job(
     )))
 }
 
+/// The caller as the user recorded for what it does (`by` of an abort or a repair).
+fn caller_owner(caller: &Caller) -> Result<Owner, ApiError> {
+    Owner::new(caller.user()?).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// Aborts a job: its owner or an admin. The body's `by` is ignored: the abort is
+/// recorded as the caller's.
 async fn abort_job(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<i64>,
     Json(body): Json<crate::api::AbortJob>,
 ) -> ApiResult<serde_json::Value> {
-    let by = Owner::new(body.by).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let by = caller_owner(&caller)?;
+    let owner = db::users::job_owner(&state.db, id).await?;
+    if owner != by.as_str() && !caller.is_admin() {
+        return Err(ApiError::forbidden(format!(
+            "job {id} is {owner}'s: only its owner or an admin may abort it"
+        )));
+    }
     let active = db::jobs::abort(&state.db, id, &by, body.reason).await?;
     let grace_sec = state.config.scheduler.abort_grace_sec;
     for (attempt, drone) in &active {
@@ -303,8 +357,10 @@ fn known_drone(state: &AppState, name: &str) -> Result<(), ApiError> {
 
 async fn enable_drone(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<serde_json::Value> {
+    caller.admin()?;
     known_drone(&state, &name)?;
     db::drones::set_enabled(&state.db, &name, true).await?;
     state.wake.notify_one();
@@ -313,8 +369,10 @@ async fn enable_drone(
 
 async fn disable_drone(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<serde_json::Value> {
+    caller.admin()?;
     known_drone(&state, &name)?;
     db::drones::set_enabled(&state.db, &name, false).await?;
     Ok(Json(serde_json::json!({ "name": name, "enabled": false })))
@@ -322,9 +380,11 @@ async fn disable_drone(
 
 async fn set_capacity(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     Json(body): Json<SetCapacity>,
 ) -> ApiResult<serde_json::Value> {
+    caller.admin()?;
     known_drone(&state, &name)?;
     if body.capacity < 0 {
         return Err(ApiError::bad_request("capacity must be 0 or more"));
@@ -353,8 +413,10 @@ async fn list_labels(State(state): State<AppState>) -> ApiResult<Vec<LabelView>>
 
 async fn create_label(
     State(state): State<AppState>,
+    caller: Caller,
     Json(body): Json<LabelView>,
 ) -> Result<Response, ApiError> {
+    caller.admin()?;
     let name = LabelName::new(body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     db::hosts::create_label(&state.db, &name).await?;
     Ok((
@@ -372,10 +434,13 @@ fn host_name(name: String) -> Result<HostName, ApiError> {
 
 async fn change_labels(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     Json(body): Json<ChangeLabels>,
 ) -> ApiResult<serde_json::Value> {
+    caller.user()?;
     let host = host_name(name)?;
+    crate::http_acl::may_manage_host(&state.db, &caller, &host).await?;
     let (add, remove) = (label_names(body.add)?, label_names(body.remove)?);
     db::hosts::change_labels(&state.db, &host, &add, &remove).await?;
     state.wake.notify_one();
@@ -384,10 +449,13 @@ async fn change_labels(
 
 async fn lock_host(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     Json(body): Json<LockHost>,
 ) -> ApiResult<serde_json::Value> {
+    caller.user()?;
     let host = host_name(name)?;
+    crate::http_acl::may_manage_host(&state.db, &caller, &host).await?;
     db::hosts::set_locked(&state.db, &host, true, body.reason).await?;
     Ok(Json(
         serde_json::json!({ "name": host.to_string(), "locked": true }),
@@ -399,11 +467,13 @@ async fn lock_host(
 /// back in service.
 async fn repair_host(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
-    Json(body): Json<crate::api::AbortJob>,
+    Json(_body): Json<crate::api::AbortJob>,
 ) -> Result<Response, ApiError> {
+    let by = caller_owner(&caller)?;
     let host = host_name(name)?;
-    let by = Owner::new(body.by).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    crate::http_acl::may_manage_host(&state.db, &caller, &host).await?;
     let job = db::job_create::NewJob {
         name: format!("repair {host}"),
         owner: by,
@@ -425,9 +495,12 @@ async fn repair_host(
 
 async fn unlock_host(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<serde_json::Value> {
+    caller.user()?;
     let host = host_name(name)?;
+    crate::http_acl::may_manage_host(&state.db, &caller, &host).await?;
     db::hosts::set_locked(&state.db, &host, false, None).await?;
     state.wake.notify_one();
     Ok(Json(

@@ -14,6 +14,17 @@ impl ApiError {
         Self(code, message.into())
     }
 
+    /// A 401 answer: no token, or a bad or revoked one (sent with
+    /// `WWW-Authenticate: Bearer`).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self(StatusCode::UNAUTHORIZED, message.into())
+    }
+
+    /// A 403 answer: a valid caller without the right.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self(StatusCode::FORBIDDEN, message.into())
+    }
+
     /// A 400 answer.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, message.into())
@@ -26,6 +37,7 @@ impl From<DbError> for ApiError {
             DbError::NotFound(_) => StatusCode::NOT_FOUND,
             DbError::Conflict(_) => StatusCode::CONFLICT,
             DbError::Invalid(_) => StatusCode::BAD_REQUEST,
+            DbError::Forbidden(_) => StatusCode::FORBIDDEN,
             _ => {
                 tracing::error!(%error, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -37,6 +49,13 @@ impl From<DbError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+        let mut response = (self.0, Json(ErrorBody { error: self.1 })).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

@@ -4,11 +4,13 @@
 
 pub mod api;
 pub mod api_map;
+pub mod auth;
 pub mod client;
 pub mod db;
 pub mod dispatch;
 pub mod health;
 pub mod http;
+pub mod http_acl;
 pub mod http_error;
 pub mod intake;
 pub mod job_limits;
@@ -173,10 +175,15 @@ impl Scheduler {
             timers,
             jobs: dispatch::Creator::start(self.db.clone(), Some(dispatching)),
         };
-        let router = http::router(state).merge(health::router(health::Health {
-            db: self.db.clone(),
-            listening,
-        }));
+        let router = http::router(state.clone())
+            .merge(health::router(health::Health {
+                db: self.db.clone(),
+                listening,
+            }))
+            .layer(axum::middleware::from_fn_with_state(
+                state,
+                auth::caller::guard,
+            ));
         tracing::info!(http = %self.local_addr(), https = self.tls.is_some(), drones = self.config.scheduler.drones.len(), "scheduler started");
         let mut http_shutdown = shutdown;
         let server = common::tls::serve(self.listener, self.tls, router, async move {

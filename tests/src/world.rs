@@ -2,6 +2,8 @@
 //! drone workers running against them, and a teardown that checks the broker was left
 //! clean.
 
+pub mod users;
+
 use crate::broker as mq;
 use common::config::Config;
 use common::names::DroneName;
@@ -309,6 +311,7 @@ impl WorldBuilder {
             drone_urls,
             broker_users,
             ca_file: self.ca_file,
+            token: None,
         };
         world.start_scheduler().await;
         if self.start_workers {
@@ -359,6 +362,9 @@ pub struct World {
     broker_users: Vec<String>,
     /// The CA `api` and `atest` trust, when the scheduler answers HTTPS.
     ca_file: Option<PathBuf>,
+    /// The token of the admin `tester`, made when the scheduler first starts; sent by
+    /// [`World::api`] and [`World::atest`].
+    token: Option<String>,
 }
 
 impl World {
@@ -395,6 +401,12 @@ impl World {
             None => "http",
         };
         self.server = format!("{scheme}://{}", scheduler.local_addr());
+        if self.token.is_none() {
+            let added = scheduler::auth::add_user(scheduler.db(), users::ADMIN, true)
+                .await
+                .expect("admin user created");
+            self.token = Some(added.token);
+        }
         let (trigger, shutdown) = Shutdown::new();
         let task = tokio::spawn(scheduler.run(shutdown));
         self.scheduler = Some(Running { trigger, task });
@@ -533,36 +545,15 @@ impl World {
         }
     }
 
-    /// Calls the API from a blocking thread.
+    /// Calls the API from a blocking thread, as the admin `tester`.
     pub async fn api<T: Send + 'static>(&self, f: impl FnOnce(&Client) -> T + Send + 'static) -> T {
-        let server = self.server.clone();
-        let ca_file = self.ca_file.clone();
-        tokio::task::spawn_blocking(move || {
-            let client = Client::new(&server);
-            let client = match &ca_file {
-                Some(ca) => client.with_ca_file(ca).expect("the world's CA file"),
-                None => client,
-            };
-            f(&client)
-        })
-        .await
-        .expect("API call")
+        self.api_with(self.token.clone(), f).await
     }
 
-    /// Runs the real `atest` binary against this world's scheduler.
+    /// Runs the real `atest` binary against this world's scheduler, as the admin
+    /// `tester` (`$ATEST_TOKEN`).
     pub async fn atest(&self, args: &[&str]) -> std::process::Output {
-        let mut command = tokio::process::Command::new(crate::binary("atest"));
-        if let Some(ca) = &self.ca_file {
-            command.env("ATEST_CA_FILE", ca);
-        }
-        command
-            .args(["--server", &self.server])
-            .args(args)
-            .env("USER", "tester")
-            .current_dir(&self.dir)
-            .output()
-            .await
-            .expect("run atest")
+        self.atest_with(self.token.as_deref(), args).await
     }
 
     pub async fn create_hosts(&self, names: &[&str]) {

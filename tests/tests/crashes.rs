@@ -286,10 +286,14 @@ async fn the_scheduler_serves_and_queues_jobs_while_the_broker_is_unreachable() 
         .await
         .expect("starts without a broker");
     let server = format!("http://{}", scheduler.local_addr());
+    let token = scheduler::auth::add_user(scheduler.db(), "tester", true)
+        .await
+        .expect("admin created")
+        .token;
     let (trigger, shutdown) = common::shutdown::Shutdown::new();
     let task = tokio::spawn(scheduler.run(shutdown));
     let job = tokio::task::spawn_blocking(move || {
-        let client = scheduler::client::Client::new(&server);
+        let client = scheduler::client::Client::new(&server).with_token(Some(token));
         client
             .create_host(&scheduler::api::CreateHost {
                 name: "host1".into(),

@@ -519,6 +519,10 @@ async fn a_bad_config_value_stops_the_programs_naming_section_and_key() {
 }
 
 mod abort;
+mod acl;
+mod auth;
+mod auth_access;
+mod auth_tokens;
 mod containment;
 mod crashes;
 mod hardening;

@@ -198,3 +198,23 @@ pub fn settle_filesystem(dir: &std::path::Path) {
         println!("filesystem: still slow after five minutes; the figures below include it");
     }
 }
+
+/// Creates the admin `name` in the database of the scheduler configured by `config`
+/// (`autotest-scheduler --config FILE add-user NAME --admin`) and returns its token.
+pub fn admin_token(config: &std::path::Path, name: &str) -> String {
+    let out = std::process::Command::new(autotest_tests::binary("autotest-scheduler"))
+        .arg("--config")
+        .arg(config)
+        .args(["add-user", name, "--admin"])
+        .output()
+        .expect("run autotest-scheduler add-user");
+    assert!(
+        out.status.success(),
+        "autotest-scheduler add-user failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("a token is text")
+        .trim()
+        .to_string()
+}

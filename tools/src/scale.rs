@@ -92,7 +92,7 @@ pub async fn run(o: Options) {
         o.entries / HOSTS_PER_JOB,
         o.capacity
     );
-    create_hosts(&system.server, o.hosts).await;
+    create_hosts(&system, o.hosts).await;
     let ends = system.dir.join("ends.log");
     queue_jobs(&system, o.entries / HOSTS_PER_JOB, o.hosts, &ends).await;
     system.wait_for_heartbeats().await;
@@ -140,11 +140,12 @@ async fn start(o: &Options) -> System {
 }
 
 /// Creates `hosts` hosts, from [`THREADS`] clients of their own.
-async fn create_hosts(server: &str, hosts: usize) {
+async fn create_hosts(system: &System, hosts: usize) {
     let began = Instant::now();
-    let server = server.to_string();
+    let server = system.server.clone();
+    let token = system.token.clone();
     parallel(THREADS, move |t| {
-        let c = Client::new(&server);
+        let c = Client::new(&server).with_token(Some(token.clone()));
         for i in (t..hosts).step_by(THREADS) {
             c.create_host(&CreateHost {
                 name: format!("h{i}"),
@@ -166,8 +167,9 @@ async fn queue_jobs(system: &System, jobs: usize, hosts: usize, ends: &Path) {
     let began = Instant::now();
     let control = format!("sleep 0.2\ndate +%s%N >> {}\n", ends.display());
     let server = system.server.clone();
+    let token = system.token.clone();
     parallel(THREADS, move |t| {
-        let c = Client::new(&server);
+        let c = Client::new(&server).with_token(Some(token.clone()));
         for j in (t..jobs).step_by(THREADS) {
             let first = (j * HOSTS_PER_JOB) % hosts;
             c.create_job(&CreateJob::new(

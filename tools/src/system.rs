@@ -2,7 +2,7 @@
 //! binaries, separate processes) on a vhost and SQLite database of their own, in the
 //! run's directory.
 
-use crate::benchkit::{free_port, terminate, wait_blocking};
+use crate::benchkit::{admin_token, free_port, terminate, wait_blocking};
 use api::Client;
 use autotest_tests::broker as mq;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,8 @@ pub struct System {
     pub server: String,
     /// A client of the scheduler's HTTP API.
     pub client: Arc<Client>,
+    /// The token of the admin `bench`, which `client` sends.
+    pub token: String,
     config: PathBuf,
 }
 
@@ -46,6 +48,7 @@ impl System {
         let port = free_port();
         let config_path = dir.join("global_config.ini");
         std::fs::write(&config_path, config(&amqp, port)).unwrap();
+        let token = admin_token(&config_path, "bench");
         let scheduler = Command::new(autotest_tests::binary("autotest-scheduler"))
             .arg("--config")
             .arg(&config_path)
@@ -54,7 +57,7 @@ impl System {
             .spawn()
             .expect("start the scheduler");
         let server = format!("http://127.0.0.1:{port}");
-        let client = Arc::new(Client::new(&server));
+        let client = Arc::new(Client::new(&server).with_token(Some(token.clone())));
         let c = client.clone();
         wait_blocking(move || c.drones().is_ok(), Duration::from_secs(30)).await;
         Self {
@@ -65,6 +68,7 @@ impl System {
             workers: vec![],
             server,
             client,
+            token,
             config: config_path,
         }
     }

@@ -7,6 +7,7 @@
 //! key written as `_` (so `[SCHEDULER] drone-1_max_processes` is
 //! `AUTOTEST_SCHEDULER_DRONE_1_MAX_PROCESSES`).
 
+mod auth;
 mod command;
 mod print;
 mod raw;
@@ -14,6 +15,7 @@ mod reports;
 mod sections;
 mod tls;
 
+pub use auth::{default_public_names, AuthConfig};
 pub use command::{
     CommandTemplate, DEFAULT_AUTOSERV_COMMAND, DEFAULT_CLEANUP_COMMAND, DEFAULT_REPAIR_COMMAND,
     DEFAULT_VERIFY_COMMAND, PLACEHOLDERS,
@@ -63,6 +65,8 @@ pub struct Config {
     pub drone: DroneConfig,
     pub autoserv: AutoservConfig,
     pub broker: BrokerConfig,
+    /// `[AUTH]`, with `[SCHEDULER] public_names`.
+    pub auth: AuthConfig,
     /// Unknown keys and other things worth a warning at start.
     pub warnings: Vec<String>,
 }
@@ -264,6 +268,7 @@ impl Config {
         let drone = sections::drone(&mut raw, &base)?;
         let autoserv = sections::autoserv(&mut raw)?;
         let broker = sections::broker(&mut raw, &base)?;
+        let auth = auth::auth(&mut raw, scheduler.http_listen)?;
         Ok(Self {
             path: path.to_path_buf(),
             database,
@@ -271,6 +276,7 @@ impl Config {
             drone,
             autoserv,
             broker,
+            auth,
             warnings: sections::warnings(&raw),
         })
     }

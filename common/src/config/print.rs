@@ -134,6 +134,12 @@ impl Config {
             "client_cert": b.client_cert,
             "client_key": b.client_key,
         });
+        let auth = json!({
+            "anonymous_read": self.auth.anonymous_read,
+            "trusted_proxy_header": self.auth.trusted_proxy_header,
+            "trusted_proxies": self.auth.trusted_proxies,
+            "public_names": self.auth.public_names,
+        });
         json!({
             "path": self.path,
             "database": database,
@@ -141,6 +147,7 @@ impl Config {
             "drone": drone,
             "autoserv": autoserv,
             "broker": broker,
+            "auth": auth,
             "warnings": self.warnings,
         })
     }

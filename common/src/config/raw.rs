@@ -13,7 +13,14 @@ pub(super) struct Raw {
     pub(super) used: BTreeSet<(String, String)>,
 }
 
-pub(super) const SECTIONS: &[&str] = &["AUTOTEST_WEB", "SCHEDULER", "DRONE", "AUTOSERV", "BROKER"];
+pub(super) const SECTIONS: &[&str] = &[
+    "AUTOTEST_WEB",
+    "SCHEDULER",
+    "DRONE",
+    "AUTOSERV",
+    "BROKER",
+    "AUTH",
+];
 
 /// Keys recognised from Autotest that this system accepts and does not need.
 pub(super) const ACCEPTED_UNUSED: &[(&str, &str)] = &[

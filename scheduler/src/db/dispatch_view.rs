@@ -143,6 +143,9 @@ pub struct DispatchView {
     pub drone_sets: BTreeMap<i64, BTreeSet<String>>,
     /// Pending entries of synchronous jobs (holding their hosts), best first.
     pub pending: Vec<Candidate>,
+    /// The hosts each owner of a metahost entry may use (ACL groups); an owner not
+    /// here is an admin and may use any (see `may_use`).
+    pub acl: BTreeMap<Owner, BTreeSet<i64>>,
 }
 
 /// A configured drone's row, as dispatch reads it.
@@ -449,6 +452,7 @@ async fn read_label_pools(
         });
         view.pools.insert(label_id, pool);
     }
+    super::dispatch_acl::read(conn, view).await?;
     let pool_hosts: BTreeSet<i64> = view.pools.values().flatten().map(|h| h.id).collect();
     let pairs: Vec<(i64, i64)> = on_conn!(conn, |c| {
         host_labels::table

@@ -96,6 +96,7 @@ pub async fn create(
             .get_result(conn)
             .await?;
         let mut conn = Conn::from(conn);
+        super::acl::join_everyone(&mut conn, Some(host_id), None).await?;
         for label in &wanted {
             let label_id = ensure_label(&mut conn, last_id, label.as_str()).await?;
             link_label(&mut conn, host_id, label_id).await?;

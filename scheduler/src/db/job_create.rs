@@ -72,7 +72,9 @@ pub async fn insert_group(
             .await
         });
         match stored {
-            Err(refused @ (DbError::NotFound(_) | DbError::Invalid(_))) => out.push(Err(refused)),
+            Err(refused @ (DbError::NotFound(_) | DbError::Invalid(_) | DbError::Forbidden(_))) => {
+                out.push(Err(refused))
+            }
             Err(failed) => return Err(failed),
             Ok(id) => out.push(Ok(id)),
         }
@@ -105,6 +107,11 @@ async fn insert_job(
     let resolved = resolve(conn, job, &names, &deps).await?;
     let dep_ids: Vec<i64> = deps.iter().map(|d| resolved.label_ids[d]).collect();
     check_dependencies(conn, &names, &deps, &dep_ids, &resolved.host_ids).await?;
+    let metahost = job
+        .label
+        .as_ref()
+        .map(|(label, count)| (label, resolved.label_ids[label.as_str()], *count));
+    super::job_acl::check(conn, &job.owner, &resolved.host_ids, metahost).await?;
     let job_id = insert_job_row(conn, job, now, resolved.drone_set_id, last_id).await?;
     for dep_id in &dep_ids {
         on_conn!(conn, |c| {

@@ -7,15 +7,19 @@
 //! model's types and rows; it knows nothing of the HTTP API or the dispatcher.
 
 pub mod aborts;
+pub mod acl;
 pub mod assign;
+pub mod dispatch_acl;
 pub mod dispatch_view;
 pub mod drone_sets;
 pub mod drones;
 pub mod hosts;
 pub mod intake;
+pub mod job_acl;
 pub mod job_create;
 pub mod jobs;
 pub mod schema;
+pub mod users;
 
 use common::config::DatabaseConfig;
 use diesel::backend::Backend;
@@ -59,6 +63,9 @@ pub enum DbError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// Refused by an ACL group rule.
+    #[error("{0}")]
+    Forbidden(String),
     /// A write shared with other requests failed (group commit).
     #[error("storing failed: {0}")]
     Failed(String),

@@ -116,6 +116,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        name -> Text,
+        admin -> Bool,
+        created -> BigInt,
+    }
+}
+
+diesel::table! {
+    acl_groups (id) {
+        id -> BigInt,
+        name -> Text,
+        description -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    acl_group_users (acl_group_id, user_id) {
+        acl_group_id -> BigInt,
+        user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    acl_group_hosts (acl_group_id, host_id) {
+        acl_group_id -> BigInt,
+        host_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        hash -> Text,
+        created -> BigInt,
+        revoked -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(host_labels -> hosts (host_id));
 diesel::joinable!(host_labels -> labels (label_id));
 diesel::joinable!(host_queue_entries -> jobs (job_id));
@@ -134,5 +176,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_dependencies,
     entry_history,
     drone_sets,
-    drone_set_drones
+    drone_set_drones,
+    users,
+    acl_groups,
+    acl_group_users,
+    acl_group_hosts,
+    api_tokens
 );

@@ -140,8 +140,11 @@ async fn store(
     };
     match stored {
         Ok(stored) => stored,
-        // A job alone and refused (unknown host or label, missing dependency) stays so.
-        Err(refused @ (DbError::NotFound(_) | DbError::Invalid(_))) if count == 1 => {
+        // A job alone and refused (unknown host or label, missing dependency, ACL
+        // groups) stays so.
+        Err(refused @ (DbError::NotFound(_) | DbError::Invalid(_) | DbError::Forbidden(_)))
+            if count == 1 =>
+        {
             (vec![Err(refused)], fallback)
         }
         Err(error) if count == 1 && !dispatching => (vec![Err(error)], fallback),

@@ -183,7 +183,7 @@ fn queue_order<'a>(named: &'a [Candidate], by_label: &'a [LabelEntry]) -> Vec<It
 /// labels, then job age), at most one entry per host, at most `limit` Autoserv runs:
 /// - a synchronous job with `synch_count` entries Pending starts them as one run;
 /// - a metahost entry takes a ready host carrying its label and all its job's
-///   dependencies, not used by its job yet;
+///   dependencies, not used by its job yet, that its job's owner may use (ACL groups);
 /// - an entry of a synchronous job takes its host and waits Pending;
 /// - any other entry goes to the least-loaded drone with a free slot, within its job's
 ///   drone set.
@@ -282,7 +282,8 @@ fn start_groups(
 }
 
 /// A ready host for metahost entry `entry`: carrying its label and all its job's
-/// dependencies, not taken this cycle, not used by its job yet.
+/// dependencies, not taken this cycle, not used by its job yet, sharing an ACL group
+/// with its job's owner.
 fn host_for<'a>(
     view: &'a DispatchView,
     entry: &LabelEntry,
@@ -301,6 +302,7 @@ fn host_for<'a>(
     pool.iter().find(|host| {
         !hosts_taken.contains(&host.id)
             && !view.used.contains(&(entry.job_id, host.id))
+            && view.may_use(&entry.owner, host.id)
             && deps.iter().all(|d| {
                 view.host_labels
                     .get(&host.id)

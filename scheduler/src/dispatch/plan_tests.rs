@@ -330,6 +330,68 @@ fn a_host_taken_by_a_named_entry_is_not_given_to_a_metahost_entry() {
     assert_eq!(picks(&plan), [(1, 7, "a")]);
 }
 
+/// A metahost entry of job `job` for label `label`, owned by `owner`.
+fn owned_by_label(entry: i64, job: i64, label: i64, owner: &str) -> LabelEntry {
+    LabelEntry {
+        owner: Owner::new(owner).unwrap(),
+        ..by_label(entry, job, label)
+    }
+}
+
+#[test]
+fn a_metahost_entry_is_given_only_hosts_its_owner_may_use() {
+    let mut view = view(vec![drone("a", 0, 4)], vec![]);
+    view.by_label = vec![
+        owned_by_label(1, 1, 10, "alice"),
+        owned_by_label(2, 1, 10, "alice"),
+    ];
+    view.pools
+        .insert(10, vec![pool_host(7), pool_host(8), pool_host(9)]);
+    view.acl
+        .insert(Owner::new("alice").unwrap(), BTreeSet::from([8, 9]));
+    let plan = plan_of(view, 100).unwrap();
+    assert_eq!(picks(&plan), [(1, 8, "a"), (2, 9, "a")]);
+}
+
+#[test]
+fn a_metahost_entry_whose_owner_may_use_no_ready_host_waits_while_others_start() {
+    let mut view = view(vec![drone("a", 0, 4)], vec![]);
+    view.by_label = vec![
+        owned_by_label(1, 1, 10, "alice"),
+        owned_by_label(2, 2, 10, "bob"),
+    ];
+    view.pools.insert(10, vec![pool_host(7), pool_host(8)]);
+    // alice may use host 9 only, which is not ready; bob may use host 7.
+    view.acl
+        .insert(Owner::new("alice").unwrap(), BTreeSet::from([9]));
+    view.acl
+        .insert(Owner::new("bob").unwrap(), BTreeSet::from([7]));
+    let plan = plan_of(view, 100).unwrap();
+    assert_eq!(picks(&plan), [(2, 7, "a")]);
+}
+
+#[test]
+fn an_owner_with_no_acl_group_gets_no_host() {
+    let mut view = view(vec![drone("a", 0, 4)], vec![]);
+    view.by_label = vec![owned_by_label(1, 1, 10, "alice")];
+    view.pools.insert(10, vec![pool_host(7)]);
+    view.acl
+        .insert(Owner::new("alice").unwrap(), BTreeSet::new());
+    assert!(plan_of(view, 100).unwrap().picks.is_empty());
+}
+
+#[test]
+fn an_owner_not_bound_by_acl_groups_may_be_given_any_host() {
+    // An admin's entries have no row in the view's ACL.
+    let mut view = view(vec![drone("a", 0, 4)], vec![]);
+    view.by_label = vec![owned_by_label(1, 1, 10, "root")];
+    view.pools.insert(10, vec![pool_host(7)]);
+    view.acl
+        .insert(Owner::new("alice").unwrap(), BTreeSet::new());
+    let plan = plan_of(view, 100).unwrap();
+    assert_eq!(picks(&plan), [(1, 7, "a")]);
+}
+
 /// A Pending entry of synchronous job `job` (synch_count `size`) holding `host`.
 fn pending(entry: i64, job: i64, host: i64, size: i32) -> Candidate {
     let mut member = named(entry, job, host);

@@ -13,6 +13,8 @@ use std::time::Duration;
 pub struct Api {
     pub server: String,
     pub agent: ureq::Agent,
+    /// Sent as `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
 }
 
 #[derive(Debug)]
@@ -40,15 +42,29 @@ impl Api {
         Self {
             server: server.to_string(),
             agent: ureq::Agent::new_with_config(config),
+            token: None,
         }
     }
 
     /// One call: POST with a body, else GET; the answer's JSON on a 2xx status.
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ApiError> {
         let url = format!("{}{path}", self.server);
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
         let result = match body {
-            Some(body) if method == "POST" => self.agent.post(&url).send_json(body),
-            _ => self.agent.get(&url).call(),
+            Some(body) if method == "POST" => {
+                let mut request = self.agent.post(&url);
+                if let Some(bearer) = &bearer {
+                    request = request.header("Authorization", bearer);
+                }
+                request.send_json(body)
+            }
+            _ => {
+                let mut request = self.agent.get(&url);
+                if let Some(bearer) = &bearer {
+                    request = request.header("Authorization", bearer);
+                }
+                request.call()
+            }
         };
         let mut response = result.map_err(|e| ApiError::Unreachable(e.to_string()))?;
         let status = response.status().as_u16();

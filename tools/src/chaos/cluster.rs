@@ -185,6 +185,7 @@ pub fn start(temp: TempDir, started: Instant) -> Cluster {
     let sshd = Sshd::start(&cluster.dir.join("sshd"));
     let amqp = mq::create_vhost(&cluster.vhost);
     write_config(&cluster.dir, &config, &sshd, &amqp, port);
+    cluster.api.token = Some(crate::benchkit::admin_token(&config, "chaos"));
     cluster.sshd = Some(sshd);
     std::fs::write(cluster.dir.join("concurrent.log"), "").expect("concurrent.log");
     std::fs::create_dir_all(cluster.dir.join("locks")).expect("locks directory");
