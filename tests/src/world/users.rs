@@ -69,6 +69,7 @@ impl World {
             .args(args)
             .env("USER", ADMIN)
             .env_remove("ATEST_TOKEN")
+            .env_remove("XDG_CONFIG_HOME")
             .env("HOME", &self.dir)
             .current_dir(&self.dir);
         if let Some(token) = token {
