@@ -11,7 +11,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// 2: heartbeats carry `results_url` and `stopping`, Finished carries `manifest` (a
 /// release reading version 1 refuses them, so the versions must not mix).
 /// 3: a status report carries `events`, several in order, instead of one `event`.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: Finished may carry `test_failure` (results over the drone's `max_results_mb`).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The most events a worker puts in one status report.
 pub const MAX_EVENTS_PER_REPORT: usize = 64;
@@ -171,6 +172,10 @@ pub enum StatusEvent {
         /// scheduler then counts an infra failure, not a test failure.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         infra_failure: Option<String>,
+        /// Set when the drone failed the test whatever Autoserv's exit status: its
+        /// results went over `[DRONE] max_results_mb`. The reason, for the entry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test_failure: Option<String>,
         /// What the results directory holds, by its manifest (checked on the results
         /// host before this report).
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,10 +1,13 @@
 //! `GET /results/<job_id>-<owner>/<host>/<path>`, served from a results directory: by
 //! the scheduler from the results host's directory, and by each drone from its own
 //! (Autotest's retrieve_logs). Files come back as they are; directories as a
-//! plain-text listing, one name a line, directories ending in `/`. Nothing outside the
-//! directory is ever read: `..`, absolute and empty components are refused (400), and
-//! a path whose real location (symlinks resolved) is outside the directory is not
-//! found (404).
+//! plain-text listing, one name a line, directories ending in `/`, with `\`, newlines
+//! and other control characters in names escaped (`\\`, `\n`, `\xNN`) so a name is
+//! always one line. Nothing outside the directory is ever read: `..`, `.`, absolute
+//! and empty components (`a//b`) are refused (400), and a path whose real location
+//! (symlinks resolved) is outside the directory is not found (404). Only regular files
+//! and directories are served: a device, FIFO or socket is refused (403) without
+//! being opened for reading, and nothing is ever opened in a way that could block.
 
 use axum::body::Body;
 use axum::extract::Path;
@@ -20,10 +23,12 @@ pub fn check(requested: &str) -> Result<PathBuf, (StatusCode, String)> {
         return Err(bad("forbidden character"));
     }
     let mut relative = PathBuf::new();
-    for part in requested.split('/') {
+    let last = requested.split('/').count().checked_sub(1);
+    for (index, part) in requested.split('/').enumerate() {
         match part {
             "" if relative.as_os_str().is_empty() => return Err(bad("empty or absolute path")),
-            "" => continue, // a trailing slash
+            "" if last == Some(index) => continue, // a trailing slash
+            "" => return Err(bad("empty path component ('//')")),
             "." | ".." => return Err(bad("'.' and '..' are not allowed")),
             _ => relative.push(part),
         }
@@ -81,27 +86,74 @@ pub async fn serve(
     let not_found = || (StatusCode::NOT_FOUND, format!("no results at {requested}"));
     let metadata = tokio::fs::metadata(&path).await.map_err(|_| not_found())?;
     if metadata.is_dir() {
-        let mut names = Vec::new();
-        let mut entries = tokio::fs::read_dir(&path)
-            .await
-            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let is_dir = entry.file_type().await.map(|t| t.is_dir()).unwrap_or(false);
-            names.push(if is_dir { format!("{name}/") } else { name });
-        }
-        names.sort();
-        let body = names.iter().map(|n| format!("{n}\n")).collect::<String>();
-        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response());
+        return list(&path).await;
     }
-    let file = tokio::fs::File::open(&path)
+    if !metadata.is_file() {
+        return Err(not_regular(requested));
+    }
+    // O_NONBLOCK: should the path have become a FIFO since, the open returns at once
+    // instead of waiting for a writer; what was opened is checked again.
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&path)
         .await
         .map_err(|_| not_found())?;
+    match file.metadata().await {
+        Ok(opened) if opened.is_file() => {}
+        Ok(_) => return Err(not_regular(requested)),
+        Err(_) => return Err(not_found()),
+    }
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
         file_body(file),
     )
         .into_response())
+}
+
+fn not_regular(requested: &str) -> (StatusCode, String) {
+    (
+        StatusCode::FORBIDDEN,
+        format!("{requested} is not a regular file or directory"),
+    )
+}
+
+/// A directory's listing: regular files, directories (ending in `/`) and symlinks, one
+/// escaped name a line, sorted.
+async fn list(path: &std::path::Path) -> Result<Response, (StatusCode, String)> {
+    let mut names = Vec::new();
+    let mut entries = tokio::fs::read_dir(path)
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = escape_name(&entry.file_name().to_string_lossy());
+        match entry.file_type().await {
+            Ok(kind) if kind.is_dir() => names.push(format!("{name}/")),
+            Ok(kind) if kind.is_file() || kind.is_symlink() => names.push(name),
+            // Devices, FIFOs and sockets are not results.
+            _ => {}
+        }
+    }
+    names.sort();
+    let body = names.iter().map(|n| format!("{n}\n")).collect::<String>();
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}
+
+/// A file name as one line of a listing: `\` as `\\`, a newline as `\n`, a
+/// carriage return as `\r`, a tab as `\t`, other control characters as `\xNN`.
+pub fn escape_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A read-only HTTP server of `root` under `/results/`: what a drone runs so the
@@ -185,6 +237,9 @@ mod tests {
             ("1-alice/../../etc/passwd", StatusCode::BAD_REQUEST),
             ("/etc/passwd", StatusCode::BAD_REQUEST),
             ("1-alice/./host1", StatusCode::BAD_REQUEST),
+            ("1-alice/host1//status", StatusCode::BAD_REQUEST),
+            ("1-alice//host1/", StatusCode::BAD_REQUEST),
+            ("1-alice/host1//", StatusCode::BAD_REQUEST),
             ("1-alice/host1/escape/passwd", StatusCode::NOT_FOUND),
             ("1-alice/host1/missing", StatusCode::NOT_FOUND),
             (".journal/drone1/lease", StatusCode::NOT_FOUND),
@@ -193,5 +248,52 @@ mod tests {
             assert_eq!(resolve(&root, path).unwrap_err().0, code, "{path}");
         }
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_name_with_a_newline_is_one_line_of_a_listing() {
+        assert_eq!(escape_name("plain name.txt"), "plain name.txt");
+        assert_eq!(escape_name("two\nlines"), "two\\nlines");
+        assert_eq!(
+            escape_name("back\\slash\t\r\u{1b}[31m"),
+            "back\\\\slash\\t\\r\\x1b[31m"
+        );
+        assert!(!escape_name("a\nb\rc").contains(['\n', '\r']));
+    }
+
+    async fn body_of(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_regular_files_and_directories_are_served_and_nothing_blocks() {
+        let temp = std::env::temp_dir().join(format!("results-special-{}", std::process::id()));
+        let dir = temp.join("1-alice/host1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("status"), "GOOD\n").unwrap();
+        std::fs::write(dir.join("odd\nname"), "x").unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.join("fifo"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let served = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            serve(&temp, "1-alice/host1/fifo"),
+        )
+        .await
+        .expect("a FIFO is refused at once, not waited on");
+        assert_eq!(served.unwrap_err().0, StatusCode::FORBIDDEN);
+        let listing = body_of(serve(&temp, "1-alice/host1/").await.unwrap()).await;
+        assert_eq!(
+            listing, "odd\\nname\nstatus\n",
+            "one line per name, no FIFO"
+        );
+        let file = body_of(serve(&temp, "1-alice/host1/status").await.unwrap()).await;
+        assert_eq!(file, "GOOD\n");
+        let _ = std::fs::remove_dir_all(&temp);
     }
 }

@@ -13,7 +13,7 @@ use crate::lease::{set_aside, set_aside_subdir};
 use crate::manifest::Manifest;
 use crate::pusher::Pusher;
 use crate::tasks::BeforeJob;
-use crate::{runner, supervise, Inner};
+use crate::{cap, runner, supervise, Inner};
 use common::names::HostName;
 use common::protocol::{RunJob, StatusEvent};
 use std::path::PathBuf;
@@ -174,6 +174,7 @@ impl Attempt {
                 attempt: self.id.attempt,
                 exit_code: 0,
                 infra_failure: None,
+                test_failure: None,
                 manifest: None,
             })
             .await;
@@ -292,7 +293,13 @@ impl Attempt {
     /// Waits for Autoserv's exit, then runs the cleanup after the job; its exit code.
     async fn wait(&self, started: runner::Started) -> i32 {
         self.inner.fault.at_stage("wait", self.id);
-        let exit_code = runner::wait(started).await;
+        let exit_code = self.within_cap(runner::wait(started)).await;
+        // The supervisor has ended what Autoserv left; unless it went away first.
+        self.inner
+            .supervisor
+            .containment
+            .end_attempt(&self.prefix)
+            .await;
         self.clean_up_after().await;
         self.inner.attempts.clear_running(self.id);
         exit_code
@@ -309,13 +316,39 @@ impl Attempt {
         self.inner
             .attempts
             .set_running(self.id, self.prefix.clone());
-        let exit_code = runner::wait_recovered(&self.prefix).await;
+        let exit_code = self.within_cap(runner::wait_recovered(&self.prefix)).await;
+        self.inner
+            .supervisor
+            .containment
+            .end_attempt(&self.prefix)
+            .await;
         // The cleanup after the job is part of the attempt: one started before the
         // restart is re-attached to (or its recorded end taken), one not started yet
         // runs now.
         self.clean_up_after().await;
         self.inner.attempts.clear_running(self.id);
         exit_code
+    }
+
+    /// Waits for `waiting` (Autoserv's exit code) while keeping its results within
+    /// `[DRONE] max_results_mb`: past it, the attempt is killed (see [`cap`]).
+    async fn within_cap(&self, waiting: impl std::future::Future<Output = i32>) -> i32 {
+        let (inner, prefix) = (self.inner.clone(), self.prefix.clone());
+        let stop = move || {
+            let pgid = supervise::recorded_pid(&prefix);
+            inner.supervisor.containment.kill_attempt(&prefix, pgid);
+        };
+        let watch = cap::watch(
+            self.dir.clone(),
+            self.prefix.clone(),
+            self.inner.config.drone.max_results_mb,
+            stop,
+        );
+        tokio::pin!(waiting);
+        tokio::select! {
+            code = &mut waiting => code,
+            () = watch => waiting.await,
+        }
     }
 
     async fn clean_up_after(&self) {
@@ -375,9 +408,15 @@ impl Attempt {
             Some(_) => set_aside(&inner.config.drone.results_dir, &self.job),
         };
         let dir = inner.config.drone.results_dir.join(&subdir);
-        let written = tokio::task::spawn_blocking(move || Manifest::write(&dir))
-            .await
-            .map_err(AttemptError::Manifest)?;
+        // Results set aside keep their supervisor files: the cap is recorded there.
+        let prefix = dir.join(self.prefix.file_name().unwrap_or_default());
+        let cap_mb = inner.config.drone.max_results_mb;
+        let written = tokio::task::spawn_blocking(move || {
+            cap::enforce(&dir, &prefix, cap_mb);
+            Manifest::write(&dir)
+        })
+        .await
+        .map_err(AttemptError::Manifest)?;
         if let Err(error) = &written {
             // The results still go; only the check of their copy is lost.
             tracing::error!(%error, results = %subdir, "cannot write the results manifest");
@@ -441,6 +480,10 @@ impl Attempt {
         let manifest = Manifest::read(&inner.config.drone.results_dir.join(subdir))
             .ok()
             .map(|m| m.summary());
+        let test_failure = match &infra_failure {
+            None => cap::exceeded(&self.prefix),
+            Some(_) => None,
+        };
         inner
             .reporter
             .send(StatusEvent::Finished {
@@ -448,6 +491,7 @@ impl Attempt {
                 attempt: self.id.attempt,
                 exit_code,
                 infra_failure,
+                test_failure,
                 manifest,
             })
             .await;

@@ -79,6 +79,7 @@ impl Inner {
                 attempt: id.attempt,
                 exit_code: -1,
                 infra_failure: Some(reason),
+                test_failure: None,
                 manifest: None,
             })
             .await;

@@ -9,7 +9,10 @@
 
 mod attempt;
 pub mod attempts;
+pub mod cap;
 mod consume;
+pub mod contain;
+mod contained;
 mod control;
 mod essential;
 pub mod fault;
@@ -54,6 +57,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{file}: [DRONE] containment = cgroup, but {reason}")]
+    Containment { file: String, reason: String },
     #[error("cannot open the spare entry directories in {path}: {source}")]
     Spares {
         path: String,
@@ -136,6 +141,13 @@ impl Worker {
                     path: spares_dir.display().to_string(),
                     source,
                 })?;
+        let containment =
+            contain::Mode::detect(config.drone.containment, name.as_str()).map_err(|reason| {
+                StartError::Containment {
+                    file: config.path.display().to_string(),
+                    reason,
+                }
+            })?;
         let lease_file = journal_dir.join("lease");
         let reporter = Reporter::new(&config.broker, name.clone(), lease_file.clone());
         Ok(Self {
@@ -153,6 +165,7 @@ impl Worker {
                         .ok()
                         .and_then(|exe| Some(exe.parent()?.join("autoserv-supervisor")))
                         .unwrap_or_else(|| "autoserv-supervisor".into()),
+                    containment,
                 ),
                 attempts: Attempts::default(),
                 lease_file,
@@ -169,7 +182,8 @@ impl Worker {
     /// for embedding the worker in another program, such as the tests.
     pub fn with_supervisor(mut self, path: std::path::PathBuf) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.supervisor = runner::Supervisor::new(path);
+            let containment = inner.supervisor.containment.clone();
+            inner.supervisor = runner::Supervisor::new(path, containment);
         }
         self
     }
@@ -226,7 +240,12 @@ impl Inner {
             "lease keeper",
             self.clone().lease_loop(until_drained.clone()),
         );
-        tracing::info!(capacity = self.capacity, queue = %self.queue, "drone worker started");
+        tracing::info!(
+            capacity = self.capacity,
+            queue = %self.queue,
+            containment = %self.supervisor.containment.describe(),
+            "drone worker started"
+        );
         // The pusher's own handle is kept until the end, so it does not end with the
         // last attempt.
         essential.spawn_consumer(self.clone().consume_until_drained(pusher.clone(), shutdown));

@@ -6,6 +6,8 @@
 //! Files the push leaves on the drone (the supervisor's `.autoserv-*` bookkeeping) and
 //! the manifest itself are not listed; neither are symlinks (rsync copies them as
 //! links) nor names that are not UTF-8 (they could not be named in JSON faithfully).
+//! Devices, FIFOs and sockets are not results: they are not pushed, and the manifest
+//! lists them under `skipped` with their kind.
 
 use common::protocol::ManifestSummary;
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,17 @@ pub const FILE_NAME: &str = ".autotest-manifest.json";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub files: Vec<FileEntry>,
+    /// What the results directory held that is not pushed (devices, FIFOs, sockets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// Something in the results directory that is not a result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub path: String,
+    /// `fifo`, `socket`, `block device` or `character device`.
+    pub kind: String,
 }
 
 /// One file, its path relative to the results directory.
@@ -33,10 +46,13 @@ pub struct FileEntry {
 impl Manifest {
     /// Lists `dir` (recursively) and writes the manifest into it.
     pub fn write(dir: &Path) -> std::io::Result<Self> {
-        let mut files = Vec::new();
-        walk(dir, "", &mut files)?;
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        let manifest = Self { files };
+        let mut manifest = Self {
+            files: Vec::new(),
+            skipped: Vec::new(),
+        };
+        walk(dir, "", &mut manifest)?;
+        manifest.files.sort_by(|a, b| a.path.cmp(&b.path));
+        manifest.skipped.sort_by(|a, b| a.path.cmp(&b.path));
         let temporary = dir.join(format!("{FILE_NAME}.tmp"));
         let text = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
         std::fs::write(&temporary, text)?;
@@ -86,7 +102,8 @@ impl Manifest {
     }
 }
 
-fn walk(dir: &Path, relative: &str, files: &mut Vec<FileEntry>) -> std::io::Result<()> {
+fn walk(dir: &Path, relative: &str, manifest: &mut Manifest) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
     for entry in std::fs::read_dir(dir.join(relative))? {
         let entry = entry?;
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
@@ -106,13 +123,30 @@ fn walk(dir: &Path, relative: &str, files: &mut Vec<FileEntry>) -> std::io::Resu
         };
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            walk(dir, &path, files)?;
+            walk(dir, &path, manifest)?;
         } else if kind.is_file() {
             let full = dir.join(&path);
-            files.push(FileEntry {
+            manifest.files.push(FileEntry {
                 size: std::fs::metadata(&full)?.len(),
                 sha256: sha256(&full)?,
                 path,
+            });
+        } else if !kind.is_symlink() {
+            let kind = if kind.is_fifo() {
+                "fifo"
+            } else if kind.is_socket() {
+                "socket"
+            } else if kind.is_block_device() {
+                "block device"
+            } else if kind.is_char_device() {
+                "character device"
+            } else {
+                "special file"
+            };
+            tracing::info!(%path, kind, "not a result: left out of the push");
+            manifest.skipped.push(Skipped {
+                path,
+                kind: kind.to_string(),
             });
         }
     }
@@ -146,7 +180,19 @@ mod tests {
         std::fs::write(dir.join("status"), "GOOD\n").unwrap();
         std::fs::write(dir.join("sysinfo/dmesg"), "boot\n").unwrap();
         std::fs::write(dir.join(".autoserv-exit"), "0").unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(dir.join("sysinfo/fifo"))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
         let manifest = Manifest::write(&dir).unwrap();
+        assert_eq!(
+            manifest.skipped,
+            [Skipped {
+                path: "sysinfo/fifo".into(),
+                kind: "fifo".into()
+            }]
+        );
         assert_eq!(Manifest::read(&dir).unwrap(), manifest);
         let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["status", "sysinfo/dmesg"]);

@@ -132,8 +132,18 @@ impl PushTarget {
 
     fn rsync_command(&self, subdirs: &[&str], extra: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("rsync");
-        // The supervisor's bookkeeping files stay on the drone.
-        command.args(["-a", "--relative", "--mkpath", "--exclude=.autoserv-*"]);
+        // The supervisor's bookkeeping files stay on the drone. Results are data:
+        // devices, FIFOs and sockets are skipped, symlinks copied as links (never
+        // followed), sparse files kept sparse.
+        command.args([
+            "-a",
+            "--no-devices",
+            "--no-specials",
+            "--sparse",
+            "--relative",
+            "--mkpath",
+            "--exclude=.autoserv-*",
+        ]);
         command.args(extra);
         if let ResultsHost::Remote(_) = self.results_host {
             let mut ssh = vec!["ssh".to_string(), "-oBatchMode=yes".to_string()];

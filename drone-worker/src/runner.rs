@@ -112,6 +112,8 @@ impl Start {
 /// When it cannot be started, each attempt gets a one-attempt supervisor of its own.
 pub struct Supervisor {
     path: PathBuf,
+    /// How each attempt's processes are contained (see [`crate::contain`]).
+    pub containment: crate::contain::Mode,
     link: tokio::sync::Mutex<Option<Link>>,
     next_id: AtomicU64,
 }
@@ -129,9 +131,10 @@ struct Waiter {
 }
 
 impl Supervisor {
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(path: PathBuf, containment: crate::contain::Mode) -> Self {
         Self {
             path,
+            containment,
             link: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
         }
@@ -391,13 +394,15 @@ async fn spawn_supervised(
     supervisor: &Supervisor,
     lease: &Lease,
 ) -> Result<Start, RunError> {
+    let prefix = crate::supervise::prefix(dir, attempt);
     let mut order = Order {
         id: 0,
         dir: dir.to_path_buf(),
         stdout: dir.join(STDOUT_FILE),
         stderr: dir.join(STDERR_FILE),
         lease: Some((lease.file.clone(), lease.secs)),
-        prefix: crate::supervise::prefix(dir, attempt),
+        cgroup: supervisor.containment.cgroup_of(&prefix),
+        prefix,
         argv,
     };
     match supervisor.hand(&mut order).await {
@@ -443,10 +448,12 @@ fn recover_or_spawn(
     };
     let stdout = std::fs::File::create(&order.stdout).map_err(prepare)?;
     let stderr = std::fs::File::create(&order.stderr).map_err(prepare)?;
+    let cgroup = order.cgroup.iter();
     let child = tokio::process::Command::new(supervisor)
         .arg("--lease")
         .arg(&lease.file)
         .arg(lease.secs.to_string())
+        .args(cgroup.flat_map(|dir| [std::ffi::OsStr::new("--cgroup"), dir.as_os_str()]))
         .arg(&order.prefix)
         .args(&order.argv)
         .current_dir(&order.dir)

@@ -13,10 +13,16 @@
 //! jobs even when the worker itself is dead, before the scheduler retries them
 //! elsewhere.
 //!
+//! Nothing Autoserv starts outlives it: the supervisor is a child subreaper, starts
+//! Autoserv in the attempt's cgroup when the worker gives one, and once Autoserv has
+//! exited records its status, then kills what is left (see [`crate::contain`]) before
+//! it answers the worker (a worker that restarted meanwhile ends the cgroup itself).
+//!
 //! The worker normally runs one long-lived `autoserv-supervisor --serve` ([`serve`])
 //! that does the same for every attempt, with the same files; the one-attempt form is
 //! its fallback when that cannot be started.
 
+use crate::contained;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::HashMap;
@@ -122,59 +128,87 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 /// group of its own (its pid, recorded in `PREFIX.pid`), which is what an abort
 /// signals; the supervisor stays out of it, so it always lives to record the status.
 pub fn run(mut args: &[String]) -> i32 {
-    use std::os::unix::process::CommandExt;
     let mut lease: Option<(PathBuf, u64)> = None;
-    if args.first().map(String::as_str) == Some("--lease") {
-        match (args.get(1), args.get(2).and_then(|s| s.parse().ok())) {
-            (Some(file), Some(secs)) => lease = Some((PathBuf::from(file), secs)),
-            _ => {
-                eprintln!("autoserv-supervisor: --lease needs FILE and SECONDS");
-                return 2;
-            }
+    let mut cgroup: Option<PathBuf> = None;
+    loop {
+        match args.first().map(String::as_str) {
+            Some("--lease") => match (args.get(1), args.get(2).and_then(|s| s.parse().ok())) {
+                (Some(file), Some(secs)) => lease = Some((PathBuf::from(file), secs)),
+                _ => {
+                    eprintln!("autoserv-supervisor: --lease needs FILE and SECONDS");
+                    return 2;
+                }
+            },
+            Some("--cgroup") => match args.get(1) {
+                Some(dir) => {
+                    cgroup = Some(PathBuf::from(dir));
+                    args = &args[2..];
+                    continue;
+                }
+                None => {
+                    eprintln!("autoserv-supervisor: --cgroup needs a directory");
+                    return 2;
+                }
+            },
+            _ => break,
         }
         args = &args[3..];
     }
-    let (Some(prefix), Some(program)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: autoserv-supervisor [--lease FILE SECONDS] PREFIX PROGRAM [ARGS...]");
+    let Some(prefix) = args.first() else {
+        eprintln!("usage: autoserv-supervisor [--lease FILE SECONDS] [--cgroup DIR] PREFIX PROGRAM [ARGS...]");
         return 2;
     };
     let prefix = PathBuf::from(prefix);
-    let mut child = match std::process::Command::new(program)
-        .args(&args[2..])
-        .process_group(0)
-        .spawn()
-    {
+    let _ = crate::contain::become_subreaper();
+    let child = match contained::spawn(&args[1..], &prefix, cgroup.as_deref(), |_| {}) {
         Ok(child) => child,
-        Err(e) => {
-            eprintln!("autoserv-supervisor: cannot start {program}: {e}");
+        Err(reason) => {
+            eprintln!("autoserv-supervisor: {reason}");
             let _ = write_atomic(&exit_file(&prefix), "127");
             return 127;
         }
     };
     let pid = child.id();
     let _ = write_atomic(&pid_file(&prefix), &pid.to_string());
-    let Some((file, secs)) = lease else {
-        return finish(&prefix, child.wait());
+    let prefix_for_lease = prefix.clone();
+    let waited = move |child: contained::Contained| {
+        let (code, notes) = child.wait(|status| finish(&prefix, status));
+        for note in notes {
+            eprintln!("autoserv-supervisor: {note}");
+        }
+        code
     };
+    let Some((file, secs)) = lease else {
+        return waited(child);
+    };
+    let prefix = prefix_for_lease;
     // Wait in a thread; check the lease between waits, without delaying the exit.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
+        let _ = tx.send(waited(child));
     });
     let mut stopping: Option<Instant> = None;
-    let status = loop {
+    let mut turns = 0u64;
+    loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(status) => break status,
+            Ok(code) => return code,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                break Err(std::io::Error::other("the waiting thread died"))
+                return finish(
+                    &prefix,
+                    Err(std::io::Error::other("the waiting thread died")),
+                )
             }
         }
         if let Some(reason) = enforce_lease(pid, &prefix, &file, secs, &mut stopping) {
             eprintln!("autoserv-supervisor: {reason}");
         }
-    };
-    finish(&prefix, status)
+        turns += 1;
+        if turns == 20 {
+            turns = 0;
+            contained::reap_orphans();
+        }
+    }
 }
 
 /// One look at the lease of the Autoserv whose group is `pid`: once the lease file is
@@ -240,6 +274,10 @@ pub struct Order {
     pub prefix: PathBuf,
     /// Autoserv's command line.
     pub argv: Vec<String>,
+    /// The attempt's cgroup (see [`crate::contain`]), made by the supervisor; None:
+    /// the process group and the subreaper contain it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
 }
 
 /// An Autoserv [`serve`] started and watches for the lease.
@@ -264,11 +302,20 @@ pub fn serve() -> i32 {
     use std::io::BufRead;
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let watched: Arc<Mutex<HashMap<u32, Watched>>> = Arc::default();
+    if let Err(error) = crate::contain::become_subreaper() {
+        eprintln!("autoserv-supervisor: cannot become a child subreaper: {error}");
+    }
     {
         let watched = watched.clone();
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(250));
-            watch_leases(&watched);
+        std::thread::spawn(move || {
+            for turn in (0..20).cycle() {
+                std::thread::sleep(Duration::from_millis(250));
+                watch_leases(&watched);
+                // Orphans that exited on their own, every 5 s (a look through /proc).
+                if turn == 19 {
+                    contained::reap_orphans();
+                }
+            }
         });
     }
     let mut waiting = Vec::new();
@@ -305,7 +352,6 @@ fn start_order(
     out: &Arc<Mutex<std::io::Stdout>>,
     watched: &Arc<Mutex<HashMap<u32, Watched>>>,
 ) -> Option<std::thread::JoinHandle<()>> {
-    use std::os::unix::process::CommandExt;
     let Order {
         id,
         dir,
@@ -314,27 +360,25 @@ fn start_order(
         lease,
         prefix,
         argv,
+        cgroup,
     } = order;
     let files =
         std::fs::File::create(&stdout).and_then(|o| Ok((o, std::fs::File::create(&stderr)?)));
-    let spawned = match (files, argv.split_first()) {
-        (Ok((o, e)), Some((program, args))) => std::process::Command::new(program)
-            .args(args)
-            .current_dir(&dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(o)
-            .stderr(e)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start {program}: {e}")),
-        (Err(e), _) => Err(format!(
+    let spawned = match files {
+        Ok((o, e)) => contained::spawn(&argv, &prefix, cgroup.as_deref(), |command| {
+            command
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(o)
+                .stderr(e);
+        }),
+        Err(e) => Err(format!(
             "cannot create {} or {}: {e}",
             stdout.display(),
             stderr.display()
         )),
-        (_, None) => Err("an order without a command".to_string()),
     };
-    let mut child = match spawned {
+    let child = match spawned {
         Ok(child) => child,
         Err(reason) => {
             note(&stderr, &reason);
@@ -355,7 +399,7 @@ fn start_order(
             pid,
             Watched {
                 prefix: prefix.clone(),
-                stderr,
+                stderr: stderr.clone(),
                 lease,
                 stopping: None,
             },
@@ -363,12 +407,16 @@ fn start_order(
     }
     let (out, watched) = (out.clone(), watched.clone());
     Some(std::thread::spawn(move || {
-        let status = child.wait();
-        watched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&pid);
-        let code = finish(&prefix, status);
+        let (code, notes) = child.wait(|status| {
+            watched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&pid);
+            finish(&prefix, status)
+        });
+        for message in notes {
+            note(&stderr, &message);
+        }
         answer(&out, &format!("exit {id} {}", code & 0xff));
     }))
 }

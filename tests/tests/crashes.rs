@@ -236,6 +236,7 @@ async fn a_status_report_from_an_older_attempt_changes_nothing() {
             attempt: entry.attempt - 1,
             exit_code: 7,
             infra_failure: None,
+            test_failure: None,
             manifest: None,
         }],
         sent_at: 0,

@@ -108,6 +108,7 @@ async fn every_event_of_a_report_is_recorded_in_order() {
                 attempt: entry.attempt,
                 exit_code: 3,
                 infra_failure: None,
+                test_failure: None,
                 manifest: None,
             },
         ],

@@ -28,6 +28,7 @@ async fn it_starts_each_order_records_its_end_and_answers_in_lines() {
         lease: Some((dir.join("lease"), 60)),
         prefix: dir.join(format!(".autoserv-{id}")),
         argv: argv.iter().map(|a| a.to_string()).collect(),
+        cgroup: None,
     };
     std::fs::write(dir.join("lease"), b"").unwrap();
     let orders = [

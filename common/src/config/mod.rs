@@ -132,6 +132,31 @@ pub struct DroneConfig {
     /// The address the scheduler sends readers to; defaults to
     /// `http://<listen address, or this machine's name if it listens on all>:<port>`.
     pub results_url: Option<String>,
+    /// How an attempt's processes are kept together and ended with it.
+    pub containment: Containment,
+    /// The most one entry's results may take on the drone, in MiB (`max_results_mb`).
+    pub max_results_mb: u64,
+}
+
+/// `[DRONE] containment`: how everything an attempt started is ended with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Containment {
+    /// A cgroup v2 per attempt where the machine allows it, else process groups.
+    Auto,
+    /// A cgroup v2 per attempt; the worker refuses to start without one.
+    Cgroup,
+    /// The attempt's process group, and the orphans it leaves to the supervisor.
+    ProcessGroup,
+}
+
+impl Containment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Containment::Auto => "auto",
+            Containment::Cgroup => "cgroup",
+            Containment::ProcessGroup => "process-group",
+        }
+    }
 }
 
 /// `[AUTOSERV]`.
@@ -318,6 +343,30 @@ mod tests {
         assert_eq!(
             (err.section.as_str(), err.key.as_str()),
             ("AUTOSERV", "command")
+        );
+    }
+
+    #[test]
+    fn containment_and_the_results_cap_are_read_and_checked() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.drone.containment, Containment::Auto);
+        assert_eq!(c.drone.max_results_mb, 10240);
+        let c = load(
+            "[DRONE]\ncontainment: Process-Group\nmax_results_mb = 5\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.drone.containment, Containment::ProcessGroup);
+        assert_eq!(c.drone.max_results_mb, 5);
+        let err = load("[DRONE]\ncontainment: jail\n", &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/etc/autotest/global_config.ini: [DRONE] containment: expected auto, cgroup or process-group, got \"jail\""
+        );
+        let err = load("[DRONE]\nmax_results_mb: 0\n", &[]).unwrap_err();
+        assert_eq!(
+            (err.section.as_str(), err.key.as_str()),
+            ("DRONE", "max_results_mb")
         );
     }
 

@@ -105,6 +105,8 @@ impl Config {
             "heartbeat_sec": d.heartbeat_sec,
             "http_listen": d.http_listen,
             "results_url": d.results_url,
+            "containment": d.containment.as_str(),
+            "max_results_mb": d.max_results_mb,
         });
         let a = &self.autoserv;
         let autoserv = json!({

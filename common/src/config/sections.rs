@@ -179,6 +179,17 @@ pub(super) fn drone(raw: &mut Raw, base: &Path) -> Result<DroneConfig, ConfigErr
                 Err(format!("expected an http(s):// URL, got {v:?}"))
             }
         })?,
+        containment: raw.parsed(drone, "containment", Containment::Auto, |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "auto" => Ok(Containment::Auto),
+                "cgroup" => Ok(Containment::Cgroup),
+                "process-group" => Ok(Containment::ProcessGroup),
+                _ => Err(format!("expected auto, cgroup or process-group, got {v:?}")),
+            }
+        })?,
+        max_results_mb: raw.parsed(drone, "max_results_mb", 10240, |v| {
+            positive(v).map(u64::from)
+        })?,
     };
 
     Ok(drone_config)

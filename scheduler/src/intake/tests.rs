@@ -77,6 +77,7 @@ fn finished(exit_code: i32) -> StatusEvent {
         attempt: 2,
         exit_code,
         infra_failure: None,
+        test_failure: None,
         manifest: Some(ManifestSummary { files: 3, bytes: 9 }),
     }
 }
@@ -87,6 +88,7 @@ fn lease_expired() -> StatusEvent {
         attempt: 2,
         exit_code: 137,
         infra_failure: Some("lease expired".into()),
+        test_failure: None,
         manifest: None,
     }
 }
@@ -244,6 +246,28 @@ fn finished_ends_the_entry_by_its_exit_code_and_frees_its_host() {
         assert_eq!(transition.entry.failure_kind, Some(kind));
         assert_eq!(transition.entry.exit_code, Some(Some(exit_code)));
         assert_eq!(transition.entry.finished_on, Some(Some(NOW)));
+        assert_eq!(transition.hosts, vec![HostWrite::Free(11)]);
+    }
+}
+
+#[test]
+fn results_over_the_drones_cap_fail_the_test_with_the_reason_whatever_the_exit() {
+    for exit_code in [0, 137] {
+        let report = StatusEvent::Finished {
+            entry_id: 7,
+            attempt: 2,
+            exit_code,
+            infra_failure: None,
+            test_failure: Some("results exceed max_results_mb=1".into()),
+            manifest: None,
+        };
+        let transition = judge(&report, &in_state(Running), "d1");
+        assert_eq!(transition.entry.status, Some(Failed), "exit {exit_code}");
+        assert_eq!(transition.entry.failure_kind, Some(Some("test")));
+        assert_eq!(
+            transition.entry.failure_reason,
+            Some(Some("results exceed max_results_mb=1".into()))
+        );
         assert_eq!(transition.hosts, vec![HostWrite::Free(11)]);
     }
 }

@@ -50,9 +50,11 @@ pub fn report(
         StatusEvent::Finished {
             exit_code,
             infra_failure: None,
+            test_failure,
             manifest,
             ..
-        } => current(ACTIVE).map(|row| finished(row, *exit_code, *manifest, cx.now)),
+        } => current(ACTIVE)
+            .map(|row| finished(row, *exit_code, test_failure.as_deref(), *manifest, cx.now)),
         StatusEvent::PushFailing { reason, .. } => {
             current(&[Gathering]).map(|row| push_failing(row, reason, cx))
         }
@@ -108,11 +110,13 @@ fn gathering(exit_code: i32) -> impl Fn(&EntryRow) -> Transition {
     }
 }
 
-/// The results are pushed: the entry ends by its exit code, or Aborted when an abort
-/// was recorded, and its host is free.
+/// The results are pushed: the entry ends by its exit code (Failed with the drone's
+/// `test_failure` reason when it gave one), or Aborted when an abort was recorded, and
+/// its host is free.
 fn finished(
     row: &EntryRow,
     exit_code: i32,
+    test_failure: Option<&str>,
     manifest: Option<ManifestSummary>,
     now: i64,
 ) -> Transition {
@@ -121,7 +125,7 @@ fn finished(
     if row.abort_requested {
         entry.status = Some(Aborted);
     } else {
-        let (status, kind) = if exit_code == 0 {
+        let (status, kind) = if exit_code == 0 && test_failure.is_none() {
             (Completed, None)
         } else {
             (Failed, Some("test"))
@@ -129,7 +133,7 @@ fn finished(
         entry.status = Some(status);
         entry.failure_kind = Some(kind);
         // A reason left by an earlier infra failure is in the history.
-        entry.failure_reason = Some(None);
+        entry.failure_reason = Some(test_failure.map(str::to_string));
     }
     entry.exit_code = Some(Some(exit_code));
     entry.finished_on = Some(Some(now));
