@@ -175,3 +175,55 @@ async fn add_user_prints_only_a_token_and_the_token_works() {
     assert_eq!(names, ["dave", "tester"]);
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn atest_makes_users_and_tokens_that_the_scheduler_accepts() {
+    let world = World::builder()
+        .drone("drone1", 1)
+        .without_workers()
+        .start()
+        .await;
+    let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = world.atest(&["whoami"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out), "tester (admin)");
+
+    let out = world.atest(&["user", "create", "ann"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let ann = text(&out);
+    assert!(
+        !ann.contains(char::is_whitespace),
+        "the token alone: {ann:?}"
+    );
+    assert_eq!(text(&world.atest_as(&ann, &["whoami"]).await), "ann");
+    let out = world
+        .atest_as(&ann, &["user", "create", "eve", "--admin"])
+        .await;
+    assert!(!out.status.success(), "ann is no admin");
+    assert!(out.stdout.is_empty());
+
+    let out = world.atest_as(&ann, &["token", "create"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let second = text(&out);
+    assert_eq!(text(&world.atest_as(&second, &["whoami"]).await), "ann");
+    let list = world.atest_as(&ann, &["token", "list", "--json"]).await;
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&list.stdout).unwrap_or_else(|e| panic!("{e}: {list:?}"));
+    let ids: Vec<i64> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{tokens}");
+    let out = world
+        .atest_as(&ann, &["token", "revoke", &ids[1].to_string()])
+        .await;
+    assert!(out.status.success(), "{out:?}");
+    let out = world.atest_as(&second, &["whoami"]).await;
+    assert!(!out.status.success(), "a revoked token is refused");
+    assert_eq!(text(&world.atest_as(&ann, &["whoami"]).await), "ann");
+    let out = world.atest_with(None, &["label", "create", "l1"]).await;
+    assert!(!out.status.success(), "no token, no change");
+    world.stop().await;
+}

@@ -19,6 +19,8 @@ fn lab(dir: &std::path::Path, port: u16, action: &str) -> std::process::Output {
         .arg(action)
         .env("AUTOTEST_LAB_DIR", dir)
         .env("AUTOTEST_LAB_HTTP_PORT", port.to_string())
+        // The admin token `up` makes goes where atest looks: here, in the lab's directory.
+        .env("XDG_CONFIG_HOME", dir.join("config"))
         .env(
             "AUTOTEST_LAB_BIN",
             autotest_tests::binary("drone-worker").parent().unwrap(),
@@ -187,7 +189,10 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         text(&up)
     );
 
-    let client = Client::new(&format!("http://127.0.0.1:{port}"));
+    let token = std::fs::read_to_string(dir.join("config/autotest/token"))
+        .expect("lab up leaves atest an admin token");
+    let client =
+        Client::new(&format!("http://127.0.0.1:{port}")).with_token(Some(token.trim().into()));
     let hosts: Vec<String> = (1..=4).map(|i| format!("labhost{i}")).collect();
     for host in &hosts {
         client

@@ -77,6 +77,7 @@ impl World {
             .args(args)
             .env("USER", ADMIN)
             .env_remove("ATEST_TOKEN")
+            .env_remove("XDG_CONFIG_HOME")
             .env("HOME", &self.dir)
             .env_remove("XDG_CONFIG_HOME")
             .current_dir(&self.dir);
