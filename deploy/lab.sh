@@ -201,9 +201,11 @@ up() {
     "$here/install-scheduler.sh" --config "$lab/global_config.ini" --prefix "$lab/scheduler" \
         --etc "$lab/scheduler/etc" --bin "$bin" --timeout 30 ||
         die "installing the scheduler failed (see $lab/scheduler/log/scheduler.log)"
+    # add-user must open the service's database: the config's relative `database`
+    # is put in the data directory by the installer, through this variable.
     ensure_admin_token "$bin/atest" "http://127.0.0.1:$http_port" "$(id -un)" \
-        runuser -u "$user" -- "$lab/scheduler/bin/autotest-scheduler" \
-        --config "$lab/scheduler/etc/global_config.ini"
+        runuser -u "$user" -- env AUTOTEST_AUTOTEST_WEB_DATABASE="$lab/scheduler/data/autotest.db" \
+        "$lab/scheduler/bin/autotest-scheduler" --config "$lab/scheduler/etc/global_config.ini"
 
     local d ssh_options
     mapfile -t ssh_options < <(lab_ssh_options)
