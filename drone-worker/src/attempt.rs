@@ -175,6 +175,7 @@ impl Attempt {
                 exit_code: 0,
                 infra_failure: None,
                 manifest: None,
+                test_parts: 0,
             })
             .await;
         inner.record(&self.job, Stage::Done { exit_code: 0 }).await;
@@ -375,6 +376,11 @@ impl Attempt {
             Some(_) => set_aside(&inner.config.drone.results_dir, &self.job),
         };
         let dir = inner.config.drone.results_dir.join(&subdir);
+        if infra_failure.is_none() {
+            // Parsed before the manifest: the parse reads the results, never writes them.
+            let out = inner.journal.parsed_path(self.id);
+            crate::parse::parse(&inner.config.drone, dir.clone(), out).await;
+        }
         let written = tokio::task::spawn_blocking(move || Manifest::write(&dir))
             .await
             .map_err(AttemptError::Manifest)?;
@@ -441,6 +447,17 @@ impl Attempt {
         let manifest = Manifest::read(&inner.config.drone.results_dir.join(subdir))
             .ok()
             .map(|m| m.summary());
+        // The parsed tests go first, each part confirmed, then the report that ends the
+        // attempt and says how many parts there were.
+        let parsed = inner.journal.parsed_path(self.id);
+        let parts = match &infra_failure {
+            None => crate::parse::events(&parsed, self.id.entry, self.id.attempt),
+            Some(_) => Vec::new(),
+        };
+        let test_parts = parts.len() as u32;
+        for part in parts {
+            inner.reporter.send(part).await;
+        }
         inner
             .reporter
             .send(StatusEvent::Finished {
@@ -449,9 +466,11 @@ impl Attempt {
                 exit_code,
                 infra_failure,
                 manifest,
+                test_parts,
             })
             .await;
         inner.record(&self.job, Stage::Done { exit_code }).await;
+        crate::parse::forget(&parsed);
         tracing::info!(exit_code, "entry finished");
         inner.attempts.release(self.id);
     }

@@ -80,6 +80,7 @@ impl Inner {
                 exit_code: -1,
                 infra_failure: Some(reason),
                 manifest: None,
+                test_parts: 0,
             })
             .await;
         self.record(job, Stage::Done { exit_code: -1 }).await;

@@ -14,6 +14,7 @@ mod control;
 mod essential;
 pub mod fault;
 pub mod journal;
+mod parse;
 mod keepers;
 mod launch;
 mod lease;

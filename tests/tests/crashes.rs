@@ -237,6 +237,7 @@ async fn a_status_report_from_an_older_attempt_changes_nothing() {
             exit_code: 7,
             infra_failure: None,
             manifest: None,
+            test_parts: 0,
         }],
         sent_at: 0,
         sender_version: "test".into(),

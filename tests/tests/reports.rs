@@ -109,6 +109,7 @@ async fn every_event_of_a_report_is_recorded_in_order() {
                 exit_code: 3,
                 infra_failure: None,
                 manifest: None,
+                test_parts: 0,
             },
         ],
         sent_at: 0,

@@ -128,6 +128,13 @@ pub struct DroneConfig {
     /// The address the scheduler sends readers to; defaults to
     /// `http://<listen address, or this machine's name if it listens on all>:<port>`.
     pub results_url: Option<String>,
+    /// Which parsers read an entry's results after Autoserv exits (`parsers`, default
+    /// `status_log, avocado, junit`; `none` for none).
+    pub parsers: Vec<tko::Parser>,
+    /// Which files are JUnit XML (`junit_glob`, comma-separated).
+    pub junit_globs: Vec<String>,
+    /// Tests sent per entry; past it they are counted (`max_parsed_tests`).
+    pub max_parsed_tests: usize,
 }
 
 /// `[AUTOSERV]`.

@@ -105,6 +105,9 @@ impl Config {
             "heartbeat_sec": d.heartbeat_sec,
             "http_listen": d.http_listen,
             "results_url": d.results_url,
+            "parsers": d.parsers.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            "junit_glob": d.junit_globs,
+            "max_parsed_tests": d.max_parsed_tests,
         });
         let a = &self.autoserv;
         let autoserv = json!({

@@ -82,6 +82,8 @@ diesel::table! {
         group_lead_id -> Nullable<BigInt>,
         manifest_files -> Nullable<BigInt>,
         manifest_bytes -> Nullable<BigInt>,
+        parse_error -> Nullable<Text>,
+        tests_dropped -> Nullable<BigInt>,
     }
 }
 
@@ -116,6 +118,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tests (id) {
+        id -> BigInt,
+        job_id -> BigInt,
+        entry_id -> BigInt,
+        attempt -> Integer,
+        host_id -> Nullable<BigInt>,
+        name -> Text,
+        subdir -> Nullable<Text>,
+        status -> Text,
+        reason -> Nullable<Text>,
+        started -> Nullable<BigInt>,
+        finished -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    test_attributes (test_id, name) {
+        test_id -> BigInt,
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    test_iterations (test_id, iteration, name) {
+        test_id -> BigInt,
+        iteration -> Integer,
+        name -> Text,
+        value -> Nullable<Text>,
+        perf -> Nullable<Double>,
+    }
+}
+
+diesel::table! {
+    test_result_parts (entry_id, attempt, part) {
+        entry_id -> BigInt,
+        attempt -> Integer,
+        part -> Integer,
+        body -> Text,
+    }
+}
+
 diesel::joinable!(host_labels -> hosts (host_id));
 diesel::joinable!(host_labels -> labels (label_id));
 diesel::joinable!(host_queue_entries -> jobs (job_id));
@@ -134,5 +179,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_dependencies,
     entry_history,
     drone_sets,
-    drone_set_drones
+    drone_set_drones,
+    tests,
+    test_attributes,
+    test_iterations,
+    test_result_parts
 );

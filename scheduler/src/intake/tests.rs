@@ -78,6 +78,7 @@ fn finished(exit_code: i32) -> StatusEvent {
         exit_code,
         infra_failure: None,
         manifest: Some(ManifestSummary { files: 3, bytes: 9 }),
+        test_parts: 0,
     }
 }
 
@@ -88,6 +89,7 @@ fn lease_expired() -> StatusEvent {
         exit_code: 137,
         infra_failure: Some("lease expired".into()),
         manifest: None,
+        test_parts: 0,
     }
 }
 

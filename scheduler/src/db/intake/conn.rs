@@ -11,11 +11,12 @@ use common::names::{DroneName, HostName};
 use common::protocol::ManifestSummary;
 use diesel::prelude::*;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
+pub(crate) use super::tests_store::TestWrites;
 
 /// Everything status intake does on a connection inside a transaction.
-pub(crate) trait IntakeConn: Reads + EntryWrites + HostWrites {}
+pub(crate) trait IntakeConn: Reads + EntryWrites + HostWrites + TestWrites {}
 
-impl<C: Reads + EntryWrites + HostWrites> IntakeConn for C {}
+impl<C: Reads + EntryWrites + HostWrites + TestWrites> IntakeConn for C {}
 
 /// An entry's row as selected: see [`EntryRow`].
 type RawEntry = (

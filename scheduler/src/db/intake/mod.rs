@@ -5,6 +5,7 @@
 //! abort, the lost-drone keeper) is seen, never overwritten.
 
 mod conn;
+mod tests_store;
 
 use super::schema::host_queue_entries as hqe;
 use super::{Db, DbError};
@@ -174,6 +175,9 @@ async fn write<C: IntakeConn>(
         if let Some(manifest) = transition.manifest {
             conn.store_manifest(row.attempt.entry, manifest).await?;
         }
+    }
+    if let Some(tests) = &transition.tests {
+        conn.write_tests(tests).await?;
     }
     for host in &transition.hosts {
         conn.write_host(host).await?;
