@@ -182,8 +182,8 @@ pub enum StatusEvent {
         #[serde(default, skip_serializing_if = "is_zero")]
         test_parts: u32,
     },
-    /// Part `part` (from 0) of `parts` of the tests parsed from the attempt's results
-    /// (see [`crate::test_report`]); sent before Finished.
+    /// Part `part` (from 0) of `parts` of the tests parsed from the attempt's results,
+    /// each part bounded in size; sent before Finished.
     Tests {
         entry_id: i64,
         attempt: i32,

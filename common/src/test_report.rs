@@ -80,7 +80,9 @@ pub fn parts(
     let mut size = 0usize;
     for mut test in tests {
         bound(&mut test);
-        let len = serde_json::to_vec(&test).map(|v| v.len()).unwrap_or(usize::MAX);
+        let len = serde_json::to_vec(&test)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         let last = chunks.last_mut().expect("one chunk");
         if !last.is_empty() && size + len > MAX_PART_BYTES {
             if chunks.len() as u32 >= MAX_PARTS {
@@ -107,7 +109,11 @@ pub fn parts(
                 parts,
                 tests,
                 dropped: if part == last { dropped } else { 0 },
-                parse_error: if part == last { parse_error.clone() } else { None },
+                parse_error: if part == last {
+                    parse_error.clone()
+                } else {
+                    None
+                },
             }
         })
         .collect()
@@ -152,14 +158,25 @@ mod tests {
         assert!(parts.len() > 1);
         let mut total = 0;
         for (i, event) in parts.iter().enumerate() {
-            let StatusEvent::Tests { part, parts: n, tests, dropped, parse_error, .. } = event else {
+            let StatusEvent::Tests {
+                part,
+                parts: n,
+                tests,
+                dropped,
+                parse_error,
+                ..
+            } = event
+            else {
                 panic!("not a tests event");
             };
             assert_eq!(*part as usize, i);
             assert_eq!(*n as usize, parts.len());
             assert!(serde_json::to_vec(event).unwrap().len() <= MAX_PART_BYTES + 4096);
             let last = i + 1 == parts.len();
-            assert_eq!((*dropped, parse_error.is_some()), if last { (5, true) } else { (0, false) });
+            assert_eq!(
+                (*dropped, parse_error.is_some()),
+                if last { (5, true) } else { (0, false) }
+            );
             total += tests.len();
         }
         assert_eq!(total, 20_000);
@@ -167,7 +184,13 @@ mod tests {
 
     #[test]
     fn no_tests_is_still_one_part() {
-        let parts = parts(1, 1, Vec::new(), 0, Some("status.log: not a regular file".into()));
+        let parts = parts(
+            1,
+            1,
+            Vec::new(),
+            0,
+            Some("status.log: not a regular file".into()),
+        );
         assert_eq!(parts.len(), 1);
     }
 }

@@ -59,8 +59,12 @@ pub(crate) async fn parse(config: &DroneConfig, results: PathBuf, out: PathBuf) 
             elapsed_ms = started.elapsed().as_millis() as u64,
             "results parsed"
         ),
-        Ok(Err(error)) => tracing::error!(%error, "cannot keep the parsed tests; they will not be reported"),
-        Err(error) => tracing::error!(%error, "the results parser failed; no tests will be reported"),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "cannot keep the parsed tests; they will not be reported")
+        }
+        Err(error) => {
+            tracing::error!(%error, "the results parser failed; no tests will be reported")
+        }
     }
 }
 
@@ -69,7 +73,10 @@ fn write(path: &Path, parsed: &Parsed) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(parsed).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(parsed).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(&tmp, path)
 }
 
@@ -79,13 +86,21 @@ pub(crate) fn events(path: &Path, entry_id: i64, attempt: i32) -> Vec<StatusEven
         return Vec::new();
     };
     match serde_json::from_slice::<Parsed>(&bytes) {
-        Ok(parsed) => common::test_report::parts(entry_id, attempt, parsed.tests, parsed.dropped, parsed.parse_error),
+        Ok(parsed) => common::test_report::parts(
+            entry_id,
+            attempt,
+            parsed.tests,
+            parsed.dropped,
+            parsed.parse_error,
+        ),
         Err(error) => common::test_report::parts(
             entry_id,
             attempt,
             Vec::new(),
             0,
-            Some(format!("the parsed tests kept on the drone are unreadable: {error}")),
+            Some(format!(
+                "the parsed tests kept on the drone are unreadable: {error}"
+            )),
         ),
     }
 }

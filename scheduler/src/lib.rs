@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod health;
 pub mod http;
 pub mod http_error;
+pub mod http_tests;
 pub mod intake;
 pub mod lost;
 pub mod model;

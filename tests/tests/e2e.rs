@@ -531,4 +531,5 @@ mod runtime_control;
 mod scheduling;
 mod supervision;
 mod supervisor;
+mod test_results;
 mod versions;

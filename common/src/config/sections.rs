@@ -141,7 +141,11 @@ pub(super) fn scheduler(raw: &mut Raw, base: &Path) -> Result<SchedulerConfig, C
 }
 
 /// `[DRONE] parsers` by default: every parser.
-const DEFAULT_PARSERS: [tko::Parser; 3] = [tko::Parser::StatusLog, tko::Parser::Avocado, tko::Parser::Junit];
+const DEFAULT_PARSERS: [tko::Parser; 3] = [
+    tko::Parser::StatusLog,
+    tko::Parser::Avocado,
+    tko::Parser::Junit,
+];
 
 /// `[DRONE] junit_glob` by default.
 const DEFAULT_JUNIT_GLOBS: [&str; 2] = ["**/junit*.xml", "**/TEST-*.xml"];

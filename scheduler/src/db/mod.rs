@@ -16,6 +16,7 @@ pub mod intake;
 pub mod job_create;
 pub mod jobs;
 pub mod schema;
+pub mod test_results;
 
 use common::config::DatabaseConfig;
 use diesel::backend::Backend;

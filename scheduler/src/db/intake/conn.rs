@@ -3,6 +3,7 @@
 //! queries only, never a rule (those are in `crate::intake`). MySQL reads the rows a
 //! report is judged on `FOR UPDATE`.
 
+pub(crate) use super::tests_store::TestWrites;
 use crate::db::schema::{drones, entry_history, host_queue_entries as hqe, hosts, jobs};
 use crate::db::{Cache, DbError, SqliteConn};
 use crate::intake::{EntryChanges, EntryRow, GroupSync, History, HostWrite, Member, OnDrone};
@@ -11,7 +12,6 @@ use common::names::{DroneName, HostName};
 use common::protocol::ManifestSummary;
 use diesel::prelude::*;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
-pub(crate) use super::tests_store::TestWrites;
 
 /// Everything status intake does on a connection inside a transaction.
 pub(crate) trait IntakeConn: Reads + EntryWrites + HostWrites + TestWrites {}

@@ -2,7 +2,9 @@
 //! the attempt every kept part stored as tests, attributes and iterations, in the
 //! transaction that ends the entry. What a drone sent is bounded again here.
 
-use crate::db::schema::{host_queue_entries as hqe, test_attributes, test_iterations, test_result_parts as parts, tests};
+use crate::db::schema::{
+    host_queue_entries as hqe, test_attributes, test_iterations, test_result_parts as parts, tests,
+};
 use crate::db::{DbError, SqliteConn};
 use crate::intake::TestsWrite;
 use crate::model::AttemptId;
@@ -57,7 +59,9 @@ fn gather(bodies: Vec<(i32, String)>, announced: u32) -> Gathered {
                     out.tests.push(test);
                 }
             }
-            Err(error) => out.errors.push(format!("part {part} of the parsed tests is unreadable: {error}")),
+            Err(error) => out.errors.push(format!(
+                "part {part} of the parsed tests is unreadable: {error}"
+            )),
         }
     }
     out
@@ -72,21 +76,31 @@ pub(crate) trait TestWrites {
 /// (MySQL), one per statement on SQLite (diesel has no multi-row insert for it).
 macro_rules! insert_rows {
     (batch, $conn:expr, $table:expr, $values:expr) => {
-        diesel::insert_into($table).values($values).execute($conn).await?;
+        diesel::insert_into($table)
+            .values($values)
+            .execute($conn)
+            .await?;
     };
     (single, $conn:expr, $table:expr, $values:expr) => {
         for value in $values {
-            diesel::insert_into($table).values(value).execute($conn).await?;
+            diesel::insert_into($table)
+                .values(value)
+                .execute($conn)
+                .await?;
         }
     };
 }
 
 macro_rules! test_writes {
-    ($conn:ty, $mode:ident) => {
+    ($conn:ty) => {
         impl TestWrites for $conn {
             async fn write_tests(&mut self, write: &TestsWrite) -> Result<(), DbError> {
                 match write {
-                    TestsWrite::Part { attempt, part, body } => {
+                    TestsWrite::Part {
+                        attempt,
+                        part,
+                        body,
+                    } => {
                         let key = (attempt.entry, attempt.attempt, *part as i32);
                         diesel::delete(parts::table.find(key)).execute(self).await?;
                         diesel::insert_into(parts::table)
@@ -100,7 +114,11 @@ macro_rules! test_writes {
                             .await?;
                         Ok(())
                     }
-                    TestsWrite::Store { attempt, host_id, parts: announced } => {
+                    TestsWrite::Store {
+                        attempt,
+                        host_id,
+                        parts: announced,
+                    } => {
                         let bodies: Vec<(i32, String)> = parts::table
                             .filter(parts::entry_id.eq(attempt.entry))
                             .filter(parts::attempt.eq(attempt.attempt))
@@ -121,7 +139,11 @@ macro_rules! test_writes {
                 }
             }
         }
+    };
+}
 
+macro_rules! store_statements {
+    ($conn:ty, $mode:ident) => {
         impl Store for $conn {
             async fn insert_tests(&mut self, rows: &[TestRow<'_>]) -> Result<(), DbError> {
                 for chunk in rows.chunks(CHUNK) {
@@ -137,8 +159,8 @@ macro_rules! test_writes {
                                 tests::subdir.eq(r.test.subdir.as_deref()),
                                 tests::status.eq(r.test.status.as_str()),
                                 tests::reason.eq(r.test.reason.as_deref()),
-                                tests::started.eq(r.test.started),
-                                tests::finished.eq(r.test.finished),
+                                tests::started.eq(r.test.started.map(seconds_to_micros)),
+                                tests::finished.eq(r.test.finished.map(seconds_to_micros)),
                             )
                         })
                         .collect();
@@ -157,7 +179,10 @@ macro_rules! test_writes {
                     .await?)
             }
 
-            async fn insert_attributes(&mut self, rows: &[(i64, &str, &str)]) -> Result<(), DbError> {
+            async fn insert_attributes(
+                &mut self,
+                rows: &[(i64, &str, &str)],
+            ) -> Result<(), DbError> {
                 for chunk in rows.chunks(CHUNK) {
                     let values: Vec<_> = chunk
                         .iter()
@@ -174,7 +199,10 @@ macro_rules! test_writes {
                 Ok(())
             }
 
-            async fn insert_iterations(&mut self, rows: &[IterationRow<'_>]) -> Result<(), DbError> {
+            async fn insert_iterations(
+                &mut self,
+                rows: &[IterationRow<'_>],
+            ) -> Result<(), DbError> {
                 for chunk in rows.chunks(CHUNK) {
                     let values: Vec<_> = chunk
                         .iter()
@@ -200,17 +228,32 @@ macro_rules! test_writes {
                 dropped: i64,
             ) -> Result<Option<i64>, DbError> {
                 diesel::update(hqe::table.find(entry))
-                    .set((hqe::parse_error.eq(parse_error), hqe::tests_dropped.eq(dropped)))
+                    .set((
+                        hqe::parse_error.eq(parse_error),
+                        hqe::tests_dropped.eq(dropped),
+                    ))
                     .execute(self)
                     .await?;
-                Ok(hqe::table.find(entry).select(hqe::job_id).first(self).await.optional()?)
+                Ok(hqe::table
+                    .find(entry)
+                    .select(hqe::job_id)
+                    .first(self)
+                    .await
+                    .optional()?)
             }
         }
     };
 }
 
-test_writes!(SqliteConn, single);
-test_writes!(AsyncMysqlConnection, batch);
+test_writes!(SqliteConn);
+test_writes!(AsyncMysqlConnection);
+store_statements!(SqliteConn, single);
+store_statements!(AsyncMysqlConnection, batch);
+
+/// The tables keep UTC microseconds, as every other time of the schema.
+fn seconds_to_micros(seconds: i64) -> i64 {
+    seconds.saturating_mul(1_000_000)
+}
 
 /// A test to insert.
 pub(crate) struct TestRow<'a> {
@@ -254,7 +297,11 @@ async fn store<C: Store>(
     let parse_error = (!gathered.errors.is_empty())
         .then(|| test_report::cut(&gathered.errors.join("; "), test_report::MAX_TEXT_BYTES));
     let Some(job_id) = conn
-        .entry_parse_result(attempt.entry, parse_error.as_deref(), gathered.dropped as i64)
+        .entry_parse_result(
+            attempt.entry,
+            parse_error.as_deref(),
+            gathered.dropped as i64,
+        )
         .await?
     else {
         return Ok(());
@@ -283,11 +330,23 @@ async fn store<C: Store>(
         for iteration in &test.iterations {
             let index = iteration.index as i32;
             for (name, value) in &iteration.attributes {
-                iterations.push(IterationRow { test_id: *id, iteration: index, name, value: Some(value), perf: None });
+                iterations.push(IterationRow {
+                    test_id: *id,
+                    iteration: index,
+                    name,
+                    value: Some(value),
+                    perf: None,
+                });
             }
             for (name, perf) in &iteration.perf {
                 if !iteration.attributes.contains_key(name) {
-                    iterations.push(IterationRow { test_id: *id, iteration: index, name, value: None, perf: Some(*perf) });
+                    iterations.push(IterationRow {
+                        test_id: *id,
+                        iteration: index,
+                        name,
+                        value: None,
+                        perf: Some(*perf),
+                    });
                 }
             }
         }
