@@ -6,15 +6,18 @@
 
 pub mod auth;
 pub mod client;
+pub mod test_results;
 pub mod tls;
 
 pub use auth::{
     AclMembers, AclView, CreateUser, TokenCreated, TokenView, UserCreated, UserView, WhoAmI,
 };
 pub use client::{Client, ClientError};
+pub use test_results::{EntryTest, IterationView, TestDetail, TestQuery, TestView};
 pub use tls::CaFileError;
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The states in which a job or an entry no longer changes.
 pub const FINAL_STATES: [&str; 3] = ["Completed", "Failed", "Aborted"];
@@ -203,6 +206,18 @@ pub struct EntryView {
     pub aborted_by: Option<String>,
     /// When the abort was recorded.
     pub aborted_on: Option<String>,
+    /// The tests parsed from the results of the entry's current attempt.
+    #[serde(default)]
+    pub tests: Vec<EntryTest>,
+    /// How many of those tests ended in each status.
+    #[serde(default)]
+    pub test_counts: BTreeMap<String, u64>,
+    /// What the drone could not parse in the results (one line).
+    #[serde(default)]
+    pub parse_error: Option<String>,
+    /// Tests found past the drone's `max_parsed_tests`, counted and not stored.
+    #[serde(default)]
+    pub tests_dropped: Option<i64>,
 }
 
 /// The size of an entry's results.

@@ -183,7 +183,7 @@ fn show(client: &Client, id: i64, json: bool) -> Result<(), String> {
         job.status
     );
     table(
-        &["HOST", "STATUS", "DRONE", "EXIT", "RESULTS"],
+        &["HOST", "STATUS", "DRONE", "EXIT", "TESTS", "RESULTS"],
         job.entries
             .iter()
             .map(|en| {
@@ -194,6 +194,7 @@ fn show(client: &Client, id: i64, json: bool) -> Result<(), String> {
                     en.status.clone(),
                     opt(&en.drone),
                     opt(&en.exit_code),
+                    crate::tests_cmd::summary(en),
                     en.results_path
                         .clone()
                         .or_else(|| en.failure_reason.clone())
@@ -202,6 +203,15 @@ fn show(client: &Client, id: i64, json: bool) -> Result<(), String> {
             })
             .collect(),
     );
+    for entry in &job.entries {
+        if let Some(error) = &entry.parse_error {
+            println!(
+                "entry {}: results not fully parsed: {}",
+                entry.id,
+                crate::output::clean(error)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod hosts;
 mod jobs;
 mod labels;
 mod output;
+mod tests_cmd;
 mod token;
 mod user;
 
@@ -80,6 +81,11 @@ enum Command {
         #[command(subcommand)]
         action: access::AclAction,
     },
+    /// Tests parsed from the results of jobs.
+    Test {
+        #[command(subcommand)]
+        action: tests_cmd::TestAction,
+    },
     /// The user the scheduler takes your token for.
     Whoami,
 }
@@ -116,6 +122,7 @@ fn run(args: Args) -> Result<(), String> {
         Command::User { action } => access::run_user(&client, action),
         Command::Token { action } => access::run_token(&client, action),
         Command::Acl { action } => access::run_acl(&client, action),
+        Command::Test { action } => tests_cmd::run(&client, action),
         Command::Whoami => access::whoami(&client),
     }
 }

@@ -11,6 +11,7 @@ pub mod protocol;
 pub mod results_http;
 pub mod shutdown;
 pub mod telemetry;
+pub mod test_report;
 pub mod text;
 pub mod time;
 pub mod tls;

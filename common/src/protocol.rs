@@ -11,7 +11,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// 2: heartbeats carry `results_url` and `stopping`, Finished carries `manifest` (a
 /// release reading version 1 refuses them, so the versions must not mix).
 /// 3: a status report carries `events`, several in order, instead of one `event`.
-/// 4: Finished may carry `test_failure` (results over the drone's `max_results_mb`).
+/// 4: Finished may carry `test_failure` (results over the drone's `max_results_mb`)
+/// and `test_parts`: the attempt's parsed tests travel before it in `tests` events.
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// The most events a worker puts in one status report.
@@ -116,7 +117,7 @@ impl RunJob {
 }
 
 /// Drone → scheduler: what happened to an entry's attempt, or a heartbeat.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusReport {
     pub schema: u32,
@@ -145,7 +146,7 @@ where
 }
 
 /// One step of an entry's life on a drone.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StatusEvent {
     /// Autoserv has been started, or handed to the drone's supervisor, which starts it
@@ -180,6 +181,25 @@ pub enum StatusEvent {
         /// host before this report).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         manifest: Option<ManifestSummary>,
+        /// How many `tests` events went before this one for the attempt (0: the
+        /// results were not parsed).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        test_parts: u32,
+    },
+    /// Part `part` (from 0) of `parts` of the tests parsed from the attempt's results,
+    /// each part bounded in size; sent before Finished.
+    Tests {
+        entry_id: i64,
+        attempt: i32,
+        part: u32,
+        parts: u32,
+        tests: Vec<tko::TestResult>,
+        /// Tests found past the drone's `max_parsed_tests`, counted and not sent.
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        dropped: u64,
+        /// What could not be parsed, one line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parse_error: Option<String>,
     },
     /// The results could not be pushed yet (results host unreachable or full); the
     /// worker keeps them and keeps trying. Sent once per attempt.
@@ -220,6 +240,14 @@ pub enum StatusEvent {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         stopping: bool,
     },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Scheduler → drone, on the drone's control queue.

@@ -41,9 +41,36 @@ pub fn parse_micros(text: &str) -> Option<i64> {
     i64::try_from(instant.unix_timestamp_nanos() / 1000).ok()
 }
 
+/// A time a user gives as a lower bound: RFC 3339 (`2026-12-07T09:00:00Z`, any
+/// offset) or a date (`2026-12-07`, its midnight UTC); UTC microseconds.
+pub fn parse_since(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let instant = match OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    {
+        Ok(instant) => instant,
+        Err(_) => {
+            let date = time::Date::parse(
+                text,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .ok()?;
+            date.midnight().assume_utc()
+        }
+    };
+    i64::try_from(instant.unix_timestamp_nanos() / 1000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_takes_rfc3339_or_a_date() {
+        assert_eq!(parse_since("1970-01-02"), Some(86_400_000_000));
+        assert_eq!(parse_since("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_since("1970-01-01T00:00:01.5Z"), Some(1_500_000));
+        assert_eq!(parse_since("last week"), None);
+    }
 
     #[test]
     fn formats_known_instants() {

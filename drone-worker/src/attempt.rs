@@ -176,6 +176,7 @@ impl Attempt {
                 infra_failure: None,
                 test_failure: None,
                 manifest: None,
+                test_parts: 0,
             })
             .await;
         inner.record(&self.job, Stage::Done { exit_code: 0 }).await;
@@ -411,12 +412,19 @@ impl Attempt {
         // Results set aside keep their supervisor files: the cap is recorded there.
         let prefix = dir.join(self.prefix.file_name().unwrap_or_default());
         let cap_mb = inner.config.drone.max_results_mb;
-        let written = tokio::task::spawn_blocking(move || {
-            cap::enforce(&dir, &prefix, cap_mb);
-            Manifest::write(&dir)
-        })
-        .await
-        .map_err(AttemptError::Manifest)?;
+        let capped = dir.clone();
+        tokio::task::spawn_blocking(move || cap::enforce(&capped, &prefix, cap_mb))
+            .await
+            .map_err(AttemptError::Manifest)?;
+        if infra_failure.is_none() {
+            // Parsed before the manifest (and after the cap): the parse reads the
+            // results, never writes them.
+            let out = inner.journal.parsed_path(self.id);
+            crate::parse::parse(&inner.config.drone, dir.clone(), out).await;
+        }
+        let written = tokio::task::spawn_blocking(move || Manifest::write(&dir))
+            .await
+            .map_err(AttemptError::Manifest)?;
         if let Err(error) = &written {
             // The results still go; only the check of their copy is lost.
             tracing::error!(%error, results = %subdir, "cannot write the results manifest");
@@ -484,6 +492,17 @@ impl Attempt {
             None => cap::exceeded(&self.prefix),
             Some(_) => None,
         };
+        // The parsed tests go first, each part confirmed, then the report that ends the
+        // attempt and says how many parts there were.
+        let parsed = inner.journal.parsed_path(self.id);
+        let parts = match &infra_failure {
+            None => crate::parse::events(&parsed, self.id.entry, self.id.attempt),
+            Some(_) => Vec::new(),
+        };
+        let test_parts = parts.len() as u32;
+        for part in parts {
+            inner.reporter.send(part).await;
+        }
         inner
             .reporter
             .send(StatusEvent::Finished {
@@ -493,9 +512,11 @@ impl Attempt {
                 infra_failure,
                 test_failure,
                 manifest,
+                test_parts,
             })
             .await;
         inner.record(&self.job, Stage::Done { exit_code }).await;
+        crate::parse::forget(&parsed);
         tracing::info!(exit_code, "entry finished");
         inner.attempts.release(self.id);
     }

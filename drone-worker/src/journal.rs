@@ -159,6 +159,14 @@ impl Journal {
     }
 
     /// Whether this worker has, or had, the attempt.
+    /// Where the tests parsed from `id`'s results wait until its Finished report is
+    /// confirmed.
+    pub fn parsed_path(&self, id: AttemptId) -> PathBuf {
+        self.dir
+            .join("parsed")
+            .join(format!("{}.{}.json", id.entry, id.attempt))
+    }
+
     pub fn knows(&self, id: AttemptId) -> bool {
         self.done
             .lock()

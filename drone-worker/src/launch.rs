@@ -81,6 +81,7 @@ impl Inner {
                 infra_failure: Some(reason),
                 test_failure: None,
                 manifest: None,
+                test_parts: 0,
             })
             .await;
         self.record(job, Stage::Done { exit_code: -1 }).await;

@@ -21,6 +21,7 @@ mod keepers;
 mod launch;
 mod lease;
 pub mod manifest;
+mod parse;
 pub mod pusher;
 pub mod reporter;
 pub mod runner;

@@ -20,6 +20,25 @@ use tokio::sync::oneshot;
 /// whole seconds, and a busy drone has its reports confirmed hundreds of times a second.
 const RENEW_EVERY: Duration = Duration::from_millis(250);
 
+/// The most bytes of events put in one report (parts of parsed tests are large; a
+/// report must stay far below [`protocol::MAX_MESSAGE_BYTES`]).
+const MAX_REPORT_BYTES: usize = 1024 * 1024;
+
+/// How many of the waiting events (at least one) go in the next report: at most
+/// [`MAX_EVENTS_PER_REPORT`], and no more bytes than [`MAX_REPORT_BYTES`].
+fn batch_len<'a>(waiting: impl Iterator<Item = &'a StatusEvent>) -> usize {
+    let mut bytes = 0;
+    let mut n = 0;
+    for event in waiting.take(MAX_EVENTS_PER_REPORT) {
+        bytes += serde_json::to_vec(event).map_or(usize::MAX / 2, |v| v.len());
+        if n > 0 && bytes > MAX_REPORT_BYTES {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 /// Publishes status reports for one drone.
 pub struct Reporter {
     shared: Arc<Shared>,
@@ -162,7 +181,7 @@ impl Shared {
                     queue.flushing = false;
                     return;
                 }
-                let n = queue.waiting.len().min(MAX_EVENTS_PER_REPORT);
+                let n = batch_len(queue.waiting.iter().map(|(event, _)| event));
                 queue.waiting.drain(..n).collect()
             };
             let (events, confirmed): (Vec<StatusEvent>, Vec<_>) = batch.into_iter().unzip();
@@ -205,5 +224,45 @@ impl Shared {
             .await?;
         self.contact();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> StatusEvent {
+        StatusEvent::Gathering {
+            entry_id: 1,
+            attempt: 1,
+            exit_code: 0,
+        }
+    }
+
+    fn big() -> StatusEvent {
+        let tests = (0..2000)
+            .map(|i| tko::TestResult::new(format!("{i:0>200}"), tko::Status::Good))
+            .collect();
+        StatusEvent::Tests {
+            entry_id: 1,
+            attempt: 1,
+            part: 0,
+            parts: 1,
+            tests,
+            dropped: 0,
+            parse_error: None,
+        }
+    }
+
+    #[test]
+    fn a_report_holds_at_most_its_count_of_events_and_its_bytes() {
+        let events: Vec<StatusEvent> = (0..100).map(|_| small()).collect();
+        assert_eq!(batch_len(events.iter()), MAX_EVENTS_PER_REPORT);
+        let events = [big(), big(), big(), small()];
+        let n = batch_len(events.iter());
+        assert!((1..=2).contains(&n), "{n}");
+        // A single event larger than the budget still goes, alone.
+        let events = [big(), big()];
+        assert!(batch_len(events.iter()) >= 1);
     }
 }

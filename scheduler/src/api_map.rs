@@ -109,6 +109,88 @@ fn entry_view(entry: EntryRow, results_path: Option<String>) -> EntryView {
         finished_on: entry.finished_on.map(format_micros),
         aborted_by: entry.aborted_by,
         aborted_on: entry.aborted_on.map(format_micros),
+        tests: Vec::new(),
+        test_counts: Default::default(),
+        parse_error: None,
+        tests_dropped: None,
+    }
+}
+
+/// Puts each entry's parsed tests, their counts per status and the parse's outcome
+/// in the job's view.
+pub fn with_tests(
+    view: &mut crate::api::JobView,
+    mut tests: std::collections::BTreeMap<i64, crate::db::test_results::EntryTests>,
+) {
+    for entry in &mut view.entries {
+        let Some(found) = tests.remove(&entry.id) else {
+            continue;
+        };
+        for test in &found.tests {
+            *entry.test_counts.entry(test.status.clone()).or_default() += 1;
+        }
+        entry.tests = found.tests.into_iter().map(entry_test).collect();
+        entry.parse_error = found.parse_error;
+        entry.tests_dropped = found.dropped;
+    }
+}
+
+fn entry_test(row: crate::db::test_results::TestRow) -> api::EntryTest {
+    api::EntryTest {
+        id: row.id,
+        name: row.name,
+        subdir: row.subdir,
+        status: row.status,
+        reason: row.reason,
+        started: row.started.map(format_micros),
+        finished: row.finished.map(format_micros),
+    }
+}
+
+/// One test of a list.
+pub fn test_view(
+    row: crate::db::test_results::TestRow,
+    attributes: std::collections::BTreeMap<String, String>,
+) -> api::TestView {
+    api::TestView {
+        id: row.id,
+        job_id: row.job_id,
+        entry_id: row.entry_id,
+        attempt: row.attempt,
+        host: row.host,
+        name: row.name,
+        subdir: row.subdir,
+        status: row.status,
+        reason: row.reason,
+        started: row.started.map(format_micros),
+        finished: row.finished.map(format_micros),
+        attributes,
+    }
+}
+
+/// One test with its iterations and the URL of its results on this scheduler.
+pub fn test_detail(row: crate::db::test_results::TestDetailRow) -> api::TestDetail {
+    let results = row.test.subdir.as_ref().map(|subdir| {
+        format!(
+            "/results/{}-{}/{}/{}/",
+            row.test.job_id,
+            row.owner,
+            row.execution_subdir,
+            subdir.trim_matches('/')
+        )
+    });
+    api::TestDetail {
+        test: test_view(row.test, row.attributes),
+        iterations: row
+            .iterations
+            .into_iter()
+            .map(|(index, (attributes, perf))| api::IterationView {
+                index,
+                attributes,
+                perf,
+            })
+            .collect(),
+        results,
     }
 }
 

@@ -54,6 +54,12 @@ impl FromRef<AppState> for crate::auth::AuthState {
     }
 }
 
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The router.
@@ -64,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs", get(list_jobs).post(create_job))
         .route("/api/jobs/{id}", get(show_job))
         .route("/api/jobs/{id}/abort", post(abort_job))
+        .route("/api/tests", get(crate::http_tests::list))
+        .route("/api/tests/{id}", get(crate::http_tests::show))
         .route("/api/drones", get(list_drones))
         .route("/api/drones/{name}/enable", post(enable_drone))
         .route("/api/drones/{name}/disable", post(disable_drone))
@@ -273,11 +281,10 @@ async fn show_job(
 ) -> ApiResult<crate::api::JobView> {
     let scheduler = &state.config.scheduler;
     let job = db::jobs::show(&state.db, id).await?;
-    Ok(Json(api_map::job_view(
-        job,
-        &scheduler.results_host,
-        &scheduler.results_dir,
-    )))
+    let tests = db::test_results::of_job(&state.db, id).await?;
+    let mut view = api_map::job_view(job, &scheduler.results_host, &scheduler.results_dir);
+    api_map::with_tests(&mut view, tests);
+    Ok(Json(view))
 }
 
 /// The caller as the user recorded for what it does (`by` of an abort or a repair).

@@ -60,3 +60,17 @@ pub fn unique(prefix: &str) -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The Python virtual environment with avocado-framework 113 and pytest that
+/// `deploy/test.sh` makes (`$AUTOTEST_TEST_VENV`, default `target/harness-venv`).
+pub fn harness_venv() -> PathBuf {
+    let venv = std::env::var_os("AUTOTEST_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/harness-venv"));
+    assert!(
+        venv.join("bin/avocado").is_file() && venv.join("bin/pytest").is_file(),
+        "no avocado and pytest in {}: deploy/test.sh makes it (or set AUTOTEST_TEST_VENV)",
+        venv.display()
+    );
+    venv
+}

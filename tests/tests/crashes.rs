@@ -238,6 +238,7 @@ async fn a_status_report_from_an_older_attempt_changes_nothing() {
             infra_failure: None,
             test_failure: None,
             manifest: None,
+            test_parts: 0,
         }],
         sent_at: 0,
         sender_version: "test".into(),

@@ -540,4 +540,5 @@ mod scheduling;
 mod special_files;
 mod supervision;
 mod supervisor;
+mod test_results;
 mod versions;

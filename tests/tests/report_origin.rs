@@ -80,6 +80,7 @@ async fn a_report_forged_by_another_drones_user_or_a_future_heartbeat_changes_no
             infra_failure: None,
             manifest: None,
             test_failure: None,
+            test_parts: 0,
         },
     ];
     let now = common::time::now_micros();

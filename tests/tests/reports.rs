@@ -110,6 +110,7 @@ async fn every_event_of_a_report_is_recorded_in_order() {
                 infra_failure: None,
                 test_failure: None,
                 manifest: None,
+                test_parts: 0,
             },
         ],
         sent_at: 0,

@@ -21,6 +21,15 @@ pub enum Parser {
 
 impl Parser {
     /// The name `[DRONE] parsers` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Parser::StatusLog => "status_log",
+            Parser::Avocado => "avocado",
+            Parser::Junit => "junit",
+        }
+    }
+
+    /// The parser `[DRONE] parsers` names `name`.
     pub fn parse(name: &str) -> Option<Parser> {
         match name {
             "status_log" => Some(Parser::StatusLog),

@@ -165,6 +165,13 @@ pub struct DroneConfig {
     pub max_results_mb: u64,
     /// `tls_cert` and `tls_key`: the results server answers HTTPS; None: plain HTTP.
     pub tls: Option<ServerTls>,
+    /// Which parsers read an entry's results after Autoserv exits (`parsers`, default
+    /// `status_log, avocado, junit`; `none` for none).
+    pub parsers: Vec<tko::Parser>,
+    /// Which files are JUnit XML (`junit_glob`, comma-separated).
+    pub junit_globs: Vec<String>,
+    /// Tests sent per entry; past it they are counted (`max_parsed_tests`).
+    pub max_parsed_tests: usize,
 }
 
 /// `[DRONE] containment`: how everything an attempt started is ended with it.

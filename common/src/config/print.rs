@@ -119,6 +119,9 @@ impl Config {
             "max_results_mb": d.max_results_mb,
             "tls_cert": d.tls.as_ref().map(|t| &t.cert.path),
             "tls_key": d.tls.as_ref().map(|t| &t.key.path),
+            "parsers": d.parsers.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            "junit_glob": d.junit_globs,
+            "max_parsed_tests": d.max_parsed_tests,
         });
         let a = &self.autoserv;
         let autoserv = json!({

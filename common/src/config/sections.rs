@@ -144,6 +144,33 @@ pub(super) fn scheduler(raw: &mut Raw, base: &Path) -> Result<SchedulerConfig, C
     Ok(scheduler)
 }
 
+/// `[DRONE] parsers` by default: every parser.
+const DEFAULT_PARSERS: [tko::Parser; 3] = [
+    tko::Parser::StatusLog,
+    tko::Parser::Avocado,
+    tko::Parser::Junit,
+];
+
+/// `[DRONE] junit_glob` by default.
+const DEFAULT_JUNIT_GLOBS: [&str; 2] = ["**/junit*.xml", "**/TEST-*.xml"];
+
+/// `status_log, avocado, junit`, any of them, or `none`.
+fn parsers(value: &str) -> Result<Vec<tko::Parser>, String> {
+    if value.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let parser = tko::Parser::parse(name).ok_or_else(|| {
+            format!("unknown parser {name:?}: expected status_log, avocado, junit, or none")
+        })?;
+        if !out.contains(&parser) {
+            out.push(parser);
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn drone(raw: &mut Raw, base: &Path) -> Result<DroneConfig, ConfigError> {
     let drone = "DRONE";
     let tls = super::tls::server(raw, drone, base)?;
@@ -200,6 +227,23 @@ pub(super) fn drone(raw: &mut Raw, base: &Path) -> Result<DroneConfig, ConfigErr
             positive(v).map(u64::from)
         })?,
         tls,
+        parsers: raw.parsed(drone, "parsers", DEFAULT_PARSERS.to_vec(), parsers)?,
+        junit_globs: raw.parsed(
+            drone,
+            "junit_glob",
+            DEFAULT_JUNIT_GLOBS.iter().map(|g| g.to_string()).collect(),
+            |v| {
+                let globs: Vec<String> = v.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect();
+                if globs.is_empty() || globs.iter().any(|g| g.starts_with('/') || g.split('/').any(|c| c == "..")) {
+                    Err(format!("expected comma-separated globs relative to the results directory, got {v:?}"))
+                } else {
+                    Ok(globs)
+                }
+            },
+        )?,
+        max_parsed_tests: raw.parsed(drone, "max_parsed_tests", 10_000, |v| {
+            positive(v).map(|n| n as usize)
+        })?,
     };
 
     Ok(drone_config)

@@ -82,6 +82,8 @@ diesel::table! {
         group_lead_id -> Nullable<BigInt>,
         manifest_files -> Nullable<BigInt>,
         manifest_bytes -> Nullable<BigInt>,
+        parse_error -> Nullable<Text>,
+        tests_dropped -> Nullable<BigInt>,
     }
 }
 
@@ -126,6 +128,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    tests (id) {
+        id -> BigInt,
+        job_id -> BigInt,
+        entry_id -> BigInt,
+        attempt -> Integer,
+        host_id -> Nullable<BigInt>,
+        name -> Text,
+        subdir -> Nullable<Text>,
+        status -> Text,
+        reason -> Nullable<Text>,
+        started -> Nullable<BigInt>,
+        finished -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     acl_groups (id) {
         id -> BigInt,
         name -> Text,
@@ -134,9 +152,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    test_attributes (test_id, name) {
+        test_id -> BigInt,
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
     acl_group_users (acl_group_id, user_id) {
         acl_group_id -> BigInt,
         user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    test_iterations (test_id, iteration, name) {
+        test_id -> BigInt,
+        iteration -> Integer,
+        name -> Text,
+        value -> Nullable<Text>,
+        perf -> Nullable<Double>,
     }
 }
 
@@ -158,6 +194,16 @@ diesel::table! {
 }
 
 diesel::joinable!(api_tokens -> users (user_id));
+
+diesel::table! {
+    test_result_parts (entry_id, attempt, part) {
+        entry_id -> BigInt,
+        attempt -> Integer,
+        part -> Integer,
+        body -> Text,
+    }
+}
+
 diesel::joinable!(host_labels -> hosts (host_id));
 diesel::joinable!(host_labels -> labels (label_id));
 diesel::joinable!(host_queue_entries -> jobs (job_id));
@@ -181,5 +227,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     acl_groups,
     acl_group_users,
     acl_group_hosts,
-    api_tokens
+    api_tokens,
+    tests,
+    test_attributes,
+    test_iterations,
+    test_result_parts
 );

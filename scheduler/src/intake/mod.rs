@@ -225,6 +225,26 @@ pub struct Transition {
     pub group: Option<GroupSync>,
     pub history: Option<History>,
     pub infra: Option<InfraNote>,
+    /// Parsed tests to keep or store.
+    pub tests: Option<TestsWrite>,
+}
+
+/// What a report does with an attempt's parsed tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestsWrite {
+    /// A part arrived before the attempt ended: kept until it does.
+    Part {
+        attempt: AttemptId,
+        part: u32,
+        /// `{"tests", "dropped", "parse_error"}` as the drone sent them.
+        body: String,
+    },
+    /// The attempt ended: its kept parts become its tests; `parts` were announced.
+    Store {
+        attempt: AttemptId,
+        host_id: Option<i64>,
+        parts: u32,
+    },
 }
 
 impl Transition {
@@ -239,6 +259,7 @@ impl Transition {
             group: None,
             history: None,
             infra: None,
+            tests: None,
         }
     }
 
@@ -261,6 +282,7 @@ impl Transition {
             group: None,
             history: None,
             infra: None,
+            tests: None,
         }
     }
 
@@ -295,6 +317,9 @@ pub fn event_attempt(event: &StatusEvent) -> Option<AttemptId> {
             entry_id, attempt, ..
         }
         | StatusEvent::RepairFailed {
+            entry_id, attempt, ..
+        }
+        | StatusEvent::Tests {
             entry_id, attempt, ..
         } => Some(AttemptId::new(*entry_id, *attempt)),
         StatusEvent::Heartbeat { .. } => None,

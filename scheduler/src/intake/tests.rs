@@ -79,6 +79,7 @@ fn finished(exit_code: i32) -> StatusEvent {
         infra_failure: None,
         test_failure: None,
         manifest: Some(ManifestSummary { files: 3, bytes: 9 }),
+        test_parts: 0,
     }
 }
 
@@ -90,6 +91,7 @@ fn lease_expired() -> StatusEvent {
         infra_failure: Some("lease expired".into()),
         test_failure: None,
         manifest: None,
+        test_parts: 0,
     }
 }
 
@@ -260,6 +262,7 @@ fn results_over_the_drones_cap_fail_the_test_with_the_reason_whatever_the_exit()
             infra_failure: None,
             test_failure: Some("results exceed max_results_mb=1".into()),
             manifest: None,
+            test_parts: 0,
         };
         let transition = judge(&report, &in_state(Running), "d1");
         assert_eq!(transition.entry.status, Some(Failed), "exit {exit_code}");

@@ -4,7 +4,7 @@
 
 use super::{
     Applied, Context, EntryRow, GroupSync, History, HostWrite, InfraNote, InfraRules, Member,
-    OnDrone, Transition,
+    OnDrone, TestsWrite, Transition,
 };
 use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use common::names::{DroneName, HostName};
@@ -52,9 +52,37 @@ pub fn report(
             infra_failure: None,
             test_failure,
             manifest,
+            test_parts,
             ..
-        } => current(ACTIVE)
-            .map(|row| finished(row, *exit_code, test_failure.as_deref(), *manifest, cx.now)),
+        } => current(ACTIVE).map(|row| {
+            let mut transition =
+                finished(row, *exit_code, test_failure.as_deref(), *manifest, cx.now);
+            transition.tests = Some(TestsWrite::Store {
+                attempt: row.attempt,
+                host_id: row.host_id,
+                parts: *test_parts,
+            });
+            transition
+        }),
+        StatusEvent::Tests {
+            part,
+            parts,
+            tests,
+            dropped,
+            parse_error,
+            ..
+        } => match tests_part(*part, *parts, tests, *dropped, parse_error.as_deref()) {
+            Some(body) => current(ACTIVE).map(|row| {
+                let mut transition = Transition::of(row, false);
+                transition.tests = Some(TestsWrite::Part {
+                    attempt: row.attempt,
+                    part: *part,
+                    body,
+                });
+                transition
+            }),
+            None => None,
+        },
         StatusEvent::PushFailing { reason, .. } => {
             current(&[Gathering]).map(|row| push_failing(row, reason, cx))
         }
@@ -140,6 +168,26 @@ fn finished(
     transition.manifest = manifest;
     transition.hosts.extend(row.host_id.map(HostWrite::Free));
     transition
+}
+
+/// A part of an attempt's parsed tests as kept until the attempt ends, or None when
+/// the part cannot be one (numbered past its count, or past the most parts there are).
+fn tests_part(
+    part: u32,
+    parts: u32,
+    tests: &[tko::TestResult],
+    dropped: u64,
+    parse_error: Option<&str>,
+) -> Option<String> {
+    if part >= parts || parts > common::test_report::MAX_PARTS {
+        return None;
+    }
+    let body = serde_json::json!({
+        "tests": tests,
+        "dropped": dropped,
+        "parse_error": parse_error,
+    });
+    Some(body.to_string())
 }
 
 /// Not a test failure: the results wait on the drone until pushed.

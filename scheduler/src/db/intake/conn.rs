@@ -3,6 +3,7 @@
 //! queries only, never a rule (those are in `crate::intake`). MySQL reads the rows a
 //! report is judged on `FOR UPDATE`.
 
+pub(crate) use super::tests_store::TestWrites;
 use crate::db::schema::{drones, entry_history, host_queue_entries as hqe, hosts, jobs};
 use crate::db::{Cache, DbError, SqliteConn};
 use crate::intake::{EntryChanges, EntryRow, GroupSync, History, HostWrite, Member, OnDrone};
@@ -13,9 +14,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncMysqlConnection, RunQueryDsl};
 
 /// Everything status intake does on a connection inside a transaction.
-pub(crate) trait IntakeConn: Reads + EntryWrites + HostWrites {}
+pub(crate) trait IntakeConn: Reads + EntryWrites + HostWrites + TestWrites {}
 
-impl<C: Reads + EntryWrites + HostWrites> IntakeConn for C {}
+impl<C: Reads + EntryWrites + HostWrites + TestWrites> IntakeConn for C {}
 
 /// An entry's row as selected: see [`EntryRow`].
 type RawEntry = (

@@ -7,6 +7,7 @@
 mod conn;
 #[cfg(test)]
 mod lost_tests;
+mod tests_store;
 
 use super::schema::host_queue_entries as hqe;
 use super::{Db, DbError};
@@ -233,6 +234,9 @@ async fn write<C: IntakeConn>(
         if let Some(manifest) = transition.manifest {
             conn.store_manifest(row.attempt.entry, manifest).await?;
         }
+    }
+    if let Some(tests) = &transition.tests {
+        conn.write_tests(tests).await?;
     }
     for host in &transition.hosts {
         conn.write_host(host).await?;
