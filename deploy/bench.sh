@@ -6,6 +6,9 @@
 #
 # usage: deploy/bench.sh [--jobs N] [--idle-jobs N] [--hosts N] [--capacity N]
 #        deploy/bench.sh --scale [--hosts N] [--entries N] [--capacity N] [--seconds N]
+#        deploy/bench.sh --parse [--repeat N]
+#   --parse   what parsing an entry's results costs the drone (tools/src/bin/parse_bench.rs):
+#             a 10-test and a 10,000-test status log, a 10,000-case JUnit file
 #   --scale   the scale benchmark instead (tools/src/scale.rs): 10,000 hosts
 #             and 100,000 queued entries by default, and the time from a job's end to
 #             the next entry Running, with the scheduler's memory
@@ -20,6 +23,10 @@ ensure_rsync
 ensure_rabbitmq
 say "building in release mode"
 cargo build --release --workspace --bins
+if [ "${1:-}" = "--parse" ]; then
+    shift
+    exec "$root/target/release/parse_bench" "$@"
+fi
 if [ "${1:-}" = "--scale" ]; then
     shift
     say "running the scale benchmark (about two minutes)"
