@@ -87,6 +87,9 @@ fn child(dir: &Path, repeat: usize) {
     println!("{tests} {cpu:.3} {wall:.3} {} {before_peak}", peak_kib());
 }
 
+/// A case: its name, how its results directory is made, how many parses to average.
+type Case<'a> = (&'a str, &'a dyn Fn(&Path), usize);
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--child") {
@@ -97,7 +100,7 @@ fn main() {
         Some(i) => args[i + 1].parse().expect("--repeat N"),
         None => 20,
     };
-    let cases: [(&str, &dyn Fn(&Path), usize); 3] = [
+    let cases: [Case; 3] = [
         ("status.log, 10 tests", &|d| status_log(d, 10), repeat * 10),
         (
             "status.log, 10,000 tests",
