@@ -22,8 +22,9 @@ pub struct ResultsState {
     pub config: Arc<Config>,
 }
 
-/// How long the scheduler waits for a drone to say whether it has a path.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the scheduler waits for a drone to say whether it has a path: long
+/// enough for a busy drone, short enough for a reader waiting on a silent one.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The handler.
 pub async fn serve(

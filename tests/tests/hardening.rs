@@ -68,6 +68,7 @@ async fn a_job_naming_too_many_hosts_is_refused_at_once_and_a_big_one_is_stored(
 async fn repairing_an_unknown_host_is_not_found_like_the_other_host_calls() {
     let world = World::builder().drone("drone1", 1).start().await;
     let server = world.server().to_string();
+    let bearer = format!("Bearer {}", world.token());
     let statuses = tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -76,6 +77,7 @@ async fn repairing_an_unknown_host_is_not_found_like_the_other_host_calls() {
         ["lock", "repair"].map(|call| {
             agent
                 .post(format!("{server}/api/hosts/nosuch/{call}"))
+                .header("Authorization", &bearer)
                 .send_json(serde_json::json!({ "by": "tester" }))
                 .expect("an answer")
                 .status()

@@ -88,6 +88,12 @@ async fn results_not_on_the_results_host_come_from_the_drone_then_the_archive() 
             j[0].entries[0].status == "Running"
         })
         .await;
+    // Running is reported when Autoserv starts: the files exist once the control file
+    // has reached its blocking part.
+    let started = world.path("started-host1");
+    world
+        .wait_for(|| started.exists(), "the control file to write its files")
+        .await;
     let server = world.server().to_string();
     let path = format!("/results/{id}-tester/host1/early.txt");
 
