@@ -93,11 +93,11 @@ if [ "$failed" -ne 0 ]; then
 fi
 
 say "================ tests against SQLite (AUTOTEST_TEST_DB=sqlite) ================"
-step "test (sqlite)" env AUTOTEST_TEST_DB=sqlite cargo test --workspace "${test_args[@]}"
+step "test (sqlite)" env AUTOTEST_TEST_DB=sqlite cargo test --workspace --no-fail-fast "${test_args[@]}"
 
 say "================ tests against MariaDB (AUTOTEST_TEST_DB=mysql, $AUTOTEST_TEST_MYSQL_URL) ================"
 step "test (mysql)" env AUTOTEST_TEST_DB=mysql AUTOTEST_TEST_MYSQL_URL="$AUTOTEST_TEST_MYSQL_URL" \
-    cargo test --workspace "${test_args[@]}"
+    cargo test --workspace --no-fail-fast "${test_args[@]}"
 
 if [ "$quick" -eq 0 ]; then
     step "fmt" cargo fmt --all -- --check
