@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What `bench --help` prints.
-pub const USAGE: &str = "usage: bench [--jobs N] [--idle-jobs N] [--hosts N] [--capacity N]";
+pub const USAGE: &str =
+    "usage: bench [--jobs N] [--idle-jobs N] [--hosts N] [--capacity N] [--status-log-tests N]";
 
 /// The command line.
 pub struct Options {
@@ -30,6 +31,9 @@ pub struct Options {
     pub hosts: usize,
     /// Each drone's capacity.
     pub capacity: usize,
+    /// When not 0, every job leaves an Autotest status log of this many tests (copied
+    /// in place of running Autoserv), which the drones parse.
+    pub status_log_tests: usize,
 }
 
 impl Options {
@@ -41,6 +45,7 @@ impl Options {
             idle_jobs: 200,
             hosts: 200,
             capacity: 16,
+            status_log_tests: 0,
         };
         for (name, value) in crate::options::numeric_pairs(args)? {
             match name.as_str() {
@@ -48,6 +53,7 @@ impl Options {
                 "--idle-jobs" => o.idle_jobs = value,
                 "--hosts" => o.hosts = value,
                 "--capacity" => o.capacity = value,
+                "--status-log-tests" => o.status_log_tests = value,
                 other => panic!("unknown option {other}; {USAGE}"),
             }
         }
@@ -114,9 +120,17 @@ async fn start(o: &Options) -> System {
     std::fs::create_dir_all(&dir).unwrap();
     settle_filesystem(&dir);
     let capacity = o.capacity;
+    let command = match o.status_log_tests {
+        0 => "/bin/true {results_dir}".to_string(),
+        tests => {
+            let log = dir.join("status.log");
+            std::fs::write(&log, status_log(tests)).unwrap();
+            format!("/bin/cp {} {{results_dir}}/status.log", log.display())
+        }
+    };
     let mut system = System::start_scheduler(&id, &dir, |amqp, port| {
         format!(
-            "[AUTOTEST_WEB]\ndatabase: {db}\n[SCHEDULER]\ndrones: drone1, drone2\nmax_processes_per_drone: {capacity}\nresults_dir: {results}\nhttp_listen: 127.0.0.1:{port}\n[AUTOSERV]\ncommand: /bin/true {{results_dir}}\n[BROKER]\nurl: {amqp}\n",
+            "[AUTOTEST_WEB]\ndatabase: {db}\n[SCHEDULER]\ndrones: drone1, drone2\nmax_processes_per_drone: {capacity}\nresults_dir: {results}\nhttp_listen: 127.0.0.1:{port}\n[AUTOSERV]\ncommand: {command}\n[BROKER]\nurl: {amqp}\n",
             db = dir.join("autotest.db").display(),
             results = dir.join("results").display(),
         )
@@ -281,6 +295,18 @@ fn report_batch(batch: &[JobView], jobs: usize, wall: Duration) -> f64 {
     );
     print_latencies(batch);
     system_rate
+}
+
+/// An Autotest status log of `tests` passing tests in one client job.
+fn status_log(tests: usize) -> String {
+    let mut log = String::from("START\t----\t----\ttimestamp=1765000000\t\n");
+    for i in 0..tests {
+        log.push_str(&format!(
+            "\tSTART\tt{i}\tt{i}\ttimestamp=1765000001\t\n\t\tGOOD\tt{i}\tt{i}\ttimestamp=1765000002\tcompleted\n\tEND GOOD\tt{i}\tt{i}\ttimestamp=1765000003\t\n"
+        ));
+    }
+    log.push_str("END GOOD\t----\t----\ttimestamp=1765000004\t\n");
+    log
 }
 
 fn job(i: usize, host: &str) -> CreateJob {
