@@ -368,7 +368,9 @@ mod tests {
                  INSERT INTO hosts (hostname, created_on) SELECT 'big' || i, 0 FROM n; \
                  INSERT INTO labels (name) VALUES ('lab'); \
                  INSERT INTO host_labels (host_id, label_id) \
-                 SELECT id, (SELECT id FROM labels WHERE name = 'lab') FROM hosts WHERE hostname LIKE 'big%';"
+                 SELECT id, (SELECT id FROM labels WHERE name = 'lab') FROM hosts WHERE hostname LIKE 'big%'; \
+                 INSERT INTO acl_group_hosts (acl_group_id, host_id) \
+                 SELECT (SELECT id FROM acl_groups WHERE name = 'Everyone'), id FROM hosts WHERE hostname LIKE 'big%';"
             ),
         )
         .await;
