@@ -80,12 +80,19 @@ fn write(path: &Path, parsed: &Parsed) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The `tests` events for what was parsed into `path`, if anything was.
+/// The `tests` events for what was parsed into `path`; none when nothing was parsed
+/// or the parse found nothing to tell (no test, no error), so such a job costs no
+/// report more than before.
 pub(crate) fn events(path: &Path, entry_id: i64, attempt: i32) -> Vec<StatusEvent> {
     let Ok(bytes) = std::fs::read(path) else {
         return Vec::new();
     };
     match serde_json::from_slice::<Parsed>(&bytes) {
+        Ok(parsed)
+            if parsed.tests.is_empty() && parsed.dropped == 0 && parsed.parse_error.is_none() =>
+        {
+            Vec::new()
+        }
         Ok(parsed) => common::test_report::parts(
             entry_id,
             attempt,
@@ -111,5 +118,31 @@ pub(crate) fn forget(path: &Path) {
         if error.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!(%error, file = %path.display(), "cannot remove the parsed tests");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parse_that_found_nothing_sends_nothing_and_anything_else_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("parsed.json");
+        assert!(events(&path, 1, 1).is_empty(), "nothing parsed");
+        write(&path, &Parsed::default()).unwrap();
+        assert!(events(&path, 1, 1).is_empty(), "nothing found");
+        let error = Parsed {
+            parse_error: Some("status.log: not a regular file".into()),
+            ..Parsed::default()
+        };
+        write(&path, &error).unwrap();
+        assert_eq!(events(&path, 1, 1).len(), 1);
+        let found = Parsed {
+            tests: vec![tko::TestResult::new("t", tko::Status::Good)],
+            ..Parsed::default()
+        };
+        write(&path, &found).unwrap();
+        assert_eq!(events(&path, 1, 1).len(), 1);
     }
 }
