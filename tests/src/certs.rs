@@ -17,18 +17,7 @@ impl TestCa {
             .prefix("autotest_test_ca_")
             .tempdir()
             .expect("temp dir");
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .expect("openssl is installed (deploy/test.sh installs it)");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let openssl = |args: &[&str]| openssl(dir.path(), args);
         for ca in ["ca", "other-ca"] {
             openssl(&[
                 "req",
@@ -112,6 +101,79 @@ impl TestCa {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// A client certificate for `name` signed by [`Self::ca`]: (certificate, key), PEM.
+    pub fn client(&self, name: &str) -> (PathBuf, PathBuf) {
+        let dir = self.dir.path();
+        // An X.509 v3 certificate (rustls takes no v1 ones) for a client.
+        std::fs::write(
+            dir.join("client.cnf"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .expect("write client.cnf");
+        let (key, csr, cert) = (
+            format!("client-{name}.key"),
+            format!("client-{name}.csr"),
+            format!("client-{name}.pem"),
+        );
+        let subject = format!("/CN={name}");
+        openssl(
+            dir,
+            &[
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+                &subject,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "2",
+                "-extfile",
+                "client.cnf",
+            ],
+        );
+        (self.file(&cert), self.file(&key))
+    }
+
+    /// Lets a server running as another user (RabbitMQ's own) read the CA, the server
+    /// certificate and its key.
+    pub fn readable_by_others(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |path: PathBuf, mode| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()))
+        };
+        set(self.dir.path().to_path_buf(), 0o755);
+        for file in ["ca.pem", "server.pem", "server.key"] {
+            set(self.file(file), 0o644);
+        }
+    }
+}
+
+/// Runs `openssl ARGS` in `dir`; it must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed (deploy/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Default for TestCa {

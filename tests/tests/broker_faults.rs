@@ -3,6 +3,7 @@
 //! they live in a test binary of their own (cargo runs test binaries one after the
 //! other) and take turns within it.
 
+use autotest_tests::certs::TestCa;
 use autotest_tests::world::read;
 use autotest_tests::World;
 use futures_util::StreamExt;
@@ -234,11 +235,12 @@ async fn a_broker_restart_mid_batch_loses_nothing_and_disturbs_no_running_job() 
 }
 
 /// A TLS listener added to the running broker for a test, on 127.0.0.1 only, and
-/// removed when dropped; with a CA, a server certificate for 127.0.0.1, a client
-/// certificate from the same CA, and a second CA that signed nothing of the broker's.
+/// removed when dropped; its certificates from a [`TestCa`] (a client certificate from
+/// the same CA for drone1, and a second CA that signed nothing of the broker's).
 struct TlsListener {
     port: u16,
-    dir: std::path::PathBuf,
+    ca: TestCa,
+    client: (std::path::PathBuf, std::path::PathBuf),
 }
 
 impl TlsListener {
@@ -249,114 +251,15 @@ impl TlsListener {
     /// With `client_certs`, the listener asks clients for a certificate signed by its
     /// CA and refuses those without one.
     fn start_with(client_certs: bool) -> Self {
-        let dir = std::env::temp_dir().join(autotest_tests::unique("tls"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .expect("openssl is installed (deploy/test.sh installs it)");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        for ca in ["ca", "other-ca"] {
-            openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.pem"),
-                "-subj",
-                &format!("/CN=autotest test {ca}"),
-            ]);
-        }
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-        // An X.509 v3 certificate (rustls takes no v1 ones) for a client.
-        std::fs::write(
-            dir.join("client.cnf"),
-            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        )
-        .unwrap();
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-            "-subj",
-            "/CN=drone1",
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "client.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "client.cnf",
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ]);
+        let ca = TestCa::new();
+        let client = ca.client("drone1");
         // The broker runs as its own user: let it read the files.
-        for file in ["ca.pem", "server.pem", "server.key"] {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o644))
-                .unwrap();
-        }
+        ca.readable_by_others();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let file = |name: &str| dir.join(name).display().to_string();
         let verify = if client_certs {
             ",{verify,verify_peer},{fail_if_no_peer_cert,true}"
         } else {
@@ -366,12 +269,12 @@ impl TlsListener {
             "eval",
             &format!(
                 "ssl:start(), rabbit_networking:start_ssl_listener({{\"127.0.0.1\", {port}}}, [{{cacertfile,\"{}\"}},{{certfile,\"{}\"}},{{keyfile,\"{}\"}}{verify}], 1).",
-                file("ca.pem"),
-                file("server.pem"),
-                file("server.key")
+                ca.ca().display(),
+                ca.server_cert().display(),
+                ca.server_key().display()
             ),
         ]);
-        Self { port, dir }
+        Self { port, ca, client }
     }
 }
 
@@ -384,7 +287,6 @@ impl Drop for TlsListener {
                 self.port
             ),
         ]);
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -439,7 +341,7 @@ async fn the_whole_path_works_over_tls_and_a_certificate_from_another_ca_is_refu
     let listener = TlsListener::start();
     let world = World::builder()
         .drone("drone1", 2)
-        .tls(listener.port, &listener.dir.join("ca.pem"))
+        .tls(listener.port, &listener.ca.ca())
         .start()
         .await;
     assert!(world.config.broker.url.expose().starts_with("amqps://"));
@@ -449,7 +351,7 @@ async fn the_whole_path_works_over_tls_and_a_certificate_from_another_ca_is_refu
     let mut worker = second_worker(
         &world,
         &world.config_path,
-        Some(listener.dir.join("other-ca.pem")),
+        Some(listener.ca.other_ca()),
         "untrusting.log",
     );
     world
@@ -468,12 +370,15 @@ async fn a_broker_that_asks_for_client_certificates_gets_the_configured_one() {
     let _turn = SERIAL.lock().await;
     let _broker = autotest_tests::broker::exclusive();
     let listener = TlsListener::start_with(true);
-    let file = |name: &str| listener.dir.join(name).display().to_string();
+    let (client_cert, client_key) = (
+        listener.client.0.display().to_string(),
+        listener.client.1.display().to_string(),
+    );
     let world = World::builder()
         .drone("drone1", 2)
-        .tls(listener.port, &listener.dir.join("ca.pem"))
-        .config("BROKER", "client_cert", &file("client.pem"))
-        .config("BROKER", "client_key", &file("client.key"))
+        .tls(listener.port, &listener.ca.ca())
+        .config("BROKER", "client_cert", &client_cert)
+        .config("BROKER", "client_key", &client_key)
         .start()
         .await;
     a_job_completes_over_tls(&world).await;
