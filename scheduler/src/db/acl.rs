@@ -192,28 +192,41 @@ pub async fn join_everyone(
         return Ok(());
     };
     if let Some(host_id) = host_id {
-        on_conn!(conn, |c| {
-            diesel::insert_into(acl_group_hosts::table)
-                .values((
-                    acl_group_hosts::acl_group_id.eq(group),
-                    acl_group_hosts::host_id.eq(host_id),
-                ))
-                .cached()
-                .execute(c)
-                .await?
-        });
+        add_host(conn, group, host_id).await?;
     }
     if let Some(user_id) = user_id {
-        on_conn!(conn, |c| {
-            diesel::insert_into(acl_group_users::table)
-                .values((
-                    acl_group_users::acl_group_id.eq(group),
-                    acl_group_users::user_id.eq(user_id),
-                ))
-                .execute(c)
-                .await?
-        });
+        add_user(conn, group, user_id).await?;
     }
+    Ok(())
+}
+
+/// Puts host `host_id` in group `group`.
+async fn add_host(conn: &mut Conn<'_>, group: i64, host_id: i64) -> Result<(), DbError> {
+    on_conn!(conn, |c| {
+        diesel::insert_into(acl_group_hosts::table)
+            .values((
+                acl_group_hosts::acl_group_id.eq(group),
+                acl_group_hosts::host_id.eq(host_id),
+            ))
+            .cached()
+            .execute(c)
+            .await?
+    });
+    Ok(())
+}
+
+/// Puts user `user_id` in group `group`.
+async fn add_user(conn: &mut Conn<'_>, group: i64, user_id: i64) -> Result<(), DbError> {
+    on_conn!(conn, |c| {
+        diesel::insert_into(acl_group_users::table)
+            .values((
+                acl_group_users::acl_group_id.eq(group),
+                acl_group_users::user_id.eq(user_id),
+            ))
+            .cached()
+            .execute(c)
+            .await?
+    });
     Ok(())
 }
 
@@ -307,26 +320,10 @@ async fn insert_members(
         .filter(|h| !had_hosts.contains(h))
         .collect();
     for user_id in new_users {
-        on_conn!(conn, |c| {
-            diesel::insert_into(acl_group_users::table)
-                .values((
-                    acl_group_users::acl_group_id.eq(group),
-                    acl_group_users::user_id.eq(user_id),
-                ))
-                .execute(c)
-                .await?
-        });
+        add_user(conn, group, user_id).await?;
     }
     for host_id in new_hosts {
-        on_conn!(conn, |c| {
-            diesel::insert_into(acl_group_hosts::table)
-                .values((
-                    acl_group_hosts::acl_group_id.eq(group),
-                    acl_group_hosts::host_id.eq(host_id),
-                ))
-                .execute(c)
-                .await?
-        });
+        add_host(conn, group, host_id).await?;
     }
     Ok(())
 }
