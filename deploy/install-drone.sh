@@ -382,8 +382,10 @@ for d in json.load(sys.stdin):
         sys.exit(0)
 sys.exit(3)' "$name"
 }
-state=$(drone_state) ||
-    die "the scheduler at $server does not answer, or does not know drone $name (atest --server $server drone list); pass --server URL or set ATEST_SERVER"
+if ! state=$(drone_state); then
+    said=$("$bin/atest" --server "$server" drone list --json 2>&1 >/dev/null | tail -n 1)
+    die "the scheduler at $server does not answer, or does not know drone $name (atest --server $server drone list${said:+ said: $said}); pass --server URL or set ATEST_SERVER, and check atest's token (--token, \$ATEST_TOKEN or $(atest_token_file))"
+fi
 read -r _ first_heartbeat running <<<"$state"
 say "the scheduler at $server knows $name (last heartbeat $first_heartbeat, $running entries running)"
 

@@ -17,6 +17,7 @@ pub mod intake;
 pub mod job_limits;
 pub mod lost;
 pub mod model;
+pub mod pages;
 pub mod results;
 pub mod sender;
 pub mod status;

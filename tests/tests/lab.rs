@@ -62,6 +62,8 @@ fn install_drone(dir: &Path, port: u16, drone: &str, address: &str) -> std::proc
         .arg(dir.join("ssh/authorized_keys"))
         .args(["--server", &format!("http://127.0.0.1:{port}")])
         .args(["--timeout", "60"])
+        // atest reads the lab's admin token, never the account's own.
+        .env("XDG_CONFIG_HOME", dir.join("config"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -489,13 +491,20 @@ fn jobs_run_on_drones_in_their_own_namespaces_and_the_lab_comes_down_clean() {
         all
     });
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut heard = String::new();
     loop {
         let line = said
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("install-drone.sh never said the worker was draining");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "install-drone.sh never said the worker was draining ({e}); it said:\n{heard}"
+                )
+            });
         if line.contains("draining") {
             break;
         }
+        heard.push_str(&line);
+        heard.push('\n');
     }
     // The old worker has its SIGTERM and waits for the job, which still runs.
     let log_path = dir.join("drone1/log/drone-worker.log");

@@ -1,0 +1,69 @@
+//! The pages people read in a browser, served by the scheduler beside the API: jobs,
+//! hosts, drones and test results. HTML is rendered on the server from the askama
+//! templates in `scheduler/templates/` (checked at compile time, every value escaped);
+//! `static/app.js` drives only the live parts, so every page reads without JavaScript.
+//!
+//! Every page passes the same guard as the API ([`crate::auth::caller::guard`]); the
+//! [`Viewer`] tells a template who is looking, to show only the buttons they may use.
+
+mod assets;
+mod error;
+mod viewer;
+
+pub use error::PageError;
+pub use viewer::Viewer;
+
+use crate::http::AppState;
+use askama::Template;
+use axum::http::{header, HeaderValue};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+/// The pages' router. Its answers carry a content security policy that allows only
+/// this scheduler's own scripts and styles: a value that escaped escaping still could
+/// not run.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/jobs") }))
+        .route("/jobs", get(home))
+        .route("/static/{file}", get(assets::serve))
+        .with_state(state)
+        .layer(axum::middleware::map_response(secure_headers))
+}
+
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// Renders a page template, or the error page when the template fails.
+pub fn render(page: &impl Template) -> Result<Response, PageError> {
+    let html = page.render().map_err(PageError::template)?;
+    Ok(Html(html).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home {
+    viewer: Viewer,
+}
+
+async fn home(viewer: Viewer) -> Result<Response, PageError> {
+    render(&Home { viewer })
+}

@@ -1,0 +1,2 @@
+// The live parts of the pages. Every page reads without this script.
+"use strict";
