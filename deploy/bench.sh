@@ -7,6 +7,9 @@
 # usage: deploy/bench.sh [--jobs N] [--idle-jobs N] [--hosts N] [--capacity N]
 #        deploy/bench.sh --scale [--hosts N] [--entries N] [--capacity N] [--seconds N]
 #        deploy/bench.sh --parse [--repeat N]
+#        deploy/bench.sh --pages [--jobs N] [--requests N]
+#   --pages   how fast the scheduler serves its pages (tools/src/pages_bench.rs) with
+#             100,000 jobs of history in SQLite: /jobs, filters, /results for a week
 #   --parse   what parsing an entry's results costs the drone (tools/src/bin/parse_bench.rs):
 #             a 10-test and a 10,000-test status log, a 10,000-case JUnit file
 #   --scale   the scale benchmark instead (tools/src/scale.rs): 10,000 hosts
@@ -26,6 +29,10 @@ cargo build --release --workspace --bins
 if [ "${1:-}" = "--parse" ]; then
     shift
     exec "$root/target/release/parse_bench" "$@"
+fi
+if [ "${1:-}" = "--pages" ]; then
+    shift
+    exec "$root/target/release/pages_bench" "$@"
 fi
 if [ "${1:-}" = "--scale" ]; then
     shift
