@@ -375,13 +375,15 @@ ensure_admin_token() {
 }
 
 # ensure_harness_venv DIR: a Python virtual environment in DIR with the test
-# harnesses whose results the drone parses: avocado-framework 113 and pytest, from
-# the Python package registry. Kept between runs; remade when incomplete.
+# harnesses whose results the drone parses (avocado-framework 113 and pytest) and the
+# SMTP server the job-end mail is tested against (aiosmtpd), from the Python package
+# registry. Kept between runs; remade when incomplete.
 ensure_harness_venv() {
     local venv=$1
     if [ -x "$venv/bin/avocado" ] && [ -x "$venv/bin/pytest" ] &&
-        "$venv/bin/avocado" --version 2>/dev/null | grep -q '^Avocado 113\.'; then
-        say "avocado and pytest present in $venv"
+        "$venv/bin/avocado" --version 2>/dev/null | grep -q '^Avocado 113\.' &&
+        "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+        say "avocado, pytest and aiosmtpd present in $venv"
         return 0
     fi
     need_cmd python3 python3
@@ -389,10 +391,10 @@ ensure_harness_venv() {
         say "python3 cannot make virtual environments (Debian package python3-venv)"
         apt_install python3-venv
     fi
-    say "making a Python virtual environment in $venv with avocado-framework 113 and pytest"
+    say "making a Python virtual environment in $venv with avocado-framework 113, pytest and aiosmtpd"
     rm -rf "$venv"
     python3 -m venv "$venv" || die "python3 -m venv $venv failed"
-    "$venv/bin/pip" install -q --disable-pip-version-check "avocado-framework==113.0" pytest ||
-        die "pip could not install avocado-framework 113 and pytest into $venv (is the Python package registry reachable?)"
+    "$venv/bin/pip" install -q --disable-pip-version-check "avocado-framework==113.0" pytest aiosmtpd ||
+        die "pip could not install avocado-framework 113, pytest and aiosmtpd into $venv (is the Python package registry reachable?)"
     say "installed: $("$venv/bin/avocado" --version), $("$venv/bin/pytest" --version 2>&1)"
 }

@@ -218,6 +218,14 @@ pub struct EntryView {
     /// Tests found past the drone's `max_parsed_tests`, counted and not stored.
     #[serde(default)]
     pub tests_dropped: Option<i64>,
+    /// When the entry is aborted if it has not started by then (the job's
+    /// `--timeout-mins`, or `[AUTOTEST_WEB] job_timeout_default`); null: never.
+    #[serde(default)]
+    pub queue_deadline: Option<String>,
+    /// The longest the entry may run once started, in seconds (`--max-runtime-mins`,
+    /// or `[AUTOTEST_WEB] job_max_runtime_hrs_default`); null: no limit.
+    #[serde(default)]
+    pub max_runtime_secs: Option<i64>,
 }
 
 /// The size of an entry's results.

@@ -113,6 +113,8 @@ fn entry_view(entry: EntryRow, results_path: Option<String>) -> EntryView {
         test_counts: Default::default(),
         parse_error: None,
         tests_dropped: None,
+        queue_deadline: entry.queue_deadline.map(format_micros),
+        max_runtime_secs: entry.max_runtime_us.map(|us| us / 1_000_000),
     }
 }
 
@@ -250,6 +252,8 @@ mod tests {
             failure_kind: None,
             infra_retries: 0,
             manifest: Some((3, 1024)),
+            queue_deadline: None,
+            max_runtime_us: None,
             history: Vec::new(),
         }
     }

@@ -211,14 +211,20 @@ async fn create_job(
         body.reboot_after.as_deref(),
     )
     .map_err(ApiError::bad_request)?;
-    let timeout_us = limit(body.timeout_secs, body.timeout_mins)?;
-    let max_runtime_us = limit(body.max_runtime_secs, body.max_runtime_mins)?;
+    // A job that names no limit gets Autotest's defaults from `[AUTOTEST_WEB]`.
+    let hours = |h: Option<u32>| h.map(|h| i64::from(h) * 3_600_000_000);
+    let config = &state.config.scheduler;
+    let timeout_us =
+        limit(body.timeout_secs, body.timeout_mins)?.or(hours(config.job_timeout_default_hours));
+    let max_runtime_us = limit(body.max_runtime_secs, body.max_runtime_mins)?
+        .or(hours(config.job_max_runtime_default_hours));
     let job = db::job_create::NewJob {
         drone_set,
         synch_count,
         tasks,
         timeout_us,
         max_runtime_us,
+        notify: state.config.notify.enabled(),
         name: body.name,
         owner,
         priority: body.priority,
@@ -495,6 +501,7 @@ async fn repair_host(
         drone_set: state.config.scheduler.default_drone_set_name.clone(),
         synch_count: 1,
         tasks: crate::model::TaskFlags::REPAIR_ONLY,
+        notify: false,
     };
     // An unknown host is 404, as for the other host calls.
     let id = state.jobs.create(job).await.map_err(ApiError::from)?;

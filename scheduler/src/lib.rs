@@ -17,6 +17,7 @@ pub mod intake;
 pub mod job_limits;
 pub mod lost;
 pub mod model;
+pub mod notify;
 pub mod pages;
 pub mod results;
 pub mod sender;
@@ -169,6 +170,8 @@ impl Scheduler {
             shutdown.clone(),
         );
         tasks.spawn(Task::LostDroneKeeper, ended(lost_drone_keeper));
+        let mailer = notify::run(self.db.clone(), self.config.clone(), shutdown.clone());
+        tasks.spawn(Task::Mailer, ended(mailer));
         let state = http::AppState {
             db: self.db.clone(),
             config: self.config.clone(),

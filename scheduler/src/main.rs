@@ -66,6 +66,11 @@ async fn run() -> anyhow::Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    anyhow::ensure!(
+        config.scheduler.enabled,
+        "the scheduler is not enabled: [SCHEDULER] enable_scheduler is false in {} (set it to true to run it)",
+        args.config.display()
+    );
     let scheduler = scheduler::Scheduler::start(config).await?;
     scheduler.run(common::shutdown::on_signal()).await
 }

@@ -22,16 +22,19 @@ pub enum Task {
     TimeoutKeeper,
     /// Takes work back from drones no longer heard from.
     LostDroneKeeper,
+    /// Mails about ended jobs.
+    Mailer,
 }
 
 impl Task {
     /// Every essential task.
-    pub const ALL: [Task; 5] = [
+    pub const ALL: [Task; 6] = [
         Task::Http,
         Task::Dispatcher,
         Task::StatusConsumer,
         Task::TimeoutKeeper,
         Task::LostDroneKeeper,
+        Task::Mailer,
     ];
 }
 
@@ -43,6 +46,7 @@ impl fmt::Display for Task {
             Task::StatusConsumer => "status consumer",
             Task::TimeoutKeeper => "timeout keeper",
             Task::LostDroneKeeper => "lost-drone keeper",
+            Task::Mailer => "job-end mailer",
         })
     }
 }

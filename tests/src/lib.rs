@@ -12,6 +12,7 @@ pub mod broker;
 pub mod certs;
 pub mod http;
 pub mod proxy;
+pub mod smtp;
 pub mod sshd;
 pub mod world;
 

@@ -9,6 +9,7 @@
 
 mod auth;
 mod command;
+mod notify;
 mod print;
 mod raw;
 mod reports;
@@ -20,6 +21,7 @@ pub use command::{
     CommandTemplate, DEFAULT_AUTOSERV_COMMAND, DEFAULT_CLEANUP_COMMAND, DEFAULT_REPAIR_COMMAND,
     DEFAULT_VERIFY_COMMAND, PLACEHOLDERS,
 };
+pub use notify::{NotifyConfig, END_STATUSES};
 pub use print::value;
 pub use reports::{DroneBrokerUsers, ReportOrigin};
 pub use tls::{ConfigPath, ServerTls};
@@ -67,6 +69,8 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// `[AUTH]`, with `[SCHEDULER] public_names`.
     pub auth: AuthConfig,
+    /// Job-end mail (`[SCHEDULER] notify_email*`, `[NOTIFICATION]`).
+    pub notify: NotifyConfig,
     /// Unknown keys and other things worth a warning at start.
     pub warnings: Vec<String>,
 }
@@ -119,6 +123,14 @@ pub struct SchedulerConfig {
     pub max_infra_retries: u32,
     /// Which broker user each drone reports as, and which results URLs it may name.
     pub report_origin: ReportOrigin,
+    /// `[AUTOTEST_WEB] job_timeout_default`, in hours: the queue timeout of jobs created
+    /// without one (Autotest's key); None (absent or 0): no limit.
+    pub job_timeout_default_hours: Option<u32>,
+    /// `[AUTOTEST_WEB] job_max_runtime_hrs_default`: the longest run of an entry of a
+    /// job created without `--max-runtime-mins`; None (absent or 0): no limit.
+    pub job_max_runtime_default_hours: Option<u32>,
+    /// `enable_scheduler` (Autotest's key): false keeps the scheduler from starting.
+    pub enabled: bool,
 }
 
 impl SchedulerConfig {
@@ -276,6 +288,7 @@ impl Config {
         let autoserv = sections::autoserv(&mut raw)?;
         let broker = sections::broker(&mut raw, &base)?;
         let auth = auth::auth(&mut raw, scheduler.http_listen)?;
+        let notify = notify::notify(&mut raw, scheduler.http_listen)?;
         Ok(Self {
             path: path.to_path_buf(),
             database,
@@ -284,10 +297,14 @@ impl Config {
             autoserv,
             broker,
             auth,
+            notify,
             warnings: sections::warnings(&raw),
         })
     }
 }
+
+#[cfg(test)]
+mod autotest_defaults;
 
 #[cfg(test)]
 mod tests {

@@ -105,6 +105,9 @@ impl Config {
             },
             "drone_broker_user": s.report_origin.drone_broker_user,
             "drone_results_url": s.report_origin.drone_results_url,
+            "enable_scheduler": s.enabled,
+            "job_timeout_default_hours": s.job_timeout_default_hours,
+            "job_max_runtime_default_hours": s.job_max_runtime_default_hours,
         });
         let d = &self.drone;
         let drone = json!({
@@ -143,6 +146,16 @@ impl Config {
             "trusted_proxies": self.auth.trusted_proxies,
             "public_names": self.auth.public_names,
         });
+        let n = &self.notify;
+        let notification = json!({
+            "smtp_host": n.smtp.as_ref().map(|(host, _)| host),
+            "smtp_port": n.smtp.as_ref().map(|(_, port)| port),
+            "owner_domain": n.owner_domain,
+            "notify_email": n.to,
+            "notify_email_from": n.from,
+            "notify_email_statuses": n.statuses,
+            "base_url": n.base_url,
+        });
         json!({
             "path": self.path,
             "database": database,
@@ -151,6 +164,7 @@ impl Config {
             "autoserv": autoserv,
             "broker": broker,
             "auth": auth,
+            "notification": notification,
             "warnings": self.warnings,
         })
     }

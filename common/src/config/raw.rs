@@ -20,12 +20,22 @@ pub(super) const SECTIONS: &[&str] = &[
     "AUTOSERV",
     "BROKER",
     "AUTH",
+    "NOTIFICATION",
 ];
 
-/// Keys recognised from Autotest that this system accepts and does not need.
+/// Keys of Autotest's own `global_config.ini` that this system accepts without a
+/// warning and does not need (docs/configuration.md says why, key by key).
 pub(super) const ACCEPTED_UNUSED: &[(&str, &str)] = &[
+    ("AUTOTEST_WEB", "parse_failed_repair_default"),
+    ("SCHEDULER", "die_on_orphans"),
+    ("SCHEDULER", "max_parse_processes"),
+    ("SCHEDULER", "max_transfer_processes"),
     ("SCHEDULER", "tick_pause_sec"),
+    ("SCHEDULER", "clean_interval_minutes"),
+    ("SCHEDULER", "synch_job_start_timeout_minutes"),
     ("SCHEDULER", "drone_installation_directory"),
+    ("SCHEDULER", "secs_to_wait_for_atomic_group_hosts"),
+    ("AUTOSERV", "require_atfork_module"),
 ];
 
 pub(super) fn normalize_key(key: &str) -> String {

@@ -70,8 +70,22 @@ pub(super) fn scheduler(raw: &mut Raw, base: &Path) -> Result<SchedulerConfig, C
         }
     }
     let report_origin = super::reports::report_origin(raw, &drones)?;
+    let hours = |v: &str| match v.parse::<u32>() {
+        Ok(0) => Ok(None),
+        Ok(n) if n <= 24 * 366 => Ok(Some(n)),
+        _ => Err(format!(
+            "expected whole hours (0 for no limit, at most a year), got {v:?}"
+        )),
+    };
+    let job_timeout_default_hours =
+        raw.parsed("AUTOTEST_WEB", "job_timeout_default", None, hours)?;
+    let job_max_runtime_default_hours =
+        raw.parsed("AUTOTEST_WEB", "job_max_runtime_hrs_default", None, hours)?;
     let scheduler = SchedulerConfig {
         report_origin,
+        job_timeout_default_hours,
+        job_max_runtime_default_hours,
+        enabled: raw.parsed(sched, "enable_scheduler", true, boolean)?,
         results_host: raw.parsed(sched, "results_host", ResultsHost::Local, results_host)?,
         results_dir: raw.path(sched, "results_dir", "/usr/local/autotest/results", base)?,
         archive_url: raw.parsed(sched, "archive_host", None, |v| {

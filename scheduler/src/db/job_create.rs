@@ -39,6 +39,8 @@ pub struct NewJob {
     pub synch_count: i32,
     /// Special tasks.
     pub tasks: TaskFlags,
+    /// Mail about the job when it ends (job-end mail was configured when it was made).
+    pub notify: bool,
 }
 
 impl NewJob {
@@ -306,6 +308,7 @@ async fn insert_job_row(
                 jobs::drone_set_id.eq(drone_set_id),
                 jobs::synch_count.eq(job.synch_count),
                 jobs::tasks.eq(job.tasks.bits()),
+                jobs::notify.eq(job.notify.then_some("pending")),
             ))
             .cached()
             .execute(c)

@@ -70,6 +70,10 @@ pub struct EntryRow {
     pub infra_retries: i32,
     /// Files and bytes of its results, by the manifest its drone checked.
     pub manifest: Option<(i64, i64)>,
+    /// When it is aborted if still not started (UTC microseconds).
+    pub queue_deadline: Option<i64>,
+    /// The longest it may run once started.
+    pub max_runtime_us: Option<i64>,
     /// Infra failures and stale reports, oldest first.
     pub history: Vec<HistoryRow>,
 }
@@ -199,7 +203,14 @@ type EntryColumns = (
         Option<String>,
         Option<i64>,
     ),
-    (Option<String>, i32, Option<i64>, Option<i64>),
+    (
+        Option<String>,
+        i32,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    ),
 );
 
 /// One job with its entries and their histories.
@@ -253,6 +264,8 @@ pub async fn show(db: &Db, id: i64) -> Result<JobRow, DbError> {
                     hqe::infra_retries,
                     hqe::manifest_files,
                     hqe::manifest_bytes,
+                    hqe::queue_deadline,
+                    hqe::max_runtime_us,
                 ),
             ))
             .load::<EntryColumns>(conn)
@@ -322,7 +335,14 @@ fn entry_row(columns: EntryColumns, histories: &mut BTreeMap<i64, Vec<HistoryRow
             aborted_by,
             aborted_on,
         ),
-        (failure_kind, infra_retries, manifest_files, manifest_bytes),
+        (
+            failure_kind,
+            infra_retries,
+            manifest_files,
+            manifest_bytes,
+            queue_deadline,
+            max_runtime_us,
+        ),
     ) = columns;
     EntryRow {
         history: histories.remove(&id).unwrap_or_default(),
@@ -343,5 +363,7 @@ fn entry_row(columns: EntryColumns, histories: &mut BTreeMap<i64, Vec<HistoryRow
         failure_kind,
         infra_retries,
         manifest: manifest_files.zip(manifest_bytes),
+        queue_deadline,
+        max_runtime_us,
     }
 }

@@ -17,6 +17,7 @@ pub mod hosts;
 pub mod intake;
 pub mod job_acl;
 pub mod job_create;
+pub mod job_mail;
 pub mod jobs;
 pub mod schema;
 pub mod test_results;

@@ -37,6 +37,7 @@ diesel::table! {
         drone_set_id -> Nullable<BigInt>,
         synch_count -> Integer,
         tasks -> Integer,
+        notify -> Nullable<Text>,
     }
 }
 

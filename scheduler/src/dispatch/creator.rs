@@ -241,6 +241,7 @@ mod tests {
             drone_set: None,
             synch_count: 1,
             tasks: TaskFlags::none(),
+            notify: false,
         }
     }
 

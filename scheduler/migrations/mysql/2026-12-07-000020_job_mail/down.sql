@@ -1,0 +1,2 @@
+DROP INDEX jobs_notify ON jobs;
+ALTER TABLE jobs DROP COLUMN notify;

@@ -1,0 +1,2 @@
+DROP INDEX jobs_notify;
+ALTER TABLE jobs DROP COLUMN notify;
