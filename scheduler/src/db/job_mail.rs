@@ -1,5 +1,5 @@
 //! Which ended jobs are still to be mailed about (`jobs.notify`), for the job-end mail
-//! ([`crate::notify`]).
+//! (the mailer in `notify.rs`).
 
 use super::schema::{host_queue_entries as hqe, jobs};
 use super::{Db, DbError};
