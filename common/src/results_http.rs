@@ -157,12 +157,13 @@ pub fn escape_name(name: &str) -> String {
 }
 
 /// A read-only HTTP server of `root` under `/results/`: what a drone runs so the
-/// scheduler can send readers to results not pushed yet; HTTPS with `tls`. Returns the
-/// bound address.
+/// scheduler can send readers to results not pushed yet; HTTPS with `tls`. `more`
+/// serves the other paths (a drone's `/metrics`). Returns the bound address.
 pub async fn listen(
     root: PathBuf,
     address: std::net::SocketAddr,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    more: axum::Router,
     mut shutdown: crate::shutdown::Shutdown,
 ) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(address).await?;
@@ -187,7 +188,8 @@ pub async fn listen(
                 }
             }
         }),
-    );
+    )
+    .merge(more);
     let task = tokio::spawn(async move {
         let served =
             crate::tls::serve(listener, tls, app, async move { shutdown.wait().await }).await;
