@@ -96,6 +96,14 @@ impl Metrics {
             drone_capacity: Family::default(),
             scraping: tokio::sync::Mutex::new(()),
         };
+        // Every event and reason shows from the start, at 0, so a rate over them
+        // needs no first occurrence.
+        for event in EVENTS {
+            metrics.reports_applied.get_or_create(&EventLabel { event });
+        }
+        for reason in ["stale", "unknown_entry"] {
+            metrics.reports_ignored.get_or_create(&ReasonLabel { reason });
+        }
         metrics.register()
     }
 
@@ -273,6 +281,19 @@ impl Metrics {
         self.oldest_unapplied.set(self.oldest_unapplied_age(now));
     }
 }
+
+/// Every kind of report, as [`event_name`] names it.
+const EVENTS: [&str; 9] = [
+    "running",
+    "gathering",
+    "finished",
+    "tests",
+    "push_failing",
+    "task",
+    "repair_failed",
+    "refused",
+    "heartbeat",
+];
 
 /// A report's kind, as its `type` on the wire.
 fn event_name(event: &StatusEvent) -> &'static str {

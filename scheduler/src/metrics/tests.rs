@@ -71,6 +71,7 @@ fn reports_count_by_what_applying_them_did() {
     let text = text(&metrics);
     for line in [
         "autotest_status_reports_applied_total{event=\"running\"} 1\n",
+        "autotest_status_reports_applied_total{event=\"push_failing\"} 0\n",
         "autotest_status_reports_applied_total{event=\"heartbeat\"} 1\n",
         "autotest_status_reports_applied_total{event=\"tests\"} 2\n",
         "autotest_status_reports_refused_total 1\n",
