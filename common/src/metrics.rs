@@ -73,8 +73,14 @@ mod tests {
         counter.inc();
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
-        assert!(text.contains("# HELP autotest_things_total Things done.\n"), "{text}");
-        assert!(text.contains("# TYPE autotest_things_total counter\n"), "{text}");
+        assert!(
+            text.contains("# HELP autotest_things_total Things done.\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE autotest_things_total counter\n"),
+            "{text}"
+        );
         assert!(text.contains("autotest_things_total 1\n"), "{text}");
         let version = crate::VERSION;
         assert!(

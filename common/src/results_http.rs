@@ -169,27 +169,28 @@ pub async fn listen(
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let root = std::sync::Arc::new(root);
-    let app = axum::Router::new().route(
-        "/results/{*path}",
-        axum::routing::get(move |Path(requested): Path<String>| {
-            let root = root.clone();
-            async move {
-                // The worker's own files (journal, lease) are not results.
-                if requested.starts_with('.') {
-                    return (
-                        StatusCode::NOT_FOUND,
-                        format!("no results at {requested}\n"),
-                    )
-                        .into_response();
+    let app = axum::Router::new()
+        .route(
+            "/results/{*path}",
+            axum::routing::get(move |Path(requested): Path<String>| {
+                let root = root.clone();
+                async move {
+                    // The worker's own files (journal, lease) are not results.
+                    if requested.starts_with('.') {
+                        return (
+                            StatusCode::NOT_FOUND,
+                            format!("no results at {requested}\n"),
+                        )
+                            .into_response();
+                    }
+                    match serve(&root, &requested).await {
+                        Ok(response) => response,
+                        Err((code, message)) => (code, format!("{message}\n")).into_response(),
+                    }
                 }
-                match serve(&root, &requested).await {
-                    Ok(response) => response,
-                    Err((code, message)) => (code, format!("{message}\n")).into_response(),
-                }
-            }
-        }),
-    )
-    .merge(more);
+            }),
+        )
+        .merge(more);
     let task = tokio::spawn(async move {
         let served =
             crate::tls::serve(listener, tls, app, async move { shutdown.wait().await }).await;

@@ -232,11 +232,11 @@ impl Inner {
         let mut essential = Essential::new(self.clone());
         let (pusher, push_loop) = Pusher::new(
             PushTarget {
-            drone_results: self.config.drone.results_dir.clone(),
-            results_host: self.config.scheduler.results_host.clone(),
-            results_dir: self.config.scheduler.results_dir.clone(),
-            ssh_options: self.config.drone.ssh_options.clone(),
-            retry_max: Duration::from_secs(self.config.drone.push_retry_max_sec),
+                drone_results: self.config.drone.results_dir.clone(),
+                results_host: self.config.scheduler.results_host.clone(),
+                results_dir: self.config.scheduler.results_dir.clone(),
+                ssh_options: self.config.drone.ssh_options.clone(),
+                retry_max: Duration::from_secs(self.config.drone.push_retry_max_sec),
             },
             self.metrics.push.clone(),
         );

@@ -174,8 +174,7 @@ mod tests {
         metrics.push.pushes.inc();
         metrics.push.bytes.inc_by(2048);
         let mut text = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut text, &metrics.registry)
-            .unwrap();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &metrics.registry).unwrap();
         let mut families = Vec::new();
         for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
             let mut words = line["# TYPE ".len()..].split(' ');

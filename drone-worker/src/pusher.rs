@@ -191,7 +191,12 @@ fn transferred_bytes(stats: &str) -> u64 {
     stats
         .lines()
         .find_map(|line| line.strip_prefix("Total transferred file size:"))
-        .map(|rest| rest.trim().trim_end_matches("bytes").trim().replace(',', ""))
+        .map(|rest| {
+            rest.trim()
+                .trim_end_matches("bytes")
+                .trim()
+                .replace(',', "")
+        })
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }

@@ -57,7 +57,10 @@ fn check(text: &str) -> BTreeMap<String, String> {
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let (name, help) = rest.split_once(' ').expect("# HELP NAME TEXT");
             assert!(!help.trim().is_empty(), "empty help: {line}");
-            assert!(helps.insert(name.to_string(), ()).is_none(), "help twice: {line}");
+            assert!(
+                helps.insert(name.to_string(), ()).is_none(),
+                "help twice: {line}"
+            );
             continue;
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -78,10 +81,16 @@ fn check(text: &str) -> BTreeMap<String, String> {
             assert!(first.is_none(), "type twice: {line}");
             continue;
         }
-        assert!(!line.starts_with('#'), "a comment Prometheus text has no use for: {line}");
+        assert!(
+            !line.starts_with('#'),
+            "a comment Prometheus text has no use for: {line}"
+        );
         let name_end = line.find(['{', ' ']).expect("NAME VALUE");
         let name = &line[..name_end];
-        assert!(family_of(name, &types).is_some(), "a sample before its family: {line}");
+        assert!(
+            family_of(name, &types).is_some(),
+            "a sample before its family: {line}"
+        );
         let value = line.rsplit(' ').next().expect("a value");
         assert!(
             value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
@@ -175,7 +184,10 @@ mod tests {
     #[test]
     fn a_well_formed_answer_reads_back() {
         let exposition = parse(GOOD);
-        assert_eq!(exposition.get("autotest_things_total", &[("kind", "a")]), 3.0);
+        assert_eq!(
+            exposition.get("autotest_things_total", &[("kind", "a")]),
+            3.0
+        );
         assert_eq!(exposition.observations("autotest_wait_seconds", &[]), 2.0);
         assert_eq!(exposition.types["autotest_wait_seconds"], "histogram");
     }
@@ -189,7 +201,9 @@ mod tests {
     #[test]
     #[should_panic]
     fn a_counter_without_total_is_refused() {
-        parse("# HELP autotest_things Things.\n# TYPE autotest_things counter\nautotest_things 1\n");
+        parse(
+            "# HELP autotest_things Things.\n# TYPE autotest_things counter\nautotest_things 1\n",
+        );
     }
 
     #[test]

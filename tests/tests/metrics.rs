@@ -80,7 +80,8 @@ async fn after_three_passing_jobs_and_one_failing_both_programs_count_what_ran()
         (entries("Completed"), entries("Failed"), entries("Queued")),
         (3.0, 1.0, 0.0)
     );
-    let applied = |event| scheduler.get("autotest_status_reports_applied_total", &[("event", event)]);
+    let applied =
+        |event| scheduler.get("autotest_status_reports_applied_total", &[("event", event)]);
     assert_eq!((applied("running"), applied("finished")), (4.0, 4.0));
     assert!(applied("heartbeat") > 0.0);
     assert_eq!(scheduler.sum("autotest_status_reports_refused_total"), 0.0);
@@ -116,18 +117,31 @@ async fn after_three_passing_jobs_and_one_failing_both_programs_count_what_ran()
         if worker.get("autotest_worker_attempts_held", &[]) == 0.0 {
             break worker;
         }
-        assert!(Instant::now() < deadline, "attempts still held:\n{}", worker.text);
+        assert!(
+            Instant::now() < deadline,
+            "attempts still held:\n{}",
+            worker.text
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(worker.get("autotest_worker_results_pushes_total", &[]), 4.0);
-    assert_eq!(worker.get("autotest_worker_results_push_failures_total", &[]), 0.0);
+    assert_eq!(
+        worker.get("autotest_worker_results_push_failures_total", &[]),
+        0.0
+    );
     assert!(worker.get("autotest_worker_results_pushed_bytes_total", &[]) > 0.0);
     assert_eq!(worker.get("autotest_worker_parse_errors_total", &[]), 1.0);
     assert_eq!(worker.get("autotest_worker_attempts_running", &[]), 0.0);
     assert_eq!(worker.get("autotest_worker_journal_entries", &[]), 0.0);
-    assert!(worker.get("autotest_worker_journal_bytes", &[]) > 0.0, "done.log");
+    assert!(
+        worker.get("autotest_worker_journal_bytes", &[]) > 0.0,
+        "done.log"
+    );
     let lease_timeout = worker.get("autotest_worker_lease_timeout_seconds", &[]);
-    assert_eq!(lease_timeout, world.config.scheduler.drone_timeout_sec as f64);
+    assert_eq!(
+        lease_timeout,
+        world.config.scheduler.drone_timeout_sec as f64
+    );
     assert!(worker.get("autotest_worker_lease_age_seconds", &[]) < lease_timeout);
     assert_eq!(
         worker.get("autotest_worker_drone_info", &[("drone", "drone1")]),

@@ -1,7 +1,7 @@
 //! What status intake did that the scheduler's metrics count: entries that started
 //! (and how long after they were created), entries that ended (and how long after),
 //! and attempts that went back to the queue after an infra failure. Pure: filled from
-//! the transitions `db::intake` writes, read by [`crate::metrics`] after the commit.
+//! the transitions `db::intake` writes, read by the metrics after the commit.
 
 use super::{EntryChanges, EntryRow};
 use crate::model::EntryStatus;

@@ -99,10 +99,12 @@ impl Metrics {
         // Every event and reason shows from the start, at 0, so a rate over them
         // needs no first occurrence.
         for event in EVENTS {
-            metrics.reports_applied.get_or_create(&EventLabel { event });
+            let _ = metrics.reports_applied.get_or_create(&EventLabel { event });
         }
         for reason in ["stale", "unknown_entry"] {
-            metrics.reports_ignored.get_or_create(&ReasonLabel { reason });
+            let _ = metrics
+                .reports_ignored
+                .get_or_create(&ReasonLabel { reason });
         }
         metrics.register()
     }

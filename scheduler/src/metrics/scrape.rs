@@ -71,7 +71,10 @@ async fn read_database(state: &MetricsState) -> Result<(), DbError> {
         let label = DroneLabel {
             drone: drone.name.to_string(),
         };
-        metrics.drone_running.get_or_create(&label).set(drone.running);
+        metrics
+            .drone_running
+            .get_or_create(&label)
+            .set(drone.running);
         metrics
             .drone_capacity
             .get_or_create(&label)

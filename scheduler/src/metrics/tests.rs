@@ -108,9 +108,18 @@ fn entries_show_every_status_with_zero_for_none() {
     let metrics = Metrics::new();
     metrics.set_entries(&[(EntryStatus::Completed, 3), (EntryStatus::Failed, 1)]);
     let text = text(&metrics);
-    assert!(text.contains("autotest_entries{status=\"Completed\"} 3\n"), "{text}");
-    assert!(text.contains("autotest_entries{status=\"Failed\"} 1\n"), "{text}");
-    assert!(text.contains("autotest_entries{status=\"Queued\"} 0\n"), "{text}");
+    assert!(
+        text.contains("autotest_entries{status=\"Completed\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("autotest_entries{status=\"Failed\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("autotest_entries{status=\"Queued\"} 0\n"),
+        "{text}"
+    );
     let statuses = text
         .lines()
         .filter(|l| l.starts_with("autotest_entries{"))

@@ -12,8 +12,7 @@ mod tests_store;
 use super::schema::host_queue_entries as hqe;
 use super::{Db, DbError};
 use crate::intake::{
-    self, Applied, Context, EntryChanges, EntryRow, History, InfraRules, Report, Tally,
-    Transition,
+    self, Applied, Context, EntryChanges, EntryRow, History, InfraRules, Report, Tally, Transition,
 };
 use crate::model::{AttemptId, EntryStatus};
 use crate::{with_conn, write_txn};
