@@ -69,7 +69,7 @@ mod tests {
     fn a_registry_reads_as_prometheus_text_with_help_type_and_total() {
         let mut registry = registry("tester");
         let counter = Counter::<u64>::default();
-        registry.register("autotest_things", "Things done.", counter.clone());
+        registry.register("autotest_things", "Things done", counter.clone());
         counter.inc();
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
