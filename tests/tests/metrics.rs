@@ -172,3 +172,100 @@ async fn without_anonymous_reads_a_scraper_needs_a_token() {
     assert!(!body.contains(&token), "no secret in the answer");
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attempt_the_drone_cannot_start_counts_as_infra_retries_then_a_failure() {
+    let mut world = World::builder()
+        .drone("drone1", 1)
+        .config("SCHEDULER", "max_infra_retries", "2")
+        .without_workers()
+        .start()
+        .await;
+    // drone1 cannot start Autoserv: its supervisor is missing.
+    world
+        .start_worker_with("drone1", |_| {}, "/nonexistent/autoserv-supervisor".into())
+        .await;
+    world.wait_for_drone("drone1", "ok").await;
+    world.create_hosts(&["host1"]).await;
+    let id = world.submit("doomed", "true\n", &["host1"]).await;
+    assert_eq!(world.wait_for_jobs(&[id], MINUTE).await[0].status, "Failed");
+    let scheduler = scrape(world.server()).await;
+    assert_eq!(scheduler.get("autotest_infra_retries_total", &[]), 2.0);
+    let applied =
+        |event| scheduler.get("autotest_status_reports_applied_total", &[("event", event)]);
+    assert_eq!((applied("refused"), applied("running")), (3.0, 0.0));
+    assert_eq!(
+        scheduler.observations("autotest_dispatch_latency_seconds", &[]),
+        0.0
+    );
+    assert_eq!(
+        scheduler.observations(
+            "autotest_end_to_end_latency_seconds",
+            &[("status", "Failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        scheduler.get("autotest_entries", &[("status", "Failed")]),
+        1.0
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_pushes_count_until_the_results_host_takes_them() {
+    let mut world = World::builder()
+        .drone("drone1", 1)
+        .config("DRONE", "push_retry_max_sec", "1")
+        .without_workers()
+        .start()
+        .await;
+    // The drone's results directory on the results host cannot be made: a file is
+    // where its parent should be.
+    let blocked = world.dir.join("blocked");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let target = blocked.join("results");
+    world
+        .start_worker_with(
+            "drone1",
+            |config| config.scheduler.results_dir = target,
+            autotest_tests::binary("autoserv-supervisor"),
+        )
+        .await;
+    world.wait_for_drone("drone1", "ok").await;
+    world.create_hosts(&["host1"]).await;
+    let id = world
+        .submit("stuck", "echo ok > out.txt\n", &["host1"])
+        .await;
+    world
+        .wait_until(&[id], MINUTE, "push failure reported", |j| {
+            j[0].entries[0].failure_kind.as_deref() == Some("infra")
+        })
+        .await;
+    let base = drone_url(&world, id, "drone1").await;
+    let deadline = Instant::now() + MINUTE;
+    loop {
+        let worker = scrape(&base).await;
+        let failures = worker.get("autotest_worker_results_push_failures_total", &[]);
+        if failures >= 2.0 {
+            assert_eq!(worker.get("autotest_worker_results_pushes_total", &[]), 0.0);
+            assert_eq!(worker.get("autotest_worker_attempts_held", &[]), 1.0);
+            assert_eq!(worker.get("autotest_worker_journal_entries", &[]), 1.0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pushes never failed:\n{}",
+            worker.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The results host can take them again: the next try goes through.
+    std::fs::remove_file(&blocked).unwrap();
+    let job = world.wait_for_jobs(&[id], MINUTE).await.remove(0);
+    assert_eq!(job.status, "Completed", "{job:?}");
+    let worker = scrape(&base).await;
+    assert_eq!(worker.get("autotest_worker_results_pushes_total", &[]), 1.0);
+    assert!(worker.get("autotest_worker_results_pushed_bytes_total", &[]) > 0.0);
+    world.stop().await;
+}
