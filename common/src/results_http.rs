@@ -157,37 +157,40 @@ pub fn escape_name(name: &str) -> String {
 }
 
 /// A read-only HTTP server of `root` under `/results/`: what a drone runs so the
-/// scheduler can send readers to results not pushed yet; HTTPS with `tls`. Returns the
-/// bound address.
+/// scheduler can send readers to results not pushed yet; HTTPS with `tls`. `more`
+/// serves the other paths (a drone's `/metrics`). Returns the bound address.
 pub async fn listen(
     root: PathBuf,
     address: std::net::SocketAddr,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    more: axum::Router,
     mut shutdown: crate::shutdown::Shutdown,
 ) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let root = std::sync::Arc::new(root);
-    let app = axum::Router::new().route(
-        "/results/{*path}",
-        axum::routing::get(move |Path(requested): Path<String>| {
-            let root = root.clone();
-            async move {
-                // The worker's own files (journal, lease) are not results.
-                if requested.starts_with('.') {
-                    return (
-                        StatusCode::NOT_FOUND,
-                        format!("no results at {requested}\n"),
-                    )
-                        .into_response();
+    let app = axum::Router::new()
+        .route(
+            "/results/{*path}",
+            axum::routing::get(move |Path(requested): Path<String>| {
+                let root = root.clone();
+                async move {
+                    // The worker's own files (journal, lease) are not results.
+                    if requested.starts_with('.') {
+                        return (
+                            StatusCode::NOT_FOUND,
+                            format!("no results at {requested}\n"),
+                        )
+                            .into_response();
+                    }
+                    match serve(&root, &requested).await {
+                        Ok(response) => response,
+                        Err((code, message)) => (code, format!("{message}\n")).into_response(),
+                    }
                 }
-                match serve(&root, &requested).await {
-                    Ok(response) => response,
-                    Err((code, message)) => (code, format!("{message}\n")).into_response(),
-                }
-            }
-        }),
-    );
+            }),
+        )
+        .merge(more);
     let task = tokio::spawn(async move {
         let served =
             crate::tls::serve(listener, tls, app, async move { shutdown.wait().await }).await;

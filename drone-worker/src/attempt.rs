@@ -420,7 +420,8 @@ impl Attempt {
             // Parsed before the manifest (and after the cap): the parse reads the
             // results, never writes them.
             let out = inner.journal.parsed_path(self.id);
-            crate::parse::parse(&inner.config.drone, dir.clone(), out).await;
+            let errors = &inner.metrics.parse_errors;
+            crate::parse::parse(&inner.config.drone, dir.clone(), out, errors).await;
         }
         let written = tokio::task::spawn_blocking(move || Manifest::write(&dir))
             .await

@@ -154,6 +154,15 @@ impl Attempts {
         }
     }
 
+    /// How many held attempts run a process now.
+    pub fn running_count(&self) -> usize {
+        self.state()
+            .held
+            .values()
+            .filter(|held| held.running.is_some())
+            .count()
+    }
+
     /// The supervisor files of the process of `id` running now, if one is.
     pub fn running(&self, id: AttemptId) -> Option<PathBuf> {
         self.state().held.get(&id)?.running.clone()

@@ -66,6 +66,15 @@ pub struct Record {
     pub stage: Stage,
 }
 
+/// What the journal directory holds (see [`Journal::size`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalSize {
+    /// Attempt records (`entry-*.jsonl`): attempts not finished on this drone.
+    pub records: usize,
+    /// Bytes of every file in it.
+    pub bytes: u64,
+}
+
 /// Attempts kept in `done.log` after it is compacted at start.
 const DONE_KEPT: usize = 100_000;
 
@@ -218,6 +227,37 @@ impl Journal {
         std::fs::File::open(&self.dir)?.sync_all()
     }
 
+    /// How many attempt records the directory holds, and the bytes of its files (and
+    /// of the parsed tests waiting in `parsed/`); blocking.
+    pub fn size(&self) -> std::io::Result<JournalSize> {
+        let mut size = JournalSize::default();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let metadata = entry.metadata()?;
+            if metadata.is_file() {
+                size.bytes += metadata.len();
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with("entry-") && name.ends_with(".jsonl") {
+                    size.records += 1;
+                }
+            }
+        }
+        match std::fs::read_dir(self.dir.join("parsed")) {
+            Ok(parsed) => {
+                for entry in parsed {
+                    let metadata = entry?.metadata()?;
+                    if metadata.is_file() {
+                        size.bytes += metadata.len();
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(size)
+    }
+
     /// The attempts not finished yet, oldest first; unreadable files are reported.
     pub fn unfinished(&self) -> std::io::Result<Vec<Record>> {
         let mut out = Vec::new();
@@ -349,5 +389,27 @@ mod tests {
             read_record(&journal.path(id(8, 1))).unwrap().job.entry_id,
             8
         );
+    }
+
+    #[test]
+    fn its_size_counts_unfinished_records_and_every_files_bytes() {
+        let temp = tempfile::tempdir().unwrap();
+        let journal = Journal::open(temp.path(), 0).unwrap();
+        assert_eq!(journal.size().unwrap(), JournalSize::default());
+        journal.put(&job(1), Stage::Accepted).unwrap();
+        journal.put(&job(2), Stage::Accepted).unwrap();
+        journal.put(&job(2), Stage::Done { exit_code: 0 }).unwrap();
+        let parsed = journal.parsed_path(id(1, 1));
+        std::fs::create_dir_all(parsed.parent().unwrap()).unwrap();
+        std::fs::write(&parsed, b"{}").unwrap();
+        let size = journal.size().unwrap();
+        assert_eq!(size.records, 1, "entry 2 is finished");
+        let on_disk: u64 = std::fs::read_dir(temp.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum();
+        assert_eq!(size.bytes, on_disk + 2);
     }
 }

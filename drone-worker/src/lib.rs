@@ -21,6 +21,7 @@ mod keepers;
 mod launch;
 mod lease;
 pub mod manifest;
+pub mod metrics;
 mod parse;
 pub mod pusher;
 pub mod reporter;
@@ -104,6 +105,8 @@ pub(crate) struct Inner {
     beat_now: Notify,
     /// A fault injected on purpose (tests; nothing in a release build).
     fault: fault::Fault,
+    /// What `/metrics` on the results server answers.
+    metrics: metrics::Metrics,
 }
 
 impl Worker {
@@ -157,6 +160,7 @@ impl Worker {
                 }
             })?;
         let lease_file = journal_dir.join("lease");
+        let metrics = metrics::Metrics::new(name.as_str(), config.scheduler.drone_timeout_sec);
         let reporter = Reporter::new(&config.broker, name.clone(), lease_file.clone());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -182,6 +186,7 @@ impl Worker {
                 stopping: Default::default(),
                 beat_now: Notify::new(),
                 fault: fault::Fault::from_env(),
+                metrics,
                 config,
             }),
         })
@@ -225,13 +230,16 @@ impl Inner {
         // What must go on during the drain stops only after it.
         let (drained, until_drained) = Shutdown::new();
         let mut essential = Essential::new(self.clone());
-        let (pusher, push_loop) = Pusher::new(PushTarget {
-            drone_results: self.config.drone.results_dir.clone(),
-            results_host: self.config.scheduler.results_host.clone(),
-            results_dir: self.config.scheduler.results_dir.clone(),
-            ssh_options: self.config.drone.ssh_options.clone(),
-            retry_max: Duration::from_secs(self.config.drone.push_retry_max_sec),
-        });
+        let (pusher, push_loop) = Pusher::new(
+            PushTarget {
+                drone_results: self.config.drone.results_dir.clone(),
+                results_host: self.config.scheduler.results_host.clone(),
+                results_dir: self.config.scheduler.results_dir.clone(),
+                ssh_options: self.config.drone.ssh_options.clone(),
+                retry_max: Duration::from_secs(self.config.drone.push_retry_max_sec),
+            },
+            self.metrics.push.clone(),
+        );
         essential.spawn("pusher", push_loop);
         if let Some(server) = self.serve_results(&until_drained).await? {
             essential.spawn("results server", async move {
@@ -281,7 +289,7 @@ impl Inner {
     /// Serves the results directory over HTTP if `[DRONE] http_listen` says so; the
     /// server's task.
     async fn serve_results(
-        &self,
+        self: &Arc<Self>,
         until_drained: &Shutdown,
     ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
         let Some(address) = self.config.drone.http_listen else {
@@ -290,8 +298,9 @@ impl Inner {
         let root = self.config.drone.results_dir.clone();
         let tls = self.results_tls.clone();
         let https = tls.is_some();
+        let metrics = metrics::router(self.clone());
         let (bound, server) =
-            common::results_http::listen(root, address, tls, until_drained.clone())
+            common::results_http::listen(root, address, tls, metrics, until_drained.clone())
                 .await
             .map_err(|e| {
                 anyhow::anyhow!(

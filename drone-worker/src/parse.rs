@@ -33,9 +33,15 @@ fn options(config: &DroneConfig) -> tko::Options {
     }
 }
 
-/// Parses `results` and keeps what it found in `out` (written whole or not at all).
-/// Nothing is parsed when `[DRONE] parsers` is `none`.
-pub(crate) async fn parse(config: &DroneConfig, results: PathBuf, out: PathBuf) {
+/// Parses `results` and keeps what it found in `out` (written whole or not at all),
+/// counting in `errors` a parse that met an error or failed. Nothing is parsed when
+/// `[DRONE] parsers` is `none`.
+pub(crate) async fn parse(
+    config: &DroneConfig,
+    results: PathBuf,
+    out: PathBuf,
+    errors: &prometheus_client::metrics::counter::Counter,
+) {
     if config.parsers.is_empty() {
         return;
     }
@@ -51,6 +57,9 @@ pub(crate) async fn parse(config: &DroneConfig, results: PathBuf, out: PathBuf) 
         write(&out, &parsed).map(|()| parsed)
     })
     .await;
+    if !matches!(&done, Ok(Ok(parsed)) if parsed.parse_error.is_none()) {
+        errors.inc();
+    }
     match done {
         Ok(Ok(parsed)) => tracing::info!(
             tests = parsed.tests.len(),

@@ -7,6 +7,7 @@
 //! copy that does not is pushed again with contents compared.
 
 use crate::manifest::Manifest;
+use crate::metrics::PushCounts;
 use common::backoff::Backoff;
 use common::config::ResultsHost;
 use std::collections::HashMap;
@@ -36,7 +37,9 @@ struct Request {
 }
 
 impl Request {
-    fn failed(&self, error: &str) {
+    /// A try failed: counted, and told to whoever watches.
+    fn failed(&self, error: &str, counts: &PushCounts) {
+        counts.failures.inc();
         if let Some(failures) = &self.failures {
             let _ = failures.send(error.to_string());
         }
@@ -50,11 +53,14 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    /// A pusher, and the task that pushes (for the caller to run): it ends once
-    /// every handle is dropped.
-    pub fn new(target: PushTarget) -> (Self, impl std::future::Future<Output = ()> + Send) {
+    /// A pusher, and the task that pushes (for the caller to run), counting in
+    /// `counts`: it ends once every handle is dropped.
+    pub fn new(
+        target: PushTarget,
+        counts: PushCounts,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx }, push_loop(target, rx))
+        (Self { tx }, push_loop(target, counts, rx))
     }
 
     /// Pushes `<drone results>/<subdir>` to `<results_dir>/<subdir>`; returns once the
@@ -101,15 +107,20 @@ impl PushTarget {
     }
 
     /// One rsync for all of `subdirs`; `checksum` compares contents, not only sizes
-    /// and times.
-    async fn rsync(&self, subdirs: &[&str], checksum: bool) -> Result<(), String> {
+    /// and times. Returns the bytes of the files it copied.
+    async fn rsync(&self, subdirs: &[&str], checksum: bool) -> Result<u64, String> {
         if self.results_host == ResultsHost::Local {
             tokio::fs::create_dir_all(&self.results_dir)
                 .await
                 .map_err(|e| format!("cannot create {}: {e}", self.results_dir.display()))?;
         }
-        let extra: &[&str] = if checksum { &["--checksum"] } else { &[] };
-        self.run_rsync(subdirs, extra).await.map(drop)
+        let extra: &[&str] = if checksum {
+            &["--stats", "--no-human-readable", "--checksum"]
+        } else {
+            &["--stats", "--no-human-readable"]
+        };
+        let stats = self.run_rsync(subdirs, extra).await?;
+        Ok(transferred_bytes(&stats))
     }
 
     /// Runs rsync for `subdirs` with `extra` options: its stdout, or why it failed.
@@ -174,7 +185,27 @@ fn shell_quote(arg: &str) -> String {
     shlex::try_quote(arg).map_or_else(|_| arg.replace('\0', ""), |quoted| quoted.into_owned())
 }
 
-async fn push_loop(target: PushTarget, mut rx: mpsc::UnboundedReceiver<Request>) {
+/// The bytes of files an rsync copied, from its `--stats`: its "Total transferred
+/// file size" (0 when it says nothing of it).
+fn transferred_bytes(stats: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("Total transferred file size:"))
+        .map(|rest| {
+            rest.trim()
+                .trim_end_matches("bytes")
+                .trim()
+                .replace(',', "")
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn push_loop(
+    target: PushTarget,
+    counts: PushCounts,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
     let mut pending: Vec<Request> = Vec::new();
     let mut backoff = Backoff::new(Duration::from_millis(200), target.retry_max);
     loop {
@@ -189,11 +220,14 @@ async fn push_loop(target: PushTarget, mut rx: mpsc::UnboundedReceiver<Request>)
         }
         if target.is_noop() {
             for request in pending.drain(..) {
+                counts.pushes.inc();
                 let _ = request.done.send(());
             }
             continue;
         }
-        pending = target.push_batch(std::mem::take(&mut pending)).await;
+        pending = target
+            .push_batch(std::mem::take(&mut pending), &counts)
+            .await;
         if pending.is_empty() {
             backoff.reset();
         } else {
@@ -206,12 +240,15 @@ impl PushTarget {
     /// One push of `batch`, checked against the manifests; returns what is still to
     /// do. A batch whose rsync fails is split so one bad entry cannot hold back the
     /// others.
-    async fn push_batch(&self, batch: Vec<Request>) -> Vec<Request> {
+    async fn push_batch(&self, batch: Vec<Request>, counts: &PushCounts) -> Vec<Request> {
         let checksum = batch.iter().any(|r| r.checksum);
         let subdirs: Vec<&str> = batch.iter().map(|r| r.subdir.as_str()).collect();
         let mut failed = Vec::new();
         let copied = match self.rsync(&subdirs, checksum).await {
-            Ok(()) => batch,
+            Ok(bytes) => {
+                counts.bytes.inc_by(bytes);
+                batch
+            }
             Err(error) if batch.len() > 1 => {
                 tracing::warn!(%error, entries = batch.len(), "batched push failed, pushing entries one by one");
                 let mut copied = Vec::new();
@@ -220,10 +257,13 @@ impl PushTarget {
                         .rsync(&[request.subdir.as_str()], request.checksum)
                         .await
                     {
-                        Ok(()) => copied.push(request),
+                        Ok(bytes) => {
+                            counts.bytes.inc_by(bytes);
+                            copied.push(request)
+                        }
                         Err(error) => {
                             tracing::warn!(%error, results = %request.subdir, "push failed, will retry");
-                            request.failed(&error);
+                            request.failed(&error, counts);
                             failed.push(request);
                         }
                     }
@@ -233,7 +273,7 @@ impl PushTarget {
             Err(error) => {
                 tracing::warn!(%error, results = %batch[0].subdir, "push failed, will retry");
                 for request in &batch {
-                    request.failed(&error);
+                    request.failed(&error, counts);
                 }
                 return batch;
             }
@@ -243,12 +283,13 @@ impl PushTarget {
             match mismatches.get(&request.subdir) {
                 None => {
                     tracing::debug!(results = %request.subdir, "results pushed");
+                    counts.pushes.inc();
                     let _ = request.done.send(());
                 }
                 Some(problem) => {
                     let error = format!("the copy on the results host does not match the manifest ({problem}); pushing again, comparing contents");
                     tracing::warn!(results = %request.subdir, %error);
-                    request.failed(&error);
+                    request.failed(&error, counts);
                     // rsync's quick check (size and time) passed these files over.
                     request.checksum = true;
                     // A process of the job that outlived it may have changed the
@@ -359,5 +400,22 @@ fn describe(problems: &[String]) -> String {
         )
     } else {
         format!("{} file(s): {}", problems.len(), shown.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transferred_bytes;
+
+    #[test]
+    fn the_bytes_copied_come_from_rsyncs_stats() {
+        let stats = "\nNumber of files: 2 (reg: 1, dir: 1)\nTotal file size: 123456 bytes\nTotal transferred file size: 1234 bytes\nLiteral data: 1234 bytes\n";
+        assert_eq!(transferred_bytes(stats), 1234);
+        // Digits grouped, as rsync prints them unless told otherwise.
+        assert_eq!(
+            transferred_bytes("Total transferred file size: 1,234,567 bytes\n"),
+            1_234_567
+        );
+        assert_eq!(transferred_bytes("sent 10 bytes  received 2 bytes\n"), 0);
     }
 }

@@ -16,6 +16,7 @@ pub mod http_tests;
 pub mod intake;
 pub mod job_limits;
 pub mod lost;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod pages;
@@ -124,6 +125,7 @@ impl Scheduler {
     /// Starts the essential tasks.
     fn spawn_tasks(self, mut tasks: tasks::Tasks, host: &str, shutdown: Shutdown) -> tasks::Tasks {
         use tasks::Task;
+        let metrics = Arc::new(metrics::Metrics::new());
         let wake = Arc::new(Notify::new());
         let dispatching = Arc::new(dispatch::Shared::new(
             self.config.clone(),
@@ -158,6 +160,7 @@ impl Scheduler {
                 listening: listening.clone(),
                 connection_name: format!("autotest-scheduler@{host}"),
                 gate,
+                metrics: metrics.clone(),
             },
             shutdown.clone(),
         );
@@ -167,6 +170,7 @@ impl Scheduler {
             self.config.clone(),
             listening.clone(),
             wake.clone(),
+            metrics.clone(),
             shutdown.clone(),
         );
         tasks.spawn(Task::LostDroneKeeper, ended(lost_drone_keeper));
@@ -178,12 +182,21 @@ impl Scheduler {
             wake,
             broker,
             timers,
-            jobs: dispatch::Creator::start(self.db.clone(), Some(dispatching)),
+            jobs: dispatch::Creator::start(
+                self.db.clone(),
+                Some(dispatching),
+                metrics.jobs_created(),
+            ),
         };
         let router = http::router(state.clone())
             .merge(health::router(health::Health {
                 db: self.db.clone(),
                 listening,
+            }))
+            .merge(metrics::scrape::router(metrics::scrape::MetricsState {
+                db: self.db.clone(),
+                config: self.config.clone(),
+                metrics,
             }))
             .layer(axum::middleware::from_fn_with_state(
                 state,

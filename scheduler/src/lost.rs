@@ -8,6 +8,7 @@
 //! the timeout (at least once a second), reading only the drones table when all is well.
 
 use crate::db::{drones, intake, Db, DbError};
+use crate::metrics::Metrics;
 use crate::status::{infra_rules, timeout_us, Listening, LEASE_MARGIN_US};
 use common::config::Config;
 use common::shutdown::Shutdown;
@@ -22,6 +23,7 @@ pub async fn run(
     config: Arc<Config>,
     listening: Arc<Listening>,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
     mut shutdown: Shutdown,
 ) {
     let every = Duration::from_millis((config.scheduler.drone_timeout_sec * 100).max(1000));
@@ -30,7 +32,7 @@ pub async fn run(
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.wait() => return,
         }
-        match step(&db, &config, &listening).await {
+        match step(&db, &config, &listening, &metrics).await {
             Ok(0) => {}
             Ok(_) => wake.notify_one(),
             Err(error) => tracing::error!(%error, "lost-drone check failed"),
@@ -38,8 +40,14 @@ pub async fn run(
     }
 }
 
-/// One check; returns how many entries were taken back from lost drones.
-pub async fn step(db: &Db, config: &Config, listening: &Listening) -> Result<usize, DbError> {
+/// One check; returns how many entries were taken back from lost drones (counted in
+/// `metrics`).
+pub async fn step(
+    db: &Db,
+    config: &Config,
+    listening: &Listening,
+    metrics: &Metrics,
+) -> Result<usize, DbError> {
     let now = common::time::now_micros();
     let silence = timeout_us(config) + LEASE_MARGIN_US;
     // Heartbeats are only seen while the status consumer reads: after a scheduler or
@@ -72,7 +80,10 @@ pub async fn step(db: &Db, config: &Config, listening: &Listening) -> Result<usi
             "drone {drone} lost: no heartbeat for over {} s",
             config.scheduler.drone_timeout_sec
         );
-        taken += intake::fail_lost_drone(db, drone, &reason, cutoff, infra_rules(config)).await?;
+        let (n, tally) =
+            intake::fail_lost_drone(db, drone, &reason, cutoff, infra_rules(config)).await?;
+        metrics.transitions(&tally);
+        taken += n;
     }
     Ok(taken)
 }

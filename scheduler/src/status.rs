@@ -72,6 +72,8 @@ pub struct StatusConsumer {
     pub connection_name: String,
     /// Who may report for which drone, and where drones may send readers.
     pub gate: Arc<crate::sender::Gate>,
+    /// Counts reports and what they did.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Consumes status reports until shutdown, reconnecting after broker failures.
@@ -87,6 +89,7 @@ pub async fn run(consumer: StatusConsumer, mut shutdown: Shutdown) {
             listening,
             connection_name,
             gate,
+            metrics,
         } = &consumer;
         let result = consume(
             Shared {
@@ -97,12 +100,15 @@ pub async fn run(consumer: StatusConsumer, mut shutdown: Shutdown) {
                 publisher,
                 listening,
                 gate,
+                metrics,
             },
             connection_name,
             &mut shutdown,
         )
         .await;
         listening.set(None);
+        // What this connection held unacked goes back to the queue.
+        metrics.reports_settled();
         match result {
             Ok(()) => return,
             Err(error) => {
@@ -138,6 +144,7 @@ struct Shared<'a> {
     publisher: &'a broker::Publisher,
     listening: &'a Listening,
     gate: &'a crate::sender::Gate,
+    metrics: &'a crate::metrics::Metrics,
 }
 
 /// Reads and records status reports on one connection until shutdown (Ok) or until the
@@ -166,6 +173,7 @@ async fn consume(
             }
         };
         let mut batch = vec![next_delivery(first)?];
+        shared.metrics.reports_received(common::time::now_micros());
         while batch.len() < BATCH {
             match consumer.next().now_or_never() {
                 Some(next) => batch.push(next_delivery(next)?),
@@ -173,7 +181,10 @@ async fn consume(
             }
         }
         let (reports, readable) = decode_batch(&channel, shared.gate, batch).await?;
-        if !reports.is_empty() {
+        if reports.is_empty() {
+            // Nothing readable: dead-lettered.
+            shared.metrics.reports_settled();
+        } else {
             record_batch(&shared, &reports, &readable, rules).await?;
         }
     }
@@ -241,10 +252,17 @@ async fn record_batch(
     readable: &[Delivery],
     rules: InfraRules,
 ) -> anyhow::Result<()> {
-    let Shared { db, listening, .. } = *shared;
+    let Shared {
+        db,
+        listening,
+        metrics,
+        ..
+    } = *shared;
     let began = std::time::Instant::now();
     match intake::apply(db, reports, rules).await {
-        Ok(outcomes) => {
+        Ok((outcomes, tally)) => {
+            metrics.reports(reports, &outcomes, &tally);
+            metrics.reports_settled();
             if listening.since().is_none() {
                 listening.set(Some(common::time::now_micros()));
             }

@@ -11,6 +11,7 @@
 pub mod broker;
 pub mod certs;
 pub mod http;
+pub mod metrics;
 pub mod proxy;
 pub mod smtp;
 pub mod sshd;

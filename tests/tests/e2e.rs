@@ -533,6 +533,7 @@ mod infra;
 mod integrity;
 mod least_privilege;
 mod mail;
+mod metrics;
 mod print_config;
 mod report_origin;
 mod reports;

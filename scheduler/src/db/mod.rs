@@ -9,6 +9,7 @@
 pub mod aborts;
 pub mod acl;
 pub mod assign;
+pub mod counts;
 pub mod dispatch_acl;
 pub mod dispatch_view;
 pub mod drone_sets;

@@ -46,9 +46,13 @@ struct Dispatched {
 }
 
 impl Creator {
-    /// Starts the task that stores jobs, dispatching them with `dispatch` when given;
-    /// it ends when every handle is dropped.
-    pub fn start(db: Db, dispatch: Option<Arc<Shared>>) -> Self {
+    /// Starts the task that stores jobs, dispatching them with `dispatch` when given
+    /// and counting each stored job in `created`; it ends when every handle is dropped.
+    pub fn start(
+        db: Db,
+        dispatch: Option<Arc<Shared>>,
+        created: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Submitted>();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -62,6 +66,9 @@ impl Creator {
                 }
                 let (results, dispatched) = store(&db, jobs, dispatch.clone()).await;
                 for (reply, result) in replies.into_iter().zip(results) {
+                    if result.is_ok() {
+                        created.inc();
+                    }
                     let _ = reply.send(result);
                 }
                 let Some(shared) = &dispatch else {

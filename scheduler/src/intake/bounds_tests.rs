@@ -16,6 +16,7 @@ fn row() -> EntryRow {
         infra_retries: 0,
         job_tasks: TaskFlags::default(),
         exit_code: None,
+        created_on: 0,
         started_on: Some(1),
         finished_on: None,
         failure_kind: None,

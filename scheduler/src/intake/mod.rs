@@ -6,6 +6,7 @@
 
 pub mod origin;
 pub mod results_url;
+pub mod tally;
 mod transitions;
 
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod bounds_tests;
 #[cfg(test)]
 mod tests;
 
+pub use tally::Tally;
 pub use transitions::{
     group_sync, heartbeat_results_url, infra_failure, lost_attempts, reclaimable, report,
     unheld_reason,
@@ -93,6 +95,8 @@ pub struct EntryRow {
     pub infra_retries: i32,
     pub job_tasks: TaskFlags,
     pub exit_code: Option<i32>,
+    /// When the entry was created, with its job (UTC microseconds).
+    pub created_on: i64,
     pub started_on: Option<i64>,
     pub finished_on: Option<i64>,
     pub failure_kind: Option<String>,

@@ -33,6 +33,7 @@ fn row() -> EntryRow {
         infra_retries: 0,
         job_tasks: TaskFlags::none(),
         exit_code: None,
+        created_on: 0,
         started_on: Some(NOW - 50),
         finished_on: None,
         failure_kind: None,

@@ -31,6 +31,7 @@ type RawEntry = (
     i32,
     i32,
     Option<i32>,
+    i64,
     Option<i64>,
     Option<i64>,
     Option<String>,
@@ -52,10 +53,11 @@ fn entry_row(raw: RawEntry) -> Result<EntryRow, DbError> {
         infra_retries: retries,
         job_tasks: TaskFlags::from_bits(raw.9),
         exit_code: raw.10,
-        started_on: raw.11,
-        finished_on: raw.12,
-        failure_kind: raw.13,
-        failure_reason: raw.14,
+        created_on: raw.11,
+        started_on: raw.12,
+        finished_on: raw.13,
+        failure_kind: raw.14,
+        failure_reason: raw.15,
     })
 }
 
@@ -189,6 +191,7 @@ macro_rules! reads {
                         hqe::infra_retries,
                         jobs::tasks,
                         hqe::exit_code,
+                        hqe::created_on,
                         hqe::started_on,
                         hqe::finished_on,
                         hqe::failure_kind,

@@ -51,10 +51,11 @@ async fn a_lost_drones_aborted_entry_in_gathering_ends_aborted() {
         max_retries: 2,
         reclaim_after_us: 1,
     };
-    let n = fail_lost_drone(&db, &drone, "drone drone1 lost", 10, rules)
+    let (n, tally) = fail_lost_drone(&db, &drone, "drone drone1 lost", 10, rules)
         .await
         .unwrap();
     assert_eq!(n, 1);
+    assert_eq!(tally.ended.len(), 1, "{tally:?}");
     assert_eq!(status_of(&db, 1).await, "Aborted");
     assert_eq!(status_of(&db, 2).await, "Gathering", "left to finish");
     drop(db);

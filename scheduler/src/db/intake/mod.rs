@@ -12,7 +12,7 @@ mod tests_store;
 use super::schema::host_queue_entries as hqe;
 use super::{Db, DbError};
 use crate::intake::{
-    self, Applied, Context, EntryChanges, EntryRow, History, InfraRules, Report, Transition,
+    self, Applied, Context, EntryChanges, EntryRow, History, InfraRules, Report, Tally, Transition,
 };
 use crate::model::{AttemptId, EntryStatus};
 use crate::{with_conn, write_txn};
@@ -23,16 +23,20 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::BTreeSet;
 
-/// Applies reports from drones in one transaction. Any report from a drone counts as a
-/// sign of life; a heartbeat also hands back the entries the drone does not hold.
+/// Applies reports from drones in one transaction: what each did, and the tally of
+/// the transaction's transitions. Any report from a drone counts as a sign of life; a
+/// heartbeat also hands back the entries the drone does not hold.
 pub async fn apply(
     db: &Db,
     reports: &[Report],
     rules: InfraRules,
-) -> Result<Vec<Applied>, DbError> {
+) -> Result<(Vec<Applied>, Tally), DbError> {
     let now = common::time::now_micros();
-    write_txn!(db, |conn, _last_id| apply_in(conn, reports, rules, now)
-        .await)
+    write_txn!(db, |conn, _last_id| {
+        let mut tally = Tally::default();
+        let applied = apply_in(conn, reports, rules, now, &mut tally).await?;
+        Ok((applied, tally))
+    })
 }
 
 /// Entries on a drone that is lost (silent since `silent_since`): those it was running
@@ -41,26 +45,27 @@ pub async fn apply(
 /// Entries in Gathering are left alone (their test is over and the drone may still push
 /// the results), unless an abort was recorded: those end Aborted, so an abort always
 /// ends an entry even when its drone never comes back. Returns how many were handed
-/// back or ended.
+/// back or ended, and the tally of those transitions.
 pub async fn fail_lost_drone(
     db: &Db,
     drone: &DroneName,
     reason: &str,
     dispatched_before: i64,
     rules: InfraRules,
-) -> Result<usize, DbError> {
+) -> Result<(usize, Tally), DbError> {
     let now = common::time::now_micros();
     let cx = Context { drone, now, rules };
     write_txn!(db, |conn, _last_id| {
+        let mut tally = Tally::default();
         let on_drone = conn.on_drone(drone).await?;
         let mut n = 0;
         for attempt in intake::lost_attempts(&on_drone, dispatched_before) {
-            n += usize::from(fail_attempt(conn, attempt, reason, &cx).await?);
+            n += usize::from(fail_attempt(conn, attempt, reason, &cx, &mut tally).await?);
         }
         for attempt in conn.aborted_gathering(drone).await? {
-            n += usize::from(fail_attempt(conn, attempt, reason, &cx).await?);
+            n += usize::from(fail_attempt(conn, attempt, reason, &cx, &mut tally).await?);
         }
-        Ok(n)
+        Ok((n, tally))
     })
 }
 
@@ -84,6 +89,7 @@ async fn apply_in<C: IntakeConn>(
     reports: &[Report],
     rules: InfraRules,
     now: i64,
+    tally: &mut Tally,
 ) -> Result<Vec<Applied>, DbError> {
     let mut out = Vec::with_capacity(reports.len());
     for report in reports {
@@ -114,11 +120,11 @@ async fn apply_in<C: IntakeConn>(
                 let mut reclaimed = false;
                 for attempt in intake::reclaimable(&running, &on_drone, now, rules) {
                     let reason = intake::unheld_reason(cx.drone, attempt);
-                    reclaimed |= fail_attempt(conn, attempt, &reason, &cx).await?;
+                    reclaimed |= fail_attempt(conn, attempt, &reason, &cx, tally).await?;
                 }
                 Applied::Heartbeat { reclaimed }
             }
-            (event, None) => apply_report(conn, event, &cx).await?,
+            (event, None) => apply_report(conn, event, &cx, tally).await?,
         };
         out.push(applied);
     }
@@ -180,6 +186,7 @@ async fn apply_report<C: IntakeConn>(
     conn: &mut C,
     event: &StatusEvent,
     cx: &Context<'_>,
+    tally: &mut Tally,
 ) -> Result<Applied, DbError> {
     let Some(attempt) = intake::event_attempt(event) else {
         return Err(DbError::Invalid(
@@ -191,7 +198,7 @@ async fn apply_report<C: IntakeConn>(
     };
     let members = conn.members(attempt.entry).await?;
     let transition = intake::report(event, Some(&row), &members, cx);
-    if write(conn, &transition, cx.now).await? {
+    if write(conn, &transition, cx.now, tally).await? {
         Ok(transition.applied)
     } else {
         Ok(Applied::Stale)
@@ -205,6 +212,7 @@ async fn fail_attempt<C: IntakeConn>(
     attempt: AttemptId,
     reason: &str,
     cx: &Context<'_>,
+    tally: &mut Tally,
 ) -> Result<bool, DbError> {
     let row = conn.entry(attempt.entry).await?;
     let members = match &row {
@@ -212,24 +220,27 @@ async fn fail_attempt<C: IntakeConn>(
         None => Vec::new(),
     };
     let transition = intake::infra_failure(row.as_ref(), attempt, &members, reason, cx);
-    Ok(transition.changed() && write(conn, &transition, cx.now).await?)
+    Ok(transition.changed() && write(conn, &transition, cx.now, tally).await?)
 }
 
 /// Writes what a transition implies, in order: the entry, its manifest, hosts, the
 /// group, the history. The entry's update is guarded by the row it was judged on; if
 /// that matches nothing (the entry moved on since it was read), nothing else is
-/// written but a stale record, and the answer is false.
+/// written but a stale record, and the answer is false. What was written goes into
+/// `tally`.
 async fn write<C: IntakeConn>(
     conn: &mut C,
     transition: &Transition,
     now: i64,
+    tally: &mut Tally,
 ) -> Result<bool, DbError> {
     if let Some(row) = &transition.row {
-        if transition.entry != EntryChanges::default()
-            && !conn.update_entry(row, &transition.entry).await?
-        {
-            record_moved_on(conn, row, transition, now).await?;
-            return Ok(false);
+        if transition.entry != EntryChanges::default() {
+            if !conn.update_entry(row, &transition.entry).await? {
+                record_moved_on(conn, row, transition, now).await?;
+                return Ok(false);
+            }
+            tally.count(row, &transition.entry, now);
         }
         if let Some(manifest) = transition.manifest {
             conn.store_manifest(row.attempt.entry, manifest).await?;

@@ -1,0 +1,316 @@
+//! The scheduler's Prometheus metrics (`GET /metrics`, see docs/metrics.md). Counters
+//! and histograms are bumped where their event happens, after the commit that records
+//! it: jobs created (the creator), status reports (the status consumer), and what
+//! intake's transitions did (a [`Tally`]). What mirrors the database (entries and
+//! drones by status, each drone's load) is read at each scrape instead ([`scrape`]),
+//! so it is right after a restart and costs nothing between scrapes.
+
+pub mod scrape;
+
+use crate::intake::{Applied, Report, Tally};
+use crate::model::EntryStatus;
+use common::protocol::StatusEvent;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// A label naming a status (of an entry or a drone).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct StatusLabel {
+    pub status: &'static str,
+}
+
+/// A label naming a drone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct DroneLabel {
+    pub drone: String,
+}
+
+/// The kind of a status report (its `type` on the wire).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: &'static str,
+}
+
+/// Why a report changed nothing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+type Histograms = Family<StatusLabel, Histogram, fn() -> Histogram>;
+
+/// The scheduler's registry and the instruments in it; one per process, shared by the
+/// tasks that count and the handler of `/metrics`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    jobs_created: Counter,
+    reports_applied: Family<EventLabel, Counter>,
+    reports_refused: Counter,
+    reports_ignored: Family<ReasonLabel, Counter>,
+    infra_retries: Counter,
+    parse_errors: Counter,
+    dispatch_latency: Histogram,
+    end_to_end_latency: Histograms,
+    /// Since when (UTC microseconds) the status consumer has held reports it has not
+    /// applied; 0 when it holds none.
+    unapplied_since: AtomicI64,
+    oldest_unapplied: Gauge<f64, AtomicU64>,
+    pub(crate) entries: Family<StatusLabel, Gauge>,
+    pub(crate) drones: Family<StatusLabel, Gauge>,
+    pub(crate) drone_running: Family<DroneLabel, Gauge>,
+    pub(crate) drone_capacity: Family<DroneLabel, Gauge>,
+    /// One scrape at a time: each sets the database's gauges, then encodes them.
+    pub(crate) scraping: tokio::sync::Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// The instruments, registered under their documented names.
+    pub fn new() -> Self {
+        let metrics = Self {
+            registry: common::metrics::registry("autotest-scheduler"),
+            jobs_created: Counter::default(),
+            reports_applied: Family::default(),
+            reports_refused: Counter::default(),
+            reports_ignored: Family::default(),
+            infra_retries: Counter::default(),
+            parse_errors: Counter::default(),
+            dispatch_latency: common::metrics::latency_histogram(),
+            end_to_end_latency: Family::new_with_constructor(common::metrics::latency_histogram),
+            unapplied_since: AtomicI64::new(0),
+            oldest_unapplied: Gauge::default(),
+            entries: Family::default(),
+            drones: Family::default(),
+            drone_running: Family::default(),
+            drone_capacity: Family::default(),
+            scraping: tokio::sync::Mutex::new(()),
+        };
+        // Every event and reason shows from the start, at 0, so a rate over them
+        // needs no first occurrence.
+        for event in EVENTS {
+            let _ = metrics.reports_applied.get_or_create(&EventLabel { event });
+        }
+        for reason in ["stale", "unknown_entry"] {
+            let _ = metrics
+                .reports_ignored
+                .get_or_create(&ReasonLabel { reason });
+        }
+        metrics.register()
+    }
+
+    fn register(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "autotest_jobs_created",
+            "Jobs stored (atest job create, the API, host repairs)",
+            self.jobs_created.clone(),
+        );
+        r.register(
+            "autotest_status_reports_applied",
+            "Status reports from drones that changed an entry, or heartbeats recorded, by event",
+            self.reports_applied.clone(),
+        );
+        r.register(
+            "autotest_status_reports_refused",
+            "Status reports refused: not sent by the broker user of the drone they name",
+            self.reports_refused.clone(),
+        );
+        r.register(
+            "autotest_status_reports_ignored",
+            "Status reports that changed nothing: stale (an older attempt, another drone, out of order) or about an unknown entry",
+            self.reports_ignored.clone(),
+        );
+        r.register(
+            "autotest_infra_retries",
+            "Attempts sent back to the queue after an infra failure (reported, or a lost or silent drone)",
+            self.infra_retries.clone(),
+        );
+        r.register(
+            "autotest_parse_errors",
+            "Parsed test results that came with a parse error (a drone could not read part of an entry's results)",
+            self.parse_errors.clone(),
+        );
+        r.register_with_unit(
+            "autotest_dispatch_latency",
+            "Time from an entry's creation to its start (Running)",
+            Unit::Seconds,
+            self.dispatch_latency.clone(),
+        );
+        r.register_with_unit(
+            "autotest_end_to_end_latency",
+            "Time from an entry's creation to its end, by final status",
+            Unit::Seconds,
+            self.end_to_end_latency.clone(),
+        );
+        r.register_with_unit(
+            "autotest_oldest_unapplied_report_age",
+            "Age of the oldest status report the scheduler has received and not applied yet (0 when none)",
+            Unit::Seconds,
+            self.oldest_unapplied.clone(),
+        );
+        r.register(
+            "autotest_entries",
+            "Host-queue entries by status",
+            self.entries.clone(),
+        );
+        r.register(
+            "autotest_drones",
+            "Configured drones by status (ok, disabled, draining, lost, stopping)",
+            self.drones.clone(),
+        );
+        r.register(
+            "autotest_drone_running_entries",
+            "Entries Starting or Running on each drone (a synchronous group counts once)",
+            self.drone_running.clone(),
+        );
+        r.register(
+            "autotest_drone_capacity",
+            "Each drone's capacity in force (set at run time, else the config's)",
+            self.drone_capacity.clone(),
+        );
+        self
+    }
+
+    /// The registry, for the handler of `/metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The counter of jobs created, for the creator.
+    pub fn jobs_created(&self) -> Counter {
+        self.jobs_created.clone()
+    }
+
+    /// The status consumer holds reports received at `now`, not applied yet (the
+    /// oldest counts: a later batch does not move it).
+    pub fn reports_received(&self, now: i64) {
+        let _ = self
+            .unapplied_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The status consumer holds no report it has not applied (a batch was applied,
+    /// or the connection it came on is gone and the broker has the reports again).
+    pub fn reports_settled(&self) {
+        self.unapplied_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Seconds since the oldest report held unapplied was received, at `now`.
+    pub fn oldest_unapplied_age(&self, now: i64) -> f64 {
+        match self.unapplied_since.load(Ordering::Relaxed) {
+            0 => 0.0,
+            since => crate::intake::tally::seconds(since, now),
+        }
+    }
+
+    /// Counts a batch of reports and what applying them did.
+    pub fn reports(&self, reports: &[Report], outcomes: &[Applied], tally: &Tally) {
+        for (report, outcome) in reports.iter().zip(outcomes) {
+            let event = event_name(&report.event);
+            match outcome {
+                Applied::Changed { .. } | Applied::Heartbeat { .. } => {
+                    self.reports_applied
+                        .get_or_create(&EventLabel { event })
+                        .inc();
+                    if let StatusEvent::Tests {
+                        parse_error: Some(_),
+                        ..
+                    } = &report.event
+                    {
+                        self.parse_errors.inc();
+                    }
+                }
+                Applied::Refused => {
+                    self.reports_refused.inc();
+                }
+                Applied::Stale => self.ignored("stale"),
+                Applied::UnknownEntry => self.ignored("unknown_entry"),
+            }
+        }
+        self.transitions(tally);
+    }
+
+    fn ignored(&self, reason: &'static str) {
+        self.reports_ignored
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Counts what intake's transitions did (also those the scheduler made itself,
+    /// for a lost drone).
+    pub fn transitions(&self, tally: &Tally) {
+        self.infra_retries.inc_by(tally.infra_retries);
+        for seconds in &tally.started {
+            self.dispatch_latency.observe(*seconds);
+        }
+        for (status, seconds) in &tally.ended {
+            self.end_to_end_latency
+                .get_or_create(&StatusLabel {
+                    status: status.as_str(),
+                })
+                .observe(*seconds);
+        }
+    }
+
+    /// The entries counted by status (every status, 0 for those with none).
+    pub(crate) fn set_entries(&self, counts: &[(EntryStatus, i64)]) {
+        for status in EntryStatus::ALL {
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n);
+            self.entries
+                .get_or_create(&StatusLabel {
+                    status: status.as_str(),
+                })
+                .set(n);
+        }
+    }
+
+    /// Sets the age of the oldest unapplied report at `now`.
+    pub(crate) fn set_oldest_unapplied(&self, now: i64) {
+        self.oldest_unapplied.set(self.oldest_unapplied_age(now));
+    }
+}
+
+/// Every kind of report, as [`event_name`] names it.
+const EVENTS: [&str; 9] = [
+    "running",
+    "gathering",
+    "finished",
+    "tests",
+    "push_failing",
+    "task",
+    "repair_failed",
+    "refused",
+    "heartbeat",
+];
+
+/// A report's kind, as its `type` on the wire.
+fn event_name(event: &StatusEvent) -> &'static str {
+    match event {
+        StatusEvent::Running { .. } => "running",
+        StatusEvent::Gathering { .. } => "gathering",
+        StatusEvent::Finished { .. } => "finished",
+        StatusEvent::Tests { .. } => "tests",
+        StatusEvent::PushFailing { .. } => "push_failing",
+        StatusEvent::Task { .. } => "task",
+        StatusEvent::RepairFailed { .. } => "repair_failed",
+        StatusEvent::Refused { .. } => "refused",
+        StatusEvent::Heartbeat { .. } => "heartbeat",
+    }
+}
+
+#[cfg(test)]
+mod tests;
