@@ -9,6 +9,7 @@
 
 mod auth;
 mod command;
+mod management;
 mod print;
 mod raw;
 mod reports;
@@ -119,6 +120,9 @@ pub struct SchedulerConfig {
     pub max_infra_retries: u32,
     /// Which broker user each drone reports as, and which results URLs it may name.
     pub report_origin: ReportOrigin,
+    /// `rabbitmq_management_url`: RabbitMQ's management UI, linked from the drones
+    /// page; None: `http://<broker host>:15672` (see [`Config::management_url`]).
+    pub rabbitmq_management_url: Option<String>,
 }
 
 impl SchedulerConfig {

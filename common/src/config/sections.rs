@@ -138,6 +138,15 @@ pub(super) fn scheduler(raw: &mut Raw, base: &Path) -> Result<SchedulerConfig, C
         )?,
         tls: super::tls::server(raw, sched, base)?,
         drone_ca: super::tls::path(raw, sched, "drone_ca_file", base)?,
+        rabbitmq_management_url: raw.parsed(sched, "rabbitmq_management_url", None, |v| {
+            if v.is_empty() {
+                Ok(None)
+            } else if v.starts_with("http://") || v.starts_with("https://") {
+                Ok(Some(v.trim_end_matches('/').to_string()))
+            } else {
+                Err(format!("expected an http(s):// URL, got {v:?}"))
+            }
+        })?,
         drones,
     };
 
