@@ -216,3 +216,18 @@ pub async fn live_entry(db: &Db, entry_id: i64) -> Result<Option<LiveEntry>, DbE
         path: format!("{job}-{owner}/{subdir}"),
     }))
 }
+
+/// Where each drone serves its results (from its heartbeats), by drone name.
+pub async fn drone_results_urls(db: &Db) -> Result<BTreeMap<String, String>, DbError> {
+    use super::schema::drones;
+    let rows: Vec<(String, Option<String>)> = with_conn!(db, |conn| {
+        drones::table
+            .select((drones::name, drones::results_url))
+            .load(conn)
+            .await?
+    });
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name, url)| Some((name, url?)))
+        .collect())
+}

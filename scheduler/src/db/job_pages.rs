@@ -272,6 +272,18 @@ pub async fn live(db: &Db, ids: &[i64]) -> Result<Vec<LiveJob>, DbError> {
         .collect())
 }
 
+/// A job's control file; None when there is no such job.
+pub async fn control_file(db: &Db, id: i64) -> Result<Option<String>, DbError> {
+    Ok(with_conn!(db, |conn| {
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .select(jobs::control_file)
+            .get_result::<String>(conn)
+            .await
+            .optional()?
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
