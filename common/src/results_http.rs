@@ -161,7 +161,11 @@ pub fn byte_range(range: &str, length: u64) -> Result<(u64, u64), StatusCode> {
         return Err(StatusCode::BAD_REQUEST);
     }
     let (first, last) = spec.split_once('-').ok_or(StatusCode::BAD_REQUEST)?;
-    let number = |text: &str| text.trim().parse::<u64>().map_err(|_| StatusCode::BAD_REQUEST);
+    let number = |text: &str| {
+        text.trim()
+            .parse::<u64>()
+            .map_err(|_| StatusCode::BAD_REQUEST)
+    };
     let (start, end) = match (first.trim().is_empty(), last.trim().is_empty()) {
         (true, true) => return Err(StatusCode::BAD_REQUEST),
         (true, false) => {
@@ -245,27 +249,29 @@ pub async fn listen(
     let root = std::sync::Arc::new(root);
     let app = axum::Router::new().route(
         "/results/{*path}",
-        axum::routing::get(move |Path(requested): Path<String>, headers: axum::http::HeaderMap| {
-            let root = root.clone();
-            async move {
-                let range = headers
-                    .get(header::RANGE)
-                    .and_then(|value| value.to_str().ok())
-                    .map(str::to_string);
-                // The worker's own files (journal, lease) are not results.
-                if requested.starts_with('.') {
-                    return (
-                        StatusCode::NOT_FOUND,
-                        format!("no results at {requested}\n"),
-                    )
-                        .into_response();
+        axum::routing::get(
+            move |Path(requested): Path<String>, headers: axum::http::HeaderMap| {
+                let root = root.clone();
+                async move {
+                    let range = headers
+                        .get(header::RANGE)
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_string);
+                    // The worker's own files (journal, lease) are not results.
+                    if requested.starts_with('.') {
+                        return (
+                            StatusCode::NOT_FOUND,
+                            format!("no results at {requested}\n"),
+                        )
+                            .into_response();
+                    }
+                    match serve(&root, &requested, range.as_deref()).await {
+                        Ok(response) => response,
+                        Err((code, message)) => (code, format!("{message}\n")).into_response(),
+                    }
                 }
-                match serve(&root, &requested, range.as_deref()).await {
-                    Ok(response) => response,
-                    Err((code, message)) => (code, format!("{message}\n")).into_response(),
-                }
-            }
-        }),
+            },
+        ),
     );
     let task = tokio::spawn(async move {
         let served =
@@ -388,10 +394,23 @@ mod tests {
         assert_eq!(byte_range("bytes=-3", 10), Ok((7, 9)));
         assert_eq!(byte_range("bytes=-30", 10), Ok((0, 9)));
         for past in ["bytes=10-", "bytes=12-20", "bytes=-0"] {
-            assert_eq!(byte_range(past, 10), Err(StatusCode::RANGE_NOT_SATISFIABLE), "{past}");
+            assert_eq!(
+                byte_range(past, 10),
+                Err(StatusCode::RANGE_NOT_SATISFIABLE),
+                "{past}"
+            );
         }
-        assert_eq!(byte_range("bytes=0-", 0), Err(StatusCode::RANGE_NOT_SATISFIABLE));
-        for bad in ["bytes=0-1,3-4", "items=0-", "bytes=-", "bytes=5-2", "bytes=a-"] {
+        assert_eq!(
+            byte_range("bytes=0-", 0),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        for bad in [
+            "bytes=0-1,3-4",
+            "items=0-",
+            "bytes=-",
+            "bytes=5-2",
+            "bytes=a-",
+        ] {
             assert_eq!(byte_range(bad, 10), Err(StatusCode::BAD_REQUEST), "{bad}");
         }
     }

@@ -39,11 +39,13 @@ pub async fn serve(
     let relative =
         results_http::check(&requested).map_err(|(code, message)| ApiError::new(code, message))?;
     let not_here = match &scheduler.results_host {
-        ResultsHost::Local => match results_http::serve(&scheduler.results_dir, &requested, range).await {
-            Ok(response) => return Ok(response),
-            Err((StatusCode::NOT_FOUND, _)) => "not on the results host".to_string(),
-            Err((code, message)) => return Err(ApiError::new(code, message)),
-        },
+        ResultsHost::Local => {
+            match results_http::serve(&scheduler.results_dir, &requested, range).await {
+                Ok(response) => return Ok(response),
+                Err((StatusCode::NOT_FOUND, _)) => "not on the results host".to_string(),
+                Err((code, message)) => return Err(ApiError::new(code, message)),
+            }
+        }
         ResultsHost::Remote(host) => format!(
             "the results host {host}:{} is not this machine",
             scheduler.results_dir.display()
@@ -100,16 +102,18 @@ async fn drones_of(
 async fn has(url: &str, ca_file: Option<&std::path::Path>) -> bool {
     let url = url.to_string();
     let ca_file = ca_file.map(std::path::Path::to_path_buf);
-    tokio::task::spawn_blocking(move || match drone_agent(ca_file.as_deref(), PROBE_TIMEOUT) {
-        Ok(agent) => agent
-            .head(&url)
-            .call()
-            .is_ok_and(|answer| answer.status().is_success()),
-        Err(error) => {
-            tracing::warn!(%error, "[SCHEDULER] drone_ca_file");
-            false
-        }
-    })
+    tokio::task::spawn_blocking(
+        move || match drone_agent(ca_file.as_deref(), PROBE_TIMEOUT) {
+            Ok(agent) => agent
+                .head(&url)
+                .call()
+                .is_ok_and(|answer| answer.status().is_success()),
+            Err(error) => {
+                tracing::warn!(%error, "[SCHEDULER] drone_ca_file");
+                false
+            }
+        },
+    )
     .await
     .unwrap_or(false)
 }

@@ -531,6 +531,7 @@ mod https;
 mod infra;
 mod integrity;
 mod least_privilege;
+mod pages;
 mod print_config;
 mod report_origin;
 mod reports;

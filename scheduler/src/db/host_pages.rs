@@ -191,7 +191,14 @@ pub struct LiveEntry {
 /// The entry `entry_id` as the live log needs it.
 pub async fn live_entry(db: &Db, entry_id: i64) -> Result<Option<LiveEntry>, DbError> {
     use super::schema::drones;
-    type Row = (EntryStatus, Option<String>, i64, String, String, Option<String>);
+    type Row = (
+        EntryStatus,
+        Option<String>,
+        i64,
+        String,
+        String,
+        Option<String>,
+    );
     let row: Option<Row> = with_conn!(db, |conn| {
         hqe::table
             .inner_join(jobs::table)
@@ -209,12 +216,14 @@ pub async fn live_entry(db: &Db, entry_id: i64) -> Result<Option<LiveEntry>, DbE
             .await
             .optional()?
     });
-    Ok(row.map(|(status, drone, job, owner, subdir, results_url)| LiveEntry {
-        status,
-        drone,
-        results_url,
-        path: format!("{job}-{owner}/{subdir}"),
-    }))
+    Ok(row.map(
+        |(status, drone, job, owner, subdir, results_url)| LiveEntry {
+            status,
+            drone,
+            results_url,
+            path: format!("{job}-{owner}/{subdir}"),
+        },
+    ))
 }
 
 /// Where each drone serves its results (from its heartbeats), by drone name.

@@ -76,7 +76,10 @@ fn status_condition(status: JobStatus) -> String {
     let finals = [Completed, Failed, Aborted];
     let conditions = match status {
         JobStatus::Queued => vec![has_entry(true, true, &waiting)],
-        JobStatus::Running => vec![has_entry(false, true, &finals), has_entry(false, true, &waiting)],
+        JobStatus::Running => vec![
+            has_entry(false, true, &finals),
+            has_entry(false, true, &waiting),
+        ],
         JobStatus::Completed => vec![
             has_entry(false, false, &[Completed]),
             has_entry(true, true, &[Completed]),
@@ -108,7 +111,11 @@ type JobColumns = (i64, String, String, i32, i64);
 /// One page of jobs matching `filter`, newest first.
 pub async fn page(db: &Db, filter: &JobFilter) -> Result<JobPage, DbError> {
     let filter = filter.clone();
-    type Read = (Vec<JobColumns>, Vec<(i64, EntryStatus, i64)>, Vec<(i64, String, i64)>);
+    type Read = (
+        Vec<JobColumns>,
+        Vec<(i64, EntryStatus, i64)>,
+        Vec<(i64, String, i64)>,
+    );
     let (rows, entries, tests): Read = with_conn!(db, |conn| {
         let label_id: Option<Option<i64>> = match &filter.label {
             Some(label) => Some(
@@ -185,8 +192,14 @@ fn assemble(
     });
     let mut by_job: BTreeMap<i64, BTreeMap<usize, (EntryStatus, i64)>> = BTreeMap::new();
     for (job, status, count) in entries {
-        let order = EntryStatus::ALL.iter().position(|s| *s == status).unwrap_or(0);
-        by_job.entry(job).or_default().insert(order, (status, count));
+        let order = EntryStatus::ALL
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(0);
+        by_job
+            .entry(job)
+            .or_default()
+            .insert(order, (status, count));
     }
     let mut passed: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     for (job, status, count) in tests {

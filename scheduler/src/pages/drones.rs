@@ -38,8 +38,8 @@ struct DronesPage {
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
     let scheduler = &state.config.scheduler;
     let now = common::time::now_micros();
-    let alive_since = now
-        - i64::try_from(scheduler.drone_timeout_sec).unwrap_or(i64::MAX / 2) * 1_000_000;
+    let alive_since =
+        now - i64::try_from(scheduler.drone_timeout_sec).unwrap_or(i64::MAX / 2) * 1_000_000;
     let names: Vec<String> = scheduler.drones.iter().map(|d| d.to_string()).collect();
     let rows = crate::db::drones::list(&state.db, &names, alive_since).await?;
     let urls = crate::db::host_pages::drone_results_urls(&state.db).await?;

@@ -171,7 +171,10 @@ mod tests {
     fn filters_are_read_from_the_query_string() {
         assert_eq!(field("owner", &None).unwrap(), None);
         assert_eq!(field("owner", &Some("  ".into())).unwrap(), None);
-        assert_eq!(field("owner", &Some(" al ".into())).unwrap(), Some("al".into()));
+        assert_eq!(
+            field("owner", &Some(" al ".into())).unwrap(),
+            Some("al".into())
+        );
         let refused = field("name", &Some("a\u{7}b".into())).unwrap_err();
         assert_eq!(refused.status, StatusCode::BAD_REQUEST);
         assert_eq!(number("before", &Some("42".into())).unwrap(), Some(42));
@@ -179,7 +182,10 @@ mod tests {
             number("before", &Some("4x".into())).unwrap_err().status,
             StatusCode::BAD_REQUEST
         );
-        assert_eq!(date("since", &Some("2026-12-07".into())).unwrap(), common::time::parse_since("2026-12-07"));
+        assert_eq!(
+            date("since", &Some("2026-12-07".into())).unwrap(),
+            common::time::parse_since("2026-12-07")
+        );
         assert!(date("since", &Some("yesterday".into())).is_err());
         assert_eq!(name_pattern("nightly"), "%nightly%");
         assert_eq!(name_pattern("night*"), "night%");
@@ -189,6 +195,9 @@ mod tests {
     #[test]
     fn results_links_encode_each_part() {
         assert_eq!(results_link("3-alice/host1/"), "/results/3-alice/host1/");
-        assert_eq!(results_link("3-alice/a b/x#y"), "/results/3-alice/a%20b/x%23y");
+        assert_eq!(
+            results_link("3-alice/a b/x#y"),
+            "/results/3-alice/a%20b/x%23y"
+        );
     }
 }

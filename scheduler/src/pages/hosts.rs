@@ -38,7 +38,10 @@ fn entry_line(entry: HostEntry) -> EntryLine {
         started: when_opt(entry.started_on),
         duration: span(entry.started_on, entry.finished_on),
         tests: if entry.tests_passed + entry.tests_failed > 0 {
-            format!("{} passed / {} failed", entry.tests_passed, entry.tests_failed)
+            format!(
+                "{} passed / {} failed",
+                entry.tests_passed, entry.tests_failed
+            )
         } else {
             String::new()
         },
@@ -68,7 +71,12 @@ pub struct HostView {
 fn host_view(host: HostRow, extras: host_pages::HostExtras) -> HostView {
     HostView {
         name: host.name.to_string(),
-        labels: host.labels.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "),
+        labels: host
+            .labels
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         status: host.status.as_str(),
         status_class: status_class(host.status.as_str()),
         locked: host.locked,

@@ -62,7 +62,10 @@ pub struct EntryView {
 }
 
 fn test_view(test: TestRow, entry_dir: &str) -> TestView {
-    let dir = test.subdir.as_deref().filter(|s| !s.is_empty() && *s != "----");
+    let dir = test
+        .subdir
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "----");
     TestView {
         dir_link: dir.map(|d| results_link(&format!("{entry_dir}/{d}/"))),
         debug_link: dir.map(|d| results_link(&format!("{entry_dir}/{d}/debug/"))),
@@ -95,9 +98,18 @@ fn entry_view(entry: EntryRow, tests: Option<EntryTests>, dir: &str, log: &str) 
             .host
             .as_ref()
             .map(|h| h.to_string())
-            .or_else(|| entry.label.as_ref().map(|l| format!("any host labelled {l}")))
+            .or_else(|| {
+                entry
+                    .label
+                    .as_ref()
+                    .map(|l| format!("any host labelled {l}"))
+            })
             .unwrap_or_default(),
-        drone: entry.drone.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+        drone: entry
+            .drone
+            .as_ref()
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
         status: entry.status.as_str(),
         status_class: status_class(entry.status.as_str()),
         exit_code: entry.exit_code.map(|c| c.to_string()).unwrap_or_default(),
@@ -119,7 +131,10 @@ fn entry_view(entry: EntryRow, tests: Option<EntryTests>, dir: &str, log: &str) 
                 detail: h.detail.clone(),
             })
             .collect(),
-        tests: tests.into_iter().map(|t| test_view(t, &entry_dir)).collect(),
+        tests: tests
+            .into_iter()
+            .map(|t| test_view(t, &entry_dir))
+            .collect(),
         parse_error,
         live_log: entry.status.is_active().then(|| log.to_string()),
     }
@@ -157,18 +172,24 @@ pub async fn show(
     Path(id): Path<String>,
     Query(query): Query<JobQuery>,
 ) -> Result<Response, PageError> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| PageError::new(StatusCode::BAD_REQUEST, format!("no job {id:?}: a job id is a number")))?;
+    let id: i64 = id.parse().map_err(|_| {
+        PageError::new(
+            StatusCode::BAD_REQUEST,
+            format!("no job {id:?}: a job id is a number"),
+        )
+    })?;
     let log = match super::format::field("log", &query.log)? {
         Some(file) => {
-            common::results_http::check(&file).map_err(|(code, message)| PageError::new(code, message))?;
+            common::results_http::check(&file)
+                .map_err(|(code, message)| PageError::new(code, message))?;
             file
         }
         None => DEFAULT_LOG.to_string(),
     };
     let job = db::jobs::show(&state.db, id).await?;
-    let control_file = job_pages::control_file(&state.db, id).await?.unwrap_or_default();
+    let control_file = job_pages::control_file(&state.db, id)
+        .await?
+        .unwrap_or_default();
     let mut tests = db::test_results::of_job(&state.db, id).await?;
     let dir = format!("{}-{}", job.id, job.owner);
     let status = job.status().as_str();

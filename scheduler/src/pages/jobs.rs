@@ -28,7 +28,9 @@ pub fn filter(query: &JobsQuery) -> Result<JobFilter, PageError> {
         Some(text) => Some(text.parse::<JobStatus>().map_err(|_| {
             PageError::new(
                 StatusCode::BAD_REQUEST,
-                format!("status: expected Queued, Running, Completed, Failed or Aborted, got {text:?}"),
+                format!(
+                    "status: expected Queued, Running, Completed, Failed or Aborted, got {text:?}"
+                ),
             )
         })?),
     };
@@ -181,7 +183,10 @@ mod tests {
 
     #[test]
     fn counts_read_as_text() {
-        assert_eq!(counts_text([("Running", 2), ("Queued", 0), ("Completed", 1)]), "2 Running, 1 Completed");
+        assert_eq!(
+            counts_text([("Running", 2), ("Queued", 0), ("Completed", 1)]),
+            "2 Running, 1 Completed"
+        );
         assert_eq!(counts_text([]), "");
     }
 }

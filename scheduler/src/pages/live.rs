@@ -33,8 +33,11 @@ pub fn job_ids(text: &str) -> Result<Vec<i64>, ApiError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(|t| {
-            t.parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("ids: expected numbers separated by commas, got {t:?}")))
+            t.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "ids: expected numbers separated by commas, got {t:?}"
+                ))
+            })
         })
         .collect::<Result<_, _>>()?;
     if ids.len() > MAX_LIVE_JOBS {
@@ -79,11 +82,12 @@ pub async fn log(
     Path(entry_id): Path<String>,
     Query(query): Query<LiveLogQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let entry_id: i64 = entry_id
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("no entry {entry_id:?}: an entry id is a number")))?;
+    let entry_id: i64 = entry_id.parse().map_err(|_| {
+        ApiError::bad_request(format!("no entry {entry_id:?}: an entry id is a number"))
+    })?;
     let file = query.file.as_deref().unwrap_or(super::job::DEFAULT_LOG);
-    let relative = common::results_http::check(file).map_err(|(code, message)| ApiError::new(code, message))?;
+    let relative = common::results_http::check(file)
+        .map_err(|(code, message)| ApiError::new(code, message))?;
     let offset = query.offset.unwrap_or(0);
     let entry = crate::db::host_pages::live_entry(&state.db, entry_id)
         .await?
@@ -95,7 +99,12 @@ pub async fn log(
         return Ok(answer("", offset, false));
     }
     let url = drone_url(&entry, &relative)?;
-    let ca_file = state.config.scheduler.drone_ca.as_ref().map(|c| c.path.clone());
+    let ca_file = state
+        .config
+        .scheduler
+        .drone_ca
+        .as_ref()
+        .map(|c| c.path.clone());
     let fetched = tokio::task::spawn_blocking(move || fetch(&url, ca_file.as_deref(), offset))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
@@ -112,7 +121,10 @@ pub async fn log(
 /// The URL of `relative` in a running entry's results on its drone.
 fn drone_url(entry: &LiveEntry, relative: &std::path::Path) -> Result<String, ApiError> {
     let drone = entry.drone.as_deref().ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, "the entry is not on a drone yet".to_string())
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "the entry is not on a drone yet".to_string(),
+        )
     })?;
     let base = entry.results_url.as_deref().ok_or_else(|| {
         ApiError::new(
@@ -121,7 +133,8 @@ fn drone_url(entry: &LiveEntry, relative: &std::path::Path) -> Result<String, Ap
         )
     })?;
     let path = format!("{}/{}", entry.path, relative.display());
-    let checked = common::results_http::check(&path).map_err(|(code, message)| ApiError::new(code, message))?;
+    let checked = common::results_http::check(&path)
+        .map_err(|(code, message)| ApiError::new(code, message))?;
     Ok(format!(
         "{}/results/{}",
         base.trim_end_matches('/'),
@@ -131,12 +144,24 @@ fn drone_url(entry: &LiveEntry, relative: &std::path::Path) -> Result<String, Ap
 
 /// Reads at most [`MAX_CHUNK`] bytes of `url` from `offset` (blocking).
 fn fetch(url: &str, ca_file: Option<&std::path::Path>, offset: u64) -> Result<Fetched, ApiError> {
-    let agent = crate::results::drone_agent(ca_file, FETCH_TIMEOUT)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("[SCHEDULER] drone_ca_file: {e}")))?;
-    let unreachable = |e: ureq::Error| ApiError::new(StatusCode::BAD_GATEWAY, format!("the drone did not answer: {e}"));
+    let agent = crate::results::drone_agent(ca_file, FETCH_TIMEOUT).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("[SCHEDULER] drone_ca_file: {e}"),
+        )
+    })?;
+    let unreachable = |e: ureq::Error| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the drone did not answer: {e}"),
+        )
+    };
     let mut response = agent
         .get(url)
-        .header("Range", &format!("bytes={offset}-{}", offset + MAX_CHUNK - 1))
+        .header(
+            "Range",
+            &format!("bytes={offset}-{}", offset + MAX_CHUNK - 1),
+        )
         .call()
         .map_err(unreachable)?;
     let status = response.status().as_u16();
@@ -157,7 +182,10 @@ fn fetch(url: &str, ca_file: Option<&std::path::Path>, offset: u64) -> Result<Fe
     let mut reader = response.body_mut().as_reader();
     std::io::copy(&mut (&mut reader).take(skip), &mut std::io::sink()).map_err(failed)?;
     let mut bytes = Vec::new();
-    reader.take(MAX_CHUNK).read_to_end(&mut bytes).map_err(failed)?;
+    reader
+        .take(MAX_CHUNK)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
     Ok(if bytes.is_empty() {
         Fetched::Nothing
     } else {
@@ -191,7 +219,10 @@ mod tests {
         assert_eq!(job_ids("1,2, 3,").unwrap(), vec![1, 2, 3]);
         assert_eq!(job_ids("").unwrap(), Vec::<i64>::new());
         assert_eq!(job_ids("1,x").unwrap_err().0, StatusCode::BAD_REQUEST);
-        let many = (0..=MAX_LIVE_JOBS).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        let many = (0..=MAX_LIVE_JOBS)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         assert_eq!(job_ids(&many).unwrap_err().0, StatusCode::BAD_REQUEST);
     }
 

@@ -3,7 +3,7 @@
 //! 1 FAIL`) and a link to them; filtered by test name, label, owner and dates. And
 //! `/tests`, the list of tests a cell links to.
 
-use super::format::{date, field, name_pattern, query_value, status_class, when_opt, span};
+use super::format::{date, field, name_pattern, query_value, span, status_class, when_opt};
 use super::{render, PageError, Viewer};
 use crate::db::result_grid::{self, GridBy, GridCount, GridFilter};
 use crate::http::AppState;
@@ -49,7 +49,10 @@ pub fn grid_filter(query: &GridQuery, now: i64) -> Result<GridFilter, PageError>
     let until = date("until", &query.until)?.unwrap_or(now);
     let since = date("since", &query.since)?.unwrap_or(until - DEFAULT_WINDOW_US);
     if since >= until {
-        return Err(PageError::new(StatusCode::BAD_REQUEST, "since must be before until"));
+        return Err(PageError::new(
+            StatusCode::BAD_REQUEST,
+            "since must be before until",
+        ));
     }
     Ok(GridFilter {
         by,
@@ -104,8 +107,14 @@ pub fn grid(
     tests.truncate(MAX_ROWS);
     let column_name = |column: Option<i64>| match (by, column) {
         (_, None) => "(no host)".to_string(),
-        (GridBy::Host, Some(id)) => names.get(&id).cloned().unwrap_or_else(|| format!("host {id}")),
-        (GridBy::Job, Some(id)) => format!("{id} {}", names.get(&id).map(String::as_str).unwrap_or_default()),
+        (GridBy::Host, Some(id)) => names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("host {id}")),
+        (GridBy::Job, Some(id)) => format!(
+            "{id} {}",
+            names.get(&id).map(String::as_str).unwrap_or_default()
+        ),
     };
     let headers = columns.iter().map(|c| (*c, column_name(*c))).collect();
     let rows = tests
@@ -116,19 +125,39 @@ pub fn grid(
                 .iter()
                 .map(|column| {
                     let statuses = cells.get(&(*test, *column))?;
-                    let mut ordered: Vec<(&str, i64)> = statuses.iter().map(|(s, n)| (*s, *n)).collect();
+                    let mut ordered: Vec<(&str, i64)> =
+                        statuses.iter().map(|(s, n)| (*s, *n)).collect();
                     let rank = |s: &str| SEVERITY.iter().position(|x| *x == s).unwrap_or(0);
                     ordered.sort_by_key(|(s, _)| std::cmp::Reverse(rank(s)));
-                    let worst = ordered.iter().map(|(s, _)| *s).min_by_key(|s| rank(s)).unwrap_or("GOOD");
-                    let text = ordered.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(" / ");
+                    let worst = ordered
+                        .iter()
+                        .map(|(s, _)| *s)
+                        .min_by_key(|s| rank(s))
+                        .unwrap_or("GOOD");
+                    let text = ordered
+                        .iter()
+                        .map(|(s, n)| format!("{n} {s}"))
+                        .collect::<Vec<_>>()
+                        .join(" / ");
                     let link = match (by, column) {
-                        (GridBy::Job, Some(job)) => format!("/tests?job={job}&name={}", query_value(test)),
+                        (GridBy::Job, Some(job)) => {
+                            format!("/tests?job={job}&name={}", query_value(test))
+                        }
                         (_, column) => {
                             let host = column.map(|c| column_name(Some(c))).unwrap_or_default();
-                            format!("/tests?host={}&name={}&since={}", query_value(&host), query_value(test), query_value(since))
+                            format!(
+                                "/tests?host={}&name={}&since={}",
+                                query_value(&host),
+                                query_value(test),
+                                query_value(since)
+                            )
                         }
                     };
-                    Some(Cell { text, class: status_class(worst), link })
+                    Some(Cell {
+                        text,
+                        class: status_class(worst),
+                        link,
+                    })
                 })
                 .collect(),
         })
@@ -218,7 +247,9 @@ pub async fn tests_page(
         job: super::format::number("job", &query.job)?,
         host: field("host", &query.host)?,
         status: field("status", &query.status)?,
-        name_like: field("name", &query.name)?.as_deref().map(crate::db::test_results::like_pattern),
+        name_like: field("name", &query.name)?
+            .as_deref()
+            .map(crate::db::test_results::like_pattern),
         since: date("since", &query.since)?,
         limit: 200,
         before: None,
@@ -252,5 +283,9 @@ pub async fn tests_page(
             status: t.status,
         })
         .collect();
-    render(&TestsPage { viewer, tests, what })
+    render(&TestsPage {
+        viewer,
+        tests,
+        what,
+    })
 }
