@@ -298,7 +298,7 @@ pub async fn control_file(db: &Db, id: i64) -> Result<Option<String>, DbError> {
 }
 
 #[cfg(test)]
-mod tests {
+mod page_tests {
     use super::*;
 
     #[test]

@@ -78,14 +78,16 @@ pub struct GridRow {
     pub cells: Vec<Option<Cell>>,
 }
 
+/// A spreadsheet: its columns (id and name), its rows, and whether either was cut.
+pub struct Grid {
+    pub columns: Vec<(Option<i64>, String)>,
+    pub rows: Vec<GridRow>,
+    pub cut: bool,
+}
+
 /// The spreadsheet from the grouped counts: rows by test name, columns in the order
-/// met (hosts by id, jobs newest first), both bounded; and whether it was cut.
-pub fn grid(
-    counts: &[GridCount],
-    by: GridBy,
-    names: &BTreeMap<i64, String>,
-    since: &str,
-) -> (Vec<(Option<i64>, String)>, Vec<GridRow>, bool) {
+/// met (hosts by id, jobs newest first), both bounded.
+pub fn grid(counts: &[GridCount], by: GridBy, names: &BTreeMap<i64, String>, since: &str) -> Grid {
     let mut columns: Vec<Option<i64>> = Vec::new();
     let mut tests: Vec<&str> = Vec::new();
     let mut cells: BTreeMap<(&str, Option<i64>), BTreeMap<&str, i64>> = BTreeMap::new();
@@ -162,7 +164,11 @@ pub fn grid(
                 .collect(),
         })
         .collect();
-    (headers, rows, cut)
+    Grid {
+        columns: headers,
+        rows,
+        cut,
+    }
 }
 
 #[derive(Template)]
@@ -190,7 +196,7 @@ pub async fn grid_page(
     let counts = result_grid::counts(&state.db, &filter).await?;
     let day = |micros: i64| common::time::format_micros(micros);
     let since = day(filter.since);
-    let (columns, rows, cut) = grid(&counts.counts, filter.by, &counts.column_names, &since);
+    let Grid { columns, rows, cut } = grid(&counts.counts, filter.by, &counts.column_names, &since);
     let text = |value: &Option<String>| value.clone().unwrap_or_default().trim().to_string();
     render(&ResultsPage {
         viewer,
@@ -288,4 +294,70 @@ pub async fn tests_page(
         tests,
         what,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(test: &str, column: i64, status: &str, count: i64) -> GridCount {
+        GridCount {
+            test: test.into(),
+            column: Some(column),
+            status: status.into(),
+            count,
+        }
+    }
+
+    #[test]
+    fn a_cell_writes_its_counts_and_takes_the_worst_status_colour() {
+        let names = BTreeMap::from([(1, "host1".to_string()), (2, "host2".to_string())]);
+        let counts = [
+            count("dbench", 1, "GOOD", 3),
+            count("dbench", 1, "FAIL", 1),
+            count("sleeptest", 2, "GOOD", 2),
+        ];
+        let grid = grid(&counts, GridBy::Host, &names, "2026-12-01");
+        assert_eq!(
+            grid.columns,
+            [(Some(1), "host1".into()), (Some(2), "host2".into())]
+        );
+        assert_eq!(grid.rows.len(), 2);
+        let cell = grid.rows[0].cells[0].as_ref().unwrap();
+        assert_eq!(cell.text, "3 GOOD / 1 FAIL");
+        assert_eq!(cell.class, "status-fail");
+        assert_eq!(cell.link, "/tests?host=host1&name=dbench&since=2026-12-01");
+        assert!(grid.rows[0].cells[1].is_none(), "dbench never ran on host2");
+        assert!(!grid.cut);
+    }
+
+    #[test]
+    fn the_query_picks_columns_and_a_window() {
+        let now = 30 * 24 * 3600 * 1_000_000;
+        let filter = grid_filter(&GridQuery::default(), now).unwrap();
+        assert_eq!((filter.by, filter.until), (GridBy::Host, now));
+        assert_eq!(
+            filter.since,
+            now - DEFAULT_WINDOW_US,
+            "the last week by default"
+        );
+        let by_job = GridQuery {
+            by: Some("job".into()),
+            since: Some("2026-12-07".into()),
+            until: Some("2026-12-01".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            grid_filter(&by_job, now).err().unwrap().status,
+            StatusCode::BAD_REQUEST
+        );
+        let bad = GridQuery {
+            by: Some("drone".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            grid_filter(&bad, now).err().unwrap().status,
+            StatusCode::BAD_REQUEST
+        );
+    }
 }
