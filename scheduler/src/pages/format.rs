@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(status_class("Running"), "status-running");
         assert_eq!(status_class("Repair Failed"), "status-repair-failed");
         assert_eq!(status_class("TEST_NA"), "status-test-na");
-        assert_eq!(status_class("\"><script>"), "status-----script-");
+        assert_eq!(status_class("\"><script>"), "status----script-");
     }
 
     #[test]
