@@ -20,6 +20,8 @@ pub mod job_acl;
 pub mod job_create;
 pub mod job_pages;
 pub mod jobs;
+#[cfg(test)]
+mod page_scale_tests;
 pub mod result_grid;
 pub mod schema;
 pub mod test_results;
