@@ -8,6 +8,8 @@
 //! (symlinks resolved) is outside the directory is not found (404). Only regular files
 //! and directories are served: a device, FIFO or socket is refused (403) without
 //! being opened for reading, and nothing is ever opened in a way that could block.
+//! A file request may carry one `Range: bytes=START-[END]` (how the scheduler follows
+//! a running job's log): the answer is 206 with those bytes, or 416 past the end.
 
 use axum::body::Body;
 use axum::extract::Path;
@@ -76,11 +78,13 @@ pub fn resolve(root: &std::path::Path, requested: &str) -> Result<PathBuf, (Stat
     Ok(real)
 }
 
-/// Answers a GET of `requested` (a path under `root`): a file's bytes, or a directory's
-/// listing; an error (status and one line) otherwise.
+/// Answers a GET of `requested` (a path under `root`): a file's bytes (those of
+/// `range`, the request's `Range` header, if any), or a directory's listing; an error
+/// (status and one line) otherwise.
 pub async fn serve(
     root: &std::path::Path,
     requested: &str,
+    range: Option<&str>,
 ) -> Result<Response, (StatusCode, String)> {
     let path = resolve(root, requested)?;
     let not_found = || (StatusCode::NOT_FOUND, format!("no results at {requested}"));
@@ -99,16 +103,91 @@ pub async fn serve(
         .open(&path)
         .await
         .map_err(|_| not_found())?;
-    match file.metadata().await {
-        Ok(opened) if opened.is_file() => {}
+    let length = match file.metadata().await {
+        Ok(opened) if opened.is_file() => opened.len(),
         Ok(_) => return Err(not_regular(requested)),
         Err(_) => return Err(not_found()),
-    }
+    };
+    let Some(range) = range else {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::ACCEPT_RANGES, "bytes"),
+            ],
+            file_body(file),
+        )
+            .into_response());
+    };
+    let (start, end) = match byte_range(range, length) {
+        Ok(range) => range,
+        Err(status) => {
+            return Ok((
+                status,
+                [(header::CONTENT_RANGE, format!("bytes */{length}"))],
+                format!("range {range:?} is not satisfiable: the file has {length} bytes\n"),
+            )
+                .into_response())
+        }
+    };
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = file;
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream")],
-        file_body(file),
+        StatusCode::PARTIAL_CONTENT,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::ACCEPT_RANGES, "bytes".to_string()),
+            (
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{length}"),
+            ),
+        ],
+        file_body(file.take(end - start + 1)),
     )
         .into_response())
+}
+
+/// The first and last byte a `Range` header asks of a file of `length` bytes: one
+/// range, `bytes=START-`, `bytes=START-END` or `bytes=-SUFFIX`; 416 when it starts
+/// past the end (or asks for no bytes), 400 when it is not a single byte range.
+pub fn byte_range(range: &str, length: u64) -> Result<(u64, u64), StatusCode> {
+    let spec = range
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or(StatusCode::BAD_REQUEST)?;
+    if spec.contains(',') {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    let (first, last) = spec.split_once('-').ok_or(StatusCode::BAD_REQUEST)?;
+    let number = |text: &str| {
+        text.trim()
+            .parse::<u64>()
+            .map_err(|_| StatusCode::BAD_REQUEST)
+    };
+    let (start, end) = match (first.trim().is_empty(), last.trim().is_empty()) {
+        (true, true) => return Err(StatusCode::BAD_REQUEST),
+        (true, false) => {
+            let suffix = number(last)?;
+            if suffix == 0 {
+                return Err(StatusCode::RANGE_NOT_SATISFIABLE);
+            }
+            (length.saturating_sub(suffix), length.saturating_sub(1))
+        }
+        (false, true) => (number(first)?, length.saturating_sub(1)),
+        (false, false) => {
+            let (start, end) = (number(first)?, number(last)?);
+            if end < start {
+                return Err(StatusCode::BAD_REQUEST);
+            }
+            (start, end.min(length.saturating_sub(1)))
+        }
+    };
+    if start >= length {
+        return Err(StatusCode::RANGE_NOT_SATISFIABLE);
+    }
+    Ok((start, end))
 }
 
 fn not_regular(requested: &str) -> (StatusCode, String) {
@@ -172,23 +251,29 @@ pub async fn listen(
     let app = axum::Router::new()
         .route(
             "/results/{*path}",
-            axum::routing::get(move |Path(requested): Path<String>| {
-                let root = root.clone();
-                async move {
-                    // The worker's own files (journal, lease) are not results.
-                    if requested.starts_with('.') {
-                        return (
-                            StatusCode::NOT_FOUND,
-                            format!("no results at {requested}\n"),
-                        )
-                            .into_response();
+            axum::routing::get(
+                move |Path(requested): Path<String>, headers: axum::http::HeaderMap| {
+                    let root = root.clone();
+                    async move {
+                        let range = headers
+                            .get(header::RANGE)
+                            .and_then(|value| value.to_str().ok())
+                            .map(str::to_string);
+                        // The worker's own files (journal, lease) are not results.
+                        if requested.starts_with('.') {
+                            return (
+                                StatusCode::NOT_FOUND,
+                                format!("no results at {requested}\n"),
+                            )
+                                .into_response();
+                        }
+                        match serve(&root, &requested, range.as_deref()).await {
+                            Ok(response) => response,
+                            Err((code, message)) => (code, format!("{message}\n")).into_response(),
+                        }
                     }
-                    match serve(&root, &requested).await {
-                        Ok(response) => response,
-                        Err((code, message)) => (code, format!("{message}\n")).into_response(),
-                    }
-                }
-            }),
+                },
+            ),
         )
         .merge(more);
     let task = tokio::spawn(async move {
@@ -201,8 +286,11 @@ pub async fn listen(
     Ok((bound, task))
 }
 
-/// Streams a file in chunks without loading it whole.
-fn file_body(file: tokio::fs::File) -> Body {
+/// Streams a file (or the part of one being read) in chunks without loading it whole.
+fn file_body<R>(file: R) -> Body
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
     use tokio::io::AsyncReadExt;
     let stream = futures_util::stream::unfold(file, |mut file| async move {
         let mut buffer = vec![0u8; 64 * 1024];
@@ -286,18 +374,69 @@ mod tests {
         assert!(made.success());
         let served = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            serve(&temp, "1-alice/host1/fifo"),
+            serve(&temp, "1-alice/host1/fifo", None),
         )
         .await
         .expect("a FIFO is refused at once, not waited on");
         assert_eq!(served.unwrap_err().0, StatusCode::FORBIDDEN);
-        let listing = body_of(serve(&temp, "1-alice/host1/").await.unwrap()).await;
+        let listing = body_of(serve(&temp, "1-alice/host1/", None).await.unwrap()).await;
         assert_eq!(
             listing, "odd\\nname\nstatus\n",
             "one line per name, no FIFO"
         );
-        let file = body_of(serve(&temp, "1-alice/host1/status").await.unwrap()).await;
+        let file = body_of(serve(&temp, "1-alice/host1/status", None).await.unwrap()).await;
         assert_eq!(file, "GOOD\n");
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+
+    #[test]
+    fn a_byte_range_is_one_range_inside_the_file() {
+        assert_eq!(byte_range("bytes=0-", 10), Ok((0, 9)));
+        assert_eq!(byte_range("bytes=4-6", 10), Ok((4, 6)));
+        assert_eq!(byte_range("bytes=4-100", 10), Ok((4, 9)), "cut at the end");
+        assert_eq!(byte_range("bytes=-3", 10), Ok((7, 9)));
+        assert_eq!(byte_range("bytes=-30", 10), Ok((0, 9)));
+        for past in ["bytes=10-", "bytes=12-20", "bytes=-0"] {
+            assert_eq!(
+                byte_range(past, 10),
+                Err(StatusCode::RANGE_NOT_SATISFIABLE),
+                "{past}"
+            );
+        }
+        assert_eq!(
+            byte_range("bytes=0-", 0),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        for bad in [
+            "bytes=0-1,3-4",
+            "items=0-",
+            "bytes=-",
+            "bytes=5-2",
+            "bytes=a-",
+        ] {
+            assert_eq!(byte_range(bad, 10), Err(StatusCode::BAD_REQUEST), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_range_request_answers_those_bytes_or_416_past_the_end() {
+        let temp = std::env::temp_dir().join(format!("results-range-{}", std::process::id()));
+        let dir = temp.join("1-alice/host1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("autoserv.stdout"), "0123456789").unwrap();
+        let path = "1-alice/host1/autoserv.stdout";
+        let part = serve(&temp, path, Some("bytes=3-5")).await.unwrap();
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(part.headers()[header::CONTENT_RANGE], "bytes 3-5/10");
+        assert_eq!(body_of(part).await, "345");
+        let rest = serve(&temp, path, Some("bytes=7-")).await.unwrap();
+        assert_eq!(body_of(rest).await, "789");
+        let past = serve(&temp, path, Some("bytes=10-")).await.unwrap();
+        assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(past.headers()[header::CONTENT_RANGE], "bytes */10");
+        let whole = serve(&temp, path, None).await.unwrap();
+        assert_eq!(whole.status(), StatusCode::OK);
+        assert_eq!(body_of(whole).await, "0123456789");
         let _ = std::fs::remove_dir_all(&temp);
     }
 }

@@ -89,7 +89,6 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::auth::routes::router(
             crate::auth::AuthState::from_ref(&state),
         ))
-        .merge(crate::pages::router(state.clone()))
         .merge(crate::http_acl::router(crate::http_acl::AclState {
             db: state.db.clone(),
             wake: state.wake.clone(),

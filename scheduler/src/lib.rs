@@ -189,6 +189,7 @@ impl Scheduler {
             ),
         };
         let router = http::router(state.clone())
+            .merge(pages::router(state.clone()))
             .merge(health::router(health::Health {
                 db: self.db.clone(),
                 listening,

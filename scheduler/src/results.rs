@@ -30,16 +30,22 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn serve(
     State(state): State<ResultsState>,
     Path(requested): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
+    let range = headers
+        .get(axum::http::header::RANGE)
+        .and_then(|value| value.to_str().ok());
     let scheduler = &state.config.scheduler;
     let relative =
         results_http::check(&requested).map_err(|(code, message)| ApiError::new(code, message))?;
     let not_here = match &scheduler.results_host {
-        ResultsHost::Local => match results_http::serve(&scheduler.results_dir, &requested).await {
-            Ok(response) => return Ok(response),
-            Err((StatusCode::NOT_FOUND, _)) => "not on the results host".to_string(),
-            Err((code, message)) => return Err(ApiError::new(code, message)),
-        },
+        ResultsHost::Local => {
+            match results_http::serve(&scheduler.results_dir, &requested, range).await {
+                Ok(response) => return Ok(response),
+                Err((StatusCode::NOT_FOUND, _)) => "not on the results host".to_string(),
+                Err((code, message)) => return Err(ApiError::new(code, message)),
+            }
+        }
         ResultsHost::Remote(host) => format!(
             "the results host {host}:{} is not this machine",
             scheduler.results_dir.display()
@@ -96,24 +102,38 @@ async fn drones_of(
 async fn has(url: &str, ca_file: Option<&std::path::Path>) -> bool {
     let url = url.to_string();
     let ca_file = ca_file.map(std::path::Path::to_path_buf);
-    tokio::task::spawn_blocking(move || {
-        let tls = match ca_file.as_deref().map(api::tls::trusting) {
-            None => ureq::tls::TlsConfig::default(),
-            Some(Ok(tls)) => tls,
-            Some(Err(error)) => {
+    tokio::task::spawn_blocking(
+        move || match drone_agent(ca_file.as_deref(), PROBE_TIMEOUT) {
+            Ok(agent) => agent
+                .head(&url)
+                .call()
+                .is_ok_and(|answer| answer.status().is_success()),
+            Err(error) => {
                 tracing::warn!(%error, "[SCHEDULER] drone_ca_file");
-                return false;
+                false
             }
-        };
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(PROBE_TIMEOUT))
-            .tls_config(tls)
-            .build();
-        ureq::Agent::new_with_config(config)
-            .head(&url)
-            .call()
-            .is_ok()
-    })
+        },
+    )
     .await
     .unwrap_or(false)
+}
+
+/// An HTTP client for drones' results servers, answering within `timeout`: an
+/// `https://` drone is trusted through `ca_file` (`[SCHEDULER] drone_ca_file`), else
+/// the public roots. Error statuses are answers, not errors.
+pub fn drone_agent(
+    ca_file: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<ureq::Agent, String> {
+    let tls = match ca_file.map(api::tls::trusting) {
+        None => ureq::tls::TlsConfig::default(),
+        Some(Ok(tls)) => tls,
+        Some(Err(error)) => return Err(error.to_string()),
+    };
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .build();
+    Ok(ureq::Agent::new_with_config(config))
 }

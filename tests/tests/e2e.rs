@@ -534,6 +534,7 @@ mod integrity;
 mod least_privilege;
 mod mail;
 mod metrics;
+mod pages;
 mod print_config;
 mod report_origin;
 mod reports;

@@ -71,6 +71,12 @@ impl Publisher {
 
     /// Messages ready in a queue (a passive declare on this connection).
     pub async fn queue_depth(&self, queue: &str) -> Result<u32, BrokerError> {
+        Ok(self.queue_counts(queue).await?.0)
+    }
+
+    /// Messages ready in a queue and its consumers (a passive declare on this
+    /// connection).
+    pub async fn queue_counts(&self, queue: &str) -> Result<(u32, u32), BrokerError> {
         let (channel, opened) = self.channel().await?;
         let passive = QueueDeclareOptions {
             passive: true,
@@ -85,7 +91,7 @@ impl Publisher {
         })
         .await;
         match declared {
-            Ok(declared) => Ok(declared.message_count()),
+            Ok(declared) => Ok((declared.message_count(), declared.consumer_count())),
             Err(error) => {
                 self.reset_if(opened).await;
                 Err(error)

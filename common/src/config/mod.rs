@@ -9,6 +9,7 @@
 
 mod auth;
 mod command;
+mod management;
 mod notify;
 mod print;
 mod raw;
@@ -131,6 +132,9 @@ pub struct SchedulerConfig {
     pub job_max_runtime_default_hours: Option<u32>,
     /// `enable_scheduler` (Autotest's key): false keeps the scheduler from starting.
     pub enabled: bool,
+    /// `rabbitmq_management_url`: RabbitMQ's management UI, linked from the drones
+    /// page; None: `http://<broker host>:15672` (see [`Config::management_url`]).
+    pub rabbitmq_management_url: Option<String>,
 }
 
 impl SchedulerConfig {

@@ -98,6 +98,7 @@ impl Config {
             "tls_cert": s.tls.as_ref().map(|t| &t.cert.path),
             "tls_key": s.tls.as_ref().map(|t| &t.key.path),
             "drone_ca_file": s.drone_ca.as_ref().map(|c| &c.path),
+            "rabbitmq_management_url": self.management_url(),
             "drone_broker_users": match &s.report_origin.drone_broker_users {
                 super::DroneBrokerUsers::Auto => "auto",
                 super::DroneBrokerUsers::Shared => "shared",

@@ -70,17 +70,7 @@ pub(super) fn scheduler(raw: &mut Raw, base: &Path) -> Result<SchedulerConfig, C
         }
     }
     let report_origin = super::reports::report_origin(raw, &drones)?;
-    let hours = |v: &str| match v.parse::<u32>() {
-        Ok(0) => Ok(None),
-        Ok(n) if n <= 24 * 366 => Ok(Some(n)),
-        _ => Err(format!(
-            "expected whole hours (0 for no limit, at most a year), got {v:?}"
-        )),
-    };
-    let job_timeout_default_hours =
-        raw.parsed("AUTOTEST_WEB", "job_timeout_default", None, hours)?;
-    let job_max_runtime_default_hours =
-        raw.parsed("AUTOTEST_WEB", "job_max_runtime_hrs_default", None, hours)?;
+    let (job_timeout_default_hours, job_max_runtime_default_hours) = job_limits(raw)?;
     let scheduler = SchedulerConfig {
         report_origin,
         job_timeout_default_hours,
@@ -152,6 +142,15 @@ pub(super) fn scheduler(raw: &mut Raw, base: &Path) -> Result<SchedulerConfig, C
         )?,
         tls: super::tls::server(raw, sched, base)?,
         drone_ca: super::tls::path(raw, sched, "drone_ca_file", base)?,
+        rabbitmq_management_url: raw.parsed(sched, "rabbitmq_management_url", None, |v| {
+            if v.is_empty() {
+                Ok(None)
+            } else if v.starts_with("http://") || v.starts_with("https://") {
+                Ok(Some(v.trim_end_matches('/').to_string()))
+            } else {
+                Err(format!("expected an http(s):// URL, got {v:?}"))
+            }
+        })?,
         drones,
     };
 
@@ -344,6 +343,22 @@ pub(super) fn broker(raw: &mut Raw, base: &Path) -> Result<BrokerConfig, ConfigE
         client_cert,
         client_key,
     })
+}
+
+/// `[AUTOTEST_WEB] job_timeout_default` and `job_max_runtime_hrs_default`, in hours
+/// (absent or 0: no limit).
+fn job_limits(raw: &mut Raw) -> Result<(Option<u32>, Option<u32>), ConfigError> {
+    let hours = |v: &str| match v.parse::<u32>() {
+        Ok(0) => Ok(None),
+        Ok(n) if n <= 24 * 366 => Ok(Some(n)),
+        _ => Err(format!(
+            "expected whole hours (0 for no limit, at most a year), got {v:?}"
+        )),
+    };
+    Ok((
+        raw.parsed("AUTOTEST_WEB", "job_timeout_default", None, hours)?,
+        raw.parsed("AUTOTEST_WEB", "job_max_runtime_hrs_default", None, hours)?,
+    ))
 }
 
 /// Unknown keys in the sections this system reads.

@@ -14,12 +14,17 @@ pub mod dispatch_acl;
 pub mod dispatch_view;
 pub mod drone_sets;
 pub mod drones;
+pub mod host_pages;
 pub mod hosts;
 pub mod intake;
 pub mod job_acl;
 pub mod job_create;
 pub mod job_mail;
+pub mod job_pages;
 pub mod jobs;
+#[cfg(test)]
+mod page_scale_tests;
+pub mod result_grid;
 pub mod schema;
 pub mod test_results;
 pub mod users;

@@ -7,7 +7,14 @@
 //! [`Viewer`] tells a template who is looking, to show only the buttons they may use.
 
 mod assets;
+mod drones;
 mod error;
+mod format;
+mod hosts;
+mod job;
+mod jobs;
+mod live;
+mod results;
 mod viewer;
 
 pub use error::PageError;
@@ -26,7 +33,15 @@ use axum::Router;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/jobs") }))
-        .route("/jobs", get(home))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{id}", get(job::show))
+        .route("/hosts", get(hosts::list))
+        .route("/hosts/{name}", get(hosts::show))
+        .route("/drones", get(drones::list))
+        .route("/results", get(results::grid_page))
+        .route("/tests", get(results::tests_page))
+        .route("/live/jobs", get(live::jobs))
+        .route("/live/log/{entry_id}", get(live::log))
         .route("/static/{file}", get(assets::serve))
         .with_state(state)
         .layer(axum::middleware::map_response(secure_headers))
@@ -56,14 +71,4 @@ async fn secure_headers(mut response: Response) -> Response {
 pub fn render(page: &impl Template) -> Result<Response, PageError> {
     let html = page.render().map_err(PageError::template)?;
     Ok(Html(html).into_response())
-}
-
-#[derive(Template)]
-#[template(path = "home.html")]
-struct Home {
-    viewer: Viewer,
-}
-
-async fn home(viewer: Viewer) -> Result<Response, PageError> {
-    render(&Home { viewer })
 }
