@@ -178,6 +178,7 @@ impl Scheduler {
             jobs: dispatch::Creator::start(self.db.clone(), Some(dispatching)),
         };
         let router = http::router(state.clone())
+            .merge(pages::router(state.clone()))
             .merge(health::router(health::Health {
                 db: self.db.clone(),
                 listening,

@@ -19,6 +19,7 @@ pub mod job_acl;
 pub mod job_create;
 pub mod jobs;
 pub mod schema;
+pub mod sessions;
 pub mod test_results;
 pub mod users;
 
