@@ -241,13 +241,20 @@ pub async fn guard(State(state): State<AuthState>, request: Request, next: Next)
     }
 }
 
-/// A browser refused for want of a user is sent to sign in: a page read comes back to
-/// the page afterwards; a form posted after the session ended starts over.
+/// A browser refused for want of a user is sent to sign in: a page read (a result
+/// file too, when asked for as a page) comes back to the page afterwards; a form posted
+/// after the session ended starts over. API calls and tools get the 401.
 fn signin_first(parts: &Parts, error: &ApiError) -> Option<Response> {
     let path = parts.uri.path();
     let api = path == "/api" || path.starts_with("/api/");
+    let wants_page = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
     if error.0 != StatusCode::UNAUTHORIZED
         || api
+        || (path.starts_with("/results/") && !wants_page)
         || parts.headers.contains_key(header::AUTHORIZATION)
     {
         return None;
