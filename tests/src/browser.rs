@@ -183,6 +183,30 @@ impl Browser {
         }
     }
 
+    /// Waits until an element matching `css` shows `text` (the page may still be
+    /// changing: an element gone meanwhile is looked up again); its whole text.
+    pub async fn wait_for_css_text(&self, css: &str, text: &str) -> String {
+        let deadline = Instant::now() + PAGE_DEADLINE;
+        loop {
+            let shown = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if shown.contains(text) {
+                return shown;
+            }
+            if Instant::now() > deadline {
+                let shot = self.screenshot("timeout").await;
+                panic!(
+                    "{css:?} on {} did not show {text:?} within {PAGE_DEADLINE:?} (screenshot {}); it shows {shown:?}",
+                    self.path().await,
+                    shot.display()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Whether an element matches `css` now.
     pub async fn has_css(&self, css: &str) -> bool {
         self.client.find(Locator::Css(css)).await.is_ok()
@@ -222,9 +246,13 @@ impl Browser {
         }
     }
 
-    /// Types `text` into the field matching `css` (after what it holds).
+    /// Types `text` into the field matching `css`, in place of what it held.
     pub async fn fill(&self, css: &str, text: &str) {
         let field = self.wait_for_css(css).await;
+        field
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
         field
             .send_keys(text)
             .await

@@ -129,7 +129,7 @@ pub fn admitted(
         return Ok(());
     }
     let read = method == Method::GET || method == Method::HEAD;
-    if read && path.starts_with("/static/") {
+    if read && (path.starts_with("/static/") || path == "/favicon.ico") {
         return Ok(());
     }
     if !read {

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { Redirect::to("/jobs") }))
         .route("/jobs", get(home))
         .route("/static/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
         .merge(changing())
         .with_state(state)
         .layer(axum::middleware::map_response(secure_headers))
