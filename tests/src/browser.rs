@@ -57,11 +57,17 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(json!({"type": "browser"}).to_string()))
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
     }
 }
 
@@ -97,7 +103,9 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start {driver_program} ({e}): deploy/test.sh installs chromium-driver")
+                panic!(
+                    "cannot start {driver_program} ({e}): deploy/test.sh installs chromium-driver"
+                )
             });
         let capabilities = json!({
             "browserName": "chrome",
@@ -129,7 +137,9 @@ impl Browser {
             match attempt {
                 Ok(client) => break client,
                 Err(error) if Instant::now() > deadline => {
-                    panic!("chromedriver on {url} gave no browser within {DRIVER_DEADLINE:?}: {error}")
+                    panic!(
+                        "chromedriver on {url} gave no browser within {DRIVER_DEADLINE:?}: {error}"
+                    )
                 }
                 Err(_) => tokio::time::sleep(POLL).await,
             }
@@ -412,7 +422,9 @@ async fn send_raw(
                 .max_redirects(0)
                 .build(),
         );
-        let mut request = ureq::http::Request::builder().method(method.as_str()).uri(&url);
+        let mut request = ureq::http::Request::builder()
+            .method(method.as_str())
+            .uri(&url);
         for (name, value) in &headers {
             request = request.header(name, value);
         }

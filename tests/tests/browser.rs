@@ -60,7 +60,11 @@ async fn a_good_token_signs_in_and_a_bad_one_is_told_why() {
     browser.click("#signin-form button[type=submit]").await;
     browser.wait_for_css(".who form[action='/signout']").await;
     browser.wait_for_css_text(".who", "alice").await;
-    assert_eq!(browser.path().await, "/jobs?x=1", "back to the page asked for");
+    assert_eq!(
+        browser.path().await,
+        "/jobs?x=1",
+        "back to the page asked for"
+    );
     browser.screenshot("signed-in").await;
     browser.assert_no_console_errors().await;
 
@@ -103,7 +107,10 @@ async fn a_job_made_from_the_form_is_aborted_by_its_owner() {
     let deadline = std::time::Instant::now() + browser::PAGE_DEADLINE;
     let id = loop {
         let path = browser.path().await;
-        if let Some(id) = path.strip_prefix("/jobs/").and_then(|s| s.parse::<i64>().ok()) {
+        if let Some(id) = path
+            .strip_prefix("/jobs/")
+            .and_then(|s| s.parse::<i64>().ok())
+        {
             break id;
         }
         assert!(std::time::Instant::now() < deadline, "still on {path}");
@@ -131,7 +138,10 @@ async fn a_job_made_from_the_form_is_aborted_by_its_owner() {
     browser.click("button[name=abort]").await;
     let shown = browser.wait_for_any_text(&["Aborted", "Aborting"]).await;
     assert_eq!(browser.path().await, format!("/jobs/{id}/abort"));
-    assert!(!browser.has_css("button[name=abort]").await, "{shown}: no second abort");
+    assert!(
+        !browser.has_css("button[name=abort]").await,
+        "{shown}: no second abort"
+    );
     browser.screenshot("aborted").await;
     browser.assert_no_console_errors().await;
     let jobs = world.wait_for_jobs(&[id], MINUTE).await;
@@ -174,7 +184,10 @@ async fn another_users_job_has_no_abort_button_and_a_forged_abort_is_refused() {
     let abort = format!("/ui/jobs/{id}/abort");
     let forged = post_form(&server, &abort, &[("cookie", &cookie)], &[("csrf", &csrf)]).await;
     assert_eq!(forged.status, 403, "{forged:?}");
-    assert!(forged.body.contains("only its owner or an admin"), "{forged:?}");
+    assert!(
+        forged.body.contains("only its owner or an admin"),
+        "{forged:?}"
+    );
     for fields in [vec![], vec![("csrf", "0".repeat(64))]] {
         let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let forged = post_form(&server, &abort, &[("cookie", &cookie)], &fields).await;
@@ -182,7 +195,10 @@ async fn another_users_job_has_no_abort_button_and_a_forged_abort_is_refused() {
         assert!(forged.body.contains("anti-forgery"), "{forged:?}");
     }
     // A cookie alone never makes an API change.
-    let json = [("cookie", cookie.as_str()), ("content-type", "application/json")];
+    let json = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/json"),
+    ];
     let api = world
         .request(
             "POST",
@@ -198,11 +214,14 @@ async fn another_users_job_has_no_abort_button_and_a_forged_abort_is_refused() {
     let api = world.request("POST", "/api/jobs", &json, Some(body)).await;
     assert_eq!(api.status, 401, "{api:?}");
     // Nor does a form posted from another site's page, even with the right fields.
-    let session = raw_sign_in(&server, &world.token().to_string()).await;
+    let session = raw_sign_in(&server, world.token()).await;
     let cross_site = post_form(
         &server,
         &abort,
-        &[("cookie", &session.cookie), ("origin", "https://evil.example")],
+        &[
+            ("cookie", &session.cookie),
+            ("origin", "https://evil.example"),
+        ],
         &[("csrf", &session.csrf)],
     )
     .await;
@@ -235,7 +254,11 @@ async fn the_session_cookie_is_http_only_and_same_site_strict() {
         &[("token", &alice), ("next", "//evil.example/")],
     )
     .await;
-    assert_eq!(next.header("location"), Some("/jobs"), "no redirect off the site");
+    assert_eq!(
+        next.header("location"),
+        Some("/jobs"),
+        "no redirect off the site"
+    );
 
     let browser = Browser::start("cookie").await;
     sign_in(&browser, &world, &alice).await;
@@ -291,7 +314,10 @@ async fn host_and_drone_forms_follow_the_apis_rules() {
         users: vec![],
         hosts: vec!["private".into()],
     };
-    world.api(move |c| c.create_acl(&group)).await.expect("group");
+    world
+        .api(move |c| c.create_acl(&group))
+        .await
+        .expect("group");
     let out = api::auth::AclMembers {
         users: vec![],
         hosts: vec!["private".into()],
@@ -302,16 +328,17 @@ async fn host_and_drone_forms_follow_the_apis_rules() {
         .expect("out of Everyone");
     let server = world.server().to_string();
     let alice = raw_sign_in(&server, &alice).await;
-    let admin = raw_sign_in(&server, &world.token().to_string()).await;
-    let post = |session: &browser::RawSession, path: String, fields: Vec<(&'static str, String)>| {
-        let (server, session) = (server.clone(), session.clone());
-        async move {
-            let mut all = vec![("csrf", session.csrf.clone())];
-            all.extend(fields);
-            let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            post_form(&server, &path, &[("cookie", &session.cookie)], &all).await
-        }
-    };
+    let admin = raw_sign_in(&server, world.token()).await;
+    let post =
+        |session: &browser::RawSession, path: String, fields: Vec<(&'static str, String)>| {
+            let (server, session) = (server.clone(), session.clone());
+            async move {
+                let mut all = vec![("csrf", session.csrf.clone())];
+                all.extend(fields);
+                let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                post_form(&server, &path, &[("cookie", &session.cookie)], &all).await
+            }
+        };
     let reason = || vec![("reason", "cabling".to_string())];
 
     let locked = post(&alice, "/ui/hosts/shared/lock".into(), reason()).await;
@@ -339,7 +366,12 @@ async fn host_and_drone_forms_follow_the_apis_rules() {
     assert_eq!(disabled.status, 303, "{disabled:?}");
     let resized = post(&admin, "/ui/drones/drone1/capacity".into(), capacity()).await;
     assert_eq!(resized.status, 303, "{resized:?}");
-    let bad = post(&admin, "/ui/drones/drone1/capacity".into(), vec![("capacity", "lots".into())]).await;
+    let bad = post(
+        &admin,
+        "/ui/drones/drone1/capacity".into(),
+        vec![("capacity", "lots".into())],
+    )
+    .await;
     assert_eq!(bad.status, 400, "{bad:?}");
     let unknown = post(&admin, "/ui/drones/nope/disable".into(), vec![]).await;
     assert_eq!(unknown.status, 404, "{unknown:?}");

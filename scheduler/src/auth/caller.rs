@@ -371,7 +371,10 @@ mod tests {
 
     #[test]
     fn a_next_path_is_escaped_for_the_query() {
-        assert_eq!(query_escape("/jobs/3?a=1&b=x y"), "/jobs/3%3Fa%3D1%26b%3Dx%20y");
+        assert_eq!(
+            query_escape("/jobs/3?a=1&b=x y"),
+            "/jobs/3%3Fa%3D1%26b%3Dx%20y"
+        );
     }
 
     #[test]

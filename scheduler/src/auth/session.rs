@@ -142,7 +142,15 @@ pub async fn start(
 pub async fn lookup(db: &Db, secret: &str) -> Result<Option<(UserRow, Session)>, DbError> {
     let hash = token::hash(secret);
     let found = sessions::find(db, &hash, common::time::now_micros()).await?;
-    Ok(found.map(|row| (row.user, Session { hash, csrf: row.csrf })))
+    Ok(found.map(|row| {
+        (
+            row.user,
+            Session {
+                hash,
+                csrf: row.csrf,
+            },
+        )
+    }))
 }
 
 #[cfg(test)]
@@ -215,7 +223,10 @@ mod tests {
     #[test]
     fn a_post_from_another_site_is_told_apart() {
         let mut headers = HeaderMap::new();
-        assert!(same_origin(&headers), "no Origin: not a browser's cross-site post");
+        assert!(
+            same_origin(&headers),
+            "no Origin: not a browser's cross-site post"
+        );
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         headers.insert(
             header::ORIGIN,

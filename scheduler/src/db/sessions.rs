@@ -1,6 +1,6 @@
 //! Signed-in browsers' sessions. A session is stored by the SHA-256 of its secret (the
-//! cookie's value, see [`crate::auth::session`]) with its user, the token it was made
-//! with, and its anti-forgery token. It is valid until it expires, signs out, or its
+//! value of the session cookie, which `auth/session.rs` makes) with its user, the token
+//! it was made with, and its anti-forgery token. It is valid until it expires, signs out, or its
 //! token is revoked.
 
 use super::schema::{api_tokens, sessions, users};

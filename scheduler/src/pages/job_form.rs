@@ -102,7 +102,11 @@ pub async fn create(
 ) -> Result<Response, PageError> {
     let body = posted.form.into_request()?;
     let id = http::store_job(&state, &posted.caller, body).await?;
-    tracing::info!(job.id = id, user = posted.caller.name(), "job submitted from the form");
+    tracing::info!(
+        job.id = id,
+        user = posted.caller.name(),
+        "job submitted from the form"
+    );
     Ok(Redirect::to(&format!("/jobs/{id}")).into_response())
 }
 

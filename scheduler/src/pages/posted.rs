@@ -115,7 +115,10 @@ mod tests {
             Some("/hosts?x=1")
         );
         assert_eq!(referring_page(&headers("http://evil.example/hosts")), None);
-        assert_eq!(referring_page(&headers("http://127.0.0.1:8080//evil")), None);
+        assert_eq!(
+            referring_page(&headers("http://127.0.0.1:8080//evil")),
+            None
+        );
         assert_eq!(referring_page(&HeaderMap::new()), None);
     }
 }

@@ -63,8 +63,9 @@ pub async fn sign_in(
 ) -> Result<Response, PageError> {
     let next = next_or_home(&form.next);
     let token = form.token.trim();
-    let readable =
-        !token.is_empty() && token.len() <= MAX_TOKEN && token.bytes().all(|b| b.is_ascii_graphic());
+    let readable = !token.is_empty()
+        && token.len() <= MAX_TOKEN
+        && token.bytes().all(|b| b.is_ascii_graphic());
     let hours = state.config.auth.session_hours;
     let started = if readable {
         session::start(&state.db, token, hours).await?
@@ -105,7 +106,10 @@ pub async fn sign_out(
     tracing::info!(user = posted.caller.name(), "signed out");
     let secure = state.config.scheduler.tls.is_some();
     let cookie = session::clear_cookie(secure);
-    Ok(with_cookie(Redirect::to("/signin").into_response(), &cookie))
+    Ok(with_cookie(
+        Redirect::to("/signin").into_response(),
+        &cookie,
+    ))
 }
 
 fn with_cookie(mut response: Response, cookie: &str) -> Response {
