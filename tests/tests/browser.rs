@@ -289,6 +289,19 @@ async fn the_session_cookie_is_http_only_and_same_site_strict() {
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
     let page = get_page(&server, "/jobs/new", &[("cookie", &session.cookie)]).await;
     assert!(!page.body.contains("name=\"csrf\""), "{page:?}");
+    // Signing in again in the same browser ends the session it held.
+    let first = raw_sign_in(&server, &alice).await;
+    let again = post_form(
+        &server,
+        "/signin",
+        &[("cookie", &first.cookie)],
+        &[("token", &alice)],
+    )
+    .await;
+    assert_eq!(again.status, 303, "{again:?}");
+    let page = get_page(&server, "/jobs/new", &[("cookie", &first.cookie)]).await;
+    assert!(!page.body.contains("name=\"csrf\""), "{page:?}");
+    assert_eq!(page.header("cache-control"), Some("no-store"));
     world.stop().await;
 }
 

@@ -7,7 +7,7 @@ use crate::auth::session::{self, safe_next};
 use crate::http::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
@@ -59,6 +59,7 @@ pub async fn form(viewer: Viewer, Query(query): Query<NextQuery>) -> Result<Resp
 /// shows the form again with a 401.
 pub async fn sign_in(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, PageError> {
     let next = next_or_home(&form.next);
@@ -86,6 +87,10 @@ pub async fn sign_in(
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(response);
     };
+    // A session this browser had before ends: it now holds the new one only.
+    if let Some(old) = session::cookie_secret(&headers) {
+        crate::db::sessions::delete(&state.db, &crate::auth::token::hash(old)).await?;
+    }
     tracing::info!(user = %user.name, "signed in");
     let secure = state.config.scheduler.tls.is_some();
     let cookie = session::set_cookie(&secret, secure, hours);
