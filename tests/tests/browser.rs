@@ -317,7 +317,7 @@ async fn host(world: &World, name: &str) -> api::HostView {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn host_and_drone_forms_follow_the_apis_rules() {
+async fn the_forms_follow_the_apis_rules() {
     let world = world(&[]).await;
     world.create_hosts(&["shared", "private"]).await;
     let alice = world.create_user("alice", false).await;
@@ -388,6 +388,30 @@ async fn host_and_drone_forms_follow_the_apis_rules() {
     assert_eq!(bad.status, 400, "{bad:?}");
     let unknown = post(&admin, "/ui/drones/nope/disable".into(), vec![]).await;
     assert_eq!(unknown.status, 404, "{unknown:?}");
+    // A job on a host alice shares no group with is refused as by the API; a bad
+    // number names its field.
+    let job = |hosts: &str, priority: &str| {
+        vec![
+            ("name", "nope".to_string()),
+            ("control_file", "true\n".to_string()),
+            ("hosts", hosts.to_string()),
+            ("priority", priority.to_string()),
+        ]
+    };
+    let refused = post(&alice, "/ui/jobs".into(), job("private", "0")).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let bad = post(&alice, "/ui/jobs".into(), job("shared", "high")).await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(
+        bad.body.contains("priority: expected a whole number"),
+        "{bad:?}"
+    );
+    let created = post(&alice, "/ui/jobs".into(), job("shared", "")).await;
+    assert_eq!(created.status, 303, "{created:?}");
+    let id: i64 = created.header("location").unwrap()["/jobs/".len()..]
+        .parse()
+        .unwrap();
+    assert_eq!(world.job(id).await.owner, "alice");
     let drones = world.api(|c| c.drones().expect("drones")).await;
     assert!(!drones[0].enabled);
     assert_eq!(drones[0].capacity, 3);
