@@ -6,16 +6,18 @@
 //! Every page passes the same guard as the API ([`crate::auth::caller::guard`]); the
 //! [`Viewer`] tells a template who is looking, to show only the buttons they may use.
 
-pub mod actions;
 mod assets;
 mod error;
-mod job_form;
-mod posted;
-mod signin;
 mod viewer;
 
 pub use error::PageError;
 pub use viewer::Viewer;
+
+// Signing in, and the forms that change something.
+pub mod actions;
+mod job_form;
+mod posted;
+mod signin;
 
 use crate::http::AppState;
 use askama::Template;
@@ -36,6 +38,23 @@ pub fn router(state: AppState) -> Router {
         .merge(changing())
         .with_state(state)
         .layer(axum::middleware::map_response(secure_headers))
+}
+
+/// Signing in and out, and the forms that change something (signed-in browsers only;
+/// see [`posted::Posted`]).
+fn changing() -> Router<AppState> {
+    Router::new()
+        .route("/signin", get(signin::form).post(signin::sign_in))
+        .route("/signout", post(signin::sign_out))
+        .route("/jobs/new", get(job_form::form))
+        .route("/jobs/{id}/abort", get(actions::abort_page))
+        .route("/ui/jobs", post(job_form::create))
+        .route("/ui/jobs/{id}/abort", post(actions::abort_job))
+        .route("/ui/hosts/{name}/lock", post(actions::lock_host))
+        .route("/ui/hosts/{name}/unlock", post(actions::unlock_host))
+        .route("/ui/drones/{name}/enable", post(actions::enable_drone))
+        .route("/ui/drones/{name}/disable", post(actions::disable_drone))
+        .route("/ui/drones/{name}/capacity", post(actions::drone_capacity))
 }
 
 async fn secure_headers(mut response: Response) -> Response {
@@ -76,21 +95,4 @@ struct Home {
 
 async fn home(viewer: Viewer) -> Result<Response, PageError> {
     render(&Home { viewer })
-}
-
-/// Signing in and out, and the forms that change something (signed-in browsers only;
-/// see [`posted::Posted`]).
-fn changing() -> Router<AppState> {
-    Router::new()
-        .route("/signin", get(signin::form).post(signin::sign_in))
-        .route("/signout", post(signin::sign_out))
-        .route("/jobs/new", get(job_form::form))
-        .route("/jobs/{id}/abort", get(actions::abort_page))
-        .route("/ui/jobs", post(job_form::create))
-        .route("/ui/jobs/{id}/abort", post(actions::abort_job))
-        .route("/ui/hosts/{name}/lock", post(actions::lock_host))
-        .route("/ui/hosts/{name}/unlock", post(actions::unlock_host))
-        .route("/ui/drones/{name}/enable", post(actions::enable_drone))
-        .route("/ui/drones/{name}/disable", post(actions::disable_drone))
-        .route("/ui/drones/{name}/capacity", post(actions::drone_capacity))
 }
