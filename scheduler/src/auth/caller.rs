@@ -147,8 +147,9 @@ pub fn admitted(
 
 /// The caller a request's headers name: a bearer token, else (where it counts, see
 /// [`session::cookie_counts`]) a valid session cookie, else (from a trusted proxy only)
-/// the proxy's user header, else nobody. An expired or unknown session is nobody. A bad or revoked token is a 401 even
-/// where an anonymous read would do, so a caller learns its token is wrong.
+/// the proxy's user header, else nobody. An expired or unknown session is nobody. A bad
+/// or revoked token is a 401 even where an anonymous read would do, so a caller learns
+/// its token is wrong.
 async fn identify(parts: &Parts, state: &AuthState) -> Result<Caller, ApiError> {
     let auth: &AuthConfig = &state.config.auth;
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
@@ -192,9 +193,9 @@ async fn identify(parts: &Parts, state: &AuthState) -> Result<Caller, ApiError> 
         .trim();
     match crate::db::users::by_name(&state.db, name).await? {
         Some(user) => Ok(Caller {
-                user: Some(user),
-                session: None,
-            }),
+            user: Some(user),
+            session: None,
+        }),
         None => Err(ApiError::unauthorized(format!(
             "the proxy names user {name:?}, who does not exist (autotest-scheduler add-user creates users)"
         ))),
