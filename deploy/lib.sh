@@ -14,6 +14,8 @@
 #   need_cmd CMD [PKG]    make sure CMD exists, apt-get installing PKG if root
 #   ensure_rust           cargo on PATH (installs rustup if root and missing)
 #   ensure_rsync          rsync + ssh client
+#   ensure_chromium       Debian's chromium and chromium-driver (the browser the
+#                         page tests drive over WebDriver)
 #   ensure_sshd           /usr/sbin/sshd and ssh-keygen present (for a private
 #                         results host on loopback; the system sshd is not started)
 #   ensure_rabbitmq       broker on 127.0.0.1:5672 + management API on :15672
@@ -177,6 +179,16 @@ ensure_rsync() {
     need_cmd rsync rsync
     need_cmd ssh openssh-client
     say "rsync and ssh present"
+}
+
+# ------------------------------------------------------------ chromium ----
+
+# The page tests (tests/tests/browser.rs) start their own headless chromium through
+# chromedriver; nothing is left running.
+ensure_chromium() {
+    need_cmd chromium chromium
+    need_cmd chromedriver chromium-driver
+    say "chromium and chromedriver present ($(chromedriver --version 2>/dev/null | cut -d' ' -f1-2))"
 }
 
 # ---------------------------------------------------------------- sshd ----

@@ -9,6 +9,7 @@
 #              filter; use `-- -- --nocapture` for the test binaries)
 #
 # Needs: cargo (rustup), rsync, ssh, rabbitmq-server, mariadb-server, curl,
+# chromium and chromium-driver (the page tests drive a headless browser),
 # python3 (with python3-venv: avocado-framework 113 and pytest are installed from
 # the Python package registry into target/harness-venv, or $AUTOTEST_TEST_VENV).
 # Run as root on Debian and missing packages are installed and services
@@ -20,7 +21,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 
 usage() {
-    sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+    sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 }
 
 quick=0
@@ -42,6 +43,7 @@ say "repository: $root"
 ensure_rust
 ensure_rsync
 ensure_sshd
+ensure_chromium
 need_cmd openssl openssl
 need_cmd python3 python3
 ensure_rabbitmq

@@ -150,7 +150,18 @@ async fn create_job(
     caller: Caller,
     Json(body): Json<CreateJob>,
 ) -> Result<Response, ApiError> {
-    let owner = job_owner(&caller, &body.owner)?;
+    let id = store_job(&state, &caller, body).await?;
+    Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
+}
+
+/// Checks a new job as `caller` submits it and stores it: its id. The API and the
+/// pages' job form both submit through here, so the same rules hold for both.
+pub(crate) async fn store_job(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateJob,
+) -> Result<i64, ApiError> {
+    let owner = job_owner(caller, &body.owner)?;
     if body.name.trim().is_empty() {
         return Err(ApiError::bad_request("the job name is empty"));
     }
@@ -240,7 +251,7 @@ async fn create_job(
     // The creator dispatches the job, or wakes the dispatcher when that is left to it.
     let id = state.jobs.create(job).await.map_err(job_refused)?;
     state.timers.notify_one();
-    Ok((StatusCode::CREATED, Json(JobCreated { id })).into_response())
+    Ok(id)
 }
 
 async fn list_drone_sets(
@@ -306,14 +317,26 @@ async fn abort_job(
     Path(id): Path<i64>,
     Json(body): Json<crate::api::AbortJob>,
 ) -> ApiResult<serde_json::Value> {
-    let by = caller_owner(&caller)?;
+    let aborting = abort(&state, &caller, id, body.reason).await?;
+    Ok(Json(serde_json::json!({ "id": id, "aborting": aborting })))
+}
+
+/// Aborts job `id` as `caller` (its owner or an admin): how many entries were active
+/// (and were told to stop).
+pub(crate) async fn abort(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    reason: Option<String>,
+) -> Result<usize, ApiError> {
+    let by = caller_owner(caller)?;
     let owner = db::users::job_owner(&state.db, id).await?;
     if owner != by.as_str() && !caller.is_admin() {
         return Err(ApiError::forbidden(format!(
             "job {id} is {owner}'s: only its owner or an admin may abort it"
         )));
     }
-    let active = db::jobs::abort(&state.db, id, &by, body.reason).await?;
+    let active = db::jobs::abort(&state.db, id, &by, reason).await?;
     let grace_sec = state.config.scheduler.abort_grace_sec;
     for (attempt, drone) in &active {
         // Recorded already: if this cannot be sent now, the next heartbeat of the
@@ -325,9 +348,7 @@ async fn abort_job(
         }
     }
     state.wake.notify_one();
-    Ok(Json(
-        serde_json::json!({ "id": id, "aborting": active.len() }),
-    ))
+    Ok(active.len())
 }
 
 fn drone_names(state: &AppState) -> Vec<String> {
@@ -373,10 +394,7 @@ async fn enable_drone(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<serde_json::Value> {
-    caller.admin()?;
-    known_drone(&state, &name)?;
-    db::drones::set_enabled(&state.db, &name, true).await?;
-    state.wake.notify_one();
+    set_drone_enabled(&state, &caller, &name, true).await?;
     Ok(Json(serde_json::json!({ "name": name, "enabled": true })))
 }
 
@@ -385,10 +403,24 @@ async fn disable_drone(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<serde_json::Value> {
-    caller.admin()?;
-    known_drone(&state, &name)?;
-    db::drones::set_enabled(&state.db, &name, false).await?;
+    set_drone_enabled(&state, &caller, &name, false).await?;
     Ok(Json(serde_json::json!({ "name": name, "enabled": false })))
+}
+
+/// Enables or disables drone `name` (admins only).
+pub(crate) async fn set_drone_enabled(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    enabled: bool,
+) -> Result<(), ApiError> {
+    caller.admin()?;
+    known_drone(state, name)?;
+    db::drones::set_enabled(&state.db, name, enabled).await?;
+    if enabled {
+        state.wake.notify_one();
+    }
+    Ok(())
 }
 
 async fn set_capacity(
@@ -397,16 +429,27 @@ async fn set_capacity(
     Path(name): Path<String>,
     Json(body): Json<SetCapacity>,
 ) -> ApiResult<serde_json::Value> {
-    caller.admin()?;
-    known_drone(&state, &name)?;
-    if body.capacity < 0 {
-        return Err(ApiError::bad_request("capacity must be 0 or more"));
-    }
-    db::drones::set_capacity(&state.db, &name, body.capacity).await?;
-    state.wake.notify_one();
+    set_drone_capacity(&state, &caller, &name, body.capacity).await?;
     Ok(Json(
         serde_json::json!({ "name": name, "capacity": body.capacity }),
     ))
+}
+
+/// Sets drone `name`'s capacity (admins only; 0 or more).
+pub(crate) async fn set_drone_capacity(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    capacity: i32,
+) -> Result<(), ApiError> {
+    caller.admin()?;
+    known_drone(state, name)?;
+    if capacity < 0 {
+        return Err(ApiError::bad_request("capacity must be 0 or more"));
+    }
+    db::drones::set_capacity(&state.db, name, capacity).await?;
+    state.wake.notify_one();
+    Ok(())
 }
 
 fn label_names(names: Vec<String>) -> Result<Vec<LabelName>, ApiError> {
@@ -466,13 +509,29 @@ async fn lock_host(
     Path(name): Path<String>,
     Json(body): Json<LockHost>,
 ) -> ApiResult<serde_json::Value> {
-    caller.user()?;
-    let host = host_name(name)?;
-    crate::http_acl::may_manage_host(&state.db, &caller, &host).await?;
-    db::hosts::set_locked(&state.db, &host, true, body.reason).await?;
+    let host = set_host_locked(&state, &caller, name, true, body.reason).await?;
     Ok(Json(
         serde_json::json!({ "name": host.to_string(), "locked": true }),
     ))
+}
+
+/// Locks (with an optional reason) or unlocks host `name` as `caller`: an admin, or a
+/// user sharing an ACL group with the host.
+pub(crate) async fn set_host_locked(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    locked: bool,
+    reason: Option<String>,
+) -> Result<HostName, ApiError> {
+    caller.user()?;
+    let host = host_name(name)?;
+    crate::http_acl::may_manage_host(&state.db, caller, &host).await?;
+    db::hosts::set_locked(&state.db, &host, locked, reason).await?;
+    if !locked {
+        state.wake.notify_one();
+    }
+    Ok(host)
 }
 
 /// `atest host repair HOST`: a job that only runs Autoserv's repair on the host, even
@@ -512,11 +571,7 @@ async fn unlock_host(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<serde_json::Value> {
-    caller.user()?;
-    let host = host_name(name)?;
-    crate::http_acl::may_manage_host(&state.db, &caller, &host).await?;
-    db::hosts::set_locked(&state.db, &host, false, None).await?;
-    state.wake.notify_one();
+    let host = set_host_locked(&state, &caller, name, false, None).await?;
     Ok(Json(
         serde_json::json!({ "name": host.to_string(), "locked": false }),
     ))

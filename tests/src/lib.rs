@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod browser;
 pub mod certs;
 pub mod http;
 pub mod metrics;

@@ -1,7 +1,7 @@
 //! `[AUTH]`, and `[SCHEDULER] public_names`: who the scheduler's HTTP API believes a
 //! caller to be, and which names it answers to.
 
-use super::raw::{boolean, Raw};
+use super::raw::{boolean, positive, Raw};
 use super::ConfigError;
 use std::net::{IpAddr, SocketAddr};
 
@@ -16,6 +16,8 @@ pub struct AuthConfig {
     pub trusted_proxy_header: Option<String>,
     /// The peer addresses `trusted_proxy_header` is believed from.
     pub trusted_proxies: Vec<IpAddr>,
+    /// How long a browser's sign-in lasts, in hours (`session_hours`, default 12).
+    pub session_hours: u32,
     /// `[SCHEDULER] public_names`: the host names (lower case) a request's `Host`
     /// header may carry; anything else is refused (against DNS rebinding).
     pub public_names: Vec<String>,
@@ -84,6 +86,15 @@ pub(super) fn auth(raw: &mut Raw, listen: SocketAddr) -> Result<AuthConfig, Conf
     let section = "AUTH";
     let anonymous_read = raw.parsed(section, "anonymous_read", true, boolean)?;
     let trusted_proxy_header = raw.parsed(section, "trusted_proxy_header", None, header_name)?;
+    let session_hours = raw.parsed(section, "session_hours", 12, |v| {
+        positive(v).and_then(|h| {
+            if h <= 24 * 366 {
+                Ok(h)
+            } else {
+                Err(format!("expected at most a year's hours (8784), got {h}"))
+            }
+        })
+    })?;
     let trusted_proxies = raw.parsed(section, "trusted_proxies", Vec::new(), addresses)?;
     if trusted_proxy_header.is_some() == trusted_proxies.is_empty() {
         let (key, message) = if trusted_proxy_header.is_some() {
@@ -110,6 +121,7 @@ pub(super) fn auth(raw: &mut Raw, listen: SocketAddr) -> Result<AuthConfig, Conf
         anonymous_read,
         trusted_proxy_header,
         trusted_proxies,
+        session_hours,
         public_names,
     })
 }
@@ -127,6 +139,7 @@ mod tests {
     fn defaults_allow_anonymous_reads_and_answer_to_the_listen_address() {
         let c = load("[SCHEDULER]\nhttp_listen: 10.1.2.3:80\n").unwrap();
         assert!(c.auth.anonymous_read);
+        assert_eq!(c.auth.session_hours, 12);
         assert_eq!(c.auth.trusted_proxy_header, None);
         assert_eq!(
             c.auth.public_names,
@@ -136,8 +149,9 @@ mod tests {
 
     #[test]
     fn reads_the_auth_section() {
-        let c = load("[AUTH]\nanonymous_read: false\ntrusted_proxy_header: X-Remote-User\ntrusted_proxies: 127.0.0.1, ::1\n[SCHEDULER]\npublic_names: Autotest.Lab, [::1]\n").unwrap();
+        let c = load("[AUTH]\nanonymous_read: false\ntrusted_proxy_header: X-Remote-User\ntrusted_proxies: 127.0.0.1, ::1\nsession_hours: 8\n[SCHEDULER]\npublic_names: Autotest.Lab, [::1]\n").unwrap();
         assert!(!c.auth.anonymous_read);
+        assert_eq!(c.auth.session_hours, 8);
         assert_eq!(
             c.auth.trusted_proxy_header.as_deref(),
             Some("x-remote-user")
@@ -161,6 +175,8 @@ mod tests {
     fn bad_values_name_section_and_key() {
         for (text, key) in [
             ("[AUTH]\nanonymous_read: maybe\n", "anonymous_read"),
+            ("[AUTH]\nsession_hours: 0\n", "session_hours"),
+            ("[AUTH]\nsession_hours: 9000\n", "session_hours"),
             (
                 "[AUTH]\ntrusted_proxy_header: X Remote\ntrusted_proxies: 127.0.0.1\n",
                 "trusted_proxy_header",

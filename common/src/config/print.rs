@@ -145,6 +145,7 @@ impl Config {
             "anonymous_read": self.auth.anonymous_read,
             "trusted_proxy_header": self.auth.trusted_proxy_header,
             "trusted_proxies": self.auth.trusted_proxies,
+            "session_hours": self.auth.session_hours,
             "public_names": self.auth.public_names,
         });
         let n = &self.notify;

@@ -1,7 +1,8 @@
 //! Who is calling: the [`Caller`] extractor, and the guard every request passes before
-//! its handler (the `Host` check against DNS rebinding, the token, and the rule that
-//! changes are never anonymous).
+//! its handler (the `Host` check against DNS rebinding, the token or the session cookie,
+//! and the rule that changes are never anonymous).
 
+use super::session::{self, Session};
 use super::token;
 use super::AuthState;
 use crate::db::users::UserRow;
@@ -10,7 +11,7 @@ use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use common::config::AuthConfig;
 use std::net::SocketAddr;
 
@@ -18,6 +19,8 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
     user: Option<UserRow>,
+    /// The signed-in browser's session, when the session cookie named the caller.
+    session: Option<Session>,
 }
 
 impl Caller {
@@ -38,6 +41,16 @@ impl Caller {
 
     pub fn is_admin(&self) -> bool {
         self.user.as_ref().is_some_and(|u| u.admin)
+    }
+
+    /// The session the caller is signed in with; None for a token, the proxy, or nobody.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// The anti-forgery token the caller's forms must carry (the session's).
+    pub fn csrf(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.csrf.as_str())
     }
 
     /// The caller's name, or 401 when anonymous.
@@ -103,18 +116,22 @@ pub fn host_allowed(host: Option<&[u8]>, public_names: &[String]) -> Result<(), 
 }
 
 /// Whether a caller may pass the guard at all (the handler then checks its own right):
-/// changes need a user; reads need one unless `anonymous_read` (the health check
-/// excepted, which tells nothing about jobs).
+/// changes need a user; reads need one unless `anonymous_read` (the health check, the
+/// sign-in page and the pages' stylesheet and script excepted, which tell nothing about
+/// jobs). Signing in is open: it carries its own token.
 pub fn admitted(
     method: &Method,
     path: &str,
     anonymous: bool,
     anonymous_read: bool,
 ) -> Result<(), ApiError> {
-    if !anonymous {
+    if !anonymous || path == "/signin" {
         return Ok(());
     }
     let read = method == Method::GET || method == Method::HEAD;
+    if read && (path.starts_with("/static/") || path == "/favicon.ico") {
+        return Ok(());
+    }
     if !read {
         return Err(ApiError::unauthorized(
             "changes need a token (Authorization: Bearer TOKEN)",
@@ -128,18 +145,33 @@ pub fn admitted(
     Ok(())
 }
 
-/// The caller a request's headers name: a bearer token, else (from a trusted proxy
-/// only) the proxy's user header, else nobody. A bad or revoked token is a 401 even
-/// where an anonymous read would do, so a caller learns its token is wrong.
+/// The caller a request's headers name: a bearer token, else (where it counts, see
+/// [`session::cookie_counts`]) a valid session cookie, else (from a trusted proxy only)
+/// the proxy's user header, else nobody. An expired or unknown session is nobody. A bad
+/// or revoked token is a 401 even where an anonymous read would do, so a caller learns
+/// its token is wrong.
 async fn identify(parts: &Parts, state: &AuthState) -> Result<Caller, ApiError> {
     let auth: &AuthConfig = &state.config.auth;
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let secret = token::parse_bearer(value.as_bytes()).map_err(ApiError::unauthorized)?;
         let user = crate::db::users::by_token_hash(&state.db, &token::hash(secret)).await?;
         return match user {
-            Some(user) => Ok(Caller { user: Some(user) }),
+            Some(user) => Ok(Caller {
+                user: Some(user),
+                session: None,
+            }),
             None => Err(ApiError::unauthorized("unknown or revoked token")),
         };
+    }
+    if session::cookie_counts(&parts.method, parts.uri.path()) {
+        if let Some(secret) = session::cookie_secret(&parts.headers) {
+            if let Some((user, session)) = session::lookup(&state.db, secret).await? {
+                return Ok(Caller {
+                    user: Some(user),
+                    session: Some(session),
+                });
+            }
+        }
     }
     let Some(header_name) = &auth.trusted_proxy_header else {
         return Ok(Caller::anonymous());
@@ -160,7 +192,10 @@ async fn identify(parts: &Parts, state: &AuthState) -> Result<Caller, ApiError> 
         .map_err(|_| ApiError::unauthorized(format!("the {header_name} header is not text")))?
         .trim();
     match crate::db::users::by_name(&state.db, name).await? {
-        Some(user) => Ok(Caller { user: Some(user) }),
+        Some(user) => Ok(Caller {
+            user: Some(user),
+            session: None,
+        }),
         None => Err(ApiError::unauthorized(format!(
             "the proxy names user {name:?}, who does not exist (autotest-scheduler add-user creates users)"
         ))),
@@ -174,6 +209,13 @@ async fn admit(parts: &Parts, state: &AuthState) -> Result<Caller, ApiError> {
         parts.headers.get(header::HOST).map(|v| v.as_bytes()),
         &state.config.auth.public_names,
     )?;
+    let path = parts.uri.path();
+    let browser_post = session::is_form_endpoint(path) || path == "/signin";
+    if parts.method == Method::POST && browser_post && !session::same_origin(&parts.headers) {
+        return Err(ApiError::forbidden(
+            "a form posted from another site's page is refused",
+        ));
+    }
     let caller = identify(parts, state).await?;
     admitted(
         &parts.method,
@@ -193,8 +235,50 @@ pub async fn guard(State(state): State<AuthState>, request: Request, next: Next)
             parts.extensions.insert(caller);
             next.run(Request::from_parts(parts, body)).await
         }
-        Err(error) => error.into_response(),
+        Err(error) => match signin_first(&parts, &error) {
+            Some(redirect) => redirect,
+            None => error.into_response(),
+        },
     }
+}
+
+/// A browser refused for want of a user is sent to sign in: a page read (a result
+/// file too, when asked for as a page) comes back to the page afterwards; a form posted
+/// after the session ended starts over. API calls and tools get the 401.
+fn signin_first(parts: &Parts, error: &ApiError) -> Option<Response> {
+    let path = parts.uri.path();
+    let api = path == "/api" || path.starts_with("/api/");
+    let wants_page = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if error.0 != StatusCode::UNAUTHORIZED
+        || api
+        || (path.starts_with("/results/") && !wants_page)
+        || parts.headers.contains_key(header::AUTHORIZATION)
+    {
+        return None;
+    }
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        let next = parts.uri.path_and_query().map_or(path, |p| p.as_str());
+        let to = format!("/signin?next={}", query_escape(next));
+        return Some(Redirect::to(&to).into_response());
+    }
+    session::is_form_endpoint(path).then(|| Redirect::to("/signin").into_response())
+}
+
+/// `text` as a URL query value: every byte but letters, digits, `-._~/` percent-encoded.
+fn query_escape(text: &str) -> String {
+    use std::fmt::Write;
+    text.bytes().fold(String::new(), |mut out, b| {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+        out
+    })
 }
 
 impl<S> FromRequestParts<S> for Caller
@@ -273,6 +357,25 @@ mod tests {
         );
         assert_eq!(code(Method::GET, "/api/health", true, false), None);
         assert_eq!(code(Method::POST, "/api/jobs", false, false), None);
+        assert_eq!(code(Method::GET, "/signin", true, false), None);
+        assert_eq!(code(Method::POST, "/signin", true, false), None);
+        assert_eq!(code(Method::GET, "/static/app.css", true, false), None);
+        assert_eq!(
+            code(Method::POST, "/ui/jobs", true, true),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            code(Method::GET, "/jobs", true, false),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+    }
+
+    #[test]
+    fn a_next_path_is_escaped_for_the_query() {
+        assert_eq!(
+            query_escape("/jobs/3?a=1&b=x y"),
+            "/jobs/3%3Fa%3D1%26b%3Dx%20y"
+        );
     }
 
     #[test]
@@ -284,6 +387,7 @@ mod tests {
                 admin,
                 created: 0,
             }),
+            session: None,
         };
         assert_eq!(
             Caller::anonymous().user().err().map(|e| e.0),

@@ -6,9 +6,14 @@
 //! (421), a bad or revoked token (401), and an anonymous change (401) or, with
 //! `[AUTH] anonymous_read` false, any anonymous request (401). Each handler then asks
 //! its [`Caller`] for the right it needs (`user()`, `admin()`: 401 or 403).
+//!
+//! A browser signs in with a token at `/signin` and is then known by its session
+//! cookie ([`session`]) for reading pages and posting the pages' forms, never for the
+//! API.
 
 pub mod caller;
 pub mod routes;
+pub mod session;
 pub mod token;
 
 pub use caller::Caller;

@@ -26,11 +26,16 @@ impl std::fmt::Debug for NewToken {
     }
 }
 
-/// A new random token.
-pub fn generate() -> NewToken {
+/// 256 random bits of the operating system, in lower-case hex.
+pub fn random_hex() -> String {
     let mut bytes = [0u8; RANDOM_BYTES];
     getrandom::fill(&mut bytes).expect("the operating system's random source");
-    let secret = format!("{PREFIX}{}", hex(&bytes));
+    hex(&bytes)
+}
+
+/// A new random token.
+pub fn generate() -> NewToken {
+    let secret = format!("{PREFIX}{}", random_hex());
     NewToken {
         hash: hash(&secret),
         secret,

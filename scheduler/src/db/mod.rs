@@ -26,6 +26,7 @@ pub mod jobs;
 mod page_scale_tests;
 pub mod result_grid;
 pub mod schema;
+pub mod sessions;
 pub mod test_results;
 pub mod users;
 

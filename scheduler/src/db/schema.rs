@@ -197,6 +197,18 @@ diesel::table! {
 diesel::joinable!(api_tokens -> users (user_id));
 
 diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        hash -> Text,
+        user_id -> BigInt,
+        token_id -> BigInt,
+        csrf -> Text,
+        created -> BigInt,
+        expires -> BigInt,
+    }
+}
+
+diesel::table! {
     test_result_parts (entry_id, attempt, part) {
         entry_id -> BigInt,
         attempt -> Integer,
@@ -229,6 +241,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     acl_group_users,
     acl_group_hosts,
     api_tokens,
+    sessions,
     tests,
     test_attributes,
     test_iterations,

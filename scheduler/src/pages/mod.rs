@@ -20,11 +20,17 @@ mod viewer;
 pub use error::PageError;
 pub use viewer::Viewer;
 
+// Signing in, and the forms that change something.
+pub mod actions;
+mod job_form;
+mod posted;
+mod signin;
+
 use crate::http::AppState;
 use askama::Template;
 use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 /// The pages' router. Its answers carry a content security policy that allows only
@@ -43,8 +49,27 @@ pub fn router(state: AppState) -> Router {
         .route("/live/jobs", get(live::jobs))
         .route("/live/log/{entry_id}", get(live::log))
         .route("/static/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
+        .merge(changing())
         .with_state(state)
         .layer(axum::middleware::map_response(secure_headers))
+}
+
+/// Signing in and out, and the forms that change something (signed-in browsers only;
+/// see [`posted::Posted`]).
+fn changing() -> Router<AppState> {
+    Router::new()
+        .route("/signin", get(signin::form).post(signin::sign_in))
+        .route("/signout", post(signin::sign_out))
+        .route("/jobs/new", get(job_form::form))
+        .route("/jobs/{id}/abort", get(actions::abort_page))
+        .route("/ui/jobs", post(job_form::create))
+        .route("/ui/jobs/{id}/abort", post(actions::abort_job))
+        .route("/ui/hosts/{name}/lock", post(actions::lock_host))
+        .route("/ui/hosts/{name}/unlock", post(actions::unlock_host))
+        .route("/ui/drones/{name}/enable", post(actions::enable_drone))
+        .route("/ui/drones/{name}/disable", post(actions::disable_drone))
+        .route("/ui/drones/{name}/capacity", post(actions::drone_capacity))
 }
 
 async fn secure_headers(mut response: Response) -> Response {
@@ -64,6 +89,10 @@ async fn secure_headers(mut response: Response) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+    // A page may carry the viewer's anti-forgery token: no cache keeps it.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     response
 }
 

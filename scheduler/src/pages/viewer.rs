@@ -21,7 +21,7 @@ impl Viewer {
         Self {
             name: caller.name().map(str::to_owned),
             admin: caller.is_admin(),
-            csrf: None,
+            csrf: caller.csrf().map(str::to_owned),
         }
     }
 
