@@ -86,11 +86,41 @@ pub async fn serve(
     requested: &str,
     range: Option<&str>,
 ) -> Result<Response, (StatusCode, String)> {
+    serve_as(root, requested, range, false).await
+}
+
+/// [`serve`] for a request with `headers`: its `Range`, and a directory listed as an
+/// HTML page of links when the reader accepts HTML (a browser), as text otherwise.
+pub async fn serve_for(
+    root: &std::path::Path,
+    requested: &str,
+    headers: &axum::http::HeaderMap,
+) -> Result<Response, (StatusCode, String)> {
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    serve_as(root, requested, range, html).await
+}
+
+async fn serve_as(
+    root: &std::path::Path,
+    requested: &str,
+    range: Option<&str>,
+    html: bool,
+) -> Result<Response, (StatusCode, String)> {
     let path = resolve(root, requested)?;
     let not_found = || (StatusCode::NOT_FOUND, format!("no results at {requested}"));
     let metadata = tokio::fs::metadata(&path).await.map_err(|_| not_found())?;
     if metadata.is_dir() {
-        return list(&path).await;
+        let names = list(&path).await?;
+        return Ok(if html {
+            listing_page(requested, &names)
+        } else {
+            let body = names.iter().map(|n| format!("{n}\n")).collect::<String>();
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+        });
     }
     if !metadata.is_file() {
         return Err(not_regular(requested));
@@ -109,10 +139,17 @@ pub async fn serve(
         Err(_) => return Err(not_found()),
     };
     let Some(range) = range else {
+        // A browser is shown a log it can read; other readers get the bytes as they are.
+        let (file, kind) = if html {
+            kind_for_browser(file).await?
+        } else {
+            (file, "application/octet-stream")
+        };
         return Ok((
             [
-                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CONTENT_TYPE, kind),
                 (header::ACCEPT_RANGES, "bytes"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             file_body(file),
         )
@@ -190,6 +227,40 @@ pub fn byte_range(range: &str, length: u64) -> Result<(u64, u64), StatusCode> {
     Ok((start, end))
 }
 
+/// How a browser is to take a result file: `text/plain` when its first KiB is text
+/// (UTF-8, no NUL: logs, status files, keyvals), so it is shown and never run;
+/// otherwise bytes to save. The file comes back at its start.
+async fn kind_for_browser(
+    mut file: tokio::fs::File,
+) -> Result<(tokio::fs::File, &'static str), (StatusCode, String)> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let io = |e: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let mut head = vec![0u8; 1024];
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..]).await.map_err(io)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    head.truncate(filled);
+    file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
+    let text = !head.contains(&0)
+        && match std::str::from_utf8(&head) {
+            Ok(_) => true,
+            // A character cut at the end of the first KiB.
+            Err(e) => e.error_len().is_none(),
+        };
+    Ok((
+        file,
+        if text {
+            "text/plain; charset=utf-8"
+        } else {
+            "application/octet-stream"
+        },
+    ))
+}
+
 fn not_regular(requested: &str) -> (StatusCode, String) {
     (
         StatusCode::FORBIDDEN,
@@ -197,9 +268,9 @@ fn not_regular(requested: &str) -> (StatusCode, String) {
     )
 }
 
-/// A directory's listing: regular files, directories (ending in `/`) and symlinks, one
-/// escaped name a line, sorted.
-async fn list(path: &std::path::Path) -> Result<Response, (StatusCode, String)> {
+/// A directory's listing: regular files, directories (ending in `/`) and symlinks, each
+/// name escaped ([`escape_name`]), sorted.
+async fn list(path: &std::path::Path) -> Result<Vec<String>, (StatusCode, String)> {
     let mut names = Vec::new();
     let mut entries = tokio::fs::read_dir(path)
         .await
@@ -214,8 +285,57 @@ async fn list(path: &std::path::Path) -> Result<Response, (StatusCode, String)> 
         }
     }
     names.sort();
-    let body = names.iter().map(|n| format!("{n}\n")).collect::<String>();
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+    Ok(names)
+}
+
+/// Text for HTML: `&`, `<`, `>`, `"` and `'` as entities.
+fn html_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A directory's listing for a browser: each name a link relative to the directory
+/// (percent-encoded, escaped), with a link up. No script, no style from elsewhere.
+fn listing_page(requested: &str, names: &[String]) -> Response {
+    let title = html_text(&format!("/results/{requested}"));
+    let mut body = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n<ul>\n<li><a href=\"../\">../</a></li>\n"
+    );
+    for name in names {
+        let (bare, slash) = match name.strip_suffix('/') {
+            Some(bare) => (bare, "/"),
+            None => (name.as_str(), ""),
+        };
+        // The listing's names are escaped; the link names the file as listed.
+        let href = crate::percent_encode(bare.as_bytes());
+        body.push_str(&format!(
+            "<li><a href=\"./{}{slash}\">{}</a></li>\n",
+            html_text(&href),
+            html_text(name)
+        ));
+    }
+    body.push_str("</ul>\n</body></html>\n");
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; base-uri 'none'; form-action 'none'",
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// A file name as one line of a listing: `\` as `\\`, a newline as `\n`, a
@@ -255,10 +375,6 @@ pub async fn listen(
                 move |Path(requested): Path<String>, headers: axum::http::HeaderMap| {
                     let root = root.clone();
                     async move {
-                        let range = headers
-                            .get(header::RANGE)
-                            .and_then(|value| value.to_str().ok())
-                            .map(str::to_string);
                         // The worker's own files (journal, lease) are not results.
                         if requested.starts_with('.') {
                             return (
@@ -267,7 +383,7 @@ pub async fn listen(
                             )
                                 .into_response();
                         }
-                        match serve(&root, &requested, range.as_deref()).await {
+                        match serve_for(&root, &requested, &headers).await {
                             Ok(response) => response,
                             Err((code, message)) => (code, format!("{message}\n")).into_response(),
                         }
@@ -438,5 +554,40 @@ mod tests {
         assert_eq!(whole.status(), StatusCode::OK);
         assert_eq!(body_of(whole).await, "0123456789");
         let _ = std::fs::remove_dir_all(&temp);
+    }
+
+    #[tokio::test]
+    async fn a_browser_gets_a_listing_of_escaped_links() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("1-ann/host1");
+        std::fs::create_dir_all(dir.join("debug")).unwrap();
+        std::fs::write(dir.join("<img src=x onerror=alert(1)>"), b"x").unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(header::ACCEPT, "text/html,*/*".parse().unwrap());
+        let page = serve_for(temp.path(), "1-ann/host1/", &headers)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let html = body_of(page).await;
+        assert!(
+            html.contains("<li><a href=\"./debug/\">debug/</a></li>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"./%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E\">&lt;img src=x onerror=alert(1)&gt;</a>"),
+            "{html}"
+        );
+        assert!(!html.contains("<img"), "{html}");
+        // Anything else still gets the text listing.
+        let text = serve_for(temp.path(), "1-ann/host1/", &axum::http::HeaderMap::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            body_of(text).await,
+            "<img src=x onerror=alert(1)>\ndebug/\n"
+        );
     }
 }

@@ -32,15 +32,12 @@ pub async fn serve(
     Path(requested): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let range = headers
-        .get(axum::http::header::RANGE)
-        .and_then(|value| value.to_str().ok());
     let scheduler = &state.config.scheduler;
     let relative =
         results_http::check(&requested).map_err(|(code, message)| ApiError::new(code, message))?;
     let not_here = match &scheduler.results_host {
         ResultsHost::Local => {
-            match results_http::serve(&scheduler.results_dir, &requested, range).await {
+            match results_http::serve_for(&scheduler.results_dir, &requested, &headers).await {
                 Ok(response) => return Ok(response),
                 Err((StatusCode::NOT_FOUND, _)) => "not on the results host".to_string(),
                 Err((code, message)) => return Err(ApiError::new(code, message)),

@@ -24,6 +24,7 @@ pub struct DroneView {
     pub queue: String,
     pub queue_link: String,
     pub results_url: String,
+    pub actions: super::actions::DroneActions,
 }
 
 #[derive(Template)]
@@ -47,7 +48,14 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
     for row in rows {
         let queue = common::broker::drone_queue(&row.name);
         let counts = state.broker.queue_counts(&queue).await.ok();
+        let actions = super::actions::DroneActions::new(
+            &viewer,
+            row.name.as_str(),
+            row.enabled,
+            row.capacity,
+        );
         drones.push(DroneView {
+            actions,
             name: row.name.to_string(),
             status: row.status.as_str(),
             status_class: status_class(row.status.as_str()),

@@ -113,6 +113,7 @@ struct HostPage {
     viewer: Viewer,
     host: HostView,
     entries: Vec<EntryLine>,
+    host_actions: super::actions::HostActions,
 }
 
 /// `GET /hosts/<name>`.
@@ -129,7 +130,13 @@ pub async fn show(
     let mut extras = host_pages::extras(&state.db).await?;
     let more = extras.remove(&name).unwrap_or_default();
     let entries = host_pages::last_entries(&state.db, &name, LAST_ENTRIES).await?;
+    let shares_group = match &viewer.name {
+        Some(user) => crate::db::acl::shares_group(&state.db, user, &name).await?,
+        None => false,
+    };
+    let host_actions = super::actions::HostActions::new(&viewer, &name, host.locked, shares_group);
     render(&HostPage {
+        host_actions,
         viewer,
         host: host_view(host, more),
         entries: entries.into_iter().map(entry_line).collect(),

@@ -156,6 +156,7 @@ struct JobPage {
     tasks: String,
     control_file: String,
     entries: Vec<EntryView>,
+    job_actions: super::actions::JobActions,
 }
 
 /// The query string of `/jobs/<id>`.
@@ -193,7 +194,11 @@ pub async fn show(
     let mut tests = db::test_results::of_job(&state.db, id).await?;
     let dir = format!("{}-{}", job.id, job.owner);
     let status = job.status().as_str();
+    let finished = api::is_final(status);
+    let job_actions =
+        super::actions::JobActions::new(&viewer, job.id, job.owner.as_str(), finished);
     render(&JobPage {
+        job_actions,
         viewer,
         id: job.id,
         name: job.name.clone(),
