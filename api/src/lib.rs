@@ -48,6 +48,10 @@ pub struct HostView {
     pub status: String,
     pub locked: bool,
     pub lock_reason: Option<String>,
+    /// The user who locked it (null when unlocked, or locked by the scheduler after a
+    /// failed repair).
+    #[serde(default)]
+    pub locked_by: Option<String>,
 }
 
 /// `POST /api/jobs`.

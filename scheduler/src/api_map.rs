@@ -35,6 +35,7 @@ pub fn host_view(row: HostRow) -> HostView {
         status: row.status.to_string(),
         locked: row.locked,
         lock_reason: row.lock_reason,
+        locked_by: row.locked_by,
     }
 }
 

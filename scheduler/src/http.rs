@@ -524,10 +524,10 @@ pub(crate) async fn set_host_locked(
     locked: bool,
     reason: Option<String>,
 ) -> Result<HostName, ApiError> {
-    caller.user()?;
+    let by = caller.user()?;
     let host = host_name(name)?;
     crate::http_acl::may_manage_host(&state.db, caller, &host).await?;
-    db::hosts::set_locked(&state.db, &host, locked, reason).await?;
+    db::hosts::set_locked(&state.db, &host, locked, reason, by).await?;
     if !locked {
         state.wake.notify_one();
     }

@@ -360,6 +360,7 @@ async fn the_forms_follow_the_apis_rules() {
     let shared = host(&world, "shared").await;
     assert!(shared.locked);
     assert_eq!(shared.lock_reason.as_deref(), Some("cabling"));
+    assert_eq!(shared.locked_by.as_deref(), Some("alice"));
     let unlocked = post(&alice, "/ui/hosts/shared/unlock".into(), vec![]).await;
     assert_eq!(unlocked.status, 303, "{unlocked:?}");
     assert!(!host(&world, "shared").await.locked);

@@ -44,6 +44,7 @@ async fn a_locked_host_gets_no_new_work_while_its_running_entry_finishes() {
         serde_json::from_slice(&world.atest(&["host", "list", "--json"]).await.stdout).unwrap();
     assert_eq!(hosts[0]["locked"], true);
     assert_eq!(hosts[0]["lock_reason"], "cable swap");
+    assert_eq!(hosts[0]["locked_by"], "tester", "who locked it");
     assert!(world
         .atest(&["host", "unlock", "host1"])
         .await

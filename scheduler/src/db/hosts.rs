@@ -19,6 +19,9 @@ pub struct HostRow {
     pub status: HostStatus,
     pub locked: bool,
     pub lock_reason: Option<String>,
+    /// The user who locked it; None when unlocked or locked by the scheduler (a
+    /// failed repair).
+    pub locked_by: Option<String>,
 }
 
 /// Gives the host `host_id` the label `label_id` (inside a write transaction).
@@ -109,12 +112,20 @@ pub async fn create(
         status: HostStatus::Ready,
         locked: false,
         lock_reason: None,
+        locked_by: None,
     })
 }
 
 /// Every host with its labels, by name.
 pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
-    type Row = (i64, HostName, HostStatus, bool, Option<String>);
+    type Row = (
+        i64,
+        HostName,
+        HostStatus,
+        bool,
+        Option<String>,
+        Option<String>,
+    );
     let (rows, pairs): (Vec<Row>, Vec<(i64, LabelName)>) = with_conn!(db, |conn| {
         let rows = hosts::table
             .order(hosts::hostname.asc())
@@ -124,6 +135,7 @@ pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
                 hosts::status,
                 hosts::locked,
                 hosts::lock_reason,
+                hosts::locked_by,
             ))
             .load::<Row>(conn)
             .await?;
@@ -141,13 +153,16 @@ pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
     }
     Ok(rows
         .into_iter()
-        .map(|(id, name, status, locked, lock_reason)| HostRow {
-            name,
-            labels: by_host.remove(&id).unwrap_or_default(),
-            status,
-            locked,
-            lock_reason,
-        })
+        .map(
+            |(id, name, status, locked, lock_reason, locked_by)| HostRow {
+                name,
+                labels: by_host.remove(&id).unwrap_or_default(),
+                status,
+                locked,
+                lock_reason,
+                locked_by,
+            },
+        )
         .collect())
 }
 
@@ -242,8 +257,10 @@ pub async fn set_locked(
     name: &HostName,
     locked: bool,
     reason: Option<String>,
+    by: &str,
 ) -> Result<(), DbError> {
     let host_id = host_id_of(db, name.as_str()).await?;
+    let by = locked.then(|| by.to_string());
     // Stored free text is bounded: a longer reason is cut and marked.
     let reason = if locked {
         reason.map(|r| common::text::reason(&r).into_owned())
@@ -252,7 +269,11 @@ pub async fn set_locked(
     };
     write_txn!(db, |conn, _last_id| {
         diesel::update(hosts::table.filter(hosts::id.eq(host_id)))
-            .set((hosts::locked.eq(locked), hosts::lock_reason.eq(&reason)))
+            .set((
+                hosts::locked.eq(locked),
+                hosts::lock_reason.eq(&reason),
+                hosts::locked_by.eq(&by),
+            ))
             .execute(conn)
             .await?;
         if !locked {

@@ -9,6 +9,7 @@ diesel::table! {
         lock_reason -> Nullable<Text>,
         created_on -> BigInt,
         dirty -> Bool,
+        locked_by -> Nullable<Text>,
     }
 }
 

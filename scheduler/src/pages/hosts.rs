@@ -64,6 +64,7 @@ pub struct HostView {
     pub status_class: String,
     pub locked: bool,
     pub lock_reason: String,
+    pub locked_by: String,
     pub groups: String,
     pub current: Option<EntryLine>,
 }
@@ -81,6 +82,7 @@ fn host_view(host: HostRow, extras: host_pages::HostExtras) -> HostView {
         status_class: status_class(host.status.as_str()),
         locked: host.locked,
         lock_reason: host.lock_reason.unwrap_or_default(),
+        locked_by: host.locked_by.unwrap_or_default(),
         groups: extras.groups.join(", "),
         current: extras.current.map(entry_line),
     }

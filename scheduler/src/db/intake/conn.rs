@@ -430,6 +430,7 @@ macro_rules! host_writes {
                             .set((
                                 hosts::status.eq(HostStatus::RepairFailed),
                                 hosts::locked.eq(true),
+                                hosts::locked_by.eq(None::<&str>),
                                 hosts::lock_reason
                                     .eq(common::text::reason(&format!("repair failed: {reason}"))
                                         .as_ref()),
