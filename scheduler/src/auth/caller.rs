@@ -243,8 +243,9 @@ pub async fn guard(State(state): State<AuthState>, request: Request, next: Next)
 }
 
 /// A browser refused for want of a user is sent to sign in: a page read (a result
-/// file too, when asked for as a page) comes back to the page afterwards; a form posted
-/// after the session ended starts over. API calls and tools get the 401.
+/// file too) comes back to the page afterwards; a form posted after the session ended
+/// starts over. Only what asks for HTML is a browser: API calls and tools (`atest`,
+/// curl, a Prometheus scrape of `/metrics`) get the 401.
 fn signin_first(parts: &Parts, error: &ApiError) -> Option<Response> {
     let path = parts.uri.path();
     let api = path == "/api" || path.starts_with("/api/");
@@ -255,7 +256,7 @@ fn signin_first(parts: &Parts, error: &ApiError) -> Option<Response> {
         .is_some_and(|v| v.contains("text/html"));
     if error.0 != StatusCode::UNAUTHORIZED
         || api
-        || (path.starts_with("/results/") && !wants_page)
+        || !wants_page
         || parts.headers.contains_key(header::AUTHORIZATION)
     {
         return None;
