@@ -8,6 +8,13 @@
 #        deploy/bench.sh --scale [--hosts N] [--entries N] [--capacity N] [--seconds N]
 #        deploy/bench.sh --parse [--repeat N]
 #        deploy/bench.sh --pages [--jobs N] [--requests N]
+#        deploy/bench.sh --lab [--drones N] [--capacity N] [--queued N] [--seconds N] ...
+#   --lab     a big lab on this machine (tools/src/lab/): 100 drone-worker processes of
+#             capacity 50 against one scheduler on MariaDB, jobs sleeping 30 to 120 s
+#             kept topped up (every slot busy, 20,000 entries queued) for ten minutes;
+#             prints the wait from a freed slot to the next entry Running, the status
+#             report lag, CPU, memory, queue depths and load. Run it as root on a quiet
+#             machine: it starts about 10,000 processes.
 #   --pages   how fast the scheduler serves its pages (tools/src/pages_bench.rs) with
 #             100,000 jobs of history in SQLite: /jobs, filters, /results for a week
 #   --parse   what parsing an entry's results costs the drone (tools/src/bin/parse_bench.rs):
@@ -29,6 +36,13 @@ cargo build --release --workspace --bins
 if [ "${1:-}" = "--parse" ]; then
     shift
     exec "$root/target/release/parse_bench" "$@"
+fi
+if [ "${1:-}" = "--lab" ]; then
+    shift
+    ensure_mariadb
+    ulimit -n 65536 2>/dev/null || say "could not raise the open-file limit; many drones may not start"
+    say "running the lab benchmark (about fifteen minutes with the defaults)"
+    exec "$root/target/release/lab_bench" "$@"
 fi
 if [ "${1:-}" = "--pages" ]; then
     shift

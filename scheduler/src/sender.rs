@@ -42,6 +42,7 @@ impl Gate {
     /// name is dropped (logged once per drone and URL).
     pub fn admit(&self, report: StatusReport, user_id: Option<&str>) -> Vec<Report> {
         let drone = report.drone;
+        let sent_at = report.sent_at;
         let refused = self.senders.check(&drone, user_id).err();
         if let Some(why) = &refused {
             let n = REFUSED_REPORTS.fetch_add(1, Ordering::Relaxed) + 1;
@@ -55,6 +56,7 @@ impl Gate {
                 drone: drone.clone(),
                 event,
                 refused: refused.clone(),
+                sent_at,
             })
             .collect()
     }

@@ -23,13 +23,14 @@ enum TestDb {
     Mysql { server_url: String, name: String },
 }
 
-fn mysql_server_url() -> String {
+/// The MySQL/MariaDB server the tests and benchmarks use (`AUTOTEST_TEST_MYSQL_URL`).
+pub fn mysql_server_url() -> String {
     std::env::var("AUTOTEST_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://autotest_test:autotest_test@127.0.0.1:3306".into())
 }
 
 /// user, password, host, port from `mysql://user:password@host:port`.
-fn mysql_parts(url: &str) -> (String, String, String, String) {
+pub fn mysql_parts(url: &str) -> (String, String, String, String) {
     let rest = url.trim_start_matches("mysql://");
     let (creds, addr) = rest.split_once('@').expect("user:password@host:port");
     let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
@@ -38,7 +39,8 @@ fn mysql_parts(url: &str) -> (String, String, String, String) {
     (user.into(), password.into(), host.into(), port.into())
 }
 
-async fn mysql_exec(server_url: &str, sql: &str) {
+/// Runs `sql` on the server at `server_url`; panics, saying so, when it cannot.
+pub async fn mysql_exec(server_url: &str, sql: &str) {
     let mut conn = AsyncMysqlConnection::establish(server_url)
         .await
         .unwrap_or_else(|e| {

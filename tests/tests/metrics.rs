@@ -101,6 +101,12 @@ async fn after_three_passing_jobs_and_one_failing_both_programs_count_what_ran()
     let drone = [("drone", "drone1")];
     assert_eq!(scheduler.get("autotest_drone_capacity", &drone), 2.0);
     assert_eq!(scheduler.get("autotest_drone_running_entries", &drone), 0.0);
+    // Every report received was observed for its lag: at least the ones applied.
+    let applied_total = scheduler.sum("autotest_status_reports_applied_total");
+    assert!(
+        scheduler.observations("autotest_status_report_lag_seconds", &[]) >= applied_total,
+        "report lag observed less often than reports were applied ({applied_total})"
+    );
     // Heartbeats keep arriving; none waits long to be applied.
     assert!(scheduler.get("autotest_oldest_unapplied_report_age_seconds", &[]) < 5.0);
     let build = [

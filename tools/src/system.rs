@@ -75,7 +75,14 @@ impl System {
 
     /// Starts a worker for each of [`DRONES`].
     pub fn start_workers(&mut self) {
-        self.workers = DRONES
+        let names: Vec<String> = DRONES.iter().map(|d| d.to_string()).collect();
+        self.start_workers_named(&names);
+    }
+
+    /// Starts a worker for each drone of `names`, each with its results in
+    /// `drone-<name>` of the run's directory.
+    pub fn start_workers_named(&mut self, names: &[String]) {
+        self.workers = names
             .iter()
             .map(|name| {
                 Command::new(autotest_tests::binary("drone-worker"))
@@ -103,7 +110,7 @@ impl System {
                     .map(|d| d.iter().all(|d| d.last_heartbeat.is_some()))
                     .unwrap_or(false)
             },
-            Duration::from_secs(30),
+            Duration::from_secs(120),
         )
         .await;
     }

@@ -37,6 +37,9 @@ pub struct Report {
     /// A heartbeat whose `results_url` does not match `[SCHEDULER] drone_results_url`:
     /// the drone keeps the URL it had.
     pub url_ignored: bool,
+    /// When the drone sent it (UTC microseconds, the drone's clock): only for the
+    /// report-lag metric, never for a decision.
+    pub sent_at: i64,
 }
 
 /// The rules for infra failures, from `[SCHEDULER]`.

@@ -42,6 +42,12 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+/// Report lag is expected well under a second: finer buckets than
+/// [`common::metrics::LATENCY_BUCKETS`] below it.
+const REPORT_LAG_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
 type Histograms = Family<StatusLabel, Histogram, fn() -> Histogram>;
 
 /// The scheduler's registry and the instruments in it; one per process, shared by the
@@ -57,6 +63,7 @@ pub struct Metrics {
     parse_errors: Counter,
     dispatch_latency: Histogram,
     end_to_end_latency: Histograms,
+    report_lag: Histogram,
     /// Since when (UTC microseconds) the status consumer has held reports it has not
     /// applied; 0 when it holds none.
     unapplied_since: AtomicI64,
@@ -88,6 +95,7 @@ impl Metrics {
             parse_errors: Counter::default(),
             dispatch_latency: common::metrics::latency_histogram(),
             end_to_end_latency: Family::new_with_constructor(common::metrics::latency_histogram),
+            report_lag: Histogram::new(REPORT_LAG_BUCKETS),
             unapplied_since: AtomicI64::new(0),
             oldest_unapplied: Gauge::default(),
             entries: Family::default(),
@@ -154,6 +162,12 @@ impl Metrics {
             self.end_to_end_latency.clone(),
         );
         r.register_with_unit(
+            "autotest_status_report_lag",
+            "Time from a drone sending a status report (its clock) to the scheduler committing it",
+            Unit::Seconds,
+            self.report_lag.clone(),
+        );
+        r.register_with_unit(
             "autotest_oldest_unapplied_report_age",
             "Age of the oldest status report the scheduler has received and not applied yet (0 when none)",
             Unit::Seconds,
@@ -216,6 +230,7 @@ impl Metrics {
 
     /// Counts a batch of reports and what applying them did.
     pub fn reports(&self, reports: &[Report], outcomes: &[Applied], tally: &Tally) {
+        self.report_lags(common::time::now_micros(), reports);
         for (report, outcome) in reports.iter().zip(outcomes) {
             let event = event_name(&report.event);
             match outcome {
@@ -239,6 +254,15 @@ impl Metrics {
             }
         }
         self.transitions(tally);
+    }
+
+    /// Each report's lag, from its `sent_at` to `now` (a drone's clock ahead of ours
+    /// counts as no lag).
+    pub(crate) fn report_lags(&self, now: i64, reports: &[Report]) {
+        for report in reports {
+            self.report_lag
+                .observe((now - report.sent_at).max(0) as f64 / 1e6);
+        }
     }
 
     fn ignored(&self, reason: &'static str) {

@@ -9,6 +9,7 @@ fn report(event: StatusEvent) -> Report {
         event,
         refused: None,
         url_ignored: false,
+        sent_at: 0,
     }
 }
 
@@ -90,6 +91,38 @@ fn reports_count_by_what_applying_them_did() {
 }
 
 #[test]
+fn report_lag_is_from_sending_to_commit_with_a_clock_ahead_as_none() {
+    let metrics = Metrics::new();
+    let sent = |sent_at| Report {
+        sent_at,
+        ..report(StatusEvent::Heartbeat {
+            running: vec![],
+            results_url: None,
+            stopping: false,
+        })
+    };
+    let now = 10_000_000;
+    metrics.report_lags(
+        now,
+        &[
+            sent(now - 3_000),
+            sent(now - 2_000_000),
+            sent(now + 500_000),
+        ],
+    );
+    let text = text(&metrics);
+    for line in [
+        "autotest_status_report_lag_seconds_count 3\n",
+        "autotest_status_report_lag_seconds_bucket{le=\"0.001\"} 1\n",
+        "autotest_status_report_lag_seconds_bucket{le=\"0.005\"} 2\n",
+        "autotest_status_report_lag_seconds_bucket{le=\"1\"} 2\n",
+        "autotest_status_report_lag_seconds_bucket{le=\"2.5\"} 3\n",
+    ] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+}
+
+#[test]
 fn the_oldest_unapplied_report_ages_until_its_batch_is_applied() {
     let metrics = Metrics::new();
     assert_eq!(metrics.oldest_unapplied_age(5_000_000), 0.0);
@@ -158,10 +191,10 @@ fn every_metric_is_named_by_prometheus_conventions_and_documented() {
             "{line}"
         );
         assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
-        if name.contains("latency") || name.ends_with("_age_seconds") {
+        if name.contains("latency") || name.contains("_lag") || name.ends_with("_age_seconds") {
             assert!(name.ends_with("_seconds"), "{line}");
         }
         assert!(text.contains(&format!("# HELP {name} ")), "no help: {name}");
     }
-    assert_eq!(families, 14, "{text}");
+    assert_eq!(families, 15, "{text}");
 }
