@@ -24,6 +24,8 @@ pub struct Feeder {
     hosts: usize,
     next_job: Arc<AtomicUsize>,
     jobs: Arc<Mutex<Vec<i64>>>,
+    /// Job creations that failed (the API did not answer in time).
+    failed: Arc<AtomicUsize>,
 }
 
 /// Where the control files append `<ns since the epoch> <control file>` as they end.
@@ -47,6 +49,7 @@ impl Feeder {
             hosts: o.hosts,
             next_job: Arc::new(AtomicUsize::new(0)),
             jobs: Arc::new(Mutex::new(Vec::new())),
+            failed: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -93,12 +96,23 @@ impl Feeder {
                     .map(|k| format!("h{}", (first + k) % this.hosts))
                     .collect();
                 let job = CreateJob::new(format!("lab {j}"), this.control.clone(), hosts, "bench");
-                let id = c.create_job(&job).expect("create a job");
-                this.jobs.lock().unwrap().push(id);
+                match c.create_job(&job) {
+                    Ok(id) => this.jobs.lock().unwrap().push(id),
+                    // An overloaded scheduler is a figure, not the end of the run.
+                    Err(error) => {
+                        this.failed.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("  creating a job failed: {error}");
+                    }
+                }
             }
         })
         .await;
         jobs * HOSTS_PER_JOB
+    }
+
+    /// Job creations that failed so far.
+    pub fn failures(&self) -> usize {
+        self.failed.load(Ordering::Relaxed)
     }
 
     /// Aborts every job the feeder made.

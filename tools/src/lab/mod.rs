@@ -108,6 +108,10 @@ pub async fn run(o: Options) {
     let window = sample::watch(&system, &db, &feeder, &o).await;
     let after = sample::scrape(&system.server);
     report(&o, &db, &dir, &window, &before, &after).await;
+    println!(
+        "  job creations that failed (the API did not answer in time): {}",
+        feeder.failures()
+    );
     stop(&mut system, &db, &feeder).await;
     db.drop().await;
     system.finish();
