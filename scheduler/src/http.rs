@@ -47,6 +47,12 @@ impl FromRef<AppState> for crate::results::ResultsState {
     }
 }
 
+impl FromRef<AppState> for Arc<crate::retention::Keeper> {
+    fn from_ref(state: &AppState) -> Self {
+        state.keeper.clone()
+    }
+}
+
 impl FromRef<AppState> for crate::auth::AuthState {
     fn from_ref(state: &AppState) -> Self {
         Self {

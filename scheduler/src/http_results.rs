@@ -4,39 +4,38 @@
 
 use crate::api::ResultsMoved;
 use crate::auth::caller::Caller;
-use crate::http::AppState;
 use crate::http_error::ApiError;
 use crate::retention::rules::Action;
-use crate::retention::RetentionError;
+use crate::retention::{Keeper, RetentionError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use std::sync::Arc;
 
 pub async fn archive_job(
-    State(state): State<AppState>,
+    State(keeper): State<Arc<Keeper>>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<ResultsMoved>, ApiError> {
-    act(&state, &caller, id, Action::Archive).await
+    act(&keeper, &caller, id, Action::Archive).await
 }
 
 pub async fn purge_job(
-    State(state): State<AppState>,
+    State(keeper): State<Arc<Keeper>>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<ResultsMoved>, ApiError> {
-    act(&state, &caller, id, Action::Purge).await
+    act(&keeper, &caller, id, Action::Purge).await
 }
 
 async fn act(
-    state: &AppState,
+    keeper: &Keeper,
     caller: &Caller,
     id: i64,
     action: Action,
 ) -> Result<Json<ResultsMoved>, ApiError> {
     let by = caller.admin()?.to_string();
-    let place = state
-        .keeper
+    let place = keeper
         .act_now(id, action)
         .await
         .map_err(|error| match error {

@@ -1,5 +1,5 @@
 //! Where each job's results are (`jobs.results_place`, `results_place_on`), for the
-//! retention of results on the results host (see [`crate::retention`]).
+//! retention of results on the results host (the results keeper).
 
 use super::schema::{host_queue_entries as hqe, jobs};
 use super::{Db, DbError};
