@@ -2,9 +2,9 @@
 //! that finishes while an rsync is running goes into the next one, so a busy drone pays
 //! one rsync start-up for many entries instead of one each. A batch that fails is
 //! split so one bad entry cannot hold back the others; failures are retried with
-//! backoff and nothing is deleted on the drone. A directory with a manifest (see
-//! [`crate::manifest`]) counts as pushed only once its copy matches the manifest; a
-//! copy that does not is pushed again with contents compared.
+//! backoff; the pusher deletes nothing (see [`crate::retention`]). A directory with a
+//! manifest (see [`crate::manifest`]) counts as pushed only once its copy matches the
+//! manifest; a copy that does not is pushed again with contents compared.
 
 use crate::manifest::Manifest;
 use crate::metrics::PushCounts;

@@ -296,3 +296,54 @@ async fn finished_jobs_leave_the_results_host_by_age() {
     );
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_archive_over_ssh_is_made_and_checked_before_the_results_host_lets_go() {
+    let outside = tempfile::tempdir().unwrap();
+    let mut sshd = autotest_tests::sshd::Sshd::start(&outside.path().join("sshd"));
+    let archive = outside.path().join("archive");
+    let options: Vec<String> = sshd
+        .ssh_options()
+        .iter()
+        .map(|o| shlex::try_quote(o).unwrap().into_owned())
+        .collect();
+    let world = World::builder()
+        .drone("drone1", 1)
+        .config(
+            "SCHEDULER",
+            "archive_rsync",
+            &format!("{}:{}", sshd.results_host(), archive.display()),
+        )
+        .config("SCHEDULER", "archive_ssh_options", &options.join(" "))
+        .start()
+        .await;
+    world.create_hosts(&["host1"]).await;
+    let first = world.submit("over ssh", CONTROL, &["host1"]).await;
+    let second = world.submit("unreachable", CONTROL, &["host1"]).await;
+    world.wait_for_jobs(&[first, second], MINUTE).await;
+
+    let archived = world.atest(&["job", "archive", &first.to_string()]).await;
+    assert!(archived.status.success(), "{}", stderr(&archived));
+    assert_eq!(
+        std::fs::read_to_string(archive.join(format!("{first}-tester/host1/debug/client.log")))
+            .unwrap(),
+        "hello\n"
+    );
+    assert!(!world.results_dir().join(format!("{first}-tester")).exists());
+
+    // The archive cannot be reached: the results stay where they are.
+    sshd.stop();
+    let failed = world.atest(&["job", "archive", &second.to_string()]).await;
+    assert!(!failed.status.success());
+    assert!(
+        stderr(&failed).contains("stay on the results host"),
+        "{}",
+        stderr(&failed)
+    );
+    assert!(world
+        .results_dir()
+        .join(format!("{second}-tester/host1/debug/client.log"))
+        .exists());
+    assert_eq!(world.job(second).await.results_place, "results-host");
+    world.stop().await;
+}

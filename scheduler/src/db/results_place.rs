@@ -74,7 +74,8 @@ pub async fn finished_on_results_host(
     after_id: i64,
     limit: i64,
 ) -> Result<Vec<(i64, String, i64)>, DbError> {
-    let (rows, ends): (Vec<(i64, String, i64)>, Vec<(i64, Option<i64>)>) = with_conn!(db, |conn| {
+    type Read = (Vec<(i64, String, i64)>, Vec<(i64, Option<i64>)>);
+    let (rows, ends): Read = with_conn!(db, |conn| {
         let open = hqe::table
             .filter(hqe::job_id.eq(jobs::id))
             .filter(hqe::status.ne_all(FINAL));

@@ -167,6 +167,19 @@ impl Keeper {
     /// Runs a pass every `retention_pass_sec` until `shutdown`; nothing when no rule
     /// can act here.
     pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
+        if self.config.scheduler.results_host == ResultsHost::Local {
+            // What a removal cut short at the last stop left (by age or asked for).
+            let dir = self.config.scheduler.results_dir.clone();
+            let swept = blocking(move || Ok(transfer::sweep(&dir)))
+                .await
+                .unwrap_or(0);
+            if swept > 0 {
+                tracing::info!(
+                    swept,
+                    "finished removing job results a removal interrupted at the last stop left"
+                );
+            }
+        }
         let rules = self.rules();
         if !rules.any() {
             return shutdown.wait().await;
@@ -178,16 +191,6 @@ impl Keeper {
         }) {
             tracing::warn!(%why, "results retention is configured but cannot run here");
             return shutdown.wait().await;
-        }
-        let dir = self.config.scheduler.results_dir.clone();
-        let swept = blocking(move || Ok(transfer::sweep(&dir)))
-            .await
-            .unwrap_or(0);
-        if swept > 0 {
-            tracing::info!(
-                swept,
-                "finished removing job results a removal interrupted at the last stop left"
-            );
         }
         let every = self.config.retention.pass;
         loop {
