@@ -204,6 +204,16 @@ impl Client {
             },
         )
     }
+    /// `POST /api/jobs/{id}/archive` (admins only).
+    pub fn archive_job(&self, id: i64) -> Result<crate::ResultsMoved, ClientError> {
+        self.post(&format!("/api/jobs/{id}/archive"), serde_json::json!({}))
+    }
+
+    /// `POST /api/jobs/{id}/purge` (admins only).
+    pub fn purge_job(&self, id: i64) -> Result<crate::ResultsMoved, ClientError> {
+        self.post(&format!("/api/jobs/{id}/purge"), serde_json::json!({}))
+    }
+
     /// `POST /api/drones/{drone}/enable`.
     pub fn enable_drone(&self, drone: &str) -> Result<serde_json::Value, ClientError> {
         self.post(

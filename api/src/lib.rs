@@ -173,6 +173,21 @@ pub struct JobView {
     /// `cleanup-before-if-dirty`, `cleanup-after`, `repair-only`.
     pub tasks: Vec<String>,
     pub entries: Vec<EntryView>,
+    /// Where the job's results are: `results-host`, `archived` (read through the
+    /// archive host) or `removed`.
+    #[serde(default)]
+    pub results_place: String,
+    /// When they were archived or removed (RFC 3339); null on the results host.
+    #[serde(default)]
+    pub results_place_on: Option<String>,
+}
+
+/// `POST /api/jobs/{id}/archive` and `/purge`: where the job's results are now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultsMoved {
+    pub id: i64,
+    /// `archived` or `removed`.
+    pub results_place: String,
 }
 
 /// One host-queue entry of a job.

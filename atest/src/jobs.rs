@@ -88,6 +88,26 @@ pub enum JobAction {
         #[arg(long)]
         json: bool,
     },
+    /// Move a finished job's results to the archive ([SCHEDULER] archive_rsync),
+    /// verified, then remove them from the results host (admins only).
+    Archive { id: i64 },
+    /// Remove a finished job's results from the results host (admins only); an
+    /// archived copy is not touched.
+    Purge { id: i64 },
+}
+
+/// The line `job show` prints when the results are not on the results host.
+fn results_place(job: &JobView) -> Option<String> {
+    match job.results_place.as_str() {
+        "" | "results-host" => None,
+        place => Some(format!(
+            "Results: {place}{}",
+            job.results_place_on
+                .as_deref()
+                .map(|on| format!(" on {on}"))
+                .unwrap_or_default()
+        )),
+    }
 }
 
 /// Carries out one `atest job` command.
@@ -105,6 +125,16 @@ pub fn run(client: &Client, action: JobAction) -> Result<(), String> {
             Ok(())
         }
         JobAction::Show { id, json } => show(client, id, json),
+        JobAction::Archive { id } => {
+            let moved = client.archive_job(id).map_err(|e| e.to_string())?;
+            println!("job {id}: results {}", moved.results_place);
+            Ok(())
+        }
+        JobAction::Purge { id } => {
+            let moved = client.purge_job(id).map_err(|e| e.to_string())?;
+            println!("job {id}: results {}", moved.results_place);
+            Ok(())
+        }
     }
 }
 
@@ -182,6 +212,9 @@ fn show(client: &Client, id: i64, json: bool) -> Result<(), String> {
         job.priority,
         job.status
     );
+    if let Some(place) = results_place(&job) {
+        println!("{place}");
+    }
     table(
         &["HOST", "STATUS", "DRONE", "EXIT", "TESTS", "RESULTS"],
         job.entries
@@ -301,6 +334,8 @@ mod tests {
             .expect("entry view")
         };
         JobView {
+            results_place: "results-host".into(),
+            results_place_on: None,
             id,
             name: "j".into(),
             owner: "o".into(),

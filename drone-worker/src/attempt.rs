@@ -111,8 +111,9 @@ impl Attempt {
             Stage::Pushed {
                 exit_code,
                 infra_failure,
+                verified,
             } => {
-                self.settle(exit_code, infra_failure).await;
+                self.settle(exit_code, infra_failure, verified).await;
                 return Ok(());
             }
             Stage::Done { .. } | Stage::Refused { .. } => {
@@ -121,8 +122,8 @@ impl Attempt {
             }
         };
         let gathered = self.gather(exit_code, infra_failure).await?;
-        let infra_failure = self.push(exit_code, gathered).await;
-        self.settle(exit_code, infra_failure).await;
+        let (infra_failure, verified) = self.push(exit_code, gathered).await;
+        self.settle(exit_code, infra_failure, verified).await;
         Ok(())
     }
 
@@ -438,8 +439,9 @@ impl Attempt {
     }
 
     /// Pushes the results (and those of the special tasks), reporting the first
-    /// failed try; returns the infra failure, if any.
-    async fn push(&self, exit_code: i32, gathered: Gathered) -> Option<String> {
+    /// failed try; returns the infra failure, if any, and whether the copy was
+    /// verified against the manifest.
+    async fn push(&self, exit_code: i32, gathered: Gathered) -> (Option<String>, bool) {
         self.inner.fault.at_stage("push", self.id);
         let inner = &self.inner;
         let Gathered {
@@ -462,31 +464,33 @@ impl Attempt {
                     .await;
             }
         };
-        tokio::select! {
-            _ = async { tokio::join!(push, inner.push_tasks(&self.job, &self.pusher)) } => {}
-            _ = async { watch.await; std::future::pending::<()>().await } => {}
-        }
+        let verified = tokio::select! {
+            (verified, ()) = async { tokio::join!(push, inner.push_tasks(&self.job, &self.pusher)) } => verified,
+            _ = async { watch.await; std::future::pending::<()>().await } => false,
+        };
         inner
             .record(
                 &self.job,
                 Stage::Pushed {
                     exit_code,
                     infra_failure: infra_failure.clone(),
+                    verified,
                 },
             )
             .await;
-        infra_failure
+        (infra_failure, verified)
     }
 
-    /// Reports Finished and closes the attempt here.
-    async fn settle(&self, exit_code: i32, infra_failure: Option<String>) {
+    /// Reports Finished and closes the attempt here; results whose copy was verified
+    /// are recorded for removal from the drone later (see [`crate::retention`]).
+    async fn settle(&self, exit_code: i32, infra_failure: Option<String>, verified: bool) {
         self.inner.fault.at_stage("settle", self.id);
         let inner = &self.inner;
         let subdir = match &infra_failure {
             None => self.job.results_subdir(),
             Some(_) => set_aside_subdir(&self.job),
         };
-        let manifest = Manifest::read(&inner.config.drone.results_dir.join(subdir))
+        let manifest = Manifest::read(&inner.config.drone.results_dir.join(&subdir))
             .ok()
             .map(|m| m.summary());
         let test_failure = match &infra_failure {
@@ -516,10 +520,26 @@ impl Attempt {
                 test_parts,
             })
             .await;
+        if verified {
+            // Before Done: a worker stopped in between settles again and records again.
+            self.record_pushed(subdir).await;
+        }
         inner.record(&self.job, Stage::Done { exit_code }).await;
         crate::parse::forget(&parsed);
         tracing::info!(exit_code, "entry finished");
         inner.attempts.release(self.id);
+        inner.retention.wake();
+    }
+
+    /// Records the verified push of `subdir` in `pushed.log`.
+    async fn record_pushed(&self, subdir: String) {
+        let (inner, entry) = (self.inner.clone(), self.id.entry);
+        let recorded =
+            tokio::task::spawn_blocking(move || inner.retention.record(entry, &subdir)).await;
+        if let Ok(Err(error)) | Err(error) = recorded.map_err(std::io::Error::other) {
+            // Only the removal is lost: the results stay on the drone.
+            tracing::error!(%error, "cannot record the verified push");
+        }
     }
 }
 

@@ -109,6 +109,19 @@ impl Attempts {
         self.state().held.contains_key(&id)
     }
 
+    /// Whether any attempt of `entry` is held.
+    pub fn holds_entry(&self, entry: i64) -> bool {
+        let from = AttemptId {
+            entry,
+            attempt: i32::MIN,
+        };
+        self.state()
+            .held
+            .range(from..)
+            .next()
+            .is_some_and(|(id, _)| id.entry == entry)
+    }
+
     /// The attempts held, in order.
     pub fn held(&self) -> Vec<AttemptId> {
         self.state().held.keys().copied().collect()

@@ -7,8 +7,11 @@
 //! - `panic-in:<stage>:<entry id>`: the first attempt of that entry to reach the stage
 //!   (`prepare`, `start`, `wait`, `gather`, `push` or `settle`) panics there;
 //! - `panic-task:<task>`: that essential task (`consumer`, `heartbeat`, `lease keeper`,
-//!   `pusher`, `spares refill`, `results server`; see `Worker::run`) panics as it
-//!   starts.
+//!   `pusher`, `spares refill`, `results server`, `remover`; see `Worker::run`) panics
+//!   as it starts;
+//! - `exit-at:<point>`: the whole process exits at once (as if killed) the first time
+//!   it reaches that point (`removing`: a removal of pushed results, after the
+//!   directory was renamed away and before it is deleted).
 
 use crate::attempts::AttemptId;
 #[cfg(debug_assertions)]
@@ -32,6 +35,7 @@ pub struct Fault {
 enum Chosen {
     Attempt { stage: String, entry: i64 },
     Task(String),
+    Exit(String),
 }
 
 impl Fault {
@@ -53,6 +57,7 @@ impl Fault {
                     entry,
                 }),
                 ["panic-task", task] => Some(Chosen::Task(task.to_string())),
+                ["exit-at", point] => Some(Chosen::Exit(point.to_string())),
                 _ => None,
             };
             if chosen.is_none() {
@@ -79,6 +84,17 @@ impl Fault {
             }
         }
         let _ = (stage, id);
+    }
+
+    /// Ends the process at once (exit status 86, nothing flushed or dropped) if the
+    /// fault chosen is this point.
+    pub fn exit_at(&self, point: &str) {
+        #[cfg(debug_assertions)]
+        if self.chosen == Some(Chosen::Exit(point.to_string())) {
+            eprintln!("fault injected by {VARIABLE}: the worker exits at {point}");
+            std::process::exit(86);
+        }
+        let _ = point;
     }
 
     /// Panics if the fault chosen is this essential task.

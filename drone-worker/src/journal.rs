@@ -42,6 +42,11 @@ pub enum Stage {
         exit_code: i32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         infra_failure: Option<String>,
+        /// The results host's copy was checked against the manifest (and is not this
+        /// drone's own directory): the drone's copy may be removed later (see
+        /// [`crate::retention`]). Absent in older records: false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        verified: bool,
     },
     /// The Finished report is confirmed by the broker: the attempt is over here.
     Done {

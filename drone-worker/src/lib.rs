@@ -25,6 +25,7 @@ pub mod metrics;
 mod parse;
 pub mod pusher;
 pub mod reporter;
+pub mod retention;
 pub mod runner;
 pub mod spare;
 pub mod supervise;
@@ -107,6 +108,8 @@ pub(crate) struct Inner {
     fault: fault::Fault,
     /// What `/metrics` on the results server answers.
     metrics: metrics::Metrics,
+    /// Verified pushes and the removal of the drone's copy (`keep_pushed_hours`).
+    retention: retention::Retention,
 }
 
 impl Worker {
@@ -145,6 +148,15 @@ impl Worker {
                     source,
                 }
             })?;
+        let retention = retention::Retention::open(
+            &journal_dir,
+            &config.drone.results_dir,
+            config.retention.keep_pushed,
+        )
+        .map_err(|source| StartError::Journal {
+            path: journal_dir.join(retention::LOG).display().to_string(),
+            source,
+        })?;
         let spares_dir = config.drone.results_dir.join(".spare").join(name.as_str());
         let entry_spares =
             spare::Spares::open(&spares_dir, spare::Kind::EntryDir, capacity.clamp(1, 32))
@@ -187,6 +199,7 @@ impl Worker {
                 beat_now: Notify::new(),
                 fault: fault::Fault::from_env(),
                 metrics,
+                retention,
                 config,
             }),
         })
@@ -248,6 +261,8 @@ impl Inner {
         }
         essential.spawn("spares refill", self.clone().refill_loop());
         self.recover(&pusher).await;
+        // After the recovery, so the attempts it resumed are held.
+        essential.spawn("remover", self.clone().removal_loop(until_drained.clone()));
         essential.spawn(
             "heartbeat",
             self.clone().heartbeat_loop(until_drained.clone()),

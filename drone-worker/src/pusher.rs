@@ -2,15 +2,15 @@
 //! that finishes while an rsync is running goes into the next one, so a busy drone pays
 //! one rsync start-up for many entries instead of one each. A batch that fails is
 //! split so one bad entry cannot hold back the others; failures are retried with
-//! backoff and nothing is deleted on the drone. A directory with a manifest (see
-//! [`crate::manifest`]) counts as pushed only once its copy matches the manifest; a
-//! copy that does not is pushed again with contents compared.
+//! backoff; the pusher deletes nothing (see [`crate::retention`]). A directory with a
+//! manifest (see [`crate::manifest`]) counts as pushed only once its copy matches the
+//! manifest; a copy that does not is pushed again with contents compared.
 
 use crate::manifest::Manifest;
 use crate::metrics::PushCounts;
 use common::backoff::Backoff;
 use common::config::ResultsHost;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -31,7 +31,8 @@ struct Request {
     verify: bool,
     /// The last copy did not match: compare contents this time.
     checksum: bool,
-    done: oneshot::Sender<()>,
+    /// Told whether the copy was verified against the manifest.
+    done: oneshot::Sender<bool>,
     /// Told why each failed try failed (the push goes on).
     failures: Option<mpsc::UnboundedSender<String>>,
 }
@@ -66,18 +67,19 @@ impl Pusher {
     /// Pushes `<drone results>/<subdir>` to `<results_dir>/<subdir>`; returns once the
     /// results host has it. Retries until it succeeds.
     pub async fn push(&self, subdir: String) {
-        self.push_watched(subdir, false, None).await
+        self.push_watched(subdir, false, None).await;
     }
 
     /// As [`Pusher::push`], for a directory with a manifest (`verify`: the push is
     /// done only when the copy matches it), telling `failures` why each failed try
-    /// failed.
+    /// failed. True once the results host's copy (not this directory itself) was
+    /// checked against the manifest and matched.
     pub async fn push_watched(
         &self,
         subdir: String,
         verify: bool,
         failures: Option<mpsc::UnboundedSender<String>>,
-    ) {
+    ) -> bool {
         let (done, wait) = oneshot::channel();
         let request = Request {
             subdir,
@@ -87,9 +89,9 @@ impl Pusher {
             failures,
         };
         if self.tx.send(request).is_err() {
-            return;
+            return false;
         }
-        let _ = wait.await;
+        wait.await.unwrap_or(false)
     }
 }
 
@@ -221,7 +223,8 @@ async fn push_loop(
         if target.is_noop() {
             for request in pending.drain(..) {
                 counts.pushes.inc();
-                let _ = request.done.send(());
+                // The results host's directory is this one: nothing was checked.
+                let _ = request.done.send(false);
             }
             continue;
         }
@@ -278,13 +281,14 @@ impl PushTarget {
                 return batch;
             }
         };
-        let mismatches = self.check(&copied).await;
+        let (mismatches, checked) = self.check(&copied).await;
         for mut request in copied {
             match mismatches.get(&request.subdir) {
                 None => {
                     tracing::debug!(results = %request.subdir, "results pushed");
                     counts.pushes.inc();
-                    let _ = request.done.send(());
+                    let verified = checked.contains(&request.subdir);
+                    let _ = request.done.send(verified);
                 }
                 Some(problem) => {
                     let error = format!("the copy on the results host does not match the manifest ({problem}); pushing again, comparing contents");
@@ -310,8 +314,9 @@ impl PushTarget {
     /// Checks the pushed copies of the requests that carry a manifest: what is wrong
     /// with each copy that does not match. A local results directory is checked
     /// against the manifest's SHA-256 sums; a remote one by rsync comparing checksums
-    /// of both sides (the drone's key may run nothing but rsync there).
-    async fn check(&self, copied: &[Request]) -> HashMap<String, String> {
+    /// of both sides (the drone's key may run nothing but rsync there). Also returns
+    /// which were checked (had a readable manifest).
+    async fn check(&self, copied: &[Request]) -> (HashMap<String, String>, HashSet<String>) {
         let checked: Vec<(String, Manifest)> = copied
             .iter()
             .filter(|r| r.verify)
@@ -322,10 +327,11 @@ impl PushTarget {
                     .map(|m| (r.subdir.clone(), m))
             })
             .collect();
+        let names: HashSet<String> = checked.iter().map(|(s, _)| s.clone()).collect();
         if checked.is_empty() {
-            return HashMap::new();
+            return (HashMap::new(), names);
         }
-        match &self.results_host {
+        let mismatches = match &self.results_host {
             ResultsHost::Local => {
                 let results_dir = self.results_dir.clone();
                 let subdirs: Vec<String> = checked.iter().map(|(s, _)| s.clone()).collect();
@@ -369,7 +375,8 @@ impl PushTarget {
                         .collect(),
                 }
             }
-        }
+        };
+        (mismatches, names)
     }
 
     /// The files (paths relative to the drone's results directory) whose contents

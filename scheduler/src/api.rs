@@ -4,5 +4,5 @@
 pub use ::api::{
     AbortJob, ChangeLabels, CreateHost, CreateJob, DroneSetView, DroneView, EntryView, ErrorBody,
     HistoryView, HostView, JobCreated, JobSummary, JobView, LabelView, LockHost, ManifestView,
-    SetCapacity,
+    ResultsMoved, SetCapacity,
 };

@@ -67,6 +67,8 @@ pub fn job_view(row: JobRow, results_host: &ResultsHost, results_dir: &Path) -> 
         })
     };
     JobView {
+        results_place: "results-host".into(),
+        results_place_on: None,
         entries: row
             .entries
             .into_iter()

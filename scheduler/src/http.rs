@@ -34,6 +34,8 @@ pub struct AppState {
     pub timers: Arc<Notify>,
     /// Stores new jobs, several per transaction when they arrive together.
     pub jobs: crate::dispatch::Creator,
+    /// Archives and purges finished jobs' results.
+    pub keeper: Arc<crate::retention::Keeper>,
 }
 
 impl FromRef<AppState> for crate::results::ResultsState {
@@ -42,6 +44,12 @@ impl FromRef<AppState> for crate::results::ResultsState {
             db: state.db.clone(),
             config: state.config.clone(),
         }
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::retention::Keeper> {
+    fn from_ref(state: &AppState) -> Self {
+        state.keeper.clone()
     }
 }
 
@@ -70,6 +78,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs", get(list_jobs).post(create_job))
         .route("/api/jobs/{id}", get(show_job))
         .route("/api/jobs/{id}/abort", post(abort_job))
+        .route(
+            "/api/jobs/{id}/archive",
+            post(crate::http_results::archive_job),
+        )
+        .route("/api/jobs/{id}/purge", post(crate::http_results::purge_job))
         .route("/api/tests", get(crate::http_tests::list))
         .route("/api/tests/{id}", get(crate::http_tests::show))
         .route("/api/drones", get(list_drones))
@@ -301,6 +314,10 @@ async fn show_job(
     let tests = db::test_results::of_job(&state.db, id).await?;
     let mut view = api_map::job_view(job, &scheduler.results_host, &scheduler.results_dir);
     api_map::with_tests(&mut view, tests);
+    if let Some((place, on)) = db::results_place::place_of(&state.db, id).await? {
+        view.results_place = place.as_str().to_string();
+        view.results_place_on = on.map(common::time::format_micros);
+    }
     Ok(Json(view))
 }
 

@@ -12,6 +12,7 @@ pub mod health;
 pub mod http;
 pub mod http_acl;
 pub mod http_error;
+pub mod http_results;
 pub mod http_tests;
 pub mod intake;
 pub mod job_limits;
@@ -21,6 +22,7 @@ pub mod model;
 pub mod notify;
 pub mod pages;
 pub mod results;
+pub mod retention;
 pub mod sender;
 pub mod status;
 pub mod tasks;
@@ -176,7 +178,13 @@ impl Scheduler {
         tasks.spawn(Task::LostDroneKeeper, ended(lost_drone_keeper));
         let mailer = notify::run(self.db.clone(), self.config.clone(), shutdown.clone());
         tasks.spawn(Task::Mailer, ended(mailer));
+        let keeper = retention::Keeper::new(self.db.clone(), self.config.clone());
+        tasks.spawn(
+            Task::ResultsKeeper,
+            ended(keeper.clone().run(shutdown.clone())),
+        );
         let state = http::AppState {
+            keeper,
             db: self.db.clone(),
             config: self.config.clone(),
             wake,

@@ -2,11 +2,13 @@
 //! results host's directory when the file is there (this scheduler must see that
 //! directory: `results_host` localhost); otherwise a temporary redirect to the drone
 //! that ran the entry, when it still serves that path (results not pushed yet, or
-//! kept there); otherwise to `[SCHEDULER] archive_host`. Hostile paths are refused the
+//! kept there); otherwise to `[SCHEDULER] archive_host`. A job whose results were
+//! archived goes to `archive_host` at once; one whose results were removed is 410 Gone. Hostile paths are refused the
 //! same way everywhere (see [`common::results_http`]).
 
 use crate::db::Db;
 use crate::http_error::ApiError;
+use crate::model::ResultsPlace as Place;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -49,6 +51,31 @@ pub async fn serve(
         ),
     };
     let path = results_http::encode(&relative);
+    let archive = scheduler
+        .archive_url
+        .as_ref()
+        .map(|archive| format!("{}/results/{path}", archive.trim_end_matches('/')));
+    // Results moved off the results host: no drone is asked.
+    if let Some(job_id) = job_of(&relative) {
+        match crate::db::results_place::place_of(&state.db, job_id).await? {
+            Some((Place::Archived, on)) => {
+                return match &archive {
+                    Some(url) => Ok(Redirect::temporary(url).into_response()),
+                    None => Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("job {job_id}'s results were archived{} and no [SCHEDULER] archive_host says where readers find them", since(on)),
+                    )),
+                };
+            }
+            Some((Place::Removed, on)) => {
+                return Err(ApiError::new(
+                    StatusCode::GONE,
+                    format!("job {job_id}'s results were removed{}", since(on)),
+                ))
+            }
+            _ => {}
+        }
+    }
     for (name, base) in drones_of(&state, &relative).await? {
         let url = format!("{}/results/{path}", base.trim_end_matches('/'));
         if has(&url, scheduler.drone_ca.as_ref().map(|c| c.path.as_path())).await {
@@ -56,17 +83,25 @@ pub async fn serve(
             return Ok(Redirect::temporary(&url).into_response());
         }
     }
-    if let Some(archive) = &scheduler.archive_url {
-        return Ok(Redirect::temporary(&format!(
-            "{}/results/{path}",
-            archive.trim_end_matches('/')
-        ))
-        .into_response());
+    if let Some(url) = &archive {
+        return Ok(Redirect::temporary(url).into_response());
     }
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
         format!("no results at {requested}: {not_here}, not on the drone that ran it, and no [SCHEDULER] archive_host"),
     ))
+}
+
+/// ` on <when>`, when known.
+fn since(on: Option<i64>) -> String {
+    on.map(|on| format!(" on {}", common::time::format_micros(on)))
+        .unwrap_or_default()
+}
+
+/// The job a results path `<job_id>-<owner>/...` belongs to.
+fn job_of(relative: &std::path::Path) -> Option<i64> {
+    let tag = relative.iter().next()?.to_string_lossy().into_owned();
+    tag.split_once('-')?.0.parse().ok()
 }
 
 /// The drones that may hold what `relative` names (see
@@ -76,13 +111,10 @@ async fn drones_of(
     relative: &std::path::Path,
 ) -> Result<Vec<(String, String)>, ApiError> {
     let mut parts = relative.iter().map(|p| p.to_string_lossy());
-    let (Some(tag), Some(subdir)) = (parts.next(), parts.next()) else {
+    let (Some(_), Some(subdir)) = (parts.next(), parts.next()) else {
         return Ok(Vec::new());
     };
-    let Some(job_id) = tag
-        .split_once('-')
-        .and_then(|(id, _)| id.parse::<i64>().ok())
-    else {
+    let Some(job_id) = job_of(relative) else {
         return Ok(Vec::new());
     };
     // A lost attempt's results are set aside as `<subdir>.attempt-N`.

@@ -24,17 +24,20 @@ pub enum Task {
     LostDroneKeeper,
     /// Mails about ended jobs.
     Mailer,
+    /// Archives and removes finished jobs' results by age.
+    ResultsKeeper,
 }
 
 impl Task {
     /// Every essential task.
-    pub const ALL: [Task; 6] = [
+    pub const ALL: [Task; 7] = [
         Task::Http,
         Task::Dispatcher,
         Task::StatusConsumer,
         Task::TimeoutKeeper,
         Task::LostDroneKeeper,
         Task::Mailer,
+        Task::ResultsKeeper,
     ];
 }
 
@@ -47,6 +50,7 @@ impl fmt::Display for Task {
             Task::TimeoutKeeper => "timeout keeper",
             Task::LostDroneKeeper => "lost-drone keeper",
             Task::Mailer => "job-end mailer",
+            Task::ResultsKeeper => "results keeper",
         })
     }
 }

@@ -539,6 +539,7 @@ mod print_config;
 mod report_origin;
 mod reports;
 mod results_http;
+mod retention;
 mod runtime_control;
 mod scheduling;
 mod special_files;

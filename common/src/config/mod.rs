@@ -14,6 +14,7 @@ mod notify;
 mod print;
 mod raw;
 mod reports;
+mod retention;
 mod sections;
 mod tls;
 
@@ -25,6 +26,7 @@ pub use command::{
 pub use notify::{NotifyConfig, END_STATUSES};
 pub use print::value;
 pub use reports::{DroneBrokerUsers, ReportOrigin};
+pub use retention::{ArchiveRsync, RetentionConfig};
 pub use tls::{ConfigPath, ServerTls};
 
 use crate::names::DroneName;
@@ -72,6 +74,9 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Job-end mail (`[SCHEDULER] notify_email*`, `[NOTIFICATION]`).
     pub notify: NotifyConfig,
+    /// Retention of results on drones and the results host (`keep_pushed_hours`,
+    /// `archive_after_days`, `delete_after_days`, `archive_rsync`).
+    pub retention: RetentionConfig,
     /// Unknown keys and other things worth a warning at start.
     pub warnings: Vec<String>,
 }
@@ -293,6 +298,7 @@ impl Config {
         let broker = sections::broker(&mut raw, &base)?;
         let auth = auth::auth(&mut raw, scheduler.http_listen)?;
         let notify = notify::notify(&mut raw, scheduler.http_listen)?;
+        let retention = retention::retention(&mut raw)?;
         Ok(Self {
             path: path.to_path_buf(),
             database,
@@ -302,6 +308,7 @@ impl Config {
             broker,
             auth,
             notify,
+            retention,
             warnings: sections::warnings(&raw),
         })
     }

@@ -158,6 +158,16 @@ impl Config {
             "notify_email_statuses": n.statuses,
             "base_url": n.base_url,
         });
+        let r = &self.retention;
+        let days = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() / 86_400.0);
+        let retention = json!({
+            "keep_pushed_hours": r.keep_pushed.as_secs_f64() / 3600.0,
+            "archive_after_days": days(r.archive_after),
+            "delete_after_days": days(r.delete_after),
+            "archive_rsync": r.archive_rsync.as_ref().map(super::ArchiveRsync::as_text),
+            "archive_ssh_options": r.archive_ssh_options,
+            "retention_pass_sec": r.pass.as_secs(),
+        });
         json!({
             "path": self.path,
             "database": database,
@@ -167,6 +177,7 @@ impl Config {
             "broker": broker,
             "auth": auth,
             "notification": notification,
+            "retention": retention,
             "warnings": self.warnings,
         })
     }

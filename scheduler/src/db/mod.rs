@@ -25,6 +25,7 @@ pub mod jobs;
 #[cfg(test)]
 mod page_scale_tests;
 pub mod result_grid;
+pub mod results_place;
 pub mod schema;
 pub mod sessions;
 pub mod test_results;

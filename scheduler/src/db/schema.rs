@@ -39,6 +39,8 @@ diesel::table! {
         synch_count -> Integer,
         tasks -> Integer,
         notify -> Nullable<Text>,
+        results_place -> Nullable<Text>,
+        results_place_on -> Nullable<BigInt>,
     }
 }
 
