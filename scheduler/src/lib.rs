@@ -12,6 +12,7 @@ pub mod health;
 pub mod http;
 pub mod http_acl;
 pub mod http_error;
+pub mod http_lists;
 pub mod http_tests;
 pub mod intake;
 pub mod job_limits;
