@@ -538,6 +538,7 @@ mod https;
 mod infra;
 mod integrity;
 mod least_privilege;
+mod lists;
 mod mail;
 mod metrics;
 mod pages;
