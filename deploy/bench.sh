@@ -8,6 +8,11 @@
 #        deploy/bench.sh --scale [--hosts N] [--entries N] [--capacity N] [--seconds N]
 #        deploy/bench.sh --parse [--repeat N]
 #        deploy/bench.sh --pages [--jobs N] [--requests N]
+#        deploy/bench.sh --lists [--jobs N] [--entries-per-job N] [--requests N]
+#   --lists   how fast GET /api/jobs pages with 1,000,000 jobs and 10,000,000 entries
+#             in MariaDB (tools/src/lists_bench.rs): each filter's first and next page;
+#             needs a MariaDB server (root@127.0.0.1, or $AUTOTEST_BENCH_MYSQL_URL) and
+#             the mysql client; it creates and drops its own database
 #   --pages   how fast the scheduler serves its pages (tools/src/pages_bench.rs) with
 #             100,000 jobs of history in SQLite: /jobs, filters, /results for a week
 #   --parse   what parsing an entry's results costs the drone (tools/src/bin/parse_bench.rs):
@@ -29,6 +34,12 @@ cargo build --release --workspace --bins
 if [ "${1:-}" = "--parse" ]; then
     shift
     exec "$root/target/release/parse_bench" "$@"
+fi
+if [ "${1:-}" = "--lists" ]; then
+    shift
+    need_cmd mysql mariadb-client
+    say "running the lists benchmark (filling the database takes minutes at full size)"
+    exec "$root/target/release/lists_bench" "$@"
 fi
 if [ "${1:-}" = "--pages" ]; then
     shift

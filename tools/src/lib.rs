@@ -8,6 +8,7 @@ pub mod bench;
 pub mod benchkit;
 pub mod chaos;
 pub mod floor;
+pub mod lists_bench;
 pub mod options;
 pub mod pages_bench;
 pub mod retry;

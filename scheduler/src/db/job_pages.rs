@@ -45,7 +45,10 @@ pub struct JobPage {
     pub older: Option<i64>,
 }
 
-/// The SQL condition "the job has an entry whose status is (not) in `states`".
+/// The SQL condition "the job has (`negated`: has no) entry whose status is (`not_in`:
+/// is not) in `states`". Written as a scalar subquery with `LIMIT 1` rather than
+/// `EXISTS`, so that MariaDB checks it job by job through `hqe_job_status` as it walks
+/// the jobs newest first, instead of first gathering every entry in those states.
 fn has_entry(negated: bool, not_in: bool, states: &[EntryStatus]) -> String {
     let list = states
         .iter()
@@ -53,9 +56,9 @@ fn has_entry(negated: bool, not_in: bool, states: &[EntryStatus]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let op = if not_in { "NOT IN" } else { "IN" };
-    let exists = if negated { "NOT EXISTS" } else { "EXISTS" };
+    let is = if negated { "IS NULL" } else { "IS NOT NULL" };
     format!(
-        "{exists} (SELECT 1 FROM host_queue_entries e WHERE e.job_id = jobs.id AND e.status {op} ({list}))"
+        "(SELECT 1 FROM host_queue_entries e WHERE e.job_id = jobs.id AND e.status {op} ({list}) LIMIT 1) {is}"
     )
 }
 
@@ -107,7 +110,7 @@ pub async fn page(db: &Db, filter: &JobFilter) -> Result<JobPage, DbError> {
 /// page: see [`super::job_scan`] for how far one page looks.
 pub async fn page_of(db: &Db, filter: &JobFilter, limit: i64) -> Result<JobPage, DbError> {
     let bounds = super::job_scan::bounds(db, filter).await?;
-    if bounds.empty || bounds.only.as_ref().is_some_and(Vec::is_empty) {
+    if bounds.only.as_ref().is_some_and(Vec::is_empty) {
         return Ok(JobPage {
             jobs: Vec::new(),
             older: bounds.cut,
@@ -362,7 +365,8 @@ mod page_tests {
     fn status_conditions_name_only_fixed_states() {
         let failed = status_condition(JobStatus::Failed);
         assert!(failed.contains("e.status IN ('Failed')"), "{failed}");
-        assert!(failed.contains("NOT EXISTS"), "{failed}");
+        assert!(failed.contains("LIMIT 1) IS NULL"), "{failed}");
+        assert!(failed.contains("LIMIT 1) IS NOT NULL"), "{failed}");
         assert!(label_condition(3).contains("meta_label_id = 3"));
     }
 }

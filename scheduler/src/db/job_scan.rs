@@ -40,9 +40,9 @@ pub fn name_pattern(text: &str) -> String {
 }
 
 /// The most jobs one page looks at when a filter has no index.
-pub const JOB_WINDOW: i64 = 20_000;
+pub const JOB_WINDOW: i64 = 10_000;
 /// The most active entries one page reads to find Queued or Running jobs.
-pub const ENTRY_WINDOW: i64 = 20_000;
+pub const ENTRY_WINDOW: i64 = 5_000;
 
 /// How a page finds its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,21 +87,27 @@ pub struct Bounds {
     /// The cursor to give when the page ends short of its limit: the scan stopped here
     /// with older jobs left to look at.
     pub cut: Option<i64>,
-    /// Nothing can match (no job since `since`).
-    pub empty: bool,
 }
 
-/// The lowest id of a job created at or after `since`; None when there is none.
-async fn since_id(db: &Db, since: i64) -> Result<Option<i64>, DbError> {
-    Ok(with_conn!(db, |conn| {
+/// How much later a job may be stored than another stamped before it (its creation
+/// time is taken when it is submitted, its id when its group is stored), with room for
+/// the clock being set back.
+pub const SINCE_MARGIN_US: i64 = 3_600_000_000;
+
+/// The lowest id a job created at or after `since` can have: one above the last job
+/// created before `since` − [`SINCE_MARGIN_US`] (found through `jobs_created`); None
+/// when there is no such job.
+async fn since_lowest(db: &Db, since: i64) -> Result<Option<i64>, DbError> {
+    let before: Option<i64> = with_conn!(db, |conn| {
         jobs::table
-            .filter(jobs::created_on.ge(since))
+            .filter(jobs::created_on.lt(since.saturating_sub(SINCE_MARGIN_US)))
             .select(jobs::id)
-            .order(jobs::id.asc())
+            .order((jobs::created_on.desc(), jobs::id.desc()))
             .first::<i64>(conn)
             .await
             .optional()?
-    }))
+    });
+    Ok(before.map(|id| id + 1))
 }
 
 /// The id of the last job of the window: the [`JOB_WINDOW`]th job below the cursor
@@ -133,45 +139,59 @@ async fn window_end(
 }
 
 /// Jobs with an entry in `states` below the cursor, newest first, from at most
-/// [`ENTRY_WINDOW`] entries; and whether that limit cut them.
+/// [`ENTRY_WINDOW`] entries per state (one ordered read of `hqe_status_job` each, so
+/// that neither backend walks every entry); and where that limit cut them.
 async fn entry_candidates(
     db: &Db,
     states: &'static [EntryStatus],
     before: Option<i64>,
     lowest: Option<i64>,
-) -> Result<(Vec<i64>, bool), DbError> {
-    let mut ids: Vec<i64> = with_conn!(db, |conn| {
-        let mut query = hqe::table
-            .filter(hqe::status.eq_any(states))
-            .select(hqe::job_id)
-            .order(hqe::job_id.desc())
-            .limit(ENTRY_WINDOW)
-            .into_boxed();
-        if let Some(before) = before {
-            query = query.filter(hqe::job_id.lt(before));
+) -> Result<(Vec<i64>, Option<i64>), DbError> {
+    let lists: Vec<Vec<i64>> = with_conn!(db, |conn| {
+        let mut lists = Vec::with_capacity(states.len());
+        for state in states {
+            let mut query = hqe::table
+                .filter(hqe::status.eq(*state))
+                .select(hqe::job_id)
+                .order(hqe::job_id.desc())
+                .limit(ENTRY_WINDOW)
+                .into_boxed();
+            if let Some(before) = before {
+                query = query.filter(hqe::job_id.lt(before));
+            }
+            if let Some(lowest) = lowest {
+                query = query.filter(hqe::job_id.ge(lowest));
+            }
+            lists.push(query.load::<i64>(conn).await?);
         }
-        if let Some(lowest) = lowest {
-            query = query.filter(hqe::job_id.ge(lowest));
-        }
-        query.load::<i64>(conn).await?
+        lists
     });
-    let cut = ids.len() as i64 >= ENTRY_WINDOW;
+    Ok(merge_candidates(lists, ENTRY_WINDOW as usize))
+}
+
+/// The job ids of per-state lists (each newest first), newest first and once each, and
+/// where a full list (`window` long) cut them: below its last id, its state may hold
+/// more, so only the ids at or above the highest such cut are complete.
+pub fn merge_candidates(lists: Vec<Vec<i64>>, window: usize) -> (Vec<i64>, Option<i64>) {
+    let cut = lists
+        .iter()
+        .filter(|list| list.len() >= window)
+        .filter_map(|list| list.last().copied())
+        .max();
+    let mut ids: Vec<i64> = lists
+        .into_iter()
+        .flatten()
+        .filter(|id| cut.is_none_or(|cut| *id >= cut))
+        .collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
     ids.dedup();
-    Ok((ids, cut))
+    (ids, cut)
 }
 
 /// Where the page of `filter` stops looking.
 pub async fn bounds(db: &Db, filter: &JobFilter) -> Result<Bounds, DbError> {
     let lowest = match filter.since {
-        Some(since) => match since_id(db, since).await? {
-            Some(id) => Some(id),
-            None => {
-                return Ok(Bounds {
-                    empty: true,
-                    ..Bounds::default()
-                })
-            }
-        },
+        Some(since) => since_lowest(db, since).await?,
         None => None,
     };
     Ok(match scan_for(filter) {
@@ -191,9 +211,8 @@ pub async fn bounds(db: &Db, filter: &JobFilter) -> Result<Bounds, DbError> {
             let (ids, cut) = entry_candidates(db, states, filter.before, lowest).await?;
             Bounds {
                 lowest,
-                cut: if cut { ids.last().copied() } else { None },
+                cut,
                 only: Some(ids),
-                empty: false,
             }
         }
     })
@@ -239,6 +258,18 @@ mod tests {
             assert_eq!(ACTIVE.contains(state), !state.is_final(), "{state:?}");
         }
         assert!(WAITING.iter().all(|s| ACTIVE.contains(s)));
+    }
+
+    #[test]
+    fn candidates_merge_newest_first_and_stop_where_a_full_list_was_cut() {
+        let (ids, cut) = merge_candidates(vec![vec![9, 7, 7], vec![8, 3]], 5);
+        assert_eq!((ids, cut), (vec![9, 8, 7, 3], None), "no list was full");
+        // The first state's list is full at 6: below it, that state may have more.
+        let (ids, cut) = merge_candidates(vec![vec![9, 8, 6], vec![7, 5, 2]], 3);
+        assert_eq!(ids, vec![9, 8, 7, 6]);
+        assert_eq!(cut, Some(6));
+        let (ids, cut) = merge_candidates(vec![vec![9, 8], vec![10, 4]], 2);
+        assert_eq!((ids, cut), (vec![10, 9, 8], Some(8)), "the higher cut holds");
     }
 
     #[test]
