@@ -11,10 +11,12 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const USAGE: &str = "usage: lists_bench [--jobs N] [--entries-per-job N] [--requests N]
+pub const USAGE: &str =
+    "usage: lists_bench [--jobs N] [--entries-per-job N] [--requests N] [--existing DB]
   --jobs N              jobs in the database (default 1000000)
   --entries-per-job N   entries of each job (default 10)
   --requests N          requests per page measured (default 40)
+  --existing DB         measure a database this bench filled before (kept, not dropped)
   MariaDB: root@127.0.0.1 without a password, or $AUTOTEST_BENCH_MYSQL_URL
   (mysql://USER:PASSWORD@HOST:PORT); the bench creates and drops its own database.";
 
@@ -27,6 +29,8 @@ pub struct Options {
     pub jobs: usize,
     pub entries_per_job: usize,
     pub requests: usize,
+    /// A database filled before: neither filled nor dropped.
+    pub existing: Option<String>,
 }
 
 impl Options {
@@ -35,6 +39,7 @@ impl Options {
             jobs: 1_000_000,
             entries_per_job: 10,
             requests: 40,
+            existing: None,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -43,6 +48,7 @@ impl Options {
                 "--jobs" => o.jobs = number(args.next())?,
                 "--entries-per-job" => o.entries_per_job = number(args.next())?,
                 "--requests" => o.requests = number(args.next())?,
+                "--existing" => o.existing = Some(args.next()?),
                 _ => return None,
             }
         }
@@ -119,8 +125,10 @@ pub async fn run(o: Options) {
     let dir = run_dir(&id);
     std::fs::create_dir_all(&dir).unwrap();
     let server = Server::from_env();
-    let database = id.replace('-', "_");
-    server.run(None, &format!("CREATE DATABASE {database}"));
+    let database = o.existing.clone().unwrap_or_else(|| id.replace('-', "_"));
+    if o.existing.is_none() {
+        server.run(None, &format!("CREATE DATABASE {database}"));
+    }
     let config = |amqp: &str, port: u16| {
         format!(
             "[AUTOTEST_WEB]\ndb_type: mysql\nhost: {host}\nport: {dbport}\ndatabase: {database}\nuser: {user}\npassword: {password}\n[SCHEDULER]\ndrones: drone1, drone2\nresults_dir: {results}\nhttp_listen: 127.0.0.1:{port}\n[AUTOSERV]\ncommand: /bin/sh {{control_file}}\n[BROKER]\nurl: {amqp}\n",
@@ -132,25 +140,29 @@ pub async fn run(o: Options) {
         )
     };
     // The schema first (add-user migrates), then the history, then the scheduler.
-    let setup = dir.join("setup.ini");
-    std::fs::write(&setup, config("amqp://127.0.0.1:1/unused", free_port())).unwrap();
-    crate::benchkit::admin_token(&setup, "setup");
     let now = common::time::now_micros();
-    let began = Instant::now();
-    fill(&server, &database, &o, now);
-    println!(
-        "database: MariaDB, {} jobs, {} entries, {HOSTS} hosts, filled in {:.1} s",
-        o.jobs,
-        o.jobs * o.entries_per_job,
-        began.elapsed().as_secs_f64()
-    );
+    if o.existing.is_none() {
+        let setup = dir.join("setup.ini");
+        std::fs::write(&setup, config("amqp://127.0.0.1:1/unused", free_port())).unwrap();
+        crate::benchkit::admin_token(&setup, "setup");
+        let began = Instant::now();
+        fill(&server, &database, &o, now);
+        println!(
+            "database: MariaDB, {} jobs, {} entries, {HOSTS} hosts, filled in {:.1} s",
+            o.jobs,
+            o.jobs * o.entries_per_job,
+            began.elapsed().as_secs_f64()
+        );
+    }
     let mut system = System::start_scheduler(&id, &dir, config).await;
     let bearer = format!("Bearer {}", system.token);
     measure(&system.server, &bearer, &o, now);
     system.stop();
     system.finish();
-    server.run(None, &format!("DROP DATABASE {database}"));
-    println!("database {database} dropped");
+    if o.existing.is_none() {
+        server.run(None, &format!("DROP DATABASE {database}"));
+        println!("database {database} dropped");
+    }
 }
 
 /// Times each filter's first page and the page after it.

@@ -269,7 +269,11 @@ mod tests {
         assert_eq!(ids, vec![9, 8, 7, 6]);
         assert_eq!(cut, Some(6));
         let (ids, cut) = merge_candidates(vec![vec![9, 8], vec![10, 4]], 2);
-        assert_eq!((ids, cut), (vec![10, 9, 8], Some(8)), "the higher cut holds");
+        assert_eq!(
+            (ids, cut),
+            (vec![10, 9, 8], Some(8)),
+            "the higher cut holds"
+        );
     }
 
     #[test]
