@@ -15,6 +15,11 @@
 #             prints the wait from a freed slot to the next entry Running, the status
 #             report lag, CPU, memory, queue depths and load. Run it as root on a quiet
 #             machine: it starts about 10,000 processes.
+#        deploy/bench.sh --lists [--jobs N] [--entries-per-job N] [--requests N]
+#   --lists   how fast GET /api/jobs pages with 1,000,000 jobs and 10,000,000 entries
+#             in MariaDB (tools/src/lists_bench.rs): each filter's first and next page;
+#             needs a MariaDB server (root@127.0.0.1, or $AUTOTEST_BENCH_MYSQL_URL) and
+#             the mysql client; it creates and drops its own database
 #   --pages   how fast the scheduler serves its pages (tools/src/pages_bench.rs) with
 #             100,000 jobs of history in SQLite: /jobs, filters, /results for a week
 #   --parse   what parsing an entry's results costs the drone (tools/src/bin/parse_bench.rs):
@@ -43,6 +48,12 @@ if [ "${1:-}" = "--lab" ]; then
     ulimit -n 65536 2>/dev/null || say "could not raise the open-file limit; many drones may not start"
     say "running the lab benchmark (about fifteen minutes with the defaults)"
     exec "$root/target/release/lab_bench" "$@"
+fi
+if [ "${1:-}" = "--lists" ]; then
+    shift
+    need_cmd mysql mariadb-client
+    say "running the lists benchmark (filling the database takes minutes at full size)"
+    exec "$root/target/release/lists_bench" "$@"
 fi
 if [ "${1:-}" = "--pages" ]; then
     shift

@@ -2,7 +2,7 @@
 
 use crate::{
     ChangeLabels, CreateHost, CreateJob, DroneSetView, DroneView, ErrorBody, HostView, JobCreated,
-    JobSummary, JobView, LabelView, LockHost, SetCapacity,
+    JobView, LabelView, LockHost, SetCapacity,
 };
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -112,17 +112,9 @@ impl Client {
     pub fn create_host(&self, body: &CreateHost) -> Result<HostView, ClientError> {
         self.post("/api/hosts", body)
     }
-    /// `GET /api/hosts`.
-    pub fn hosts(&self) -> Result<Vec<HostView>, ClientError> {
-        self.get("/api/hosts")
-    }
     /// `POST /api/jobs`: the new job's id.
     pub fn create_job(&self, body: &CreateJob) -> Result<i64, ClientError> {
         self.post::<JobCreated>("/api/jobs", body).map(|c| c.id)
-    }
-    /// `GET /api/jobs`.
-    pub fn jobs(&self) -> Result<Vec<JobSummary>, ClientError> {
-        self.get("/api/jobs")
     }
     /// `GET /api/jobs/{id}`.
     pub fn job(&self, id: i64) -> Result<JobView, ClientError> {

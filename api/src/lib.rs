@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod lists;
 pub mod test_results;
 pub mod tls;
 
@@ -13,6 +14,7 @@ pub use auth::{
     AclMembers, AclView, CreateUser, TokenCreated, TokenView, UserCreated, UserView, WhoAmI,
 };
 pub use client::{Client, ClientError};
+pub use lists::{HostPage, HostQuery, JobPage, JobQuery, TestPage, DEFAULT_LIMIT, MAX_LIMIT};
 pub use test_results::{EntryTest, IterationView, TestDetail, TestQuery, TestView};
 pub use tls::CaFileError;
 

@@ -62,6 +62,7 @@ pub struct TestDetail {
 
 /// The filters of `GET /api/tests`; every one optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TestQuery {
     pub job: Option<i64>,
     pub host: Option<String>,
@@ -72,7 +73,9 @@ pub struct TestQuery {
     pub since: Option<String>,
     /// At most this many (default 100, at most 1000), newest first.
     pub limit: Option<u32>,
-    /// The next page: tests older than this test id.
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+    /// Tests older than this test id (the cursor of earlier versions; `cursor` wins).
     pub before: Option<i64>,
     /// Also the tests of earlier attempts of an entry (retried after an infra failure).
     #[serde(default)]
@@ -94,6 +97,7 @@ impl TestQuery {
         add("name", self.name.clone());
         add("since", self.since.clone());
         add("limit", self.limit.map(|l| l.to_string()));
+        add("cursor", self.cursor.clone());
         add("before", self.before.map(|b| b.to_string()));
         add(
             "all_attempts",
@@ -108,7 +112,7 @@ impl TestQuery {
 }
 
 /// Percent-encodes everything but unreserved characters.
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
@@ -121,15 +125,6 @@ fn encode(value: &str) -> String {
 }
 
 impl Client {
-    /// `GET /api/tests?...`.
-    pub fn tests(&self, query: &TestQuery) -> Result<Vec<TestView>, ClientError> {
-        let query = query.to_query();
-        if query.is_empty() {
-            self.get("/api/tests")
-        } else {
-            self.get(&format!("/api/tests?{query}"))
-        }
-    }
     /// `GET /api/tests/{id}`.
     pub fn test(&self, id: i64) -> Result<TestDetail, ClientError> {
         self.get(&format!("/api/tests/{id}"))

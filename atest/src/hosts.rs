@@ -2,7 +2,7 @@
 
 use crate::output::{print_json, table};
 use crate::user::current_user;
-use api::{ChangeLabels, Client, CreateHost};
+use api::{ChangeLabels, Client, CreateHost, HostQuery};
 
 /// `atest host …`.
 #[derive(clap::Subcommand)]
@@ -14,8 +14,14 @@ pub enum HostAction {
         #[arg(long = "label")]
         labels: Vec<String>,
     },
-    /// List hosts.
+    /// List hosts by name, a page at a time.
     List {
+        /// At most this many hosts (at most 1000).
+        #[arg(long, default_value_t = api::DEFAULT_LIMIT)]
+        limit: u32,
+        /// Continue after an earlier list: the cursor it printed.
+        #[arg(long)]
+        cursor: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -50,7 +56,18 @@ pub fn run(client: &Client, action: HostAction) -> Result<(), String> {
                 .map_err(e)?;
             println!("{}", host.name);
         }
-        HostAction::List { json } => list(client, json)?,
+        HostAction::List {
+            limit,
+            cursor,
+            json,
+        } => list(
+            client,
+            HostQuery {
+                limit: Some(limit),
+                cursor,
+            },
+            json,
+        )?,
         HostAction::Label { name, add, remove } => {
             client
                 .change_labels(&name, &ChangeLabels { add, remove })
@@ -74,17 +91,28 @@ pub fn run(client: &Client, action: HostAction) -> Result<(), String> {
     Ok(())
 }
 
-fn list(client: &Client, json: bool) -> Result<(), String> {
-    let hosts = client.hosts().map_err(|e| e.to_string())?;
+fn list(client: &Client, query: HostQuery, json: bool) -> Result<(), String> {
+    let limit = query.limit;
+    let page = client.hosts_page(&query).map_err(|e| e.to_string())?;
     if json {
-        print_json(&hosts);
-    } else {
-        table(
-            &["HOST", "STATUS", "LOCKED", "LABELS"],
-            hosts
-                .into_iter()
-                .map(|h| vec![h.name, h.status, h.locked.to_string(), h.labels.join(",")])
-                .collect(),
+        print_json(&page);
+        return Ok(());
+    }
+    table(
+        &["HOST", "STATUS", "LOCKED", "LABELS"],
+        page.hosts
+            .into_iter()
+            .map(|h| vec![h.name, h.status, h.locked.to_string(), h.labels.join(",")])
+            .collect(),
+    );
+    if let Some(cursor) = page.next {
+        let limit = match limit {
+            Some(n) if n != api::DEFAULT_LIMIT => format!(" --limit {n}"),
+            _ => String::new(),
+        };
+        eprintln!(
+            "more hosts: atest host list{limit} --cursor {}",
+            crate::output::escape(&cursor)
         );
     }
     Ok(())

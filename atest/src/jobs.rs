@@ -61,11 +61,8 @@ pub struct CreateArgs {
 pub enum JobAction {
     /// Submit a job; prints its id.
     Create(Box<CreateArgs>),
-    /// List jobs.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    /// List your jobs, newest first (--all: everyone's; --owner: one user's).
+    List(Box<crate::job_list::ListArgs>),
     /// Wait until the jobs have finished, printing progress to stderr; exits non-zero
     /// if one of them did not complete.
     Wait {
@@ -114,7 +111,7 @@ fn results_place(job: &JobView) -> Option<String> {
 pub fn run(client: &Client, action: JobAction) -> Result<(), String> {
     match action {
         JobAction::Create(args) => create(client, *args),
-        JobAction::List { json } => list(client, json),
+        JobAction::List(args) => crate::job_list::list(client, *args),
         JobAction::Wait { ids, timeout } => wait(client, &ids, timeout),
         JobAction::Abort { id, reason } => {
             let by = current_user(client)?;
@@ -171,30 +168,6 @@ fn create(client: &Client, args: CreateArgs) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     println!("{id}");
-    Ok(())
-}
-
-fn list(client: &Client, json: bool) -> Result<(), String> {
-    let jobs = client.jobs().map_err(|e| e.to_string())?;
-    if json {
-        print_json(&jobs);
-        return Ok(());
-    }
-    table(
-        &["ID", "NAME", "OWNER", "PRIORITY", "STATUS", "CREATED"],
-        jobs.into_iter()
-            .map(|j| {
-                vec![
-                    j.id.to_string(),
-                    j.name,
-                    j.owner,
-                    j.priority.to_string(),
-                    j.status,
-                    j.created_on,
-                ]
-            })
-            .collect(),
-    );
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 mod access;
 mod drones;
 mod hosts;
+mod job_list;
 mod jobs;
 mod labels;
 mod output;

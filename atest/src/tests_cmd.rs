@@ -26,8 +26,11 @@ pub enum TestAction {
         /// At most this many (default 100, at most 1000).
         #[arg(long)]
         limit: Option<u32>,
-        /// The next page: tests older than this test id.
+        /// Continue after an earlier list: the cursor it printed.
         #[arg(long)]
+        cursor: Option<String>,
+        /// Tests older than this test id (the same as --cursor ID).
+        #[arg(long, hide = true)]
         before: Option<i64>,
         /// Also the tests of earlier attempts (retried after an infra failure).
         #[arg(long)]
@@ -53,6 +56,7 @@ pub fn run(client: &Client, action: TestAction) -> Result<(), String> {
             name,
             since,
             limit,
+            cursor,
             before,
             all_attempts,
             json,
@@ -64,15 +68,18 @@ pub fn run(client: &Client, action: TestAction) -> Result<(), String> {
                 name,
                 since,
                 limit,
+                cursor,
                 before,
                 all_attempts,
             };
-            let tests = client.tests(&query).map_err(|e| e.to_string())?;
+            let page = client.tests(&query).map_err(|e| e.to_string())?;
             if json {
-                print_json(&tests);
+                print_json(&page);
                 return Ok(());
             }
-            let rows = tests
+            let next = page.next.clone();
+            let rows = page
+                .tests
                 .into_iter()
                 .map(|t| {
                     vec![
@@ -86,6 +93,12 @@ pub fn run(client: &Client, action: TestAction) -> Result<(), String> {
                 })
                 .collect();
             table(&["ID", "JOB", "HOST", "TEST", "STATUS", "REASON"], rows);
+            if let Some(cursor) = next {
+                eprintln!(
+                    "more tests: repeat the command with --cursor {}",
+                    crate::output::escape(&cursor)
+                );
+            }
         }
         TestAction::Show { id, json } => {
             let test = client.test(id).map_err(|e| e.to_string())?;

@@ -3,6 +3,6 @@
 
 pub use ::api::{
     AbortJob, ChangeLabels, CreateHost, CreateJob, DroneSetView, DroneView, EntryView, ErrorBody,
-    HistoryView, HostView, JobCreated, JobSummary, JobView, LabelView, LockHost, ManifestView,
-    ResultsMoved, SetCapacity,
+    HistoryView, HostPage, HostView, JobCreated, JobPage, JobQuery, JobSummary, JobView, LabelView,
+    LockHost, ManifestView, ResultsMoved, SetCapacity,
 };

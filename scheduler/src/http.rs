@@ -74,8 +74,14 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/results/{*path}", get(crate::results::serve))
-        .route("/api/hosts", get(list_hosts).post(create_host))
-        .route("/api/jobs", get(list_jobs).post(create_job))
+        .route(
+            "/api/hosts",
+            get(crate::http_lists::list_hosts).post(create_host),
+        )
+        .route(
+            "/api/jobs",
+            get(crate::http_lists::list_jobs).post(create_job),
+        )
         .route("/api/jobs/{id}", get(show_job))
         .route("/api/jobs/{id}/abort", post(abort_job))
         .route(
@@ -109,11 +115,6 @@ pub fn router(state: AppState) -> Router {
         }))
 }
 
-async fn list_hosts(State(state): State<AppState>) -> ApiResult<Vec<crate::api::HostView>> {
-    let hosts = db::hosts::list(&state.db).await?;
-    Ok(Json(hosts.into_iter().map(api_map::host_view).collect()))
-}
-
 async fn create_host(
     State(state): State<AppState>,
     caller: Caller,
@@ -125,11 +126,6 @@ async fn create_host(
     let host = db::hosts::create(&state.db, &name, &labels).await?;
     state.wake.notify_one();
     Ok((StatusCode::CREATED, Json(api_map::host_view(host))).into_response())
-}
-
-async fn list_jobs(State(state): State<AppState>) -> ApiResult<Vec<crate::api::JobSummary>> {
-    let jobs = db::jobs::list(&state.db).await?;
-    Ok(Json(jobs.into_iter().map(api_map::job_summary).collect()))
 }
 
 /// Whose a new job is: the caller's, or for an admin the body's `owner` (an admin

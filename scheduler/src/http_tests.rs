@@ -1,25 +1,18 @@
 //! `GET /api/tests` and `GET /api/tests/{id}`: the tests parsed from what jobs left
-//! behind, filtered and paged.
+//! behind, filtered and paged like the other lists (`limit`, `cursor`, `next`).
 
 use crate::api_map;
 use crate::db::{self, test_results::Filter, Db};
 use crate::http_error::ApiError;
+use crate::http_lists::{bad_query, id_cursor, limit};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 
-/// The most tests one page holds.
-pub const MAX_PAGE: u32 = 1000;
-/// A page's size when the request names none.
-pub const DEFAULT_PAGE: u32 = 100;
-
 /// The filter a query asks for, checked.
 fn filter(query: api::TestQuery) -> Result<Filter, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
+    let limit = limit(&query.limit.map(|l| l.to_string()))?;
+    let before = id_cursor(&query.cursor)?.or(query.before);
     let since = match &query.since {
         Some(text) => Some(common::time::parse_since(text).ok_or_else(|| {
             ApiError::bad_request(format!(
@@ -48,24 +41,30 @@ fn filter(query: api::TestQuery) -> Result<Filter, ApiError> {
         status: query.status,
         name_like: query.name.as_deref().map(db::test_results::like_pattern),
         since,
-        limit: i64::from(limit),
-        before: query.before,
+        limit,
+        before,
         all_attempts: query.all_attempts,
     })
 }
 
-/// `GET /api/tests?job=&host=&status=&name=&since=&limit=&before=&all_attempts=`.
+/// `GET /api/tests?job=&host=&status=&name=&since=&limit=&cursor=&all_attempts=`.
 pub async fn list(
     State(db): State<Db>,
-    Query(query): Query<api::TestQuery>,
-) -> Result<Json<Vec<api::TestView>>, ApiError> {
+    query: Result<Query<api::TestQuery>, QueryRejection>,
+) -> Result<Json<api::TestPage>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
     let filter = filter(query)?;
-    let rows = db::test_results::list(&db, &filter).await?;
-    Ok(Json(
-        rows.into_iter()
+    let (rows, more) = db::test_results::list(&db, &filter).await?;
+    let next = more
+        .then(|| rows.last().map(|(row, _)| row.id.to_string()))
+        .flatten();
+    Ok(Json(api::TestPage {
+        tests: rows
+            .into_iter()
             .map(|(row, attributes)| api_map::test_view(row, attributes))
             .collect(),
-    ))
+        next,
+    }))
 }
 
 /// `GET /api/tests/{id}`.
@@ -89,7 +88,14 @@ mod tests {
             ..Default::default()
         })
         .unwrap_or_else(|_| panic!("a valid query"));
-        assert_eq!(ok.limit, i64::from(DEFAULT_PAGE));
+        assert_eq!(ok.limit, i64::from(api::DEFAULT_LIMIT));
+        let paged = filter(api::TestQuery {
+            cursor: Some("77".into()),
+            before: Some(500),
+            ..Default::default()
+        })
+        .unwrap_or_else(|_| panic!("a valid cursor"));
+        assert_eq!(paged.before, Some(77), "the cursor wins over before");
         assert_eq!(ok.name_like.as_deref(), Some("net%"));
         assert!(ok.since.is_some());
         for bad in [
@@ -111,6 +117,10 @@ mod tests {
             },
             api::TestQuery {
                 host: Some("h".repeat(2000)),
+                ..Default::default()
+            },
+            api::TestQuery {
+                cursor: Some("next".into()),
                 ..Default::default()
             },
         ] {

@@ -13,6 +13,7 @@ pub mod http;
 pub mod http_acl;
 pub mod http_error;
 pub mod http_results;
+pub mod http_lists;
 pub mod http_tests;
 pub mod intake;
 pub mod job_limits;

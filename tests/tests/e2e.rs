@@ -262,7 +262,11 @@ async fn atest_refuses_an_unknown_host_or_an_unreadable_control_file_and_creates
 
     let list = world.atest(&["job", "list", "--json"]).await;
     let jobs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert_eq!(jobs, serde_json::json!([]), "nothing was created");
+    assert_eq!(
+        jobs,
+        serde_json::json!({"jobs": [], "next": null}),
+        "nothing was created"
+    );
 
     let unreachable = tokio::process::Command::new(autotest_tests::binary("atest"))
         .args(["--server", "http://127.0.0.1:9", "job", "list"])
@@ -402,14 +406,15 @@ async fn atest_json_documents_have_the_documented_fields() {
         assert!(entry.get(key).is_some(), "entry lacks {key}: {entry}");
     }
     let list = json(world.atest(&["job", "list", "--json"]).await);
-    assert_eq!(list[0]["id"], id);
-    assert_eq!(list[0]["status"], "Completed");
+    assert_eq!(list["jobs"][0]["id"], id);
+    assert_eq!(list["jobs"][0]["status"], "Completed");
+    assert_eq!(list["next"], serde_json::Value::Null);
     let drones = json(world.atest(&["drone", "list", "--json"]).await);
     assert_eq!(drones[0]["name"], "drone1");
     assert_eq!(drones[0]["enabled"], true);
     assert_eq!(drones[0]["running"], 0);
     assert_eq!(drones[0]["capacity"], 2);
-    let hosts = json(world.atest(&["host", "list", "--json"]).await);
+    let hosts = json(world.atest(&["host", "list", "--json"]).await)["hosts"].clone();
     assert_eq!(hosts[0]["name"], "host1");
     assert_eq!(hosts[0]["labels"], serde_json::json!(["fast", "x86"]));
     assert_eq!(hosts[0]["status"], "Ready");
@@ -432,7 +437,8 @@ async fn a_label_given_twice_is_one_label() {
         String::from_utf8_lossy(&created.stderr)
     );
     let out = world.atest(&["host", "list", "--json"]).await;
-    let hosts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let hosts = &page["hosts"];
     assert_eq!(hosts[0]["name"], "host1");
     assert_eq!(hosts[0]["labels"], serde_json::json!(["fast", "x86"]));
     world.stop().await;
@@ -532,6 +538,7 @@ mod https;
 mod infra;
 mod integrity;
 mod least_privilege;
+mod lists;
 mod mail;
 mod metrics;
 mod pages;

@@ -40,8 +40,9 @@ async fn a_locked_host_gets_no_new_work_while_its_running_entry_finishes() {
         "a locked host got new work"
     );
 
-    let hosts: serde_json::Value =
+    let page: serde_json::Value =
         serde_json::from_slice(&world.atest(&["host", "list", "--json"]).await.stdout).unwrap();
+    let hosts = &page["hosts"];
     assert_eq!(hosts[0]["locked"], true);
     assert_eq!(hosts[0]["lock_reason"], "cable swap");
     assert_eq!(hosts[0]["locked_by"], "tester", "who locked it");
@@ -174,8 +175,9 @@ async fn labels_are_created_added_and_removed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let hosts: serde_json::Value =
+    let page: serde_json::Value =
         serde_json::from_slice(&world.atest(&["host", "list", "--json"]).await.stdout).unwrap();
+    let hosts = &page["hosts"];
     assert_eq!(hosts[0]["labels"], serde_json::json!(["gpu"]));
     let labels: serde_json::Value =
         serde_json::from_slice(&world.atest(&["label", "list", "--json"]).await.stdout).unwrap();

@@ -63,7 +63,8 @@ async fn a_status_log_becomes_tests_with_attributes_iterations_and_a_results_lin
     assert_eq!(job.status, "Completed", "{job:?}");
 
     let id_text = id.to_string();
-    let tests = atest_json(&world, &["test", "list", "--job", &id_text, "--json"]).await;
+    let tests =
+        atest_json(&world, &["test", "list", "--job", &id_text, "--json"]).await["tests"].clone();
     assert_eq!(
         statuses(&tests),
         [
@@ -88,7 +89,8 @@ async fn a_status_log_becomes_tests_with_attributes_iterations_and_a_results_lin
             "test", "list", "--status", "FAIL", "--name", "db*", "--json",
         ],
     )
-    .await;
+    .await["tests"]
+        .clone();
     assert_eq!(statuses(&failed), [("dbench".into(), "FAIL".into())]);
 
     let shown = atest_json(&world, &["job", "show", &id_text, "--json"]).await;
@@ -174,7 +176,8 @@ async fn avocado_run_as_autoserv_leaves_a_pass_a_failure_and_a_skip() {
         &world,
         &["test", "list", "--job", &id.to_string(), "--json"],
     )
-    .await;
+    .await["tests"]
+        .clone();
     let rows = statuses(&tests);
     let got: Vec<(&str, &str)> = rows
         .iter()
@@ -237,7 +240,8 @@ async fn pytest_junit_xml_is_parsed_into_tests() {
         &world,
         &["test", "list", "--job", &id.to_string(), "--json"],
     )
-    .await;
+    .await["tests"]
+        .clone();
     assert_eq!(
         statuses(&tests),
         [

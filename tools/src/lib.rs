@@ -9,6 +9,7 @@ pub mod benchkit;
 pub mod chaos;
 pub mod floor;
 pub mod lab;
+pub mod lists_bench;
 pub mod options;
 pub mod pages_bench;
 pub mod retry;

@@ -118,6 +118,16 @@ pub async fn create(
 
 /// Every host with its labels, by name.
 pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
+    Ok(page(db, None, None).await?.0)
+}
+
+/// Hosts with their labels, by name: those after `after`, at most `limit` (all when
+/// None); and whether more follow.
+pub async fn page(
+    db: &Db,
+    after: Option<&str>,
+    limit: Option<i64>,
+) -> Result<(Vec<HostRow>, bool), DbError> {
     type Row = (
         i64,
         HostName,
@@ -126,8 +136,9 @@ pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
         Option<String>,
         Option<String>,
     );
-    let (rows, pairs): (Vec<Row>, Vec<(i64, LabelName)>) = with_conn!(db, |conn| {
-        let rows = hosts::table
+    let after = after.map(str::to_string);
+    let (mut rows, pairs): (Vec<Row>, Vec<(i64, LabelName)>) = with_conn!(db, |conn| {
+        let mut query = hosts::table
             .order(hosts::hostname.asc())
             .select((
                 hosts::id,
@@ -137,21 +148,35 @@ pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
                 hosts::lock_reason,
                 hosts::locked_by,
             ))
-            .load::<Row>(conn)
-            .await?;
-        let pairs = host_labels::table
+            .into_boxed();
+        if let Some(after) = &after {
+            query = query.filter(hosts::hostname.gt(after.clone()));
+        }
+        if let Some(limit) = limit {
+            query = query.limit(limit + 1);
+        }
+        let rows = query.load::<Row>(conn).await?;
+        let mut pairs = host_labels::table
             .inner_join(labels::table)
             .select((host_labels::host_id, labels::name))
             .order(labels::name.asc())
-            .load::<(i64, LabelName)>(conn)
-            .await?;
+            .into_boxed();
+        if limit.is_some() {
+            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            pairs = pairs.filter(host_labels::host_id.eq_any(ids));
+        }
+        let pairs = pairs.load::<(i64, LabelName)>(conn).await?;
         (rows, pairs)
     });
+    let more = limit.is_some_and(|limit| rows.len() as i64 > limit);
+    if let Some(limit) = limit {
+        rows.truncate(limit as usize);
+    }
     let mut by_host: BTreeMap<i64, Vec<LabelName>> = BTreeMap::new();
     for (host_id, label) in pairs {
         by_host.entry(host_id).or_default().push(label);
     }
-    Ok(rows
+    let hosts = rows
         .into_iter()
         .map(
             |(id, name, status, locked, lock_reason, locked_by)| HostRow {
@@ -163,7 +188,8 @@ pub async fn list(db: &Db) -> Result<Vec<HostRow>, DbError> {
                 locked_by,
             },
         )
-        .collect())
+        .collect();
+    Ok((hosts, more))
 }
 
 /// `atest label create`: refuses a label that exists.

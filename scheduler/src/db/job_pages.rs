@@ -1,6 +1,7 @@
-//! What the job pages read: one page of jobs, newest first, filtered in SQL and cut by
-//! a keyset cursor (`id < before`), then the entry and test counts of only those jobs;
-//! and the statuses the live pages poll, in one query.
+//! What the job pages and `GET /api/jobs` read: one page of jobs, newest first,
+//! filtered in SQL and cut by a keyset cursor (`id < before`) and the bounds of
+//! [`super::job_scan`], then the entry and test counts of only those jobs; and the
+//! statuses the live pages poll, in one query.
 
 use super::schema::{host_queue_entries as hqe, jobs, labels, tests};
 use super::{Db, DbError};
@@ -18,18 +19,7 @@ pub const PAGE: i64 = 50;
 /// The most jobs one live poll asks about.
 pub const MAX_LIVE_JOBS: usize = 200;
 
-/// Which jobs a page lists; every field narrows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobFilter {
-    pub owner: Option<String>,
-    pub status: Option<JobStatus>,
-    /// A LIKE pattern (see [`super::test_results::like_pattern`]).
-    pub name_like: Option<String>,
-    /// Jobs with an entry on a host carrying this label, or queued for it.
-    pub label: Option<String>,
-    /// Only jobs older than this id (the cursor of the "Older" link).
-    pub before: Option<i64>,
-}
+pub use super::job_scan::JobFilter;
 
 /// One line of the job list.
 #[derive(Debug, Clone)]
@@ -55,7 +45,10 @@ pub struct JobPage {
     pub older: Option<i64>,
 }
 
-/// The SQL condition "the job has an entry whose status is (not) in `states`".
+/// The SQL condition "the job has (`negated`: has no) entry whose status is (`not_in`:
+/// is not) in `states`". Written as a scalar subquery with `LIMIT 1` rather than
+/// `EXISTS`, so that MariaDB checks it job by job through `hqe_job_status` as it walks
+/// the jobs newest first, instead of first gathering every entry in those states.
 fn has_entry(negated: bool, not_in: bool, states: &[EntryStatus]) -> String {
     let list = states
         .iter()
@@ -63,9 +56,9 @@ fn has_entry(negated: bool, not_in: bool, states: &[EntryStatus]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let op = if not_in { "NOT IN" } else { "IN" };
-    let exists = if negated { "NOT EXISTS" } else { "EXISTS" };
+    let is = if negated { "IS NULL" } else { "IS NOT NULL" };
     format!(
-        "{exists} (SELECT 1 FROM host_queue_entries e WHERE e.job_id = jobs.id AND e.status {op} ({list}))"
+        "(SELECT 1 FROM host_queue_entries e WHERE e.job_id = jobs.id AND e.status {op} ({list}) LIMIT 1) {is}"
     )
 }
 
@@ -110,7 +103,21 @@ type JobColumns = (i64, String, String, i32, i64);
 
 /// One page of jobs matching `filter`, newest first.
 pub async fn page(db: &Db, filter: &JobFilter) -> Result<JobPage, DbError> {
+    page_of(db, filter, PAGE).await
+}
+
+/// At most `limit` jobs matching `filter`, newest first, and the cursor of the next
+/// page: see [`super::job_scan`] for how far one page looks.
+pub async fn page_of(db: &Db, filter: &JobFilter, limit: i64) -> Result<JobPage, DbError> {
+    let bounds = super::job_scan::bounds(db, filter).await?;
+    if bounds.only.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(JobPage {
+            jobs: Vec::new(),
+            older: bounds.cut,
+        });
+    }
     let filter = filter.clone();
+    let scan = bounds.clone();
     type Read = (
         Vec<JobColumns>,
         Vec<(i64, EntryStatus, i64)>,
@@ -141,8 +148,17 @@ pub async fn page(db: &Db, filter: &JobFilter) -> Result<JobPage, DbError> {
                     jobs::created_on,
                 ))
                 .order(jobs::id.desc())
-                .limit(PAGE + 1)
+                .limit(limit + 1)
                 .into_boxed();
+            if let Some(lowest) = scan.lowest {
+                query = query.filter(jobs::id.ge(lowest));
+            }
+            if let Some(since) = filter.since {
+                query = query.filter(jobs::created_on.ge(since));
+            }
+            if let Some(only) = &scan.only {
+                query = query.filter(jobs::id.eq_any(only.clone()));
+            }
             if let Some(owner) = &filter.owner {
                 query = query.filter(jobs::owner.eq(owner.clone()));
             }
@@ -159,7 +175,7 @@ pub async fn page(db: &Db, filter: &JobFilter) -> Result<JobPage, DbError> {
                 query = query.filter(sql::<Bool>(&label_condition(label_id)));
             }
             let rows: Vec<JobColumns> = query.load(conn).await?;
-            let ids: Vec<i64> = rows.iter().take(PAGE as usize).map(|r| r.0).collect();
+            let ids: Vec<i64> = rows.iter().take(limit as usize).map(|r| r.0).collect();
             let entries = hqe::table
                 .filter(hqe::job_id.eq_any(&ids))
                 .group_by((hqe::job_id, hqe::status))
@@ -177,19 +193,20 @@ pub async fn page(db: &Db, filter: &JobFilter) -> Result<JobPage, DbError> {
             (rows, entries, tests)
         }
     });
-    Ok(assemble(rows, entries, tests))
+    Ok(assemble(rows, limit, &bounds, entries, tests))
 }
 
-/// The page from its rows (one more than a page when there are older jobs).
+/// The page from its rows (one more than `limit` when there are older jobs).
 fn assemble(
     mut rows: Vec<JobColumns>,
+    limit: i64,
+    bounds: &super::job_scan::Bounds,
     entries: Vec<(i64, EntryStatus, i64)>,
     tests: Vec<(i64, String, i64)>,
 ) -> JobPage {
-    let older = (rows.len() as i64 > PAGE).then(|| {
-        rows.truncate(PAGE as usize);
-        rows.last().map(|r| r.0)
-    });
+    let had_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let older = super::job_scan::next_cursor(rows.last().map(|r| r.0), had_more, bounds);
     let mut by_job: BTreeMap<i64, BTreeMap<usize, (EntryStatus, i64)>> = BTreeMap::new();
     for (job, status, count) in entries {
         let order = EntryStatus::ALL
@@ -231,10 +248,7 @@ fn assemble(
             }
         })
         .collect();
-    JobPage {
-        jobs,
-        older: older.flatten(),
-    }
+    JobPage { jobs, older }
 }
 
 /// A job's status from its entry counts.
@@ -307,11 +321,24 @@ mod page_tests {
             .rev()
             .map(|id| (id, format!("job {id}"), "alice".into(), 0, 0))
             .collect();
-        let page = assemble(rows, vec![(PAGE + 1, EntryStatus::Running, 2)], vec![]);
+        let none = super::super::job_scan::Bounds::default();
+        let page = assemble(
+            rows,
+            PAGE,
+            &none,
+            vec![(PAGE + 1, EntryStatus::Running, 2)],
+            vec![],
+        );
         assert_eq!(page.jobs.len(), PAGE as usize);
         assert_eq!(page.older, Some(2), "the last job shown is the cursor");
         assert_eq!(page.jobs[0].status, JobStatus::Running);
-        let last = assemble(vec![(1, "one".into(), "a".into(), 0, 0)], vec![], vec![]);
+        let last = assemble(
+            vec![(1, "one".into(), "a".into(), 0, 0)],
+            PAGE,
+            &none,
+            vec![],
+            vec![],
+        );
         assert_eq!(last.older, None);
     }
 
@@ -319,6 +346,8 @@ mod page_tests {
     fn test_counts_split_into_passed_and_failed() {
         let page = assemble(
             vec![(7, "j".into(), "a".into(), 0, 0)],
+            PAGE,
+            &super::super::job_scan::Bounds::default(),
             vec![(7, EntryStatus::Completed, 1)],
             vec![
                 (7, "GOOD".into(), 3),
@@ -336,7 +365,8 @@ mod page_tests {
     fn status_conditions_name_only_fixed_states() {
         let failed = status_condition(JobStatus::Failed);
         assert!(failed.contains("e.status IN ('Failed')"), "{failed}");
-        assert!(failed.contains("NOT EXISTS"), "{failed}");
+        assert!(failed.contains("LIMIT 1) IS NULL"), "{failed}");
+        assert!(failed.contains("LIMIT 1) IS NOT NULL"), "{failed}");
         assert!(label_condition(3).contains("meta_label_id = 3"));
     }
 }

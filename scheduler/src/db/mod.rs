@@ -21,6 +21,7 @@ pub mod job_acl;
 pub mod job_create;
 pub mod job_mail;
 pub mod job_pages;
+pub mod job_scan;
 pub mod jobs;
 #[cfg(test)]
 mod page_scale_tests;

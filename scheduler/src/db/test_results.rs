@@ -130,11 +130,12 @@ pub async fn of_job(db: &Db, job: i64) -> Result<BTreeMap<i64, EntryTests>, DbEr
     Ok(out)
 }
 
-/// Tests matching `filter`, newest first, with their attributes.
+/// Tests matching `filter`, newest first, with their attributes: at most
+/// `filter.limit` of them, and whether older ones match too.
 pub async fn list(
     db: &Db,
     filter: &Filter,
-) -> Result<Vec<(TestRow, BTreeMap<String, String>)>, DbError> {
+) -> Result<(Vec<(TestRow, BTreeMap<String, String>)>, bool), DbError> {
     let filter = filter.clone();
     let (rows, attributes): (Vec<TestRow>, Vec<(i64, String, String)>) = with_conn!(db, |conn| {
         let mut query = tests::table
@@ -142,7 +143,7 @@ pub async fn list(
             .inner_join(hqe::table.on(hqe::id.eq(tests::entry_id)))
             .select(test_columns!())
             .order(tests::id.desc())
-            .limit(filter.limit)
+            .limit(filter.limit + 1)
             .into_boxed();
         if !filter.all_attempts {
             query = query.filter(tests::attempt.eq(hqe::attempt));
@@ -166,7 +167,11 @@ pub async fn list(
             query = query.filter(tests::id.lt(before));
         }
         let rows: Vec<TestRow> = query.load(conn).await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let ids: Vec<i64> = rows
+            .iter()
+            .take(filter.limit as usize)
+            .map(|r| r.id)
+            .collect();
         let attributes = test_attributes::table
             .filter(test_attributes::test_id.eq_any(&ids))
             .select((
@@ -182,13 +187,16 @@ pub async fn list(
     for (id, name, value) in attributes {
         by_test.entry(id).or_default().insert(name, value);
     }
-    Ok(rows
+    let more = rows.len() as i64 > filter.limit;
+    let page = rows
         .into_iter()
+        .take(filter.limit as usize)
         .map(|row| {
             let attributes = by_test.remove(&row.id).unwrap_or_default();
             (row, attributes)
         })
-        .collect())
+        .collect();
+    Ok((page, more))
 }
 
 /// One iteration's keys: attributes and perf values.

@@ -87,12 +87,7 @@ pub fn field(name: &str, value: &Option<String>) -> Result<Option<String>, PageE
 /// A name filter as a LIKE pattern: a glob (`*`, `?`) as given, other text anywhere
 /// in the name.
 pub fn name_pattern(text: &str) -> String {
-    let pattern = crate::db::test_results::like_pattern(text);
-    if text.contains(['*', '?']) {
-        pattern
-    } else {
-        format!("%{pattern}%")
-    }
+    crate::db::job_scan::name_pattern(text)
 }
 
 /// A number from the query string (a cursor, an id), or 400 naming the field.

@@ -40,6 +40,7 @@ pub fn filter(query: &JobsQuery) -> Result<JobFilter, PageError> {
         name_like: field("name", &query.name)?.as_deref().map(name_pattern),
         label: field("label", &query.label)?,
         before: number("before", &query.before)?,
+        since: None,
     })
 }
 

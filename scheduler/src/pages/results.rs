@@ -271,7 +271,7 @@ pub async fn tests_page(
     .flatten()
     .collect::<Vec<_>>()
     .join(", ");
-    let rows = crate::db::test_results::list(&state.db, &filter).await?;
+    let (rows, _) = crate::db::test_results::list(&state.db, &filter).await?;
     let tests = rows
         .into_iter()
         .map(|(t, _)| TestLine {

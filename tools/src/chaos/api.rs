@@ -85,6 +85,22 @@ impl Api {
         self.call("GET", path, None)
     }
 
+    /// Every job, newest first: `GET /api/jobs` page by page, following `next`.
+    pub fn jobs(&self) -> Result<Vec<JobSummaryDoc>, ApiError> {
+        let mut all = Vec::new();
+        let mut path = "/api/jobs?limit=1000".to_string();
+        loop {
+            let page = self.get(&path)?;
+            let jobs: Vec<JobSummaryDoc> = serde_json::from_value(page["jobs"].clone())
+                .map_err(|e| ApiError::Status(200, format!("{e}: {page}")))?;
+            all.extend(jobs);
+            match page["next"].as_str() {
+                Some(next) => path = format!("/api/jobs?limit=1000&cursor={next}"),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// `POST path` with a JSON body.
     pub fn post(&self, path: &str, body: Value) -> Result<Value, ApiError> {
         self.call("POST", path, Some(body))

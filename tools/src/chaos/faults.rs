@@ -200,10 +200,7 @@ pub fn abort_candidates(
         .map(|(id, _)| *id)
         .filter(|id| !aborted.contains(id))
         .collect();
-    let list: Option<Vec<JobSummaryDoc>> = api
-        .get("/api/jobs")
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok());
+    let list: Option<Vec<JobSummaryDoc>> = api.jobs().ok();
     let Some(list) = list else {
         return ids.into_iter().rev().take(10).collect();
     };

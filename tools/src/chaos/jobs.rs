@@ -136,6 +136,6 @@ pub fn submit_all(
 
 /// The id of the job called `name`, if the scheduler has it.
 pub fn existing_job(api: &Api, name: &str) -> Result<Option<i64>, ApiError> {
-    let list: Vec<JobSummaryDoc> = serde_json::from_value(api.get("/api/jobs")?).expect("job list");
+    let list: Vec<JobSummaryDoc> = api.jobs()?;
     Ok(list.iter().find(|j| j.name == name).map(|j| j.id))
 }

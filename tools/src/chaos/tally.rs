@@ -35,11 +35,7 @@ pub fn wait_for_all(cluster: &mut Cluster, ids: &[i64], limit: Duration, counts:
     let mut last_report = Instant::now();
     loop {
         counts.crashes += cluster.check_processes();
-        let list: Option<Vec<JobSummaryDoc>> = cluster
-            .api
-            .get("/api/jobs")
-            .ok()
-            .and_then(|v| serde_json::from_value(v).ok());
+        let list: Option<Vec<JobSummaryDoc>> = cluster.api.jobs().ok();
         if let Some(list) = list {
             let open: Vec<&JobSummaryDoc> = list
                 .iter()
