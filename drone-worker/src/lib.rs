@@ -26,6 +26,7 @@ mod parse;
 pub mod pusher;
 pub mod reporter;
 pub mod runner;
+pub mod space;
 pub mod spare;
 pub mod supervise;
 mod tasks;

@@ -103,7 +103,10 @@ pub struct DroneLoad {
     pub enabled: bool,
     /// Its worker said it is stopping (draining before an exit or an upgrade).
     pub stopping: bool,
-    /// Takes new work: enabled, and its worker not stopping.
+    /// Its last heartbeat said its results filesystem is below its `[DRONE]
+    /// min_free_mb`: it finishes what it runs and takes nothing new.
+    pub low_disk: bool,
+    /// Takes new work: enabled, its worker not stopping, and room on its disk.
     pub accepting: bool,
     /// Heard from within `[SCHEDULER] drone_timeout_sec`.
     pub alive: bool,
@@ -157,6 +160,7 @@ struct DroneSettings {
     capacity_override: Option<i32>,
     last_heartbeat: Option<i64>,
     stopping: bool,
+    low_disk: bool,
 }
 
 /// Reads the drones with their load, then, when there are free slots, up to
@@ -239,6 +243,7 @@ async fn read_loads(
                 drones::capacity_override,
                 drones::last_heartbeat,
                 drones::stopping,
+                drones::low_disk,
             ))
             .cached()
             .load(c)
@@ -276,13 +281,14 @@ fn running_by_drone(on_drones: Vec<(Option<String>, Option<i64>)>) -> BTreeMap<S
 
 /// A drone's load: a capacity set at run time wins over the config's; a drone silent
 /// since `alive_since` counts as lost and takes nothing new, and so does one whose
-/// worker is stopping.
+/// worker is stopping or whose disk is low.
 fn load_of(row: DroneSettings, running: &BTreeMap<String, i64>, alive_since: i64) -> DroneLoad {
     DroneLoad {
         running: running.get(row.name.as_str()).copied().unwrap_or(0),
         enabled: row.enabled,
         stopping: row.stopping,
-        accepting: row.enabled && !row.stopping,
+        low_disk: row.low_disk,
+        accepting: row.enabled && !row.stopping && !row.low_disk,
         alive: row.last_heartbeat.is_some_and(|t| t >= alive_since),
         capacity: i64::from(row.capacity_override.unwrap_or(row.capacity)),
         name: row.name,
@@ -502,6 +508,7 @@ mod tests {
             capacity_override: set,
             last_heartbeat: beat,
             stopping: false,
+            low_disk: false,
         }
     }
 
@@ -541,6 +548,19 @@ mod tests {
         let load = load_of(row, &BTreeMap::new(), 50);
         assert!(load.enabled && !load.accepting);
         assert_eq!(load.free(), 0);
+    }
+
+    #[test]
+    fn a_drone_low_on_disk_takes_nothing_and_takes_again_once_it_has_room() {
+        let mut row = settings("a", 4, None, Some(100));
+        row.low_disk = true;
+        let load = load_of(row, &BTreeMap::new(), 50);
+        assert!(load.enabled && load.alive && load.low_disk && !load.accepting);
+        assert_eq!(load.free(), 0);
+        let members = vec![(1, "a".to_string())];
+        assert!(sets_with_room(&members, &[load]).is_empty());
+        let load = load_of(settings("a", 4, None, Some(100)), &BTreeMap::new(), 50);
+        assert_eq!(load.free(), 4);
     }
 
     #[test]
