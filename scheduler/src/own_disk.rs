@@ -11,7 +11,8 @@ use std::path::PathBuf;
 pub struct OwnDisk {
     /// `database` or `results`.
     pub filesystem: &'static str,
-    /// The directory looked at.
+    /// The directory looked at (its nearest existing parent is read while it is not
+    /// made yet).
     pub path: PathBuf,
     /// Bytes an unprivileged user may still write; None when it could not be read.
     pub free_bytes: Option<u64>,
@@ -40,7 +41,9 @@ pub async fn read(config: &Config) -> Vec<OwnDisk> {
     tokio::task::spawn_blocking(move || {
         dirs.into_iter()
             .map(|(filesystem, path)| {
-                let free_bytes = match common::disk::free_bytes(&path) {
+                // A results directory not made yet will be made on its parent's.
+                let existing = path.ancestors().find(|p| p.exists()).unwrap_or(&path);
+                let free_bytes = match common::disk::free_bytes(existing) {
                     Ok(free) => Some(free),
                     Err(error) => {
                         tracing::debug!(%error, path = %path.display(), "cannot read free space");

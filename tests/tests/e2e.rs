@@ -532,6 +532,7 @@ mod https;
 mod infra;
 mod integrity;
 mod least_privilege;
+mod low_disk;
 mod mail;
 mod metrics;
 mod pages;
