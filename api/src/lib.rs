@@ -287,7 +287,9 @@ pub struct DroneView {
     pub running: i64,
     /// `ok`; `disabled` (no new work, by an operator); `draining` (disabled, entries
     /// still running); `stopping` (its worker is stopping: it takes nothing new and
-    /// finishes what it holds, as before an upgrade); `lost` (no heartbeat within `[SCHEDULER] drone_timeout_sec`: no
+    /// finishes what it holds, as before an upgrade); `low-disk` (its results
+    /// filesystem is below its `[DRONE] min_free_mb`: no new work until a heartbeat says
+    /// it has room again; what it runs finishes); `lost` (no heartbeat within `[SCHEDULER] drone_timeout_sec`: no
     /// new work until it is heard from again, and its running entries are retried
     /// elsewhere as infra failures).
     pub status: String,
@@ -297,6 +299,10 @@ pub struct DroneView {
     /// not be asked).
     pub queued: Option<u32>,
     pub last_heartbeat: Option<String>,
+    /// Free space of the drone's results filesystem in MiB, by its last heartbeat
+    /// (null until one said).
+    #[serde(default)]
+    pub free_mb: Option<i64>,
 }
 
 /// `POST /api/drone-sets`, and one line of `GET /api/drone-sets`.

@@ -72,6 +72,7 @@ fn list(client: &Client, json: bool) -> Result<(), String> {
             "RUNNING",
             "QUEUED",
             "CAPACITY",
+            "FREE MB",
             "LAST HEARTBEAT",
         ],
         drones
@@ -84,6 +85,7 @@ fn list(client: &Client, json: bool) -> Result<(), String> {
                     d.running.to_string(),
                     opt(&d.queued),
                     d.capacity.to_string(),
+                    opt(&d.free_mb),
                     opt(&d.last_heartbeat),
                 ]
             })

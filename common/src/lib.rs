@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod broker;
 pub mod config;
+pub mod disk;
 pub mod metrics;
 pub mod names;
 pub mod protocol;

@@ -13,7 +13,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// 3: a status report carries `events`, several in order, instead of one `event`.
 /// 4: Finished may carry `test_failure` (results over the drone's `max_results_mb`)
 /// and `test_parts`: the attempt's parsed tests travel before it in `tests` events.
-pub const SCHEMA_VERSION: u32 = 4;
+/// 5: heartbeats carry `free_mb` and `low_disk` (the drone's results filesystem); a
+/// release reading version 4 refuses a heartbeat with them.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The most events a worker puts in one status report.
 pub const MAX_EVENTS_PER_REPORT: usize = 64;
@@ -239,6 +241,15 @@ pub enum StatusEvent {
         /// The worker is stopping: it finishes what it holds and takes nothing new.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         stopping: bool,
+        /// Free space of the drone's results filesystem, in MiB (for an unprivileged
+        /// user); absent when it could not be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        free_mb: Option<u64>,
+        /// `free_mb` is below the drone's `[DRONE] min_free_mb`: it finishes what it
+        /// holds and takes nothing new until a heartbeat says it has room again. The
+        /// drone judges, as the threshold is its own config.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        low_disk: bool,
     },
 }
 

@@ -13,7 +13,7 @@ use crate::lease::{set_aside, set_aside_subdir};
 use crate::manifest::Manifest;
 use crate::pusher::Pusher;
 use crate::tasks::BeforeJob;
-use crate::{cap, runner, supervise, Inner};
+use crate::{cap, runner, space, supervise, Inner};
 use common::names::HostName;
 use common::protocol::{RunJob, StatusEvent};
 use std::path::PathBuf;
@@ -98,11 +98,11 @@ impl Attempt {
                 };
                 let exit_code = self.wait(started).await;
                 drop(prepared.slot);
-                (exit_code, self.lease_verdict())
+                (exit_code, self.exit_verdict(exit_code))
             }
             Stage::Running { pid } => {
                 let exit_code = self.reattach(pid).await;
-                (exit_code, self.lease_verdict())
+                (exit_code, self.exit_verdict(exit_code))
             }
             Stage::Exited {
                 exit_code,
@@ -367,6 +367,15 @@ impl Attempt {
         supervise::lease_expired(&self.prefix).or_else(|| self.inner.lease_lost(self.id))
     }
 
+    /// The infra failure an exit makes of the attempt: the lease's, else a full
+    /// disk's (see [`space`]).
+    fn exit_verdict(&self, exit_code: i32) -> Option<String> {
+        self.lease_verdict().or_else(|| {
+            let capped = cap::exceeded(&self.prefix).is_some();
+            space::after_exit(exit_code, &self.inner.config.drone.results_dir, capped)
+        })
+    }
+
     /// Journals and reports the exit (settling the attempt with the lease), sets the
     /// results of an attempt lost to the lease aside, writes the results manifest.
     async fn gather(
@@ -381,16 +390,15 @@ impl Attempt {
             ?infra_failure,
             "Autoserv exited; pushing results"
         );
-        inner
-            .record(
-                &self.job,
-                Stage::Exited {
-                    exit_code,
-                    infra_failure: infra_failure.clone(),
-                },
-            )
-            .await;
-        let infra_failure = match infra_failure {
+        // The worker's own writes from here on: one that fails for want of space makes
+        // an infra failure (see [`space`]).
+        let no_space = space::NoSpace::default();
+        let exited = Stage::Exited {
+            exit_code,
+            infra_failure: infra_failure.clone(),
+        };
+        no_space.note("the journal", &inner.put(&self.job, exited).await);
+        let infra_failure = match infra_failure.or_else(|| no_space.verdict()) {
             None => {
                 inner
                     .reporter
@@ -422,19 +430,27 @@ impl Attempt {
             // results, never writes them.
             let out = inner.journal.parsed_path(self.id);
             let errors = &inner.metrics.parse_errors;
-            crate::parse::parse(&inner.config.drone, dir.clone(), out, errors).await;
+            let kept = crate::parse::parse(&inner.config.drone, dir.clone(), out, errors).await;
+            no_space.note("the parsed tests", &kept);
         }
         let written = tokio::task::spawn_blocking(move || Manifest::write(&dir))
             .await
             .map_err(AttemptError::Manifest)?;
-        if let Err(error) = &written {
-            // The results still go; only the check of their copy is lost.
-            tracing::error!(%error, results = %subdir, "cannot write the results manifest");
+        // Without a manifest the results still go; only the check of their copy is lost.
+        let verify = no_space.note("the results manifest", &written);
+        if let (None, Some(reason)) = (&infra_failure, no_space.verdict()) {
+            // Reported Gathering already: the results are set aside now.
+            let subdir = set_aside(&inner.config.drone.results_dir, &self.job);
+            return Ok(Gathered {
+                infra_failure: Some(reason),
+                subdir,
+                verify: false,
+            });
         }
         Ok(Gathered {
             infra_failure,
             subdir,
-            verify: written.is_ok(),
+            verify,
         })
     }
 

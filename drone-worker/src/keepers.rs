@@ -1,5 +1,5 @@
 //! The worker's keepers: the heartbeat (what it holds, where it serves results, whether
-//! it is stopping), and the refill of spare journal records and entry directories
+//! it is stopping, its results filesystem's free space), and the refill of spare journal records and entry directories
 //! (see [`crate::spare`]).
 
 use crate::Inner;
@@ -42,12 +42,41 @@ impl Inner {
         }
     }
 
+    /// The results filesystem's free space in MiB, and whether it is below `[DRONE]
+    /// min_free_mb` (see [`crate::space`]).
+    async fn free_space(&self) -> (Option<u64>, bool) {
+        let dir = self.config.drone.results_dir.clone();
+        let min_free_mb = self.config.drone.min_free_mb;
+        tokio::task::spawn_blocking(move || crate::space::reading(&dir, min_free_mb))
+            .await
+            .unwrap_or((None, false))
+    }
+
     /// Heartbeats until `shutdown`; one that did not go out is tried again soon.
     pub(crate) async fn heartbeat_loop(self: Arc<Self>, mut shutdown: Shutdown) {
         let every = Duration::from_secs(self.config.drone.heartbeat_sec);
+        let mut was_low = false;
         loop {
             let running: Vec<(i64, i32)> =
                 self.attempts.held().into_iter().map(Into::into).collect();
+            let (free_mb, low_disk) = self.free_space().await;
+            if low_disk != was_low {
+                let min_free_mb = self.config.drone.min_free_mb;
+                if low_disk {
+                    tracing::warn!(
+                        ?free_mb,
+                        min_free_mb,
+                        "the results filesystem is below min_free_mb: taking no new work"
+                    );
+                } else {
+                    tracing::info!(
+                        ?free_mb,
+                        min_free_mb,
+                        "the results filesystem has room again: taking work"
+                    );
+                }
+                was_low = low_disk;
+            }
             // A heartbeat that did not go out is tried again soon: until one does, the
             // scheduler counts this drone as lost and sends it nothing.
             let next = match self
@@ -56,6 +85,8 @@ impl Inner {
                     running,
                     results_url: self.results_url.get().cloned(),
                     stopping: self.stopping.load(std::sync::atomic::Ordering::Relaxed),
+                    free_mb,
+                    low_disk,
                 })
                 .await
             {

@@ -27,6 +27,7 @@ pub mod pusher;
 pub mod reporter;
 pub mod retention;
 pub mod runner;
+pub mod space;
 pub mod spare;
 pub mod supervise;
 mod tasks;

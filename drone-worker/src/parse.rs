@@ -35,15 +35,16 @@ fn options(config: &DroneConfig) -> tko::Options {
 
 /// Parses `results` and keeps what it found in `out` (written whole or not at all),
 /// counting in `errors` a parse that met an error or failed. Nothing is parsed when
-/// `[DRONE] parsers` is `none`.
+/// `[DRONE] parsers` is `none`. An error is returned only when what was found could
+/// not be kept (the caller judges a full disk); it is logged by the caller.
 pub(crate) async fn parse(
     config: &DroneConfig,
     results: PathBuf,
     out: PathBuf,
     errors: &prometheus_client::metrics::counter::Counter,
-) {
+) -> std::io::Result<()> {
     if config.parsers.is_empty() {
-        return;
+        return Ok(());
     }
     let options = options(config);
     let started = std::time::Instant::now();
@@ -61,18 +62,21 @@ pub(crate) async fn parse(
         errors.inc();
     }
     match done {
-        Ok(Ok(parsed)) => tracing::info!(
-            tests = parsed.tests.len(),
-            dropped = parsed.dropped,
-            parse_error = parsed.parse_error.as_deref().unwrap_or(""),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "results parsed"
-        ),
-        Ok(Err(error)) => {
-            tracing::error!(%error, "cannot keep the parsed tests; they will not be reported")
+        Ok(Ok(parsed)) => {
+            tracing::info!(
+                tests = parsed.tests.len(),
+                dropped = parsed.dropped,
+                parse_error = parsed.parse_error.as_deref().unwrap_or(""),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "results parsed"
+            );
+            Ok(())
         }
+        // Not reported: the tests are left out.
+        Ok(Err(error)) => Err(error),
         Err(error) => {
-            tracing::error!(%error, "the results parser failed; no tests will be reported")
+            tracing::error!(%error, "the results parser failed; no tests will be reported");
+            Ok(())
         }
     }
 }

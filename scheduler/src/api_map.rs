@@ -219,6 +219,7 @@ pub fn drone_view(row: DroneRow, queued: Option<u32>) -> DroneView {
         capacity: i32::try_from(row.capacity).unwrap_or(i32::MAX),
         queued,
         last_heartbeat: row.last_heartbeat.map(format_micros),
+        free_mb: row.free_mb,
     }
 }
 

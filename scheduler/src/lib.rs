@@ -21,6 +21,7 @@ pub mod lost;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod own_disk;
 pub mod pages;
 pub mod results;
 pub mod retention;

@@ -128,6 +128,8 @@ mod tests {
                     running: vec![],
                     results_url: Some(url.into()),
                     stopping: false,
+                    free_mb: None,
+                    low_disk: false,
                 },
                 StatusEvent::Running {
                     entry_id: 1,

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod smtp;
 pub mod sshd;
+pub mod tmpfs;
 pub mod world;
 
 pub use world::{World, WorldBuilder};

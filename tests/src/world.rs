@@ -202,6 +202,9 @@ impl WorldBuilder {
             dir.join("drone-results").display().to_string(),
         );
         put("DRONE", "heartbeat_sec", "1".into());
+        // Kept live, but low enough that a test machine's own disk never makes a
+        // drone low-disk (tests of that use a small filesystem of their own).
+        put("DRONE", "min_free_mb", "1".into());
         put("DRONE", "http_listen", "127.0.0.1:0".into());
         if let Some(n) = self.worker_max_processes {
             put("DRONE", "max_processes", n.to_string());

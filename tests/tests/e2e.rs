@@ -539,6 +539,7 @@ mod infra;
 mod integrity;
 mod least_privilege;
 mod lists;
+mod low_disk;
 mod mail;
 mod metrics;
 mod pages;

@@ -102,6 +102,8 @@ async fn a_report_forged_by_another_drones_user_or_a_future_heartbeat_changes_no
         running: Vec::new(),
         results_url: None,
         stopping: false,
+        free_mb: None,
+        low_disk: false,
     };
     publish_as(
         &url_of(&holder),

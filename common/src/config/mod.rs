@@ -184,6 +184,9 @@ pub struct DroneConfig {
     pub containment: Containment,
     /// The most one entry's results may take on the drone, in MiB (`max_results_mb`).
     pub max_results_mb: u64,
+    /// Below this much free space on the results filesystem, in MiB, the drone takes no
+    /// new work (`min_free_mb`; 0: never).
+    pub min_free_mb: u64,
     /// `tls_cert` and `tls_key`: the results server answers HTTPS; None: plain HTTP.
     pub tls: Option<ServerTls>,
     /// Which parsers read an entry's results after Autoserv exits (`parsers`, default
@@ -432,6 +435,21 @@ mod tests {
             (err.section.as_str(), err.key.as_str()),
             ("DRONE", "max_results_mb")
         );
+    }
+
+    #[test]
+    fn the_free_space_floor_is_read_and_checked() {
+        assert_eq!(load("", &[]).unwrap().drone.min_free_mb, 2048);
+        let c = load("[DRONE]\nmin_free_mb = 0\n", &[]).unwrap();
+        assert_eq!(c.drone.min_free_mb, 0);
+        for bad in ["-1", "2GB", "99999999999"] {
+            let err = load(&format!("[DRONE]\nmin_free_mb = {bad}\n"), &[]).unwrap_err();
+            assert_eq!(
+                (err.section.as_str(), err.key.as_str()),
+                ("DRONE", "min_free_mb"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

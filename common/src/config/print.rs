@@ -121,6 +121,7 @@ impl Config {
             "results_url": d.results_url,
             "containment": d.containment.as_str(),
             "max_results_mb": d.max_results_mb,
+            "min_free_mb": d.min_free_mb,
             "tls_cert": d.tls.as_ref().map(|t| &t.cert.path),
             "tls_key": d.tls.as_ref().map(|t| &t.key.path),
             "parsers": d.parsers.iter().map(|p| p.name()).collect::<Vec<_>>(),

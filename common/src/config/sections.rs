@@ -239,6 +239,11 @@ pub(super) fn drone(raw: &mut Raw, base: &Path) -> Result<DroneConfig, ConfigErr
         max_results_mb: raw.parsed(drone, "max_results_mb", 10240, |v| {
             positive(v).map(u64::from)
         })?,
+        min_free_mb: raw.parsed(drone, "min_free_mb", 2048, |v| {
+            v.parse::<u32>()
+                .map(u64::from)
+                .map_err(|_| format!("expected a number of MiB (0 to 4294967295), got {v:?}"))
+        })?,
         tls,
         parsers: raw.parsed(drone, "parsers", DEFAULT_PARSERS.to_vec(), parsers)?,
         junit_globs: raw.parsed(

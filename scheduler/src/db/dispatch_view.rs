@@ -103,7 +103,10 @@ pub struct DroneLoad {
     pub enabled: bool,
     /// Its worker said it is stopping (draining before an exit or an upgrade).
     pub stopping: bool,
-    /// Takes new work: enabled, and its worker not stopping.
+    /// Its last heartbeat said its results filesystem is below its `[DRONE]
+    /// min_free_mb`: it finishes what it runs and takes nothing new.
+    pub low_disk: bool,
+    /// Takes new work: enabled, its worker not stopping, and room on its disk.
     pub accepting: bool,
     /// Heard from within `[SCHEDULER] drone_timeout_sec`.
     pub alive: bool,
@@ -157,6 +160,7 @@ struct DroneSettings {
     capacity_override: Option<i32>,
     last_heartbeat: Option<i64>,
     stopping: bool,
+    low_disk: bool,
 }
 
 /// Reads the drones with their load, then, when there are free slots, up to
@@ -239,6 +243,7 @@ async fn read_loads(
                 drones::capacity_override,
                 drones::last_heartbeat,
                 drones::stopping,
+                drones::low_disk,
             ))
             .cached()
             .load(c)
@@ -276,13 +281,14 @@ fn running_by_drone(on_drones: Vec<(Option<String>, Option<i64>)>) -> BTreeMap<S
 
 /// A drone's load: a capacity set at run time wins over the config's; a drone silent
 /// since `alive_since` counts as lost and takes nothing new, and so does one whose
-/// worker is stopping.
+/// worker is stopping or whose disk is low.
 fn load_of(row: DroneSettings, running: &BTreeMap<String, i64>, alive_since: i64) -> DroneLoad {
     DroneLoad {
         running: running.get(row.name.as_str()).copied().unwrap_or(0),
         enabled: row.enabled,
         stopping: row.stopping,
-        accepting: row.enabled && !row.stopping,
+        low_disk: row.low_disk,
+        accepting: row.enabled && !row.stopping && !row.low_disk,
         alive: row.last_heartbeat.is_some_and(|t| t >= alive_since),
         capacity: i64::from(row.capacity_override.unwrap_or(row.capacity)),
         name: row.name,
@@ -491,104 +497,5 @@ async fn read_label_pools(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(name: &str, capacity: i32, set: Option<i32>, beat: Option<i64>) -> DroneSettings {
-        DroneSettings {
-            name: DroneName::new(name).unwrap(),
-            enabled: true,
-            capacity,
-            capacity_override: set,
-            last_heartbeat: beat,
-            stopping: false,
-        }
-    }
-
-    #[test]
-    fn a_synchronous_group_counts_once_on_its_drone() {
-        let on_drones = vec![
-            (Some("a".to_string()), None),
-            (Some("a".to_string()), Some(1)),
-            (Some("a".to_string()), Some(1)),
-            (Some("b".to_string()), None),
-            (None, None),
-        ];
-        let counts = running_by_drone(on_drones);
-        assert_eq!(counts.get("a"), Some(&1));
-        assert_eq!(counts.get("b"), Some(&1));
-    }
-
-    #[test]
-    fn a_capacity_set_at_run_time_wins_over_the_config() {
-        let load = load_of(settings("a", 4, Some(9), Some(100)), &BTreeMap::new(), 50);
-        assert_eq!((load.capacity, load.free()), (9, 9));
-    }
-
-    #[test]
-    fn a_drone_silent_since_the_lease_has_no_free_slot() {
-        let load = load_of(settings("a", 4, None, Some(10)), &BTreeMap::new(), 50);
-        assert!(!load.alive);
-        assert_eq!(load.free(), 0);
-        let never = load_of(settings("b", 4, None, None), &BTreeMap::new(), 50);
-        assert_eq!(never.free(), 0);
-    }
-
-    #[test]
-    fn a_stopping_drone_is_enabled_but_takes_nothing() {
-        let mut row = settings("a", 4, None, Some(100));
-        row.stopping = true;
-        let load = load_of(row, &BTreeMap::new(), 50);
-        assert!(load.enabled && !load.accepting);
-        assert_eq!(load.free(), 0);
-    }
-
-    #[test]
-    fn only_drone_sets_with_a_free_drone_have_room() {
-        let running = BTreeMap::from([("full".to_string(), 2)]);
-        let loads = vec![
-            load_of(settings("free", 2, None, Some(100)), &running, 50),
-            load_of(settings("full", 2, None, Some(100)), &running, 50),
-        ];
-        let members = vec![
-            (1, "full".to_string()),
-            (2, "full".to_string()),
-            (2, "free".to_string()),
-            (3, "unknown".to_string()),
-        ];
-        assert_eq!(sets_with_room(&members, &loads), [2]);
-    }
-
-    #[test]
-    fn a_valid_stored_name_loads_as_its_type() {
-        use diesel::sql_types::Text;
-        let mut conn = SqliteConnection::establish(":memory:").unwrap();
-        let host = HostName::new("host1.lab").unwrap();
-        let query = diesel::select((&host).into_sql::<Text>());
-        let back: HostName = diesel::RunQueryDsl::get_result(query, &mut conn).unwrap();
-        assert_eq!(back, host);
-    }
-
-    #[test]
-    fn an_invalid_stored_name_is_an_error_naming_it() {
-        use diesel::sql_types::Text;
-        let mut conn = SqliteConnection::establish(":memory:").unwrap();
-        let query = diesel::select("../etc".into_sql::<Text>());
-        let stored: Result<HostName, _> = diesel::RunQueryDsl::get_result(query, &mut conn);
-        let error = stored.unwrap_err();
-        let mut messages = vec![error.to_string()];
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            messages.push(cause.to_string());
-            source = cause.source();
-        }
-        let error = messages.join(": ");
-        assert!(
-            error.contains("host name") && error.contains("../etc"),
-            "{error}"
-        );
-        let query = diesel::select("a b".into_sql::<Text>());
-        let stored: Result<DroneName, _> = diesel::RunQueryDsl::get_result(query, &mut conn);
-        assert!(stored.is_err(), "a drone name with a space was loaded");
-    }
-}
+#[path = "dispatch_view_tests.rs"]
+mod tests;

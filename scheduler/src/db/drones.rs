@@ -1,4 +1,5 @@
-//! Drones as the scheduler keeps them: enabled flag, capacity, last heartbeat.
+//! Drones as the scheduler keeps them: enabled flag, capacity, last heartbeat, free
+//! space.
 
 use super::dispatch_view;
 use super::schema::drones;
@@ -105,6 +106,8 @@ pub struct DroneRow {
     pub capacity: i64,
     /// When it was last heard from (UTC microseconds).
     pub last_heartbeat: Option<i64>,
+    /// Free space of its results filesystem, in MiB, by its last heartbeat that said.
+    pub free_mb: Option<i64>,
 }
 
 /// The configured drones, by name, with their load and state.
@@ -114,18 +117,22 @@ pub async fn list(
     alive_since: i64,
 ) -> Result<Vec<DroneRow>, DbError> {
     let loads = dispatch_view::loads(db, configured, alive_since).await?;
-    let beats: Vec<(String, Option<i64>)> = with_conn!(db, |conn| {
+    let beats: Vec<(String, Option<i64>, Option<i64>)> = with_conn!(db, |conn| {
         drones::table
-            .select((drones::name, drones::last_heartbeat))
+            .select((drones::name, drones::last_heartbeat, drones::free_mb))
             .load(conn)
             .await?
     });
-    let beats: BTreeMap<String, Option<i64>> = beats.into_iter().collect();
+    let beats: BTreeMap<String, (Option<i64>, Option<i64>)> = beats
+        .into_iter()
+        .map(|(name, beat, free)| (name, (beat, free)))
+        .collect();
     Ok(loads
         .into_iter()
         .map(|d| DroneRow {
-            last_heartbeat: beats.get(d.name.as_str()).copied().flatten(),
-            status: DroneStatus::of(d.enabled, d.alive, d.stopping, d.running),
+            last_heartbeat: beats.get(d.name.as_str()).and_then(|b| b.0),
+            free_mb: beats.get(d.name.as_str()).and_then(|b| b.1),
+            status: DroneStatus::of(d.enabled, d.alive, d.stopping, d.low_disk, d.running),
             name: d.name,
             enabled: d.enabled,
             running: d.running,

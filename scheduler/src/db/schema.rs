@@ -100,6 +100,8 @@ diesel::table! {
         capacity_override -> Nullable<Integer>,
         results_url -> Nullable<Text>,
         stopping -> Bool,
+        free_mb -> Nullable<BigInt>,
+        low_disk -> Bool,
     }
 }
 

@@ -55,6 +55,7 @@ fn drone(name: &str, running: i64, capacity: i64) -> DroneLoad {
         name: DroneName::new(name).unwrap(),
         enabled: true,
         stopping: false,
+        low_disk: false,
         accepting: true,
         alive: true,
         capacity,
@@ -122,7 +123,7 @@ fn no_decision_is_taken_when_every_drone_is_full() {
 }
 
 #[test]
-fn a_lost_disabled_or_stopping_drone_gets_nothing() {
+fn a_lost_disabled_stopping_or_low_disk_drone_gets_nothing() {
     let mut lost = drone("lost", 0, 4);
     lost.alive = false;
     let mut disabled = drone("disabled", 0, 4);
@@ -130,8 +131,17 @@ fn a_lost_disabled_or_stopping_drone_gets_nothing() {
     let mut stopping = drone("stopping", 0, 4);
     stopping.stopping = true;
     stopping.accepting = false;
-    let loads = vec![lost, disabled, stopping];
+    let mut low_disk = drone("low-disk", 0, 4);
+    low_disk.low_disk = true;
+    low_disk.accepting = false;
+    let loads = vec![lost, disabled, stopping, low_disk.clone()];
     assert!(plan_of(view(loads, vec![named(1, 1, 1)]), 100).is_none());
+    // Beside a healthy drone, the entry goes there.
+    let plan = plan_of(
+        view(vec![low_disk, drone("b", 0, 4)], vec![named(1, 1, 1)]),
+        100,
+    );
+    assert_eq!(picks(&plan.unwrap()), [(1, 1, "b")]);
 }
 
 #[test]

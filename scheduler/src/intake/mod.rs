@@ -24,6 +24,29 @@ use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use common::names::{DroneName, HostName};
 use common::protocol::{ManifestSummary, StatusEvent};
 
+/// What a heartbeat says of its drone, as the drone's row keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DroneSaid {
+    /// Its worker is stopping.
+    pub stopping: bool,
+    /// Free space of its results filesystem, in MiB (None: not said).
+    pub free_mb: Option<i64>,
+    /// Below its `[DRONE] min_free_mb`: no new work until a heartbeat says otherwise.
+    pub low_disk: bool,
+}
+
+impl DroneSaid {
+    /// From a heartbeat's fields; a free space past what the column holds is kept as
+    /// the column's largest.
+    pub fn of(stopping: bool, free_mb: Option<u64>, low_disk: bool) -> Self {
+        Self {
+            stopping,
+            free_mb: free_mb.map(|mb| i64::try_from(mb).unwrap_or(i64::MAX)),
+            low_disk,
+        }
+    }
+}
+
 /// One report as read from `autotest.status`. What the drone says of its own clock is
 /// not kept: every decision uses the scheduler's.
 #[derive(Debug, Clone)]

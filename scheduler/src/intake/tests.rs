@@ -783,11 +783,24 @@ fn a_results_url_too_long_for_its_column_is_dropped() {
 }
 
 #[test]
+fn a_heartbeat_says_the_drone_s_free_space_as_its_row_keeps_it() {
+    let said = DroneSaid::of(false, Some(4096), true);
+    assert_eq!((said.free_mb, said.low_disk), (Some(4096), true));
+    assert_eq!(
+        DroneSaid::of(false, Some(u64::MAX), false).free_mb,
+        Some(i64::MAX)
+    );
+    assert_eq!(DroneSaid::of(true, None, false).free_mb, None);
+}
+
+#[test]
 fn a_heartbeat_is_about_no_single_entry() {
     let heartbeat = StatusEvent::Heartbeat {
         running: vec![(7, 2)],
         results_url: None,
         stopping: false,
+        free_mb: None,
+        low_disk: false,
     };
     assert_eq!(event_attempt(&heartbeat), None);
     let transition = judge(&heartbeat, &row(), "d1");

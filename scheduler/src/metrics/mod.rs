@@ -30,6 +30,12 @@ pub(crate) struct DroneLabel {
     pub drone: String,
 }
 
+/// A label naming one of the scheduler's own filesystems (see [`crate::own_disk`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FilesystemLabel {
+    pub filesystem: &'static str,
+}
+
 /// The kind of a status report (its `type` on the wire).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabel {
@@ -72,6 +78,8 @@ pub struct Metrics {
     pub(crate) drones: Family<StatusLabel, Gauge>,
     pub(crate) drone_running: Family<DroneLabel, Gauge>,
     pub(crate) drone_capacity: Family<DroneLabel, Gauge>,
+    pub(crate) drone_free: Family<DroneLabel, Gauge>,
+    pub(crate) own_free: Family<FilesystemLabel, Gauge>,
     /// One scrape at a time: each sets the database's gauges, then encodes them.
     pub(crate) scraping: tokio::sync::Mutex<()>,
 }
@@ -102,6 +110,8 @@ impl Metrics {
             drones: Family::default(),
             drone_running: Family::default(),
             drone_capacity: Family::default(),
+            drone_free: Family::default(),
+            own_free: Family::default(),
             scraping: tokio::sync::Mutex::new(()),
         };
         // Every event and reason shows from the start, at 0, so a rate over them
@@ -180,7 +190,7 @@ impl Metrics {
         );
         r.register(
             "autotest_drones",
-            "Configured drones by status (ok, disabled, draining, lost, stopping)",
+            "Configured drones by status (ok, disabled, draining, lost, stopping, low-disk)",
             self.drones.clone(),
         );
         r.register(
@@ -192,6 +202,18 @@ impl Metrics {
             "autotest_drone_capacity",
             "Each drone's capacity in force (set at run time, else the config's)",
             self.drone_capacity.clone(),
+        );
+        r.register_with_unit(
+            "autotest_drone_free",
+            "Free space of each drone's results filesystem, by its last heartbeat that said",
+            Unit::Bytes,
+            self.drone_free.clone(),
+        );
+        r.register_with_unit(
+            "autotest_scheduler_free",
+            "Free space of the scheduler's filesystems: its SQLite database's (database) and, on the results host, the results directory's (results)",
+            Unit::Bytes,
+            self.own_free.clone(),
         );
         self
     }

@@ -7,7 +7,7 @@
 //! itself (reports, latencies, the oldest unapplied report): the gauges read from the
 //! database are left out of it rather than shown stale.
 
-use super::{DroneLabel, Metrics, StatusLabel};
+use super::{DroneLabel, FilesystemLabel, Metrics, StatusLabel};
 use crate::db::{self, Db, DbError};
 use crate::model::DroneStatus;
 use axum::extract::State;
@@ -42,7 +42,9 @@ async fn serve(State(state): State<MetricsState>) -> Response {
         metrics.drones.clear();
         metrics.drone_running.clear();
         metrics.drone_capacity.clear();
+        metrics.drone_free.clear();
     }
+    read_own_disks(&state).await;
     common::metrics::respond(metrics.registry())
 }
 
@@ -67,6 +69,7 @@ async fn read_database(state: &MetricsState) -> Result<(), DbError> {
     // A drone no longer configured leaves the answer.
     metrics.drone_running.clear();
     metrics.drone_capacity.clear();
+    metrics.drone_free.clear();
     for drone in &drones {
         let label = DroneLabel {
             drone: drone.name.to_string(),
@@ -79,6 +82,26 @@ async fn read_database(state: &MetricsState) -> Result<(), DbError> {
             .drone_capacity
             .get_or_create(&label)
             .set(drone.capacity);
+        if let Some(free_mb) = drone.free_mb {
+            let bytes = free_mb.saturating_mul(1024 * 1024);
+            metrics.drone_free.get_or_create(&label).set(bytes);
+        }
     }
     Ok(())
+}
+
+/// Sets the free space of the scheduler's own filesystems; one that cannot be read
+/// leaves the answer.
+async fn read_own_disks(state: &MetricsState) {
+    let metrics = &state.metrics;
+    metrics.own_free.clear();
+    for disk in crate::own_disk::read(&state.config).await {
+        if let Some(free) = disk.free_bytes {
+            let label = FilesystemLabel {
+                filesystem: disk.filesystem,
+            };
+            let free = i64::try_from(free).unwrap_or(i64::MAX);
+            metrics.own_free.get_or_create(&label).set(free);
+        }
+    }
 }

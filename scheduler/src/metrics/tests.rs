@@ -43,6 +43,8 @@ fn reports_count_by_what_applying_them_did() {
         running: vec![],
         results_url: None,
         stopping: false,
+        free_mb: None,
+        low_disk: false,
     };
     let reports = [
         report(running.clone()),

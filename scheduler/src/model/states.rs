@@ -192,18 +192,27 @@ text_state! {
         Lost => "lost",
         /// Its worker said it is shutting down.
         Stopping => "stopping",
+        /// Enabled and alive, but its results filesystem is below its `[DRONE]
+        /// min_free_mb`: it finishes what it runs and takes nothing new until a
+        /// heartbeat says it has room again.
+        LowDisk => "low-disk",
     }
 }
 
 impl DroneStatus {
     /// What a drone is, from whether it is `enabled`, `alive` (heartbeat within the
-    /// lease), `stopping` (its worker said so) and how many entries it is `running`.
-    pub fn of(enabled: bool, alive: bool, stopping: bool, running: i64) -> Self {
+    /// lease), `stopping` and `low_disk` (its worker said so) and how many entries it
+    /// is `running`. The first reason it takes no new work wins: lost (what it last
+    /// said is stale), stopping (it is going away), disabled or draining (an
+    /// operator's decision, whatever its disk), then low-disk, the only state it
+    /// leaves by itself. The free space is shown beside the status in every case.
+    pub fn of(enabled: bool, alive: bool, stopping: bool, low_disk: bool, running: i64) -> Self {
         match (enabled, alive) {
             (_, false) => Self::Lost,
             _ if stopping => Self::Stopping,
             (false, true) if running > 0 => Self::Draining,
             (false, true) => Self::Disabled,
+            (true, true) if low_disk => Self::LowDisk,
             (true, true) => Self::Ok,
         }
     }
@@ -257,17 +266,25 @@ mod tests {
 
     #[test]
     fn a_drone_without_a_heartbeat_is_lost_whatever_else() {
-        assert_eq!(DroneStatus::of(true, false, true, 3), DroneStatus::Lost);
-        assert_eq!(DroneStatus::of(true, true, true, 3), DroneStatus::Stopping);
-        assert_eq!(
-            DroneStatus::of(false, true, false, 3),
-            DroneStatus::Draining
-        );
-        assert_eq!(
-            DroneStatus::of(false, true, false, 0),
-            DroneStatus::Disabled
-        );
-        assert_eq!(DroneStatus::of(true, true, false, 0), DroneStatus::Ok);
+        use DroneStatus as D;
+        assert_eq!(D::of(true, false, true, true, 3), D::Lost);
+        assert_eq!(D::of(true, true, true, true, 3), D::Stopping);
+        assert_eq!(D::of(false, true, false, false, 3), D::Draining);
+        assert_eq!(D::of(false, true, false, false, 0), D::Disabled);
+        assert_eq!(D::of(true, true, false, false, 0), D::Ok);
+    }
+
+    #[test]
+    fn low_disk_shows_only_when_nothing_else_keeps_the_drone_from_work() {
+        use DroneStatus as D;
+        assert_eq!(D::of(true, true, false, true, 0), D::LowDisk);
+        assert_eq!(D::of(true, true, false, true, 2), D::LowDisk);
+        assert_eq!(D::of(true, false, false, true, 0), D::Lost);
+        assert_eq!(D::of(true, true, true, true, 0), D::Stopping);
+        assert_eq!(D::of(false, true, false, true, 2), D::Draining);
+        assert_eq!(D::of(false, true, false, true, 0), D::Disabled);
+        assert_eq!(D::LowDisk.as_str(), "low-disk");
+        assert_eq!("low-disk".parse(), Ok(D::LowDisk));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! `/drones`: each configured drone's status, capacity and load, when it was last
-//! heard from, and its RabbitMQ queue (depth, consumers, a link to the management UI).
+//! `/drones`: each configured drone's status, capacity and load, free space, when it
+//! was last heard from, and its RabbitMQ queue (depth, consumers, a link to the
+//! management UI); above them, the free space of the scheduler's own filesystems.
 
-use super::format::{age, status_class};
+use super::format::{age, free_space, status_class};
 use super::{render, PageError, Viewer};
 use crate::http::AppState;
 use askama::Template;
@@ -17,6 +18,8 @@ pub struct DroneView {
     pub capacity: i64,
     pub running: i64,
     pub heartbeat: String,
+    /// Free space of its results filesystem, by its last heartbeat.
+    pub free: String,
     /// Messages waiting in its queue and its consumers; None when the broker did not
     /// answer.
     pub queued: Option<u32>,
@@ -32,6 +35,8 @@ pub struct DroneView {
 struct DronesPage {
     viewer: Viewer,
     drones: Vec<DroneView>,
+    /// The scheduler's own filesystems: (`database` or `results`, path, free space).
+    own_disks: Vec<(&'static str, String, String)>,
     management_url: String,
 }
 
@@ -63,6 +68,11 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
             capacity: row.capacity,
             running: row.running,
             heartbeat: age(row.last_heartbeat, now),
+            free: free_space(
+                row.free_mb
+                    .and_then(|mb| u64::try_from(mb).ok())
+                    .map(|mb| mb * common::disk::MIB),
+            ),
             queued: counts.map(|c| c.0),
             consumers: counts.map(|c| c.1),
             queue_link: state.config.management_queue_url(&queue),
@@ -70,9 +80,21 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
             queue,
         });
     }
+    let own_disks = crate::own_disk::read(&state.config)
+        .await
+        .into_iter()
+        .map(|d| {
+            (
+                d.filesystem,
+                d.path.display().to_string(),
+                free_space(d.free_bytes),
+            )
+        })
+        .collect();
     render(&DronesPage {
         viewer,
         drones,
+        own_disks,
         management_url: state.config.management_url(),
     })
 }

@@ -69,6 +69,26 @@ pub fn status_class(status: &str) -> String {
     format!("status-{slug}")
 }
 
+/// A free space in bytes, in the largest binary unit that keeps a whole number
+/// before the point (`512 MiB`, `3.2 GiB`); `unknown` when not known.
+pub fn free_space(bytes: Option<u64>) -> String {
+    let Some(bytes) = bytes else {
+        return "unknown".to_string();
+    };
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// A query string value: None when absent or blank; trimmed; refused (400) when
 /// longer than 1024 bytes or holding a control character.
 pub fn field(name: &str, value: &Option<String>) -> Result<Option<String>, PageError> {
@@ -152,6 +172,17 @@ mod tests {
     fn times_are_shown_to_the_second() {
         assert_eq!(when(1_765_000_000_123_456), "2025-12-06 05:46:40");
         assert_eq!(when_opt(None), "");
+    }
+
+    #[test]
+    fn free_space_reads_in_binary_units() {
+        assert_eq!(free_space(None), "unknown");
+        assert_eq!(free_space(Some(0)), "0 B");
+        assert_eq!(free_space(Some(512 * 1024 * 1024)), "512 MiB");
+        assert_eq!(
+            free_space(Some(3 * 1024 * 1024 * 1024 + 200 * 1024 * 1024)),
+            "3.2 GiB"
+        );
     }
 
     #[test]

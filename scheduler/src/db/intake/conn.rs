@@ -6,7 +6,9 @@
 pub(crate) use super::tests_store::TestWrites;
 use crate::db::schema::{drones, entry_history, host_queue_entries as hqe, hosts, jobs};
 use crate::db::{Cache, DbError, SqliteConn};
-use crate::intake::{EntryChanges, EntryRow, GroupSync, History, HostWrite, Member, OnDrone};
+use crate::intake::{
+    DroneSaid, EntryChanges, EntryRow, GroupSync, History, HostWrite, Member, OnDrone,
+};
 use crate::model::{AttemptId, EntryStatus, HostStatus, TaskFlags};
 use common::names::{DroneName, HostName};
 use common::protocol::ManifestSummary;
@@ -164,7 +166,7 @@ pub(crate) trait HostWrites {
         &mut self,
         drone: &DroneName,
         results_url: Option<Option<&str>>,
-        stopping: bool,
+        said: &DroneSaid,
     ) -> Result<(), DbError>;
     /// The drone was heard from at `now` (the scheduler's clock).
     async fn alive(&mut self, drone: &str, now: i64) -> Result<(), DbError>;
@@ -446,20 +448,25 @@ macro_rules! host_writes {
                 &mut self,
                 drone: &DroneName,
                 results_url: Option<Option<&str>>,
-                stopping: bool,
+                said: &DroneSaid,
             ) -> Result<(), DbError> {
                 let row = drones::table.filter(drones::name.eq(drone.as_str()));
+                let state = (
+                    drones::stopping.eq(said.stopping),
+                    drones::free_mb.eq(said.free_mb),
+                    drones::low_disk.eq(said.low_disk),
+                );
                 match results_url {
                     Some(url) => {
                         diesel::update(row)
-                            .set((drones::results_url.eq(url), drones::stopping.eq(stopping)))
+                            .set((drones::results_url.eq(url), state))
                             .cached()
                             .execute(self)
                             .await?
                     }
                     None => {
                         diesel::update(row)
-                            .set(drones::stopping.eq(stopping))
+                            .set(state)
                             .cached()
                             .execute(self)
                             .await?

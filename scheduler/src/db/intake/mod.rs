@@ -107,13 +107,16 @@ async fn apply_in<C: IntakeConn>(
                     running,
                     results_url,
                     stopping,
+                    free_mb,
+                    low_disk,
                 },
                 None,
             ) => {
                 // A URL the drone may not name leaves the one it had.
                 let url = (!report.url_ignored)
                     .then(|| intake::heartbeat_results_url(results_url.as_ref()));
-                conn.drone_heard(cx.drone, url, *stopping).await?;
+                let said = intake::DroneSaid::of(*stopping, *free_mb, *low_disk);
+                conn.drone_heard(cx.drone, url, &said).await?;
                 let on_drone = conn.on_drone(cx.drone).await?;
                 let running: Vec<AttemptId> =
                     running.iter().copied().map(AttemptId::from).collect();
