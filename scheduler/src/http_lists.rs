@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(limit(&None).ok(), Some(100));
         assert_eq!(limit(&Some("7".into())).ok(), Some(7));
         for bad in ["x", "0", "1001", "-1", ""] {
-            let error = limit(&Some(bad.into())).err().expect("refused");
+            let error = limit(&Some(bad.into())).expect_err("refused");
             assert!(error.1.contains("1 to 1000"), "{}", error.1);
         }
         assert_eq!(id_cursor(&Some("42".into())).ok(), Some(Some(42)));

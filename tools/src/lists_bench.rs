@@ -276,7 +276,7 @@ fn fill(server: &Server, database: &str, o: &Options, now: i64) {
                FROM seq_{low}_to_{high};"
         );
         server.run(Some(database), &sql);
-        if high % (CHUNK * 4) == 0 || high == entries {
+        if high.is_multiple_of(CHUNK * 4) || high == entries {
             println!("  {high} entries written");
         }
     }

@@ -101,6 +101,8 @@ fn report_lag_is_from_sending_to_commit_with_a_clock_ahead_as_none() {
             running: vec![],
             results_url: None,
             stopping: false,
+            free_mb: None,
+            low_disk: false,
         })
     };
     let now = 10_000_000;
