@@ -400,8 +400,9 @@ async fn verify_repairs_a_host_and_one_that_cannot_be_repaired_leaves_service() 
             && host1_tasks.iter().any(|d| d.ends_with("-repair")),
         "{host1_tasks:?}"
     );
-    let hosts: serde_json::Value =
+    let page: serde_json::Value =
         serde_json::from_slice(&world.atest(&["host", "list", "--json"]).await.stdout).unwrap();
+    let hosts = &page["hosts"];
     assert_eq!(hosts[0]["name"], "host1");
     assert_eq!(hosts[0]["status"], "Repair Failed");
     assert_eq!(hosts[0]["locked"], true);
