@@ -218,3 +218,17 @@ pub fn admin_token(config: &std::path::Path, name: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// Runs `f` on `threads` blocking threads, each given its index; returns when all end.
+pub async fn parallel(threads: usize, f: impl Fn(usize) + Send + Sync + 'static) {
+    let f = std::sync::Arc::new(f);
+    let tasks: Vec<_> = (0..threads)
+        .map(|t| {
+            let f = f.clone();
+            tokio::task::spawn_blocking(move || f(t))
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}

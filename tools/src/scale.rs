@@ -58,20 +58,6 @@ impl Options {
     }
 }
 
-/// Runs `f` on `threads` blocking threads, each given its index; returns when all end.
-async fn parallel(threads: usize, f: impl Fn(usize) + Send + Sync + 'static) {
-    let f = Arc::new(f);
-    let tasks: Vec<_> = (0..threads)
-        .map(|t| {
-            let f = f.clone();
-            tokio::task::spawn_blocking(move || f(t))
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-}
-
 /// What the drones did while enabled.
 struct Window {
     /// When the drones were enabled and disabled (µs since the epoch).

@@ -3,6 +3,7 @@
 
 use super::sample::Database;
 use super::Options;
+use crate::benchkit::parallel;
 use api::{Client, CreateHost, CreateJob};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,7 +62,7 @@ impl Feeder {
     pub async fn create_hosts(&self, hosts: usize) {
         let began = Instant::now();
         let this = self.clone();
-        parallel(move |t| {
+        parallel(THREADS, move |t| {
             let c = this.client();
             for i in (t..hosts).step_by(THREADS) {
                 let host = CreateHost {
@@ -87,7 +88,7 @@ impl Feeder {
             return 0;
         }
         let this = self.clone();
-        parallel(move |t| {
+        parallel(THREADS, move |t| {
             let c = this.client();
             for _ in (t..jobs).step_by(THREADS) {
                 let j = this.next_job.fetch_add(1, Ordering::Relaxed);
@@ -118,7 +119,7 @@ impl Feeder {
     /// Aborts every job the feeder made.
     pub async fn abort_all(&self) {
         let this = self.clone();
-        parallel(move |t| {
+        parallel(THREADS, move |t| {
             let c = this.client();
             let jobs = this.jobs.lock().unwrap().clone();
             for id in jobs.iter().skip(t).step_by(THREADS) {
@@ -146,18 +147,4 @@ pub fn ends(dir: &Path) -> BTreeMap<String, Vec<i64>> {
         }
     }
     ends
-}
-
-/// Runs `f` on [`THREADS`] blocking threads, each given its index; returns when all end.
-async fn parallel(f: impl Fn(usize) + Send + Sync + 'static) {
-    let f = Arc::new(f);
-    let tasks: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let f = f.clone();
-            tokio::task::spawn_blocking(move || f(t))
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
 }
