@@ -92,9 +92,11 @@ impl Contained {
         record: impl FnOnce(std::io::Result<ExitStatus>) -> T,
     ) -> (T, Vec<String>) {
         let status = self.child.wait();
+        // Recorded first: a worker that re-attached waits for this file, and the
+        // orphan reaper can hold `live()` through a whole look at /proc.
+        let recorded = record(status);
         let pid = self.child.id();
         live().remove(&pid);
-        let recorded = record(status);
         let mut notes = Vec::new();
         if let Some(dir) = &self.cgroup {
             if let Err(e) = contain::end(dir) {

@@ -46,7 +46,9 @@ impl Inner {
         };
         let exit_code = if let Some(code) = supervise::recorded_exit(&prefix) {
             code
-        } else if supervise::recorded_pid(&prefix).is_some_and(supervise::is_alive) {
+        } else if supervise::recorded_pid(&prefix).is_some() {
+            // Started before a restart: running, or ended and being recorded. Starting
+            // it again would run the task twice.
             runner::wait_recovered(&prefix).await
         } else {
             match runner::start_task(
