@@ -16,7 +16,7 @@
 
 use common::config::Containment;
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -374,7 +374,25 @@ fn children(live: &HashSet<u32>, marker: Option<&str>) -> Vec<Child> {
 
 /// Reaps this process's children that have exited, except those in `live` (the
 /// Autoserv processes that threads of this process wait for).
+///
+/// A look at /proc costs a read per process on the machine, and every drone's
+/// supervisor does this every few seconds; so `waitid` is asked first, without
+/// reaping, which child has exited. None (the usual answer): nothing to do. Only
+/// when the exited child is a live Autoserv, which its thread is about to reap and
+/// which hides any other behind it, is /proc read.
 pub fn reap_zombies(live: &HashSet<u32>) {
+    let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        let exited = match waitid(Id::All, peek) {
+            // No child has exited (or there is none at all).
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(status) => status.pid(),
+        };
+        match exited {
+            Some(pid) if !live.contains(&(pid.as_raw() as u32)) => reap(pid.as_raw() as u32, false),
+            _ => break,
+        }
+    }
     for child in children(live, None) {
         if child.zombie {
             reap(child.pid, false);

@@ -107,3 +107,80 @@ async fn every_attempt_on_a_drone_runs_under_one_long_lived_supervisor() {
     );
     world.stop().await;
 }
+
+/// The state letter of `pid` in /proc, or None when it is gone (reaped).
+fn proc_state(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .next()?
+            .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn an_orphan_that_exits_while_autoserv_runs_is_reaped_not_left_a_zombie() {
+    let dir = std::env::temp_dir().join(autotest_tests::unique("autotest_orphan"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut process = tokio::process::Command::new(autotest_tests::binary("autoserv-supervisor"))
+        .arg("--serve")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = process.stdin.take().unwrap();
+    // Autoserv leaves a short sleeper behind (its parent shell exits at once, so the
+    // supervisor, a subreaper, inherits it), then waits for `go`.
+    let script = "sh -c 'sleep 0.2 & echo $! > orphan.pid'; \
+                  while [ ! -e go ]; do sleep 0.05; done";
+    let order = Order {
+        id: 1,
+        dir: dir.clone(),
+        stdout: dir.join("out"),
+        stderr: dir.join("err"),
+        lease: None,
+        prefix: dir.join(".autoserv-1"),
+        argv: ["sh", "-c", script].iter().map(|a| a.to_string()).collect(),
+        cgroup: None,
+    };
+    let mut line = serde_json::to_vec(&order).unwrap();
+    line.push(b'\n');
+    stdin.write_all(&line).await.unwrap();
+    let deadline = std::time::Instant::now() + MINUTE;
+    let orphan: u32 = loop {
+        if let Some(pid) = std::fs::read_to_string(dir.join("orphan.pid"))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no orphan started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // It exits after 0.2 s; the supervisor reaps it within its 5 s round, while
+    // Autoserv still runs.
+    while proc_state(orphan).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan {orphan} is still there ({:?}) a minute on",
+            proc_state(orphan)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        supervise::recorded_exit(&order.prefix),
+        None,
+        "reaped while Autoserv ran, not by the sweep after it"
+    );
+    std::fs::write(dir.join("go"), "").unwrap();
+    drop(stdin);
+    assert!(tokio::time::timeout(MINUTE, process.wait())
+        .await
+        .unwrap()
+        .unwrap()
+        .success());
+    assert_eq!(supervise::recorded_exit(&order.prefix), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
