@@ -173,6 +173,7 @@ impl Scheduler {
             self.db.clone(),
             self.config.clone(),
             listening.clone(),
+            broker.clone(),
             wake.clone(),
             metrics.clone(),
             shutdown.clone(),
