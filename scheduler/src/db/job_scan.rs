@@ -1,10 +1,12 @@
 //! How a page of jobs is found without reading the whole history. Owner, `since` and
 //! the cursor go through indexes (`jobs (owner, id)`, `jobs (created_on)`, the primary
 //! key). A job's status is summed up from its entries and a name is matched anywhere in
-//! it, so neither has an index of its own: a Queued or Running job is found from the
-//! entries still active (`host_queue_entries (status, job_id)`, few at any time), and
-//! the other filters look at a bounded window of jobs, ending the page early with a
-//! cursor when the window runs out.
+//! it, so neither has an index of its own. A job is found from its entries
+//! (`host_queue_entries (status, job_id)`) when its status needs an entry in some
+//! state: Queued and Running from the entries still active (few at any time), Failed
+//! from a failed entry and Aborted from an aborted one (a small part of all entries).
+//! Completed, which most jobs are, and the name look at a bounded window of jobs,
+//! ending the page early with a cursor when the window runs out.
 
 use super::schema::{host_queue_entries as hqe, jobs};
 use super::{Db, DbError};
@@ -56,6 +58,10 @@ pub enum Scan {
 }
 
 const WAITING: &[EntryStatus] = &[EntryStatus::Queued, EntryStatus::Pending];
+/// A Failed job has a failed entry (and an Aborted one an aborted entry): see
+/// [`JobStatus::of`].
+const FAILED: &[EntryStatus] = &[EntryStatus::Failed];
+const ABORTED: &[EntryStatus] = &[EntryStatus::Aborted];
 
 /// Every state an entry leaves; a Running job has at least one entry in one of them.
 const ACTIVE: &[EntryStatus] = &[
@@ -71,7 +77,9 @@ pub fn scan_for(filter: &JobFilter) -> Scan {
     match filter.status {
         Some(JobStatus::Queued) => Scan::Entries(WAITING),
         Some(JobStatus::Running) => Scan::Entries(ACTIVE),
-        Some(_) => Scan::Window,
+        Some(JobStatus::Failed) => Scan::Entries(FAILED),
+        Some(JobStatus::Aborted) => Scan::Entries(ABORTED),
+        Some(JobStatus::Completed) => Scan::Window,
         None if filter.name_like.is_some() || filter.label.is_some() => Scan::Window,
         None => Scan::Direct,
     }
@@ -246,10 +254,30 @@ mod tests {
         filter.status = Some(JobStatus::Running);
         assert_eq!(scan_for(&filter), Scan::Entries(ACTIVE));
         filter.status = Some(JobStatus::Failed);
+        assert_eq!(scan_for(&filter), Scan::Entries(FAILED));
+        filter.status = Some(JobStatus::Aborted);
+        assert_eq!(scan_for(&filter), Scan::Entries(ABORTED));
+        filter.status = Some(JobStatus::Completed);
         assert_eq!(scan_for(&filter), Scan::Window);
         filter.status = None;
         filter.name_like = Some("%nightly%".into());
         assert_eq!(scan_for(&filter), Scan::Window);
+    }
+
+    #[test]
+    fn a_failed_or_aborted_job_always_has_an_entry_of_the_state_it_is_found_by() {
+        // Every mix of two entry states: the job's status is Failed (Aborted) only
+        // when one of them is Failed (Aborted), so the entry scan misses none.
+        for a in EntryStatus::ALL {
+            for b in EntryStatus::ALL {
+                let status = JobStatus::of([*a, *b]);
+                for (job, states) in [(JobStatus::Failed, FAILED), (JobStatus::Aborted, ABORTED)] {
+                    if status == job {
+                        assert!(states.contains(a) || states.contains(b), "{a:?} {b:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
