@@ -340,16 +340,40 @@ struct Child {
     marked: bool,
 }
 
-/// The children of this process (`live` left out), by `/proc`.
-fn children(live: &HashSet<u32>, marker: Option<&str>) -> Vec<Child> {
-    let own = std::process::id();
-    let needle = marker.map(|m| format!("{MARKER_VAR}={m}"));
+/// The pids that may be children of this process: what the kernel lists in each of
+/// its threads' `children` file, or, on a kernel without those files, every process.
+/// Either way [`children`] checks each one's parent; the lists are a hint that makes a
+/// look cost this process's children rather than every process on the machine.
+fn candidate_pids() -> Vec<u32> {
+    let listed = std::fs::read_dir("/proc/self/task").ok().and_then(|tasks| {
+        let mut pids = Vec::new();
+        for task in tasks.flatten() {
+            let text = std::fs::read_to_string(task.path().join("children")).ok()?;
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        Some(pids)
+    });
+    if let Some(pids) = listed {
+        return pids;
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .collect()
+}
+
+/// The children of this process (`live` left out), by `/proc`.
+fn children(live: &HashSet<u32>, marker: Option<&str>) -> Vec<Child> {
+    let own = std::process::id();
+    let needle = marker.map(|m| format!("{MARKER_VAR}={m}"));
+    candidate_pids()
+        .into_iter()
         .filter(|pid| !live.contains(pid))
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -440,6 +464,15 @@ pub fn sweep(pgid: u32, marker: &str, live: &HashSet<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_of_this_process_is_among_the_candidates() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let found = candidate_pids().contains(&child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found, "a running child is listed");
+    }
 
     #[test]
     fn the_v2_mount_and_own_cgroup_are_read_from_proc() {
