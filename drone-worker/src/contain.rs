@@ -467,7 +467,10 @@ mod tests {
 
     #[test]
     fn a_child_of_this_process_is_among_the_candidates() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let found = candidate_pids().contains(&child.id());
         let _ = child.kill();
         let _ = child.wait();

@@ -179,6 +179,11 @@ async fn report(
         q(0.99),
         lag.last().map_or(0.0, |b| b.1)
     );
+    let retries = |text| figures::counter_of(text, "autotest_infra_retries_total");
+    println!(
+        "  entries sent back after an infra failure (lost drones included): {:.0}",
+        retries(after) - retries(before)
+    );
     window.print();
 }
 
