@@ -44,10 +44,10 @@ impl Inner {
 
     /// The results filesystem's free space in MiB, and whether it is below `[DRONE]
     /// min_free_mb` (see [`crate::space`]).
-    async fn free_space(&self) -> (Option<u64>, bool) {
+    async fn free_space(&self, was_low: bool) -> (Option<u64>, bool) {
         let dir = self.config.drone.results_dir.clone();
         let min_free_mb = self.config.drone.min_free_mb;
-        tokio::task::spawn_blocking(move || crate::space::reading(&dir, min_free_mb))
+        tokio::task::spawn_blocking(move || crate::space::reading(&dir, min_free_mb, was_low))
             .await
             .unwrap_or((None, false))
     }
@@ -59,7 +59,7 @@ impl Inner {
         loop {
             let running: Vec<(i64, i32)> =
                 self.attempts.held().into_iter().map(Into::into).collect();
-            let (free_mb, low_disk) = self.free_space().await;
+            let (free_mb, low_disk) = self.free_space(was_low).await;
             if low_disk != was_low {
                 let min_free_mb = self.config.drone.min_free_mb;
                 if low_disk {
@@ -72,7 +72,7 @@ impl Inner {
                     tracing::info!(
                         ?free_mb,
                         min_free_mb,
-                        "the results filesystem has room again: taking work"
+                        "the results filesystem has room again (a tenth above min_free_mb): taking work"
                     );
                 }
                 was_low = low_disk;

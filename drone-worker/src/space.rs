@@ -30,10 +30,11 @@ use std::sync::Mutex;
 pub const FULL_FLOOR_MB: u64 = 16;
 
 /// What a heartbeat says of the results filesystem: its free space in MiB (None when
-/// it cannot be read) and whether that is below `min_free_mb` (0: never).
-pub(crate) fn reading(results_dir: &Path, min_free_mb: u64) -> (Option<u64>, bool) {
+/// it cannot be read) and whether the drone is low on it (see [`is_low`]; `was_low`:
+/// what the last heartbeat said).
+pub(crate) fn reading(results_dir: &Path, min_free_mb: u64, was_low: bool) -> (Option<u64>, bool) {
     match common::disk::free_mb(results_dir) {
-        Ok(free) => (Some(free), is_low(free, min_free_mb)),
+        Ok(free) => (Some(free), is_low(free, min_free_mb, was_low)),
         Err(error) => {
             tracing::warn!(%error, dir = %results_dir.display(), "cannot read the results filesystem's free space");
             (None, false)
@@ -41,9 +42,17 @@ pub(crate) fn reading(results_dir: &Path, min_free_mb: u64) -> (Option<u64>, boo
     }
 }
 
-/// Whether `free_mb` is below `min_free_mb` (0 turns the check off).
-pub fn is_low(free_mb: u64, min_free_mb: u64) -> bool {
-    free_mb < min_free_mb
+/// Whether a drone with `free_mb` free is low on space: below `min_free_mb` (0 turns
+/// the check off); and one that was low stays low until it has a tenth more than
+/// that (at least 1 MiB more), so a disk hovering at the floor does not take work
+/// and refuse it heartbeat after heartbeat.
+pub fn is_low(free_mb: u64, min_free_mb: u64, was_low: bool) -> bool {
+    let floor = if was_low && min_free_mb > 0 {
+        min_free_mb.saturating_add((min_free_mb / 10).max(1))
+    } else {
+        min_free_mb
+    };
+    free_mb < floor
 }
 
 /// The infra failure a full disk makes of an attempt whose Autoserv has just exited
@@ -119,9 +128,23 @@ mod tests {
 
     #[test]
     fn low_disk_is_below_the_drone_s_floor_and_zero_turns_it_off() {
-        assert!(is_low(100, 2048));
-        assert!(!is_low(2048, 2048));
-        assert!(!is_low(0, 0));
+        assert!(is_low(100, 2048, false));
+        assert!(!is_low(2048, 2048, false));
+        assert!(!is_low(0, 0, false));
+        assert!(!is_low(0, 0, true));
+    }
+
+    #[test]
+    fn a_low_drone_takes_work_again_only_with_a_tenth_more_than_its_floor() {
+        assert!(is_low(2048, 2048, true), "at the floor it stays low");
+        assert!(is_low(2251, 2048, true));
+        assert!(!is_low(2252, 2048, true), "2048 + 204 (a tenth, rounded down)");
+        assert!(
+            !is_low(2100, 2048, false),
+            "a drone not low goes low only below it"
+        );
+        assert!(is_low(5, 5, true), "small floors get at least 1 MiB");
+        assert!(!is_low(6, 5, true));
     }
 
     #[test]
