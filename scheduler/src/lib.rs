@@ -181,7 +181,7 @@ impl Scheduler {
         tasks.spawn(Task::LostDroneKeeper, ended(lost_drone_keeper));
         let mailer = notify::run(self.db.clone(), self.config.clone(), shutdown.clone());
         tasks.spawn(Task::Mailer, ended(mailer));
-        let keeper = retention::Keeper::new(self.db.clone(), self.config.clone());
+        let keeper = retention::Keeper::new(self.db.clone(), self.config.clone(), metrics.clone());
         tasks.spawn(
             Task::ResultsKeeper,
             ended(keeper.clone().run(shutdown.clone())),

@@ -238,7 +238,7 @@ async fn an_admin_archives_or_purges_a_finished_job_and_readers_are_sent_to_the_
     assert!(!world.results_dir().join(format!("{gone}-tester")).exists());
 
     let server = world.server().to_string();
-    let (redirect, from_archive, removed) = tokio::task::spawn_blocking(move || {
+    let (redirect, from_archive, removed, pages) = tokio::task::spawn_blocking(move || {
         let path = format!("/results/{kept}-tester/host1/debug/client.log");
         let (status, location, _) = get(&server, &path);
         let location = location.expect("a Location");
@@ -248,10 +248,24 @@ async fn an_admin_archives_or_purges_a_finished_job_and_readers_are_sent_to_the_
             &server,
             &format!("/results/{gone}-tester/host1/debug/client.log"),
         );
-        ((status, location), body, (removed.0, removed.2))
+        let pages = [kept, gone].map(|id| get(&server, &format!("/jobs/{id}")).2);
+        let metrics = autotest_tests::metrics::parse(&get(&server, "/metrics").2);
+        let moved = ["archive", "purge"]
+            .map(|action| metrics.get("autotest_results_moved_total", &[("action", action)]));
+        assert_eq!(moved, [1.0, 1.0], "one archive and one purge counted");
+        ((status, location), body, (removed.0, removed.2), pages)
     })
     .await
     .unwrap();
+    let [kept_page, gone_page] = pages;
+    assert!(
+        kept_page.contains(r#"data-field="results-place">archived on "#),
+        "the job page says where its results went: {kept_page}"
+    );
+    assert!(
+        gone_page.contains(r#"data-field="results-place">removed on "#),
+        "{gone_page}"
+    );
     assert_eq!(redirect.0, 307);
     assert!(redirect.1.starts_with(&archive_url), "{}", redirect.1);
     assert_eq!(from_archive, "hello\n");
@@ -345,5 +359,18 @@ async fn an_archive_over_ssh_is_made_and_checked_before_the_results_host_lets_go
         .join(format!("{second}-tester/host1/debug/client.log"))
         .exists());
     assert_eq!(world.job(second).await.results_place, "results-host");
+    let server = world.server().to_string();
+    let metrics = tokio::task::spawn_blocking(move || {
+        autotest_tests::metrics::parse(&get(&server, "/metrics").2)
+    })
+    .await
+    .unwrap();
+    let archive = [("action", "archive")];
+    assert_eq!(metrics.get("autotest_results_moved_total", &archive), 1.0);
+    assert_eq!(
+        metrics.get("autotest_results_move_failures_total", &archive),
+        1.0,
+        "the failed archive is counted"
+    );
     world.stop().await;
 }

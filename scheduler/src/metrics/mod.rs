@@ -42,6 +42,12 @@ struct EventLabel {
     event: &'static str,
 }
 
+/// What the results keeper did to a job's results: `archive` or `purge`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: &'static str,
+}
+
 /// Why a report changed nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
@@ -67,6 +73,8 @@ pub struct Metrics {
     reports_ignored: Family<ReasonLabel, Counter>,
     infra_retries: Counter,
     parse_errors: Counter,
+    results_moved: Family<ActionLabel, Counter>,
+    results_move_failures: Family<ActionLabel, Counter>,
     dispatch_latency: Histogram,
     end_to_end_latency: Histograms,
     report_lag: Histogram,
@@ -101,6 +109,8 @@ impl Metrics {
             reports_ignored: Family::default(),
             infra_retries: Counter::default(),
             parse_errors: Counter::default(),
+            results_moved: Family::default(),
+            results_move_failures: Family::default(),
             dispatch_latency: common::metrics::latency_histogram(),
             end_to_end_latency: Family::new_with_constructor(common::metrics::latency_histogram),
             report_lag: Histogram::new(REPORT_LAG_BUCKETS),
@@ -118,6 +128,11 @@ impl Metrics {
         // needs no first occurrence.
         for event in EVENTS {
             let _ = metrics.reports_applied.get_or_create(&EventLabel { event });
+        }
+        for action in ["archive", "purge"] {
+            let label = ActionLabel { action };
+            let _ = metrics.results_moved.get_or_create(&label);
+            let _ = metrics.results_move_failures.get_or_create(&label);
         }
         for reason in ["stale", "unknown_entry"] {
             let _ = metrics
@@ -158,6 +173,16 @@ impl Metrics {
             "autotest_parse_errors",
             "Parsed test results that came with a parse error (a drone could not read part of an entry's results)",
             self.parse_errors.clone(),
+        );
+        r.register(
+            "autotest_results_moved",
+            "Jobs whose results were moved off the results host, by action: archive (copied to archive_rsync and checked first) or purge; by the retention rules or atest job archive/purge",
+            self.results_moved.clone(),
+        );
+        r.register(
+            "autotest_results_move_failures",
+            "Archives or purges that failed and left the job's results where they were, by action",
+            self.results_move_failures.clone(),
         );
         r.register_with_unit(
             "autotest_dispatch_latency",
@@ -291,6 +316,17 @@ impl Metrics {
         self.reports_ignored
             .get_or_create(&ReasonLabel { reason })
             .inc();
+    }
+
+    /// Counts an archive or purge of a job's results (`archive` or `purge`) that was
+    /// done, or that failed and changed nothing.
+    pub fn results_moved(&self, action: &'static str, done: bool) {
+        let family = if done {
+            &self.results_moved
+        } else {
+            &self.results_move_failures
+        };
+        family.get_or_create(&ActionLabel { action }).inc();
     }
 
     /// Counts what intake's transitions did (also those the scheduler made itself,

@@ -200,5 +200,5 @@ fn every_metric_is_named_by_prometheus_conventions_and_documented() {
         }
         assert!(text.contains(&format!("# HELP {name} ")), "no help: {name}");
     }
-    assert_eq!(families, 15, "{text}");
+    assert_eq!(families, 17, "{text}");
 }

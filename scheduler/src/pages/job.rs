@@ -140,6 +140,18 @@ fn entry_view(entry: EntryRow, tests: Option<EntryTests>, dir: &str, log: &str) 
     }
 }
 
+/// Where a job's results are, as its page says it: on the results host, or archived
+/// or removed by the retention rules or an admin, and when.
+pub fn results_where(place: crate::model::ResultsPlace, on: Option<i64>) -> String {
+    use crate::model::ResultsPlace;
+    let on = on.map(|t| format!(" on {}", when(t))).unwrap_or_default();
+    match place {
+        ResultsPlace::ResultsHost => "on the results host".into(),
+        ResultsPlace::Archived => format!("archived{on} (links lead to the archive host)"),
+        ResultsPlace::Removed => format!("removed{on}"),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "job.html")]
 struct JobPage {
@@ -154,6 +166,8 @@ struct JobPage {
     drone_set: String,
     synch_count: i32,
     tasks: String,
+    /// Where the job's results are (see [`results_where`]).
+    results_place: String,
     control_file: String,
     entries: Vec<EntryView>,
     job_actions: super::actions::JobActions,
@@ -188,6 +202,7 @@ pub async fn show(
         None => DEFAULT_LOG.to_string(),
     };
     let job = db::jobs::show(&state.db, id).await?;
+    let place = db::results_place::place_of(&state.db, id).await?;
     let control_file = job_pages::control_file(&state.db, id)
         .await?
         .unwrap_or_default();
@@ -210,6 +225,7 @@ pub async fn show(
         drone_set: job.drone_set.clone().unwrap_or_default(),
         synch_count: job.synch_count,
         tasks: job.tasks.names().join(", "),
+        results_place: place.map_or_else(String::new, |(place, on)| results_where(place, on)),
         control_file,
         entries: job
             .entries

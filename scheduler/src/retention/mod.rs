@@ -9,6 +9,7 @@ pub mod rules;
 pub mod transfer;
 
 use crate::db::{self, results_place::JobPlace, Db, DbError};
+use crate::metrics::Metrics;
 use common::config::{Config, ResultsHost};
 use common::shutdown::Shutdown;
 use rules::{Action, Place, Rules};
@@ -39,15 +40,17 @@ pub enum RetentionError {
 pub struct Keeper {
     db: Db,
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
     /// One transfer or removal at a time.
     busy: tokio::sync::Mutex<()>,
 }
 
 impl Keeper {
-    pub fn new(db: Db, config: Arc<Config>) -> Arc<Self> {
+    pub fn new(db: Db, config: Arc<Config>, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             db,
             config,
+            metrics,
             busy: tokio::sync::Mutex::new(()),
         })
     }
@@ -95,7 +98,9 @@ impl Keeper {
                 })
             }
         }
-        self.apply(&job, action).await?;
+        let applied = self.apply(&job, action).await;
+        self.metrics.results_moved(action.as_str(), applied.is_ok());
+        applied?;
         Ok(action.place())
     }
 

@@ -15,6 +15,14 @@ pub enum Action {
 }
 
 impl Action {
+    /// As `atest job archive|purge` and the metrics name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Archive => "archive",
+            Action::Purge => "purge",
+        }
+    }
+
     /// Where the results are once it is done.
     pub fn place(self) -> Place {
         match self {
