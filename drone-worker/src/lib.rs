@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod metrics;
 mod parse;
 pub mod pusher;
+mod recovered;
 pub mod reporter;
 pub mod retention;
 pub mod runner;

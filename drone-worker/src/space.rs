@@ -138,7 +138,10 @@ mod tests {
     fn a_low_drone_takes_work_again_only_with_a_tenth_more_than_its_floor() {
         assert!(is_low(2048, 2048, true), "at the floor it stays low");
         assert!(is_low(2251, 2048, true));
-        assert!(!is_low(2252, 2048, true), "2048 + 204 (a tenth, rounded down)");
+        assert!(
+            !is_low(2252, 2048, true),
+            "2048 + 204 (a tenth, rounded down)"
+        );
         assert!(
             !is_low(2100, 2048, false),
             "a drone not low goes low only below it"
