@@ -34,6 +34,10 @@ pub(crate) struct Metrics {
     registry: Registry,
     pub push: PushCounts,
     pub parse_errors: Counter,
+    /// Results directories removed from the drone after their verified push, and
+    /// removals that failed (the directory stays).
+    pub removals: Counter,
+    pub removal_failures: Counter,
     attempts_held: Gauge,
     attempts_running: Gauge,
     lease_age: Gauge<f64, AtomicU64>,
@@ -50,6 +54,8 @@ impl Metrics {
             registry: common::metrics::registry("drone-worker"),
             push: PushCounts::default(),
             parse_errors: Counter::default(),
+            removals: Counter::default(),
+            removal_failures: Counter::default(),
             attempts_held: Gauge::default(),
             attempts_running: Gauge::default(),
             lease_age: Gauge::default(),
@@ -87,6 +93,16 @@ impl Metrics {
             "autotest_worker_parse_errors",
             "Parses of an entry's results that met an error (part of the results unreadable, or the parser failed)",
             metrics.parse_errors.clone(),
+        );
+        r.register(
+            "autotest_worker_results_removed",
+            "Results directories removed from the drone keep_pushed_hours after the results host's copy was verified",
+            metrics.removals.clone(),
+        );
+        r.register(
+            "autotest_worker_results_removal_failures",
+            "Removals of verified results that failed: the directory stays on the drone until the worker starts again",
+            metrics.removal_failures.clone(),
         );
         r.register(
             "autotest_worker_attempts_held",
@@ -184,7 +200,7 @@ mod tests {
             assert!(text.contains(&format!("# HELP {name} ")), "no help: {name}");
             families.push(name.to_string());
         }
-        assert_eq!(families.len(), 12, "{text}");
+        assert_eq!(families.len(), 14, "{text}");
         for line in [
             "autotest_worker_drone_info{drone=\"drone1\"} 1\n",
             "autotest_worker_results_pushes_total 1\n",

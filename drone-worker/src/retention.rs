@@ -253,15 +253,18 @@ impl Retention {
         Ok(Removal::Removed)
     }
 
+    /// Records how a removal went; whether it failed (None: nothing was there to
+    /// remove).
     fn after(
         &self,
         subdir: &str,
         removed: Result<std::io::Result<Removal>, tokio::task::JoinError>,
-    ) {
+    ) -> Option<bool> {
         match removed {
             Ok(Ok(Removal::Removed)) => {
                 self.kept().remove(subdir);
                 tracing::info!(results = %subdir, "removed the drone's copy of results verified on the results host");
+                Some(false)
             }
             Ok(Ok(Removal::Gone)) => {
                 self.kept().remove(subdir);
@@ -270,14 +273,19 @@ impl Retention {
                     tracing::warn!(%error, "cannot record a removal");
                 }
                 tracing::info!(results = %subdir, "results to remove were already gone");
+                None
             }
             Ok(Err(error)) => {
                 // Not tried again until the next start: a directory that cannot be
                 // removed now is unlikely to become removable by itself.
                 self.kept().remove(subdir);
                 tracing::error!(%error, results = %subdir, "cannot remove pushed results; left on the drone");
+                Some(true)
             }
-            Err(error) => tracing::error!(%error, results = %subdir, "the removal failed"),
+            Err(error) => {
+                tracing::error!(%error, results = %subdir, "the removal failed");
+                Some(true)
+            }
         }
     }
 }
@@ -317,7 +325,15 @@ impl Inner {
             let removed =
                 tokio::task::spawn_blocking(move || inner.retention.remove(&name, &inner.fault))
                     .await;
-            retention.after(&subdir, removed);
+            if let Some(failed) = retention.after(&subdir, removed) {
+                let metrics = &self.metrics;
+                let counter = if failed {
+                    &metrics.removal_failures
+                } else {
+                    &metrics.removals
+                };
+                counter.inc();
+            }
             tokio::time::sleep(started.elapsed().max(Duration::from_millis(1))).await;
         }
         wait.min(MAX_WAIT)
