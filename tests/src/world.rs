@@ -495,6 +495,21 @@ impl World {
         }
     }
 
+    /// Where `drone` serves its results (and its `/metrics`), as the scheduler
+    /// recorded it from its heartbeats for job `job_id`'s entry on `host`.
+    pub async fn drone_results_url(&self, job_id: i64, host: &str, drone: &str) -> String {
+        let db = scheduler::db::Db::open(&self.config.database)
+            .await
+            .expect("database");
+        let urls = scheduler::db::drones::results_urls_of(&db, job_id, host)
+            .await
+            .expect("results URLs");
+        urls.into_iter()
+            .find(|(name, _)| name == drone)
+            .map(|(_, url)| url)
+            .unwrap_or_else(|| panic!("no results URL of {drone}"))
+    }
+
     /// Waits until the scheduler shows `drone` with `status` (ok, lost, ...).
     pub async fn wait_for_drone(&self, drone: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);

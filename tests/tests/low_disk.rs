@@ -26,6 +26,21 @@ fn small_disk(size_mb: u64) -> Option<Tmpfs> {
 }
 
 /// The scheduler's `/metrics`, parsed.
+/// Starts drone1's worker with its results in `results` (on a small disk) and the
+/// floor `min_free_mb`.
+async fn start_drone1_on(world: &mut World, results: std::path::PathBuf, min_free_mb: u64) {
+    world
+        .start_worker_with(
+            "drone1",
+            move |config| {
+                config.drone.results_dir = results;
+                config.drone.min_free_mb = min_free_mb;
+            },
+            autotest_tests::binary("autoserv-supervisor"),
+        )
+        .await;
+}
+
 async fn scrape(world: &World) -> metrics::Exposition {
     let server = world.server().to_string();
     let (status, _, body) =
@@ -71,16 +86,7 @@ async fn a_drone_low_on_disk_takes_no_new_work_until_its_disk_has_room_again() {
     let free_before = disk.free_mb();
     assert!(free_before < 32, "{free_before} MiB free");
     let results = disk.path().join("results");
-    world
-        .start_worker_with(
-            "drone1",
-            move |config| {
-                config.drone.results_dir = results;
-                config.drone.min_free_mb = 32;
-            },
-            autotest_tests::binary("autoserv-supervisor"),
-        )
-        .await;
+    start_drone1_on(&mut world, results, 32).await;
     world.wait_for_drone("drone1", "low-disk").await;
     let drone = world.api(|c| c.drones()).await.unwrap().remove(0);
     let free = drone.free_mb.expect("free space reported");
@@ -173,16 +179,7 @@ async fn a_job_that_fills_its_drone_s_disk_is_retried_on_another_drone_never_fai
     let results = disk.path().join("results");
     std::fs::create_dir_all(&results).unwrap();
     std::fs::write(results.join("fill-me"), "").unwrap();
-    world
-        .start_worker_with(
-            "drone1",
-            move |config| {
-                config.drone.results_dir = results;
-                config.drone.min_free_mb = 8;
-            },
-            autotest_tests::binary("autoserv-supervisor"),
-        )
-        .await;
+    start_drone1_on(&mut world, results, 8).await;
     world.start_worker("drone2").await;
     world.wait_for_drone("drone1", "ok").await;
     world.wait_for_drone("drone2", "ok").await;

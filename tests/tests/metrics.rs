@@ -42,20 +42,6 @@ async fn scrape(base: &str) -> Exposition {
     metrics::parse(&body)
 }
 
-/// Where drone `drone` serves its results (and `/metrics`), from its heartbeats.
-async fn drone_url(world: &World, job_id: i64, drone: &str) -> String {
-    let db = scheduler::db::Db::open(&world.config.database)
-        .await
-        .expect("database");
-    let urls = scheduler::db::drones::results_urls_of(&db, job_id, "host1")
-        .await
-        .expect("results URLs");
-    urls.into_iter()
-        .find(|(name, _)| name == drone)
-        .map(|(_, url)| url)
-        .unwrap_or_else(|| panic!("no results URL of {drone}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_three_passing_jobs_and_one_failing_both_programs_count_what_ran() {
     let world = World::builder().drone("drone1", 2).start().await;
@@ -116,7 +102,7 @@ async fn after_three_passing_jobs_and_one_failing_both_programs_count_what_ran()
     assert_eq!(scheduler.get("autotest_build_info", &build), 1.0);
 
     // The worker lets an attempt go just after its last report is confirmed.
-    let base = drone_url(&world, ids[0], "drone1").await;
+    let base = world.drone_results_url(ids[0], "host1", "drone1").await;
     let deadline = Instant::now() + MINUTE;
     let worker = loop {
         let worker = scrape(&base).await;
@@ -248,7 +234,7 @@ async fn failed_pushes_count_until_the_results_host_takes_them() {
             j[0].entries[0].failure_kind.as_deref() == Some("infra")
         })
         .await;
-    let base = drone_url(&world, id, "drone1").await;
+    let base = world.drone_results_url(id, "host1", "drone1").await;
     let deadline = Instant::now() + MINUTE;
     loop {
         let worker = scrape(&base).await;

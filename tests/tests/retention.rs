@@ -58,15 +58,7 @@ async fn a_drone_removes_its_copy_only_once_the_results_host_has_verified_it() {
     assert!(!copy.parent().unwrap().exists(), "the job's directory too");
     assert!(pushed_log(&world).contains("removed"));
     // The worker counts the removal.
-    let db = scheduler::db::Db::open(&world.config.database)
-        .await
-        .expect("database");
-    let (_, url) = scheduler::db::drones::results_urls_of(&db, id, "host1")
-        .await
-        .expect("results URLs")
-        .into_iter()
-        .find(|(drone, _)| drone == "drone1")
-        .expect("drone1's results URL");
+    let url = world.drone_results_url(id, "host1", "drone1").await;
     let metrics = tokio::task::spawn_blocking(move || {
         autotest_tests::metrics::parse(&get(&url, "/metrics").2)
     })

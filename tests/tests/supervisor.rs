@@ -8,16 +8,21 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-#[tokio::test]
-async fn it_starts_each_order_records_its_end_and_answers_in_lines() {
-    let dir = std::env::temp_dir().join(autotest_tests::unique("autotest_serve"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut process = tokio::process::Command::new(autotest_tests::binary("autoserv-supervisor"))
+/// `autoserv-supervisor --serve`, its orders on stdin and its answers on stdout.
+fn serve() -> tokio::process::Child {
+    tokio::process::Command::new(autotest_tests::binary("autoserv-supervisor"))
         .arg("--serve")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn it_starts_each_order_records_its_end_and_answers_in_lines() {
+    let dir = std::env::temp_dir().join(autotest_tests::unique("autotest_serve"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut process = serve();
     let mut stdin = process.stdin.take().unwrap();
     let mut answers = tokio::io::BufReader::new(process.stdout.take().unwrap()).lines();
     let order = |id: u64, argv: &[&str]| Order {
@@ -124,12 +129,7 @@ fn proc_state(pid: u32) -> Option<String> {
 async fn an_orphan_that_exits_while_autoserv_runs_is_reaped_not_left_a_zombie() {
     let dir = std::env::temp_dir().join(autotest_tests::unique("autotest_orphan"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut process = tokio::process::Command::new(autotest_tests::binary("autoserv-supervisor"))
-        .arg("--serve")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut process = serve();
     let mut stdin = process.stdin.take().unwrap();
     // Autoserv leaves a short sleeper behind (its parent shell exits at once, so the
     // supervisor, a subreaper, inherits it), then waits for `go`.

@@ -103,26 +103,9 @@ pub fn buckets_of(text: &str, name: &str) -> Buckets {
     buckets
 }
 
-/// The value of a counter without labels in a `/metrics` answer (0 when absent).
-pub fn counter_of(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .find_map(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_counter_is_read_by_its_whole_name() {
-        let text = "# TYPE autotest_infra_retries_total counter\n\
-                    autotest_infra_retries_total_other 9\n\
-                    autotest_infra_retries_total 17\n";
-        assert_eq!(counter_of(text, "autotest_infra_retries_total"), 17.0);
-        assert_eq!(counter_of(text, "autotest_missing_total"), 0.0);
-    }
 
     fn by_drone(pairs: &[(&str, &[i64])]) -> BTreeMap<String, Vec<i64>> {
         pairs

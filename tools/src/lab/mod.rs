@@ -179,7 +179,11 @@ async fn report(
         q(0.99),
         lag.last().map_or(0.0, |b| b.1)
     );
-    let retries = |text| figures::counter_of(text, "autotest_infra_retries_total");
+    let retries = |text| {
+        autotest_tests::metrics::parse(text)
+            .value("autotest_infra_retries_total", &[])
+            .unwrap_or(0.0)
+    };
     println!(
         "  entries sent back after an infra failure (lost drones included): {:.0}",
         retries(after) - retries(before)
